@@ -1,0 +1,139 @@
+"""What a provider module is: pure translation between infermux types and one backend's wire protocol.
+
+A provider module does no I/O. It exposes a :class:`Provider` value (named ``PROVIDER``) that bundles:
+
+- ``build_chat(request, model, stream) -> ProviderRequest``
+- ``parse_chat(body: bytes, headers) -> ChatResponse`` (only the fields the wire carries)
+- ``new_stream_parser() -> StreamParser`` (feed bytes, get :mod:`infermux.types` stream events)
+- ``build_embed`` / ``parse_embed`` where the backend embeds
+- ``classify_error(status, headers, body) -> APIStatusError`` (typed, with the provider's error type,
+  message, request ID and the advertised retry delay)
+- ``auth_headers(key) -> dict`` and the header names that carry the provider's request ID.
+
+The endpoint engine (``infermux.endpoint``) supplies URL, keys, resilience and I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import APIStatusError, MalformedResponseError, status_error_class
+from ..types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEvent
+
+__all__ = [
+    "Provider",
+    "ProviderRequest",
+    "StreamParser",
+    "decode_json",
+    "error_from_body",
+    "header",
+]
+
+
+@dataclass(slots=True)
+class ProviderRequest:
+    """A request as the provider wants it. ``path`` is relative to the endpoint's base URL and may
+    carry a query string; ``json`` is the body to encode (``None`` for GET)."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    stream: bool = False
+
+
+class StreamParser(Protocol):
+    """Incremental parser of one streamed response body."""
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """Parse the next chunk (any split, even mid-line); raises ``MalformedResponseError`` on bad data."""
+        ...
+
+    def close(self) -> list[StreamEvent]:
+        """The body ended: flush, and raise ``IncompleteStreamError`` if the terminal marker never came."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    default_base_url: str
+    build_chat: Callable[[ChatRequest, str, bool], ProviderRequest]
+    parse_chat: Callable[[bytes, Mapping[str, str]], ChatResponse]
+    new_stream_parser: Callable[[], StreamParser]
+    classify_error: Callable[[int, Mapping[str, str], bytes], APIStatusError]
+    auth_headers: Callable[[str], dict[str, str]]
+    request_id_headers: tuple[str, ...] = ("x-request-id", "request-id")
+    build_embed: Callable[[EmbedRequest, str], ProviderRequest] | None = None
+    parse_embed: Callable[[bytes, Mapping[str, str]], EmbedResponse] | None = None
+    #: extra native calls, e.g. llama.cpp's ``/tokenize``: name -> builder of a ProviderRequest
+    capabilities: frozenset[str] = frozenset()
+    description: str = ""
+
+    def provider_request_id(self, headers: Mapping[str, str]) -> str | None:
+        for name in self.request_id_headers:
+            v = headers.get(name)
+            if v:
+                return v
+        return None
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup (our transports lower-case names already)."""
+    v = headers.get(name)
+    if v is None:
+        v = headers.get(name.lower())
+    return v
+
+
+def decode_json(body: bytes, headers: Mapping[str, str], *, provider: str, what: str = "response") -> Any:
+    """Decode a 2xx JSON body or raise :class:`MalformedResponseError` (never a raw ``JSONDecodeError``)."""
+    ctype = (header(headers, "content-type") or "").lower()
+    if ctype and "json" not in ctype:
+        snippet = body[:200].decode("utf-8", "replace")
+        raise MalformedResponseError(
+            f"{provider} {what}: expected JSON but got content-type {ctype!r}: {snippet!r}",
+            provider=provider,
+            body=snippet,
+        )
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        snippet = body[:200].decode("utf-8", "replace")
+        raise MalformedResponseError(
+            f"{provider} {what}: body is not valid JSON ({e}): {snippet!r}", provider=provider, body=snippet
+        ) from e
+
+
+def error_from_body(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    error_type: str | None,
+    message: str | None,
+    parsed: Any,
+    retry_after: float | None,
+    provider_request_id: str | None,
+    retryable: bool | None = None,
+) -> APIStatusError:
+    """Build the typed status error from what a provider's ``classify_error`` extracted."""
+    cls = status_error_class(status)
+    text = message or body[:300].decode("utf-8", "replace") or f"HTTP {status}"
+    return cls(
+        f"{provider} returned HTTP {status}"
+        + (f" ({error_type})" if error_type else "")
+        + f": {text}",
+        provider=provider,
+        status_code=status,
+        error_type=error_type,
+        provider_message=message,
+        provider_request_id=provider_request_id,
+        retry_after=retry_after,
+        retryable=retryable,
+        body=parsed if parsed is not None else body[:2000].decode("utf-8", "replace"),
+    )

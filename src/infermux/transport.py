@@ -1,0 +1,208 @@
+"""The HTTP seam: everything above it sees :class:`HTTPRequest` / :class:`HTTPResponse` only.
+
+The default :class:`AiohttpTransport` uses aiohttp (chosen by measurement, see ``bench/``), imported
+on first use so that ``import infermux`` stays light. :class:`MockTransport` answers from a Python
+function for unit tests. Transports raise only :class:`~infermux.errors.APIConnectionError` and
+:class:`~infermux.errors.APITimeoutError`; the endpoint adds the context (provider, request ID...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import APIConnectionError, APITimeoutError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import aiohttp
+
+__all__ = [
+    "AiohttpTransport",
+    "HTTPRequest",
+    "HTTPResponse",
+    "MockTransport",
+    "Timeouts",
+    "Transport",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-phase timeouts in seconds. ``read`` bounds the wait for the first byte and between chunks.
+
+    The overall per-request deadline (all attempts and waits) lives in the retry policy.
+    """
+
+    connect: float = 10.0
+    read: float = 120.0
+
+
+@dataclass(slots=True)
+class HTTPRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+class HTTPResponse(Protocol):
+    """A response whose headers have arrived; the body is read with :meth:`read` or :meth:`iter_chunks`."""
+
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+
+    async def read(self) -> bytes: ...
+
+    def iter_chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Transport(Protocol):
+    async def send(self, request: HTTPRequest) -> HTTPResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- aiohttp
+
+
+class _AiohttpResponse:
+    __slots__ = ("_resp", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers = {k.lower(): v for k, v in resp.headers.items()}
+
+    async def read(self) -> bytes:
+        import aiohttp
+
+        try:
+            return await self._resp.read()
+        except asyncio.TimeoutError as e:
+            raise APITimeoutError("timed out reading the response body") from e
+        except aiohttp.ClientError as e:
+            raise APIConnectionError(f"connection broke while reading the body: {e!r}") from e
+        finally:
+            self._resp.release()
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except asyncio.TimeoutError as e:
+            raise APITimeoutError("timed out waiting for the next stream chunk") from e
+        except aiohttp.ClientError as e:
+            raise APIConnectionError(f"connection broke mid-stream: {e!r}") from e
+        finally:
+            self._resp.release()
+
+    async def aclose(self) -> None:
+        self._resp.close()
+
+
+class AiohttpTransport:
+    """One aiohttp session per event loop, keep-alive pooled, created on first use."""
+
+    def __init__(self, *, max_connections: int = 256, max_connections_per_host: int = 0) -> None:
+        self._limit = max_connections
+        self._limit_per_host = max_connections_per_host
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit_per_host, enable_cleanup_closed=False
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+            self._loop = loop
+        return self._session
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        import aiohttp
+
+        session = self._get_session()
+        t = request.timeouts
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
+        try:
+            resp = await session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except asyncio.TimeoutError as e:
+            raise APITimeoutError(f"timed out connecting to or waiting on {request.url}") from e
+        except aiohttp.ClientError as e:
+            raise APIConnectionError(f"could not reach {request.url}: {e!r}") from e
+        return _AiohttpResponse(resp)
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+# --------------------------------------------------------------------------- mock
+
+
+@dataclass(slots=True)
+class MockResponse:
+    """What a :class:`MockTransport` handler returns: a status, headers and a body given whole or as chunks."""
+
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | Iterable[bytes] = b""
+
+    async def read(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        return b"".join(self.body)
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if isinstance(self.body, bytes):
+            if self.body:
+                yield self.body
+            return
+        for chunk in self.body:
+            yield chunk
+
+    async def aclose(self) -> None:
+        return None
+
+
+MockHandler = Callable[[HTTPRequest], "MockResponse | Awaitable[MockResponse]"]
+
+
+class MockTransport:
+    """Answers requests from ``handler(request)``; a handler may raise transport errors to simulate faults."""
+
+    def __init__(self, handler: MockHandler) -> None:
+        self.handler = handler
+        self.requests: list[HTTPRequest] = []
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        self.requests.append(request)
+        result: Any = self.handler(request)
+        if asyncio.iscoroutine(result):
+            result = await result
+        resp: MockResponse = result
+        resp.headers = {k.lower(): v for k, v in resp.headers.items()}
+        return resp
+
+    async def aclose(self) -> None:
+        return None

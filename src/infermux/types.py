@@ -1,0 +1,532 @@
+"""Provider-neutral requests, responses and stream events.
+
+Public values are frozen, slotted dataclasses: cheap to build, immutable, and validated once in
+``__post_init__`` so that a bad request fails with a :class:`~infermux.errors.ConfigurationError`
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from .errors import ConfigurationError
+
+__all__ = [
+    "ChatRequest",
+    "ChatResponse",
+    "EmbedRequest",
+    "EmbedResponse",
+    "FinishReason",
+    "ImagePart",
+    "Message",
+    "Part",
+    "Priority",
+    "ResponseFormat",
+    "StreamAccumulator",
+    "StreamError",
+    "StreamEvent",
+    "StreamFinish",
+    "StreamStart",
+    "TextDelta",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "Usage",
+    "UsageEvent",
+    "coerce_messages",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+#: Normalised finish reasons. Providers' own values are mapped onto these; the original is kept in
+#: ``ChatResponse.raw``.
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+
+
+class Priority(enum.IntEnum):
+    """Queue priority of a request on an endpoint. Lower value is served first."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
+
+
+# --------------------------------------------------------------------------- content parts
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise ConfigurationError(f"TextPart.text must be str, got {type(self.text).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image given by URL (``url``) or inline as base64 (``data`` + ``media_type``).
+
+    A ``data:`` URL passed as ``url`` is split into ``data`` and ``media_type``.
+    """
+
+    url: str | None = None
+    data: str | None = None
+    media_type: str | None = None
+    detail: Literal["auto", "low", "high"] | None = None
+    type: Literal["image"] = "image"
+
+    def __post_init__(self) -> None:
+        if self.url and self.url.startswith("data:"):
+            head, _, payload = self.url.partition(",")
+            if ";base64" not in head or not payload:
+                raise ConfigurationError("ImagePart data: URL must be base64-encoded ('data:<type>;base64,...')")
+            object.__setattr__(self, "media_type", head[5:].split(";")[0] or "application/octet-stream")
+            object.__setattr__(self, "data", payload)
+            object.__setattr__(self, "url", None)
+        if (self.url is None) == (self.data is None):
+            raise ConfigurationError("ImagePart needs exactly one of url= or data=")
+        if self.data is not None and not self.media_type:
+            raise ConfigurationError("ImagePart with data= needs media_type= (e.g. 'image/png')")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, media_type: str, detail: Literal["auto", "low", "high"] | None = None) -> ImagePart:
+        return cls(data=base64.b64encode(raw).decode("ascii"), media_type=media_type, detail=detail)
+
+    def as_data_url(self) -> str:
+        if self.url is not None:
+            return self.url
+        return f"data:{self.media_type};base64,{self.data}"
+
+
+Part = Union[TextPart, ImagePart]
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigurationError("Tool.name must be a non-empty string")
+        if not isinstance(self.parameters, Mapping) or self.parameters.get("type", "object") != "object":
+            raise ConfigurationError(f"Tool {self.name!r}: parameters must be a JSON Schema of type 'object'")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asked for. ``arguments`` is the parsed JSON (``None`` if it did not parse);
+    ``raw_arguments`` the exact string the provider sent."""
+
+    id: str
+    name: str
+    arguments: Any
+    raw_arguments: str
+
+    @classmethod
+    def from_raw(cls, id: str, name: str, raw_arguments: str | Mapping[str, Any] | None) -> ToolCall:
+        if raw_arguments is None or raw_arguments == "":
+            return cls(id=id, name=name, arguments={}, raw_arguments=raw_arguments or "")
+        if isinstance(raw_arguments, Mapping):
+            return cls(id=id, name=name, arguments=dict(raw_arguments), raw_arguments=json.dumps(raw_arguments))
+        try:
+            parsed: Any = json.loads(raw_arguments)
+        except ValueError:
+            parsed = None
+        return cls(id=id, name=name, arguments=parsed, raw_arguments=raw_arguments)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message. ``content`` is text or a tuple of parts; an assistant message may carry
+    ``tool_calls``; a ``tool`` message answers the call ``tool_call_id``."""
+
+    role: Role
+    content: str | tuple[Part, ...] | None = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ConfigurationError(f"Message.role must be one of {sorted(_ROLES)}, got {self.role!r}")
+        if isinstance(self.content, list):
+            object.__setattr__(self, "content", tuple(self.content))
+        if isinstance(self.content, tuple):
+            for p in self.content:
+                if not isinstance(p, (TextPart, ImagePart)):
+                    raise ConfigurationError(f"Message content parts must be TextPart or ImagePart, got {p!r}")
+        elif self.content is not None and not isinstance(self.content, str):
+            raise ConfigurationError(f"Message.content must be str, parts or None, got {type(self.content).__name__}")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ConfigurationError("A 'tool' message needs tool_call_id (the id of the call it answers)")
+        if self.tool_calls and self.role != "assistant":
+            raise ConfigurationError("Only assistant messages carry tool_calls")
+        if self.content is None and not self.tool_calls:
+            raise ConfigurationError(f"A {self.role!r} message needs content")
+
+    @property
+    def text(self) -> str:
+        """The text of the message (parts' text joined), '' when there is none."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        return cls("system", text)
+
+    @classmethod
+    def user(cls, content: str | Sequence[Part]) -> Message:
+        return cls("user", content if isinstance(content, str) else tuple(content))
+
+    @classmethod
+    def assistant(cls, text: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
+        return cls("assistant", text, tool_calls=tuple(tool_calls))
+
+    @classmethod
+    def tool(cls, tool_call_id: str, content: str) -> Message:
+        return cls("tool", content, tool_call_id=tool_call_id)
+
+
+def _part_from_dict(d: Mapping[str, Any]) -> Part:
+    t = d.get("type")
+    if t == "text":
+        return TextPart(str(d["text"]))
+    if t == "image_url":  # OpenAI shape
+        iu = d["image_url"]
+        url = iu if isinstance(iu, str) else iu["url"]
+        return ImagePart(url=url, detail=None if isinstance(iu, str) else iu.get("detail"))
+    if t == "image":
+        return ImagePart(url=d.get("url"), data=d.get("data"), media_type=d.get("media_type"), detail=d.get("detail"))
+    raise ConfigurationError(f"Unknown content part type {t!r} (expected 'text', 'image' or 'image_url')")
+
+
+def _message_from_dict(d: Mapping[str, Any]) -> Message:
+    if "role" not in d:
+        raise ConfigurationError(f"Message dict needs a 'role': {dict(d)!r}")
+    content = d.get("content")
+    if isinstance(content, list):
+        content = tuple(_part_from_dict(p) for p in content)
+    calls = tuple(
+        ToolCall.from_raw(c["id"], c["function"]["name"], c["function"].get("arguments"))
+        if "function" in c
+        else ToolCall.from_raw(c["id"], c["name"], c.get("arguments"))
+        for c in d.get("tool_calls") or ()
+    )
+    return Message(d["role"], content, name=d.get("name"), tool_calls=calls, tool_call_id=d.get("tool_call_id"))
+
+
+def coerce_messages(messages: str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:
+    """Accept a prompt string, one message, OpenAI-style dicts or :class:`Message` objects."""
+    if isinstance(messages, str):
+        return (Message("user", messages),)
+    if isinstance(messages, Message):
+        return (messages,)
+    if isinstance(messages, Mapping):
+        return (_message_from_dict(messages),)
+    out = tuple(m if isinstance(m, Message) else _message_from_dict(m) for m in messages)
+    if not out:
+        raise ConfigurationError("messages must not be empty")
+    return out
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """``json_object`` (JSON mode) or ``json_schema`` (with ``schema``)."""
+
+    type: Literal["text", "json_object", "json_schema"] = "json_object"
+    schema: Mapping[str, Any] | None = None
+    name: str = "response"
+    strict: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.type == "json_schema" and not isinstance(self.schema, Mapping):
+            raise ConfigurationError("ResponseFormat(type='json_schema') needs schema=")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A provider-neutral chat request. ``model=None`` means the endpoint's default model.
+
+    ``extra`` is merged into the provider's JSON body last (escape hatch for provider-only fields).
+    """
+
+    messages: tuple[Message, ...]
+    model: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None  # "auto" | "none" | "required" | a tool name
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    seed: int | None = None
+    user: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.messages, list):
+            object.__setattr__(self, "messages", tuple(self.messages))
+        if not self.messages:
+            raise ConfigurationError("ChatRequest.messages must not be empty")
+        if isinstance(self.stop, str):
+            object.__setattr__(self, "stop", (self.stop,))
+        elif isinstance(self.stop, list):
+            object.__setattr__(self, "stop", tuple(self.stop))
+        if isinstance(self.tools, list):
+            object.__setattr__(self, "tools", tuple(self.tools))
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise ConfigurationError(f"temperature must be within [0, 2], got {self.temperature}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigurationError(f"top_p must be within (0, 1], got {self.top_p}")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise ConfigurationError(f"max_tokens must be a positive int, got {self.max_tokens!r}")
+        if self.tool_choice is not None:
+            if not self.tools and self.tool_choice != "none":
+                raise ConfigurationError("tool_choice given without tools")
+            names = {t.name for t in self.tools}
+            if self.tool_choice not in ("auto", "none", "required") and self.tool_choice not in names:
+                raise ConfigurationError(
+                    f"tool_choice must be 'auto', 'none', 'required' or a tool name ({sorted(names)}),"
+                    f" got {self.tool_choice!r}"
+                )
+
+    @property
+    def system_text(self) -> str | None:
+        """All system messages' text joined (for providers that take the system prompt apart)."""
+        texts = [m.text for m in self.messages if m.role == "system"]
+        return "\n\n".join(texts) if texts else None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    inputs: tuple[str, ...]
+    model: str | None = None
+    dimensions: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inputs, str):
+            object.__setattr__(self, "inputs", (self.inputs,))
+        elif isinstance(self.inputs, list):
+            object.__setattr__(self, "inputs", tuple(self.inputs))
+        if not self.inputs:
+            raise ConfigurationError("EmbedRequest.inputs must not be empty")
+        for i, s in enumerate(self.inputs):
+            if not isinstance(s, str) or not s:
+                raise ConfigurationError(f"EmbedRequest.inputs[{i}] must be a non-empty string")
+
+
+# --------------------------------------------------------------------------- responses
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    """The result of a chat call (streamed or not). ``raw`` is the provider's payload (the parsed
+    JSON body, or for a stream the list of decoded events)."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    provider: str | None = None
+    endpoint: str | None = None
+    request_id: str | None = None
+    provider_request_id: str | None = None
+    response_id: str | None = None
+    latency_s: float | None = None
+    attempts: int = 1
+    raw: Any = None
+
+    def json(self) -> Any:
+        """Parse ``text`` as JSON (for JSON mode). Raises ``ValueError`` when it is not JSON."""
+        return json.loads(self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedResponse:
+    vectors: tuple[tuple[float, ...], ...]
+    model: str | None = None
+    usage: Usage | None = None
+    provider: str | None = None
+    endpoint: str | None = None
+    request_id: str | None = None
+    provider_request_id: str | None = None
+    latency_s: float | None = None
+    attempts: int = 1
+    raw: Any = None
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.vectors[0]) if self.vectors else 0
+
+
+# --------------------------------------------------------------------------- stream events
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """First event of a stream: the provider's response id and model, when it sends them."""
+
+    response_id: str | None = None
+    model: str | None = None
+    type: Literal["start"] = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    type: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    index: int
+    id: str
+    name: str
+    type: Literal["tool_call_start"] = "tool_call_start"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int
+    arguments_delta: str
+    type: Literal["tool_call_delta"] = "tool_call_delta"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallEnd:
+    index: int
+    call: ToolCall
+    type: Literal["tool_call_end"] = "tool_call_end"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    usage: Usage
+    type: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFinish:
+    """The protocol's terminal marker was seen. Every complete stream ends with exactly one."""
+
+    reason: FinishReason | None
+    type: Literal["finish"] = "finish"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """An error the provider reported inside the stream (e.g. Anthropic ``event: error``)."""
+
+    error_type: str | None
+    message: str
+    status_code: int | None = None
+    type: Literal["error"] = "error"
+
+
+StreamEvent = Union[
+    StreamStart, TextDelta, ToolCallStart, ToolCallDelta, ToolCallEnd, UsageEvent, StreamFinish, StreamError
+]
+
+
+class StreamAccumulator:
+    """Folds stream events into the same :class:`ChatResponse` a non-stream call returns.
+
+    Tool calls are assembled from start/delta events; a ``ToolCallEnd`` replaces the assembled
+    call with the provider's final one.
+    """
+
+    __slots__ = ("_calls", "_texts", "finish_reason", "finished", "model", "response_id", "usage")
+
+    def __init__(self) -> None:
+        self._texts: list[str] = []
+        self._calls: dict[int, list[Any]] = {}
+        self.finish_reason: FinishReason | None = None
+        self.finished = False
+        self.usage: Usage | None = None
+        self.model: str | None = None
+        self.response_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._texts)
+
+    def add(self, ev: StreamEvent) -> None:
+        if isinstance(ev, TextDelta):
+            self._texts.append(ev.text)
+        elif isinstance(ev, ToolCallStart):
+            self._calls[ev.index] = [ev.id, ev.name, [], None]
+        elif isinstance(ev, ToolCallDelta):
+            slot = self._calls.setdefault(ev.index, ["", "", [], None])
+            slot[2].append(ev.arguments_delta)
+        elif isinstance(ev, ToolCallEnd):
+            slot = self._calls.setdefault(ev.index, [ev.call.id, ev.call.name, [], None])
+            slot[3] = ev.call
+        elif isinstance(ev, UsageEvent):
+            self.usage = ev.usage
+        elif isinstance(ev, StreamFinish):
+            self.finished = True
+            if ev.reason is not None:
+                self.finish_reason = ev.reason
+        elif isinstance(ev, StreamStart):
+            self.response_id = ev.response_id or self.response_id
+            self.model = ev.model or self.model
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        out = []
+        for _, (cid, name, parts, final) in sorted(self._calls.items()):
+            out.append(final if final is not None else ToolCall.from_raw(cid, name, "".join(parts)))
+        return tuple(out)
+
+    def response(self, **fields: Any) -> ChatResponse:
+        return ChatResponse(
+            text=self.text,
+            tool_calls=self.tool_calls(),
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            model=fields.pop("model", None) or self.model,
+            response_id=self.response_id,
+            **fields,
+        )
