@@ -125,9 +125,7 @@ def error_from_body(
     cls = status_error_class(status)
     text = message or body[:300].decode("utf-8", "replace") or f"HTTP {status}"
     return cls(
-        f"{provider} returned HTTP {status}"
-        + (f" ({error_type})" if error_type else "")
-        + f": {text}",
+        f"{provider} returned HTTP {status}" + (f" ({error_type})" if error_type else "") + f": {text}",
         provider=provider,
         status_code=status,
         error_type=error_type,
