@@ -51,8 +51,13 @@ class HTTPRequest:
 class HTTPResponse(Protocol):
     """A response whose headers have arrived; the body is read with :meth:`read` or :meth:`iter_chunks`."""
 
-    status: int
-    headers: Mapping[str, str]  # lower-case names
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers, names lower-cased."""
+        ...
 
     async def read(self) -> bytes: ...
 

@@ -12,7 +12,7 @@ import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from .errors import ConfigurationError
 
@@ -109,7 +109,7 @@ class ImagePart:
         return f"data:{self.media_type};base64,{self.data}"
 
 
-Part = Union[TextPart, ImagePart]
+Part = TextPart | ImagePart
 
 
 # --------------------------------------------------------------------------- tools
@@ -468,9 +468,9 @@ class StreamError:
     type: Literal["error"] = "error"
 
 
-StreamEvent = Union[
-    StreamStart, TextDelta, ToolCallStart, ToolCallDelta, ToolCallEnd, UsageEvent, StreamFinish, StreamError
-]
+StreamEvent = (
+    StreamStart | TextDelta | ToolCallStart | ToolCallDelta | ToolCallEnd | UsageEvent | StreamFinish | StreamError
+)
 
 
 class StreamAccumulator:
