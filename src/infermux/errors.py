@@ -87,6 +87,8 @@ class InfermuxError(Exception):
     """
 
     retryable: bool = False
+    #: the provider's ``x-should-retry`` header when it sent one (overrides the status-based retry rule)
+    should_retry_header: bool | None = None
 
     def __init__(
         self,
