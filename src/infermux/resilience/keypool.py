@@ -1,0 +1,217 @@
+"""A pool of API keys for one endpoint: rotation, 429 cool-downs and disabling of rejected keys.
+
+Key text never leaves this module except as :attr:`KeyLease.key` (excluded from its repr): keys
+are identified by labels such as ``key#2:3fa9c1`` (position plus the first 6 hex digits of the
+key's SHA-256), in snapshots, errors and logs alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import ConfigurationError, KeyPoolExhaustedError, RateLimitError
+from .clock import SYSTEM_CLOCK, Clock
+
+__all__ = ["KeyLease", "KeyOutcome", "KeyPool"]
+
+KeyOutcome = Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]
+_OUTCOMES = ("success", "failure", "rate_limited", "auth_failed", "neutral")
+DEFAULT_COOLDOWN = 1.0
+MAX_COOLDOWN = 300.0
+_KEYLESS_LABEL = "keyless"
+
+
+@dataclass(slots=True)
+class KeyLease:
+    """One use of one key; hand it back with :meth:`KeyPool.release`. ``key`` is ``None`` for a keyless pool."""
+
+    key: str | None = field(repr=False)
+    label: str
+    index: int
+    acquired_at: float
+    released: bool = False
+    _pool: int = field(default=0, repr=False, compare=False)
+
+
+class _KeyState:
+    __slots__ = (
+        "auth_failed",
+        "cooldown_until",
+        "disabled",
+        "disabled_reason",
+        "failures",
+        "grams",
+        "in_flight",
+        "key",
+        "label",
+        "rate_limited",
+        "requests",
+        "successes",
+    )
+
+    def __init__(self, key: str, label: str) -> None:
+        self.key = key
+        self.label = label
+        self.grams = frozenset(key[i : i + 4] for i in range(max(0, len(key) - 3)))
+        self.requests = self.successes = self.failures = self.rate_limited = self.auth_failed = 0
+        self.in_flight = 0
+        self.cooldown_until = 0.0
+        self.disabled = False
+        self.disabled_reason: str | None = None
+
+
+def key_label(index: int, key: str) -> str:
+    """The public name of the key at 0-based ``index``: ``key#N:`` plus 6 hex digits of its SHA-256."""
+    return f"key#{index + 1}:{hashlib.sha256(key.encode('utf-8')).hexdigest()[:6]}"
+
+
+class KeyPool:
+    """Hands out API keys for an endpoint.
+
+    ``round_robin`` rotates through usable keys; ``least_loaded`` picks the usable key with the
+    fewest calls in flight (ties in round-robin order). A key that got a 429 cools down for the
+    advertised delay; one rejected with 401/403 is disabled for the life of the pool. Every
+    :meth:`acquire` must be followed by one :meth:`release` of its lease (a second release is ignored).
+    An empty ``keys`` makes a keyless pool: leases carry ``key=None`` and nothing is ever cooled or disabled.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        *,
+        strategy: Literal["round_robin", "least_loaded"] = "round_robin",
+        clock: Clock = SYSTEM_CLOCK,
+        name: str = "",
+    ) -> None:
+        if isinstance(keys, str):
+            raise ConfigurationError("KeyPool: keys must be a sequence of strings, not a single string")
+        if strategy not in ("round_robin", "least_loaded"):
+            raise ConfigurationError(f"KeyPool: strategy must be 'round_robin' or 'least_loaded', got {strategy!r}")
+        states: list[_KeyState] = []
+        seen: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigurationError(f"KeyPool: key #{i + 1} is empty or not a string")
+            if key in seen:
+                raise ConfigurationError(f"KeyPool: key #{i + 1} duplicates key #{seen[key] + 1}")
+            seen[key] = i
+            states.append(_KeyState(key, key_label(i, key)))
+        self.strategy = strategy
+        self.name = name
+        self._clock = clock
+        self._keys = states
+        self._next = 0
+        self._keyless = _KeyState("", _KEYLESS_LABEL)
+
+    def __repr__(self) -> str:
+        return f"KeyPool(name={self.name!r}, size={self.size}, strategy={self.strategy!r})"
+
+    @property
+    def size(self) -> int:
+        return len(self._keys)
+
+    def acquire(self) -> KeyLease:
+        """Lease a usable key. Raises KeyPoolExhaustedError (all disabled) or RateLimitError (all cooling down)."""
+        now = self._clock.now()
+        if not self._keys:
+            st = self._keyless
+            st.requests += 1
+            st.in_flight += 1
+            return KeyLease(None, _KEYLESS_LABEL, -1, now, _pool=id(self))
+        n = len(self._keys)
+        order = [(self._next + i) % n for i in range(n)]
+        ready = [i for i in order if not self._keys[i].disabled and self._keys[i].cooldown_until <= now]
+        if not ready:
+            raise self._unavailable(now)
+        # least_loaded: the first minimum in round-robin order; round_robin: the first ready key.
+        pick = min(ready, key=lambda i: self._keys[i].in_flight) if self.strategy == "least_loaded" else ready[0]
+        self._next = (pick + 1) % n
+        st = self._keys[pick]
+        st.requests += 1
+        st.in_flight += 1
+        return KeyLease(st.key, st.label, pick, now, _pool=id(self))
+
+    def release(
+        self,
+        lease: KeyLease,
+        outcome: KeyOutcome,
+        *,
+        retry_after: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """End a lease. ``rate_limited`` cools the key down for ``retry_after`` seconds (default 1, at
+        most 300); ``auth_failed`` disables it (``reason``, e.g. the status, is shown with key text
+        redacted). Releasing the same lease twice does nothing."""
+        if outcome not in _OUTCOMES:
+            raise ConfigurationError(f"KeyPool.release: unknown outcome {outcome!r}")
+        if not isinstance(lease, KeyLease) or lease._pool != id(self):
+            raise ConfigurationError("KeyPool.release: this lease was not issued by this pool")
+        if retry_after is not None and (isinstance(retry_after, bool) or not isinstance(retry_after, (int, float))):
+            raise ConfigurationError(f"KeyPool.release: retry_after must be a number or None, got {retry_after!r}")
+        if lease.released:
+            return
+        lease.released = True
+        st = self._keyless if lease.index < 0 else self._keys[lease.index]
+        st.in_flight = max(0, st.in_flight - 1)
+        if outcome == "success":
+            st.successes += 1
+        elif outcome == "failure":
+            st.failures += 1
+        elif outcome == "rate_limited":
+            st.rate_limited += 1
+            if lease.index >= 0:
+                delay = DEFAULT_COOLDOWN if retry_after is None or math.isnan(retry_after) else retry_after
+                delay = min(MAX_COOLDOWN, max(0.0, delay))
+                st.cooldown_until = max(st.cooldown_until, self._clock.now() + delay)
+        elif outcome == "auth_failed":
+            st.auth_failed += 1
+            if lease.index >= 0:
+                st.disabled = True
+                st.disabled_reason = _redact(reason, st) if reason else "rejected by the provider (401/403)"
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Per-key counters and state, identified by label only."""
+        now = self._clock.now()
+        return [
+            {
+                "label": st.label,
+                "requests": st.requests,
+                "successes": st.successes,
+                "failures": st.failures,
+                "rate_limited": st.rate_limited,
+                "auth_failed": st.auth_failed,
+                "in_flight": st.in_flight,
+                "cooling_down_for": max(0.0, st.cooldown_until - now),
+                "disabled": st.disabled,
+                "disabled_reason": st.disabled_reason,
+            }
+            for st in (self._keys or [self._keyless])
+        ]
+
+    def _unavailable(self, now: float) -> Exception:
+        cooling = [st.cooldown_until for st in self._keys if not st.disabled]
+        if not cooling:
+            detail = "; ".join(f"{st.label}: {st.disabled_reason}" for st in self._keys)
+            return KeyPoolExhaustedError(
+                f"all {len(self._keys)} API keys of this endpoint were rejected (401/403): {detail}",
+                endpoint=self.name or None,
+                retryable=False,
+            )
+        wait = max(0.0, min(cooling) - now)
+        return RateLimitError(
+            f"all API keys are cooling down after 429 (next ready in {wait:.3f}s)",
+            endpoint=self.name or None,
+            retry_after=wait,
+            retryable=True,
+        )
+
+
+def _redact(text: str, st: _KeyState) -> str:
+    """Drop every word of ``text`` that shares 4 consecutive characters with the key (masked keys included)."""
+    words = text.replace(st.key, "[redacted]").split() if st.key else text.split()
+    out = ["[redacted]" if any(w[i : i + 4] in st.grams for i in range(max(0, len(w) - 3))) else w for w in words]
+    return " ".join(out)[:200]
