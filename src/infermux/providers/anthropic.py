@@ -1,0 +1,763 @@
+"""Anthropic Messages API (``POST /v1/messages``): pure translation, no I/O.
+
+Mapping notes (infermux -> Anthropic):
+
+- System messages (wherever they are) are joined and sent as the top-level ``system`` string.
+- Consecutive messages that end up with the same wire role are merged into one message with several
+  content blocks (the API rejects two user or two assistant messages in a row). ``tool`` messages become
+  ``tool_result`` blocks in a *user* message, so tool results and a following user turn merge too.
+- ``max_tokens`` is required by the API: when the request leaves it unset, :data:`DEFAULT_MAX_TOKENS`
+  (4096) is sent.
+- ``temperature`` must lie in [0, 1] here (a :class:`ConfigurationError` otherwise); ``seed`` has no
+  Anthropic counterpart and is not sent; of ``user``/``metadata`` only ``user`` is sent (as
+  ``metadata.user_id``: the API rejects other metadata keys).
+- ``response_format``: ``json_schema`` is sent as structured outputs, ``output_config.format =
+  {"type": "json_schema", "schema": ...}`` (the recorded traffic shows this GA form and the older beta
+  ``output_format``); ``json_object`` (schema-less JSON mode) does not exist on this API and raises
+  :class:`ConfigurationError`.
+- ``extra`` is merged into the body last (``output_config`` is merged key by key).
+
+Anthropic -> infermux:
+
+- ``Usage.input_tokens`` = ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``
+  (the API's ``input_tokens`` leaves out prompt-cache reads and writes); ``Usage.cached_tokens`` =
+  ``cache_read_input_tokens``.
+- Text blocks are concatenated; ``thinking``/``redacted_thinking``/server-tool blocks are not text (they
+  stay in ``raw``). Stream ``ToolCallStart/Delta/End.index`` is the 0-based ordinal of the tool call in the
+  response (like OpenAI's ``index``), not Anthropic's content-block index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import (
+    APIStatusError,
+    ConfigurationError,
+    IncompleteStreamError,
+    MalformedResponseError,
+    OverloadedError,
+)
+from ..resilience.retry import parse_retry_after
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    ImagePart,
+    Message,
+    Part,
+    ResponseFormat,
+    StreamError,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._sse import SSEDecoder, SSEMessage
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "DEFAULT_MAX_TOKENS",
+    "PROVIDER",
+    "AnthropicStreamParser",
+    "auth_headers",
+    "build_chat",
+    "build_count_tokens",
+    "chat_request_from_wire",
+    "classify_error",
+    "map_stop_reason",
+    "parse_chat",
+    "parse_count_tokens",
+]
+
+NAME = "anthropic"
+#: value of the ``anthropic-version`` header sent with every request
+ANTHROPIC_VERSION = "2023-06-01"
+#: ``max_tokens`` sent when the request does not set one (the API requires the field)
+DEFAULT_MAX_TOKENS = 4096
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+
+_STOP_REASONS: Mapping[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_TOOL_CHOICES: Mapping[str, str] = {"auto": "auto", "required": "any", "none": "none"}
+_WIRE_TOOL_CHOICES: Mapping[str, str] = {v: k for k, v in _TOOL_CHOICES.items()}
+
+
+def map_stop_reason(reason: str | None) -> FinishReason | None:
+    """Anthropic ``stop_reason`` -> normalised finish reason (``None`` stays ``None``; unknown -> "other")."""
+    if reason is None:
+        return None
+    return _STOP_REASONS.get(reason, "other")
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"x-api-key": key}
+
+
+# --------------------------------------------------------------------------- request building
+
+
+def _image_block(p: ImagePart) -> dict[str, Any]:
+    if p.data is not None:
+        return {"type": "image", "source": {"type": "base64", "media_type": p.media_type, "data": p.data}}
+    return {"type": "image", "source": {"type": "url", "url": p.url}}
+
+
+def _part_blocks(parts: Sequence[Part]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else _image_block(p) for p in parts]
+
+
+def _tool_input(call: ToolCall) -> dict[str, Any]:
+    args = call.arguments
+    if args is None and call.raw_arguments:
+        try:
+            args = json.loads(call.raw_arguments)
+        except ValueError:
+            args = None
+    if not isinstance(args, Mapping):
+        raise ConfigurationError(
+            f"anthropic: tool call {call.id!r} ({call.name}) needs arguments that are a JSON object,"
+            f" got {call.raw_arguments!r}"
+        )
+    return dict(args)
+
+
+def _wire_message(m: Message) -> tuple[str, str | list[dict[str, Any]]]:
+    """One infermux message as (wire role, content); content stays a string when it is plain text."""
+    if m.role == "tool":
+        content: Any = m.content if isinstance(m.content, str) else _part_blocks(m.content or ())
+        return "user", [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": content}]
+    if m.role == "assistant" and m.tool_calls:
+        blocks: list[dict[str, Any]] = []
+        if isinstance(m.content, str):
+            if m.content:
+                blocks.append({"type": "text", "text": m.content})
+        elif m.content:
+            blocks.extend(_part_blocks(m.content))
+        for c in m.tool_calls:
+            blocks.append({"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c)})
+        return "assistant", blocks
+    if isinstance(m.content, str):
+        return m.role, m.content
+    return m.role, _part_blocks(m.content or ())
+
+
+def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        role, content = _wire_message(m)
+        if out and out[-1]["role"] == role:
+            out[-1]["content"] = _as_blocks(out[-1]["content"]) + _as_blocks(content)
+        else:
+            out.append({"role": role, "content": content})
+    if not out:
+        raise ConfigurationError("anthropic: the request needs at least one non-system message")
+    return out
+
+
+def _tool_def(t: Tool) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": t.name}
+    if t.description:
+        d["description"] = t.description
+    d["input_schema"] = dict(t.parameters)
+    if t.strict is not None:
+        d["strict"] = t.strict
+    return d
+
+
+def _tool_choice(req: ChatRequest) -> dict[str, Any] | None:
+    if req.tool_choice is None:
+        if req.parallel_tool_calls is False and req.tools:
+            return {"type": "auto", "disable_parallel_tool_use": True}
+        return None
+    wire = _TOOL_CHOICES.get(req.tool_choice)
+    choice: dict[str, Any] = {"type": wire} if wire else {"type": "tool", "name": req.tool_choice}
+    if req.parallel_tool_calls is False and choice["type"] != "none":
+        choice["disable_parallel_tool_use"] = True
+    return choice
+
+
+def _output_config(fmt: ResponseFormat) -> dict[str, Any] | None:
+    if fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        raise ConfigurationError(
+            "anthropic: JSON mode (response_format type 'json_object') is not supported natively by this"
+            " provider; pass ResponseFormat(type='json_schema', schema=...) instead (sent as structured"
+            " outputs, output_config.format)"
+        )
+    return {"format": {"type": "json_schema", "schema": dict(fmt.schema or {})}}
+
+
+def _chat_body(req: ChatRequest, model: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS}
+    system = req.system_text
+    if system is not None:
+        body["system"] = system
+    body["messages"] = _wire_messages(req.messages)
+    if req.temperature is not None:
+        if req.temperature > 1:
+            raise ConfigurationError(f"anthropic: temperature must be within [0, 1], got {req.temperature}")
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    if req.tools:
+        body["tools"] = [_tool_def(t) for t in req.tools]
+    choice = _tool_choice(req)
+    if choice is not None:
+        body["tool_choice"] = choice
+    if req.response_format is not None:
+        cfg = _output_config(req.response_format)
+        if cfg is not None:
+            body["output_config"] = cfg
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    _merge_extra(body, req.extra)
+    return body
+
+
+def _merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """``extra`` wins over what we built; ``output_config`` is merged key by key (format + e.g. effort)."""
+    for k, v in extra.items():
+        if k == "output_config" and isinstance(v, Mapping) and isinstance(body.get(k), dict):
+            body[k] = {**body[k], **v}
+        else:
+            body[k] = v
+
+
+def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
+    """``POST /v1/messages`` for ``req`` (see the module docstring for the mapping)."""
+    body = _chat_body(req, model)
+    if stream:
+        body["stream"] = True
+    headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+    return ProviderRequest("POST", MESSAGES_PATH, headers=headers, json=body, stream=stream)
+
+
+_COUNT_TOKENS_KEYS = ("model", "system", "messages", "tools", "tool_choice", "thinking", "mcp_servers")
+
+
+def build_count_tokens(req: ChatRequest, model: str) -> ProviderRequest:
+    """``POST /v1/messages/count_tokens``: the same prompt as :func:`build_chat`, only the counted fields."""
+    full = _chat_body(req, model)
+    body = {k: full[k] for k in _COUNT_TOKENS_KEYS if k in full}
+    headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+    return ProviderRequest("POST", COUNT_TOKENS_PATH, headers=headers, json=body)
+
+
+def parse_count_tokens(body: bytes, headers: Mapping[str, str]) -> int:
+    """The ``input_tokens`` of a count_tokens response."""
+    data = decode_json(body, headers, provider=NAME, what="count_tokens response")
+    n = data.get("input_tokens") if isinstance(data, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise MalformedResponseError(
+            f"anthropic count_tokens response: no integer 'input_tokens': {str(data)[:200]!r}", provider=NAME
+        )
+    return n
+
+
+# --------------------------------------------------------------------------- wire -> ChatRequest
+
+
+def _bad_wire(msg: str) -> ConfigurationError:
+    return ConfigurationError(f"anthropic request body: {msg}")
+
+
+def _part_from_block(b: Any) -> Part:
+    if not isinstance(b, Mapping):
+        raise _bad_wire(f"content block must be an object, got {b!r}")
+    t = b.get("type")
+    if t == "text" and isinstance(b.get("text"), str):
+        return TextPart(b["text"])
+    if t == "image" and isinstance(b.get("source"), Mapping):
+        src = b["source"]
+        if src.get("type") == "base64":
+            return ImagePart(data=src.get("data"), media_type=src.get("media_type"))
+        if src.get("type") == "url":
+            return ImagePart(url=src.get("url"))
+    raise _bad_wire(f"unsupported content block {str(dict(b))[:120]!r} (supported: text, image, tool_use, tool_result)")
+
+
+def _tool_result_message(b: Mapping[str, Any]) -> Message:
+    tid = b.get("tool_use_id")
+    if not isinstance(tid, str) or not tid:
+        raise _bad_wire("tool_result block needs a tool_use_id")
+    c = b.get("content", "")
+    content: str | tuple[Part, ...] = c if isinstance(c, str) else tuple(_part_from_block(x) for x in c or ())
+    return Message("tool", content if content else "", tool_call_id=tid)
+
+
+def _user_messages(content: Any) -> list[Message]:
+    if isinstance(content, str):
+        return [Message("user", content)]
+    if not isinstance(content, list):
+        raise _bad_wire(f"message content must be a string or a list of blocks, got {content!r}")
+    out: list[Message] = []
+    parts: list[Part] = []
+    for b in content:
+        if isinstance(b, Mapping) and b.get("type") == "tool_result":
+            if parts:
+                out.append(Message("user", tuple(parts)))
+                parts = []
+            out.append(_tool_result_message(b))
+        else:
+            parts.append(_part_from_block(b))
+    if parts:
+        out.append(Message("user", tuple(parts)))
+    return out
+
+
+def _assistant_message(content: Any) -> Message:
+    if isinstance(content, str):
+        return Message("assistant", content)
+    if not isinstance(content, list):
+        raise _bad_wire(f"message content must be a string or a list of blocks, got {content!r}")
+    parts: list[Part] = []
+    calls: list[ToolCall] = []
+    for b in content:
+        if isinstance(b, Mapping) and b.get("type") == "tool_use":
+            inp = b.get("input")
+            if not isinstance(b.get("id"), str) or not isinstance(b.get("name"), str) or not isinstance(inp, Mapping):
+                raise _bad_wire(f"tool_use block needs id, name and an object input: {str(dict(b))[:120]!r}")
+            calls.append(ToolCall(b["id"], b["name"], dict(inp), json.dumps(inp)))
+        else:
+            parts.append(_part_from_block(b))
+    return Message("assistant", tuple(parts) if parts or not calls else None, tool_calls=tuple(calls))
+
+
+def _system_messages(system: Any, extra: dict[str, Any]) -> list[Message]:
+    if system is None:
+        return []
+    if isinstance(system, str):
+        return [Message("system", system)]
+    if isinstance(system, list) and all(isinstance(b, Mapping) and b.get("type") == "text" for b in system):
+        if any(set(b) - {"type", "text"} for b in system):
+            extra["system"] = system  # e.g. cache_control: sent back verbatim
+        return [Message("system", str(b.get("text", ""))) for b in system]
+    raise _bad_wire(f"'system' must be a string or a list of text blocks, got {str(system)[:120]!r}")
+
+
+def _tools_from_wire(body: dict[str, Any], extra: dict[str, Any]) -> tuple[tuple[Tool, ...], str | None, bool | None]:
+    tools_raw = body.pop("tools", None)
+    choice_raw = body.pop("tool_choice", None)
+    plain_keys = {"name", "description", "input_schema", "strict", "type"}
+    if tools_raw is not None and (
+        not isinstance(tools_raw, list)
+        or any(
+            not isinstance(t, Mapping) or set(t) - plain_keys or t.get("type", "custom") != "custom" for t in tools_raw
+        )
+    ):
+        # server tools (web search, computer use...) or cache_control: pass the native definitions through
+        extra["tools"] = tools_raw
+        if choice_raw is not None:
+            extra["tool_choice"] = choice_raw
+        return (), None, None
+    for t in tools_raw or ():
+        if not isinstance(t.get("name"), str):
+            raise _bad_wire(f"tool needs a string name: {str(dict(t))[:120]!r}")
+    tools = tuple(
+        Tool(t["name"], t.get("description") or "", t.get("input_schema") or {"type": "object"}, t.get("strict"))
+        for t in tools_raw or ()
+    )
+    if choice_raw is None:
+        return tools, None, None
+    if not isinstance(choice_raw, Mapping) or set(choice_raw) - {"type", "name", "disable_parallel_tool_use"}:
+        raise _bad_wire(f"unsupported tool_choice {choice_raw!r}")
+    ctype = choice_raw.get("type")
+    choice = choice_raw.get("name") if ctype == "tool" else _WIRE_TOOL_CHOICES.get(str(ctype))
+    if not isinstance(choice, str):
+        raise _bad_wire(f"unsupported tool_choice {choice_raw!r}")
+    parallel = False if choice_raw.get("disable_parallel_tool_use") else None
+    return tools, choice, parallel
+
+
+def _response_format_from_wire(body: dict[str, Any], extra: dict[str, Any]) -> ResponseFormat | None:
+    fmt: Any = body.pop("output_format", None)  # the older beta spelling
+    cfg = body.pop("output_config", None)
+    if isinstance(cfg, Mapping):
+        rest = {k: v for k, v in cfg.items() if k != "format"}
+        if rest:
+            extra["output_config"] = rest
+        fmt = cfg.get("format", fmt)
+    elif cfg is not None:
+        extra["output_config"] = cfg
+    if fmt is None:
+        return None
+    if not isinstance(fmt, Mapping) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), Mapping):
+        raise _bad_wire(f"unsupported output format {str(fmt)[:120]!r}")
+    return ResponseFormat("json_schema", schema=dict(fmt["schema"]))
+
+
+def _check_scalars(b: Mapping[str, Any], stop: Any) -> None:
+    def num(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    if not isinstance(b.get("model"), (str, type(None))):
+        raise _bad_wire(f"'model' must be a string, got {b.get('model')!r}")
+    mt = b.get("max_tokens")
+    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool)):
+        raise _bad_wire(f"'max_tokens' must be an integer, got {mt!r}")
+    for k in ("temperature", "top_p"):
+        if not num(b.get(k)):
+            raise _bad_wire(f"{k!r} must be a number, got {b.get(k)!r}")
+    if not isinstance(stop, (list, tuple)) or not all(isinstance(x, str) for x in stop):
+        raise _bad_wire(f"'stop_sequences' must be a list of strings, got {stop!r}")
+
+
+def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
+    """Inverse of :func:`build_chat`: an Anthropic Messages request body as a :class:`ChatRequest`.
+
+    Fields infermux does not model (``thinking``, ``top_k``, server tools...) go to ``extra`` and are sent
+    back verbatim. ``stream`` is dropped (read it from the body yourself). Bad input raises
+    :class:`ConfigurationError`.
+    """
+    if not isinstance(body, Mapping):
+        raise _bad_wire(f"must be a JSON object, got {type(body).__name__}")
+    b = dict(body)
+    b.pop("stream", None)
+    extra: dict[str, Any] = {}
+    messages = _system_messages(b.pop("system", None), extra)
+    wire_msgs = b.pop("messages", None)
+    if not isinstance(wire_msgs, list) or not wire_msgs:
+        raise _bad_wire("'messages' must be a non-empty list")
+    for m in wire_msgs:
+        if not isinstance(m, Mapping) or m.get("role") not in ("user", "assistant"):
+            raise _bad_wire(f"each message needs role 'user' or 'assistant': {str(m)[:120]!r}")
+        if m["role"] == "user":
+            messages.extend(_user_messages(m.get("content")))
+        else:
+            messages.append(_assistant_message(m.get("content")))
+    tools, choice, parallel = _tools_from_wire(b, extra)
+    response_format = _response_format_from_wire(b, extra)
+    user = None
+    meta = b.pop("metadata", None)
+    if isinstance(meta, Mapping) and set(meta) <= {"user_id"}:
+        user = meta.get("user_id")
+    elif meta is not None:
+        extra["metadata"] = meta
+    stop = b.pop("stop_sequences", None) or ()
+    _check_scalars(b, stop)
+    extra.update((k, v) for k, v in b.items() if k not in ("model", "max_tokens", "temperature", "top_p"))
+    return ChatRequest(
+        messages=tuple(messages),
+        model=b.get("model"),
+        temperature=b.get("temperature"),
+        top_p=b.get("top_p"),
+        max_tokens=b.get("max_tokens"),
+        stop=tuple(stop),
+        tools=tools,
+        tool_choice=choice,
+        parallel_tool_calls=parallel,
+        response_format=response_format,
+        user=user,
+        extra=extra,
+    )
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _usage(u: Any) -> Usage | None:
+    if not isinstance(u, Mapping):
+        return None
+    cache_read = _int(u.get("cache_read_input_tokens"))
+    total_in = _int(u.get("input_tokens")) + _int(u.get("cache_creation_input_tokens")) + cache_read
+    return Usage(input_tokens=total_in, output_tokens=_int(u.get("output_tokens")), cached_tokens=cache_read)
+
+
+def _malformed(what: str, data: Any) -> MalformedResponseError:
+    return MalformedResponseError(f"anthropic response: {what}: {str(data)[:200]!r}", provider=NAME, body=data)
+
+
+def _tool_call_from_block(b: Mapping[str, Any]) -> ToolCall:
+    cid, name, inp = b.get("id"), b.get("name"), b.get("input", {})
+    if not isinstance(cid, str) or not isinstance(name, str) or not isinstance(inp, Mapping):
+        raise _malformed("tool_use block needs string id/name and an object input", b)
+    return ToolCall(id=cid, name=name, arguments=dict(inp), raw_arguments=json.dumps(inp))
+
+
+def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
+    """A non-stream ``/v1/messages`` response; a body of the wrong shape raises MalformedResponseError."""
+    data = decode_json(body, headers, provider=NAME)
+    if not isinstance(data, dict):
+        raise _malformed("expected a JSON object", data)
+    if data.get("type") == "error":
+        raise _malformed("error object in a 2xx response", data)
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise _malformed("no 'content' list", data)
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for b in content:
+        if not isinstance(b, Mapping):
+            raise _malformed("content block is not an object", b)
+        if b.get("type") == "text":
+            if not isinstance(b.get("text"), str):
+                raise _malformed("text block without a string 'text'", b)
+            texts.append(b["text"])
+        elif b.get("type") == "tool_use":
+            calls.append(_tool_call_from_block(b))
+    stop = data.get("stop_reason")
+    model, rid = data.get("model"), data.get("id")
+    return ChatResponse(
+        text="".join(texts),
+        tool_calls=tuple(calls),
+        finish_reason=map_stop_reason(stop if isinstance(stop, str) else None),
+        usage=_usage(data.get("usage")),
+        model=model if isinstance(model, str) else None,
+        provider=NAME,
+        provider_request_id=header(headers, "request-id") or header(headers, "x-request-id"),
+        response_id=rid if isinstance(rid, str) else None,
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+class AnthropicStreamParser:
+    """Named-event SSE stream of ``/v1/messages`` -> infermux stream events.
+
+    ``message_stop`` is the terminal marker (-> :class:`StreamFinish`). An ``error`` event becomes a
+    :class:`StreamError`; after one, :meth:`close` does not raise (the error is the stream's outcome).
+    A stream that ends otherwise without ``message_stop`` raises :class:`IncompleteStreamError`.
+    """
+
+    __slots__ = ("_blocks", "_decoder", "_errored", "_finished", "_input_usage", "_n_calls", "_stop", "_texts")
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        # content-block index -> [tool ordinal, id, name, json pieces] for tool_use blocks
+        self._blocks: dict[int, list[Any]] = {}
+        self._n_calls = 0
+        self._texts: list[str] = []
+        self._input_usage: Usage | None = None
+        self._stop: str | None = None
+        self._finished = False
+        self._errored = False
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for msg in self._decoder.feed(chunk):
+            self._handle(msg, out)
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for msg in self._decoder.close():
+            self._handle(msg, out)
+        if not self._finished and not self._errored:
+            partial = "".join(self._texts)
+            raise IncompleteStreamError(
+                f"anthropic stream ended without message_stop (after {len(partial)} characters of text)",
+                provider=NAME,
+                partial_text=partial,
+            )
+        return out
+
+    def _handle(self, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        if self._finished or not msg.data.strip():
+            return
+        try:
+            data = json.loads(msg.data)
+        except ValueError as e:
+            raise MalformedResponseError(
+                f"anthropic stream: event data is not JSON ({e}): {msg.data[:200]!r}", provider=NAME, body=msg.data
+            ) from e
+        if not isinstance(data, dict):
+            raise _malformed("stream event data is not an object", data)
+        kind = msg.event or data.get("type")
+        handler = _HANDLERS.get(str(kind))
+        if handler is not None:
+            handler(self, data, out)
+
+    def _message_start(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        m = data.get("message")
+        if not isinstance(m, Mapping):
+            raise _malformed("message_start without 'message'", data)
+        self._input_usage = _usage(m.get("usage"))
+        rid, model = m.get("id"), m.get("model")
+        out.append(StreamStart(rid if isinstance(rid, str) else None, model if isinstance(model, str) else None))
+
+    def _block_start(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        idx, block = data.get("index"), data.get("content_block")
+        if not isinstance(idx, int) or not isinstance(block, Mapping):
+            raise _malformed("content_block_start needs index and content_block", data)
+        if block.get("type") == "text":
+            text = block.get("text")
+            if isinstance(text, str) and text:
+                self._texts.append(text)
+                out.append(TextDelta(text))
+        elif block.get("type") == "tool_use":
+            cid, name = block.get("id"), block.get("name")
+            if not isinstance(cid, str) or not isinstance(name, str):
+                raise _malformed("tool_use block start needs id and name", data)
+            self._blocks[idx] = [self._n_calls, cid, name, []]
+            out.append(ToolCallStart(self._n_calls, cid, name))
+            self._n_calls += 1
+
+    def _block_delta(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        idx, delta = data.get("index"), data.get("delta")
+        if not isinstance(delta, Mapping):
+            raise _malformed("content_block_delta without 'delta'", data)
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            text = delta.get("text")
+            if not isinstance(text, str):
+                raise _malformed("text_delta without text", data)
+            if text:
+                self._texts.append(text)
+                out.append(TextDelta(text))
+        elif dtype == "input_json_delta":
+            slot = self._blocks.get(idx) if isinstance(idx, int) else None
+            piece = delta.get("partial_json")
+            if slot is None:
+                return  # a server tool's input (web search...): not a call for the caller
+            if not isinstance(piece, str):
+                raise _malformed("input_json_delta without partial_json", data)
+            slot[3].append(piece)
+            out.append(ToolCallDelta(slot[0], piece))
+        # thinking_delta, signature_delta, citations_delta: not text
+
+    def _block_stop(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        idx = data.get("index")
+        slot = self._blocks.pop(idx, None) if isinstance(idx, int) else None
+        if slot is None:
+            return
+        raw = "".join(slot[3]) or "{}"
+        try:
+            args = json.loads(raw)
+        except ValueError as e:
+            raise _malformed(f"tool_use input is not valid JSON ({e})", raw) from e
+        if not isinstance(args, dict):
+            raise _malformed("tool_use input is not a JSON object", raw)
+        out.append(ToolCallEnd(slot[0], ToolCall(slot[1], slot[2], args, raw)))
+
+    def _message_delta(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        delta = data.get("delta")
+        if isinstance(delta, Mapping) and isinstance(delta.get("stop_reason"), str):
+            self._stop = delta["stop_reason"]
+        u = data.get("usage")
+        if isinstance(u, Mapping):
+            usage = _usage(u) or Usage()
+            if "input_tokens" not in u and self._input_usage is not None:
+                base = self._input_usage
+                usage = Usage(base.input_tokens, usage.output_tokens, base.cached_tokens)
+            out.append(UsageEvent(usage))
+
+    def _message_stop(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        self._finished = True
+        out.append(StreamFinish(map_stop_reason(self._stop)))
+
+    def _error(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+        err = data.get("error")
+        etype = err.get("type") if isinstance(err, Mapping) else None
+        message = err.get("message") if isinstance(err, Mapping) else None
+        self._errored = True
+        out.append(
+            StreamError(
+                etype if isinstance(etype, str) else None,
+                message if isinstance(message, str) else json.dumps(data)[:300],
+            )
+        )
+
+
+_HANDLERS = {
+    "message_start": AnthropicStreamParser._message_start,
+    "content_block_start": AnthropicStreamParser._block_start,
+    "content_block_delta": AnthropicStreamParser._block_delta,
+    "content_block_stop": AnthropicStreamParser._block_stop,
+    "message_delta": AnthropicStreamParser._message_delta,
+    "message_stop": AnthropicStreamParser._message_stop,
+    "error": AnthropicStreamParser._error,
+}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _should_retry(headers: Mapping[str, str]) -> bool | None:
+    v = (header(headers, "x-should-retry") or "").strip().lower()
+    return True if v == "true" else False if v == "false" else None
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+    """A typed status error from an Anthropic error response (``{"type":"error","error":{type,message}}``).
+
+    Non-JSON bodies (an HTML page from a proxy) are tolerated. ``overloaded_error`` at any status is an
+    :class:`OverloadedError`; ``x-should-retry`` sets ``should_retry_header`` and overrides ``retryable``.
+    """
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    etype = err.get("type") if isinstance(err, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    body_rid = parsed.get("request_id") if isinstance(parsed, dict) else None
+    should = _should_retry(headers)
+    e = error_from_body(
+        status,
+        headers,
+        body,
+        provider=NAME,
+        error_type=etype if isinstance(etype, str) else None,
+        message=message if isinstance(message, str) else None,
+        parsed=parsed,
+        retry_after=parse_retry_after(headers),
+        provider_request_id=header(headers, "request-id")
+        or header(headers, "x-request-id")
+        or (body_rid if isinstance(body_rid, str) else None),
+        retryable=should,
+    )
+    if etype == "overloaded_error" and not isinstance(e, OverloadedError):
+        ctx = e.context()
+        ctx.pop("attempts")
+        ctx["retryable"] = should  # None: OverloadedError's own default (retryable)
+        e = OverloadedError(e.message, body=e.body, **ctx)
+    e.should_retry_header = should
+    return e
+
+
+PROVIDER = Provider(
+    name=NAME,
+    default_base_url="https://api.anthropic.com",
+    build_chat=build_chat,
+    parse_chat=parse_chat,
+    new_stream_parser=AnthropicStreamParser,
+    classify_error=classify_error,
+    auth_headers=auth_headers,
+    request_id_headers=("request-id", "x-request-id"),
+    capabilities=frozenset({"count_tokens"}),
+    description="Anthropic Messages API (/v1/messages)",
+)
