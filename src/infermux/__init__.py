@@ -39,7 +39,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "AsyncClient": ".client",
-    "Client": ".client",
+    "Client": "._sync",
     "Endpoint": ".endpoint",
     "EndpointConfig": ".endpoint",
 }

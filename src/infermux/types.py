@@ -24,6 +24,7 @@ __all__ = [
     "FinishReason",
     "ImagePart",
     "Message",
+    "MessagesInput",
     "Part",
     "Priority",
     "ResponseFormat",
@@ -240,9 +241,10 @@ def _message_from_dict(d: Mapping[str, Any]) -> Message:
     return Message(d["role"], content, name=d.get("name"), tool_calls=calls, tool_call_id=d.get("tool_call_id"))
 
 
-def coerce_messages(
-    messages: str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]],
-) -> tuple[Message, ...]:
+MessagesInput = str | Message | Mapping[str, Any] | Iterable[Message | Mapping[str, Any]]
+
+
+def coerce_messages(messages: MessagesInput) -> tuple[Message, ...]:
     """Accept a prompt string, one message, OpenAI-style dicts or :class:`Message` objects."""
     if isinstance(messages, str):
         return (Message("user", messages),)

@@ -70,6 +70,7 @@ class Provider:
     build_embed: Callable[[EmbedRequest, str], ProviderRequest] | None = None
     parse_embed: Callable[[bytes, Mapping[str, str]], EmbedResponse] | None = None
     #: extra native calls, e.g. llama.cpp's ``/tokenize``: name -> builder of a ProviderRequest
+    models_path: str = "/models"
     capabilities: frozenset[str] = frozenset()
     description: str = ""
 

@@ -1,0 +1,81 @@
+"""Per-endpoint counters: plain integers and a bounded latency reservoir, snapshotted as plain data."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+__all__ = ["EndpointCounters", "percentile"]
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of already-sorted values (``q`` in 0..100); ``None`` when empty."""
+    if not sorted_values:
+        return None
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+class EndpointCounters:
+    """Counters of one endpoint. Everything is O(1) to update on the hot path."""
+
+    __slots__ = (
+        "attempts",
+        "cached_tokens",
+        "circuit_rejections",
+        "failures",
+        "latencies",
+        "queue_rejected",
+        "rate_limit_headers",
+        "requests",
+        "retries",
+        "shed",
+        "successes",
+        "tokens_in",
+        "tokens_out",
+    )
+
+    def __init__(self, reservoir: int = 2048) -> None:
+        self.requests = 0
+        self.attempts = 0
+        self.successes = 0
+        self.failures: dict[str, int] = {}
+        self.retries = 0
+        self.shed = 0
+        self.queue_rejected = 0
+        self.circuit_rejections = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cached_tokens = 0
+        self.latencies: deque[float] = deque(maxlen=reservoir)
+        self.rate_limit_headers: dict[str, str] = {}
+
+    def failure(self, error: BaseException) -> None:
+        name = type(error).__name__
+        self.failures[name] = self.failures.get(name, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        return {
+            "requests": self.requests,
+            "attempts": self.attempts,
+            "successes": self.successes,
+            "failures": dict(self.failures),
+            "failures_total": sum(self.failures.values()),
+            "retries": self.retries,
+            "shed": self.shed,
+            "queue_rejected": self.queue_rejected,
+            "circuit_rejections": self.circuit_rejections,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cached_tokens": self.cached_tokens,
+            "latency_s": {
+                "count": len(lat),
+                "p50": percentile(lat, 50),
+                "p95": percentile(lat, 95),
+                "p99": percentile(lat, 99),
+                "max": lat[-1] if lat else None,
+            },
+            "rate_limits": dict(self.rate_limit_headers),
+        }

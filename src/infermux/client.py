@@ -1,0 +1,344 @@
+"""The public clients: :class:`AsyncClient` (asyncio) and :class:`Client` (a sync facade over the same engine).
+
+Example::
+
+    async with infermux.AsyncClient([infermux.EndpointConfig(name="local", provider="llamacpp",
+                                                           base_url="http://127.0.0.1:8080/v1", model="smollm2")]) as c:
+        r = await c.chat("Say hi", max_tokens=16)
+        async with c.stream("Count to 3") as s:
+            async for text in s.text():
+                print(text, end="")
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import aclosing
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .endpoint import Endpoint, EndpointConfig, build_endpoints
+from .errors import ConfigurationError, InfermuxError
+from .resilience.clock import SYSTEM_CLOCK, Clock
+from .router import Router, can_fall_back
+from .transport import Transport
+from .types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    MessagesInput,
+    Priority,
+    ResponseFormat,
+    StreamAccumulator,
+    StreamEvent,
+    TextDelta,
+    Tool,
+    coerce_messages,
+)
+
+__all__ = ["AsyncClient", "ChatStream", "build_chat_request"]
+
+_UNSET: Any = object()
+
+
+def _coerce_tool(t: Tool | Mapping[str, Any]) -> Tool:
+    if isinstance(t, Tool):
+        return t
+    fn = t.get("function", t) if t.get("type", "function") == "function" else None
+    if not isinstance(fn, Mapping) or "name" not in fn:
+        raise ConfigurationError(f"a tool must be a Tool or an OpenAI-style function dict, got {dict(t)!r}")
+    return Tool(
+        name=fn["name"],
+        description=fn.get("description", ""),
+        parameters=fn.get("parameters") or fn.get("input_schema") or {"type": "object", "properties": {}},
+        strict=fn.get("strict"),
+    )
+
+
+def _coerce_format(rf: ResponseFormat | Mapping[str, Any] | str | None) -> ResponseFormat | None:
+    if rf is None or isinstance(rf, ResponseFormat):
+        return rf
+    if isinstance(rf, str):
+        if rf in ("json", "json_object"):
+            return ResponseFormat("json_object")
+        raise ConfigurationError(f"response_format string must be 'json' or 'json_object', got {rf!r}")
+    t = rf.get("type")
+    if t == "json_object":
+        return ResponseFormat("json_object")
+    if t == "json_schema":
+        js = rf.get("json_schema", rf)
+        return ResponseFormat(
+            "json_schema", schema=js.get("schema"), name=js.get("name", "response"), strict=js.get("strict")
+        )
+    if t == "text":
+        return None
+    raise ConfigurationError(f"unsupported response_format {dict(rf)!r}")
+
+
+def build_chat_request(
+    messages: MessagesInput | ChatRequest,
+    *,
+    model: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    stop: str | Sequence[str] | None = None,
+    tools: Iterable[Tool | Mapping[str, Any]] | None = None,
+    tool_choice: str | None = None,
+    parallel_tool_calls: bool | None = None,
+    response_format: ResponseFormat | Mapping[str, Any] | str | None = None,
+    seed: int | None = None,
+    user: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> ChatRequest:
+    """Build a validated :class:`ChatRequest` from friendly arguments (strings, OpenAI-style dicts...)."""
+    if isinstance(messages, ChatRequest):
+        return messages
+    return ChatRequest(
+        messages=coerce_messages(messages),
+        model=model,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        tools=tuple(_coerce_tool(t) for t in tools or ()),
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel_tool_calls,
+        response_format=_coerce_format(response_format),
+        seed=seed,
+        user=user,
+        metadata=dict(metadata or {}),
+        extra=dict(extra or {}),
+    )
+
+
+class ChatStream:
+    """One streamed chat call: an async iterator of :mod:`infermux.types` stream events, and an async
+    context manager that releases the connection on exit. :meth:`final_response` gives the same
+    :class:`ChatResponse` a non-stream call would."""
+
+    def __init__(self, request_id: str, source: AsyncGenerator[StreamEvent, None] | None = None) -> None:
+        self._source: AsyncGenerator[StreamEvent, None] | None = source
+        self._acc = StreamAccumulator()
+        self.request_id = request_id
+        self.endpoint: str | None = None
+        self.provider: str | None = None
+        self._done = False
+
+    def attach(self, source: AsyncGenerator[StreamEvent, None]) -> None:
+        self._source = source
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._done or self._source is None:
+            raise StopAsyncIteration
+        try:
+            ev = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            raise
+        except BaseException:
+            self._done = True
+            await self.aclose()
+            raise
+        self._acc.add(ev)
+        return ev
+
+    async def text(self) -> AsyncIterator[str]:
+        """Only the text deltas."""
+        async for ev in self:
+            if isinstance(ev, TextDelta):
+                yield ev.text
+
+    async def final_response(self) -> ChatResponse:
+        """Consume what is left and return the accumulated response."""
+        async for _ in self:
+            pass
+        return self._acc.response(request_id=self.request_id, endpoint=self.endpoint, provider=self.provider)
+
+    async def aclose(self) -> None:
+        self._done = True
+        if self._source is not None:
+            await self._source.aclose()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncClient:
+    """A client over one or more endpoints, with routing and fallback in the configured order.
+
+    ``endpoints`` may be :class:`EndpointConfig` or ready :class:`Endpoint` objects. Without endpoints,
+    ``config`` (a TOML/YAML file path) is read; without both, the environment (see
+    :func:`infermux.config.endpoints_from_env`) when ``trust_env`` is true.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[EndpointConfig | Endpoint] | None = None,
+        *,
+        config: str | Path | None = None,
+        transport: Transport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        trust_env: bool = True,
+    ) -> None:
+        from . import config as _config
+
+        if endpoints is None:
+            if config is not None:
+                endpoints = _config.load_config(config)
+            elif trust_env:
+                endpoints = _config.endpoints_from_env()
+            if not endpoints:
+                raise ConfigurationError(
+                    "no endpoints configured: pass endpoints=[EndpointConfig(...)], config='infermux.toml',"
+                    " or set INFERMUX_CONFIG / INFERMUX_BASE_URL"
+                )
+        self._endpoints = build_endpoints(endpoints, transport=transport, clock=clock)
+        self.router = Router(self._endpoints)
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints)
+
+    def endpoint(self, name: str) -> Endpoint:
+        return self.router.get(name)
+
+    async def chat(
+        self,
+        messages: MessagesInput | ChatRequest,
+        *,
+        endpoint: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """One chat completion. ``params`` are :func:`build_chat_request`'s (model, temperature,
+        max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra...)."""
+        req = build_chat_request(messages, **params)
+        rid = request_id or uuid.uuid4().hex
+        cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        return await self.router.run(cands, lambda ep: ep.chat(req, priority=priority, timeout=timeout, request_id=rid))
+
+    def stream(
+        self,
+        messages: MessagesInput | ChatRequest,
+        *,
+        endpoint: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **params: Any,
+    ) -> ChatStream:
+        """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
+        only while no event has reached the caller."""
+        req = build_chat_request(messages, **params)
+        rid = request_id or uuid.uuid4().hex
+        cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        stream = ChatStream(rid)
+        stream.attach(self._stream_events(stream, req, cands, priority=priority, timeout=timeout, rid=rid))
+        return stream
+
+    async def _stream_events(
+        self,
+        owner: ChatStream,
+        req: ChatRequest,
+        cands: list[Endpoint],
+        *,
+        priority: Priority,
+        timeout: float | None,
+        rid: str,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        errors: list[InfermuxError] = []
+        for ep in cands:
+            delivered = False
+            owner.endpoint, owner.provider = ep.name, ep.provider.name
+            try:
+                async with aclosing(ep.stream(req, priority=priority, timeout=timeout, request_id=rid)) as events:
+                    async for ev in events:
+                        delivered = True
+                        yield ev
+                return
+            except InfermuxError as e:
+                errors.append(e)
+                if delivered or not can_fall_back(e):
+                    raise
+        raise self.router.all_failed(errors)
+
+    async def embed(
+        self,
+        inputs: str | Sequence[str] | EmbedRequest,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+        dimensions: int | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> EmbedResponse:
+        if isinstance(inputs, EmbedRequest):
+            req = inputs
+        else:
+            seq = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+            req = EmbedRequest(seq, model=model, dimensions=dimensions, extra=dict(extra or {}))
+        rid = request_id or uuid.uuid4().hex
+        cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        return await self.router.run(
+            cands, lambda ep: ep.embed(req, priority=priority, timeout=timeout, request_id=rid)
+        )
+
+    async def models(self, *, endpoint: str | None = None) -> dict[str, list[str]]:
+        """Model IDs each endpoint lists (``GET .../models``), by endpoint name."""
+        from .providers import ProviderRequest
+        from .providers._base import decode_json
+
+        out: dict[str, list[str]] = {}
+        for ep in [self.router.get(endpoint)] if endpoint else self._endpoints:
+            prov = ep.provider.name
+
+            def parse(body: bytes, headers: Mapping[str, str], prov: str = prov) -> list[str]:
+                data = decode_json(body, headers, provider=prov, what="model list")
+                items = data.get("data") if isinstance(data, dict) else None
+                if not isinstance(items, list):
+                    from .errors import MalformedResponseError
+
+                    raise MalformedResponseError(f"{prov} model list has no 'data' array", provider=prov)
+                return [str(m.get("id")) for m in items if isinstance(m, dict)]
+
+            out[ep.name] = await ep.call(ProviderRequest("GET", ep.provider.models_path), parse)
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """A plain-data snapshot of every endpoint's counters, queue, breaker and keys."""
+        return {ep.name: ep.stats() for ep in self._endpoints}
+
+    async def aclose(self) -> None:
+        for ep in self._endpoints:
+            await ep.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from ._sync import Client
+
+        return Client
+    raise AttributeError(name)

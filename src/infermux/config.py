@@ -1,0 +1,141 @@
+"""Configuration from a TOML/YAML file or from environment variables (read in this module only).
+
+File shape (TOML; YAML the same keys)::
+
+    [[endpoints]]
+    name = "local"
+    provider = "llamacpp"
+    base_url = "http://127.0.0.1:8080/v1"
+    model = "smollm2"
+    api_key_env = ["LOCAL_KEY"]        # names of env vars holding keys (comma-separated values allowed)
+    max_concurrency = 8
+    overflow = "shed_lowest"
+    [endpoints.retry]                  # RetryPolicy fields
+    max_retries = 3
+    [endpoints.breaker]                # BreakerConfig fields
+    consecutive_failures = 5
+    [endpoints.timeouts]               # connect / read seconds
+    read = 60
+
+Environment (when no endpoints and no file are given): ``INFERMUX_CONFIG`` (a file path), else one endpoint
+from ``INFERMUX_PROVIDER`` (default ``openai``), ``INFERMUX_BASE_URL``, ``INFERMUX_MODEL`` and
+``INFERMUX_API_KEY`` (comma-separated for a key pool), else ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``
+endpoints for the hosted APIs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .endpoint import EndpointConfig
+from .errors import ConfigurationError
+from .resilience.breaker import BreakerConfig
+from .resilience.retry import RetryPolicy
+from .transport import Timeouts
+
+__all__ = ["endpoint_from_dict", "endpoints_from_env", "load_config"]
+
+_NESTED = {"retry": RetryPolicy, "breaker": BreakerConfig, "timeouts": Timeouts}
+
+
+def endpoint_from_dict(d: Mapping[str, Any]) -> EndpointConfig:
+    """Build an :class:`EndpointConfig` from plain data, with a clear error for unknown or bad fields."""
+    kw: dict[str, Any] = {}
+    fields = set(EndpointConfig.__dataclass_fields__)
+    for key, raw in d.items():
+        value = raw
+        if key not in fields:
+            raise ConfigurationError(f"endpoint {d.get('name')!r}: unknown setting {key!r}; known: {sorted(fields)}")
+        cls = _NESTED.get(key)
+        if cls is not None:
+            if not isinstance(value, Mapping):
+                raise ConfigurationError(f"endpoint {d.get('name')!r}: {key} must be a table")
+            try:
+                table = dict(value)
+                if key == "retry" and "retry_statuses" in table:
+                    table["retry_statuses"] = frozenset(table["retry_statuses"])
+                value = cls(**table)
+            except TypeError as e:
+                raise ConfigurationError(f"endpoint {d.get('name')!r}: bad {key} settings: {e}") from e
+        elif isinstance(value, list):
+            value = tuple(value)
+        kw[key] = value
+    for required in ("name", "provider"):
+        if required not in kw:
+            raise ConfigurationError(f"an endpoint needs {required!r}: {dict(d)!r}")
+    try:
+        return EndpointConfig(**kw)
+    except TypeError as e:
+        raise ConfigurationError(f"endpoint {d.get('name')!r}: {e}") from e
+
+
+def _read_file(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigurationError(f"cannot read config file {path}: {e}") from e
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            return tomllib.loads(text)
+        except ValueError as e:
+            raise ConfigurationError(f"{path}: invalid TOML: {e}") from e
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ModuleNotFoundError as e:
+            raise ConfigurationError("YAML config needs PyYAML: pip install 'infermux[yaml]'") from e
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigurationError(f"{path}: invalid YAML: {e}") from e
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise ConfigurationError(f"{path}: invalid JSON: {e}") from e
+    raise ConfigurationError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
+
+
+def load_config(path: str | Path) -> list[EndpointConfig]:
+    data = _read_file(Path(path))
+    items = data.get("endpoints") if isinstance(data, Mapping) else None
+    if not isinstance(items, list) or not items:
+        raise ConfigurationError(f"{path}: needs a non-empty 'endpoints' list")
+    return [endpoint_from_dict(d) for d in items]
+
+
+def endpoints_from_env(env: Mapping[str, str] | None = None) -> list[EndpointConfig]:
+    e = os.environ if env is None else env
+    if e.get("INFERMUX_CONFIG"):
+        return load_config(e["INFERMUX_CONFIG"])
+    if e.get("INFERMUX_BASE_URL") or e.get("INFERMUX_PROVIDER"):
+        keys = tuple(k.strip() for k in e.get("INFERMUX_API_KEY", "").split(",") if k.strip())
+        return [
+            EndpointConfig(
+                name=e.get("INFERMUX_ENDPOINT_NAME", "default"),
+                provider=e.get("INFERMUX_PROVIDER", "openai"),
+                base_url=e.get("INFERMUX_BASE_URL") or None,
+                model=e.get("INFERMUX_MODEL") or None,
+                api_keys=keys,
+            )
+        ]
+    out: list[EndpointConfig] = []
+    if e.get("OPENAI_API_KEY"):
+        out.append(
+            EndpointConfig(
+                name="openai", provider="openai", model=e.get("INFERMUX_MODEL") or None, api_key_env=("OPENAI_API_KEY",)
+            )
+        )
+    if e.get("ANTHROPIC_API_KEY"):
+        out.append(EndpointConfig(name="anthropic", provider="anthropic", api_key_env=("ANTHROPIC_API_KEY",)))
+    return out

@@ -1,0 +1,617 @@
+"""One endpoint = a provider + a base URL + API keys + its own resilience state and counters.
+
+Every call goes: priority queue slot -> circuit breaker -> API key -> transport -> provider parse, inside a
+retry loop bounded by the policy's attempts and an overall deadline. Between attempts the slot is given
+back, so a request that sleeps on backoff does not hold concurrency. :meth:`Endpoint.run` is the generic
+engine (any async operation, not only HTTP); :meth:`chat`, :meth:`stream`, :meth:`embed` and
+:meth:`call` are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
+
+from ._stats import EndpointCounters
+from .errors import (
+    APIStatusError,
+    CircuitOpenError,
+    ConfigurationError,
+    DeadlineExceededError,
+    IncompleteStreamError,
+    InfermuxError,
+    QueueFullError,
+    RequestShedError,
+    status_error_class,
+)
+from .providers import Provider, ProviderRequest, get_provider
+from .resilience.breaker import BreakerConfig, CircuitBreaker, is_breaker_failure
+from .resilience.clock import SYSTEM_CLOCK, Clock
+from .resilience.keypool import KeyLease, KeyPool
+from .resilience.queue import PriorityGate
+from .resilience.retry import RetryPolicy, decide
+from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Timeouts, Transport
+from .types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    Priority,
+    StreamAccumulator,
+    StreamError,
+    StreamEvent,
+    StreamFinish,
+)
+
+__all__ = ["Attempt", "Endpoint", "EndpointConfig"]
+
+T = TypeVar("T")
+_RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """Static description of an endpoint. Keys come from ``api_keys`` and/or the env vars named in
+    ``api_key_env`` (read once, when the endpoint is built); they never appear in reprs or errors."""
+
+    name: str
+    provider: str
+    base_url: str | None = None
+    model: str | None = None
+    models: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_key_env: tuple[str, ...] = ()
+    key_strategy: Literal["round_robin", "least_loaded"] = "round_robin"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    max_concurrency: int = 64
+    max_queue: int = 1024
+    overflow: Literal["reject", "shed_lowest"] = "reject"
+    queue_aging: float | None = 30.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigurationError("EndpointConfig.name must not be empty")
+        for attr in ("api_keys", "api_key_env", "models"):
+            v = getattr(self, attr)
+            if isinstance(v, str):
+                object.__setattr__(self, attr, (v,))
+            elif isinstance(v, list):
+                object.__setattr__(self, attr, tuple(v))
+        if self.max_concurrency < 1 or self.max_queue < 0:
+            raise ConfigurationError(f"endpoint {self.name!r}: max_concurrency must be >= 1 and max_queue >= 0")
+
+    def resolved_keys(self) -> tuple[str, ...]:
+        keys = list(self.api_keys)
+        for var in self.api_key_env:
+            val = os.environ.get(var)
+            if not val:
+                raise ConfigurationError(f"endpoint {self.name!r}: environment variable {var} (an API key) is not set")
+            keys.extend(k.strip() for k in val.split(",") if k.strip())
+        return tuple(dict.fromkeys(keys))
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What one try of an operation gets: the request ID, attempt number, its API key and the deadline."""
+
+    request_id: str
+    number: int
+    key: str | None
+    key_label: str
+    deadline_at: float | None  # on the endpoint's clock
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Deadline:
+    """Runs an awaitable under the remaining time (asyncio timeouts in real time; remaining measured on
+    the endpoint's clock) and turns expiry into :class:`DeadlineExceededError`."""
+
+    __slots__ = ("at", "clock", "total")
+
+    def __init__(self, clock: Clock, total: float | None) -> None:
+        self.clock = clock
+        self.total = total
+        self.at = None if total is None else clock.now() + total
+
+    def remaining(self) -> float | None:
+        return None if self.at is None else self.at - self.clock.now()
+
+    def expired_error(self) -> DeadlineExceededError:
+        return DeadlineExceededError(f"request deadline of {self.total:.3g}s exceeded")
+
+    async def run(self, aw: Awaitable[T]) -> T:
+        rem = self.remaining()
+        if rem is None:
+            return await aw
+        if rem <= 0:
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise self.expired_error()
+        if sys.version_info >= (3, 11):
+            try:
+                async with asyncio.timeout(rem):
+                    return await aw
+            except TimeoutError as e:
+                raise self.expired_error() from e
+        try:  # pragma: no cover - Python 3.10
+            return await asyncio.wait_for(aw, rem)
+        except asyncio.TimeoutError as e:  # pragma: no cover
+            raise self.expired_error() from e
+
+
+def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
+    if isinstance(error, APIStatusError):
+        if error.status_code == 429:
+            return "rate_limited"
+        if error.status_code in (401, 403):
+            return "auth_failed"
+        if error.status_code is not None and error.status_code >= 500:
+            return "failure"
+        return "neutral"
+    return "failure" if is_breaker_failure(error) else "neutral"
+
+
+class Endpoint:
+    """A provider endpoint with its own queue, breaker, key pool, retry policy and counters."""
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        transport: Transport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.provider: Provider = get_provider(config.provider)
+        base = config.base_url or self.provider.default_base_url
+        if not base.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"endpoint {config.name!r}: base_url must start with http:// or https://: {base!r}"
+            )
+        self.base_url = base.rstrip("/")
+        self.clock = clock
+        self._rand = rand
+        self._owns_transport = transport is None
+        self.transport: Transport = transport or AiohttpTransport(max_connections=max(config.max_concurrency, 1) * 2)
+        self.keys = KeyPool(config.resolved_keys(), strategy=config.key_strategy, clock=clock, name=config.name)
+        self.breaker = CircuitBreaker(config.breaker, clock=clock, name=config.name)
+        self.gate = PriorityGate(
+            config.max_concurrency,
+            config.max_queue,
+            overflow=config.overflow,
+            aging_seconds=config.queue_aging,
+            clock=clock,
+        )
+        self.counters = EndpointCounters()
+        self._static_headers = {k.lower(): v for k, v in config.headers.items()}
+
+    def __repr__(self) -> str:
+        return f"Endpoint(name={self.name!r}, provider={self.provider.name!r}, base_url={self.base_url!r})"
+
+    def model_for(self, request_model: str | None) -> str:
+        model = request_model or self.config.model
+        if not model:
+            raise ConfigurationError(
+                f"endpoint {self.name!r}: no model given and the endpoint has no default model", endpoint=self.name
+            )
+        return model
+
+    # ------------------------------------------------------------------ the engine
+
+    async def run(
+        self,
+        operation: Callable[[Attempt], Awaitable[T]],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> T:
+        """Run ``operation`` under this endpoint's queue, breaker, key pool and retry policy.
+
+        ``timeout`` overrides the policy's overall deadline for this call. Raises a typed
+        :class:`InfermuxError` carrying this endpoint's context when every allowed attempt failed.
+        """
+        pol = policy or self.config.retry
+        rid = request_id or uuid.uuid4().hex
+        deadline = _Deadline(self.clock, timeout if timeout is not None else pol.deadline)
+        started = self.clock.now()
+        self.counters.requests += 1
+        number = 0
+        while True:
+            number += 1
+            try:
+                result = await self._attempt(operation, rid=rid, number=number, priority=priority, deadline=deadline)
+            except InfermuxError as err:
+                err.with_context(
+                    provider=self.provider.name, endpoint=self.name, model=model, request_id=rid, attempts=number
+                )
+                err.attempts = number
+                if isinstance(err, (QueueFullError, CircuitOpenError)):
+                    self.counters.failure(err)
+                    raise
+                decision = decide(pol, err, retry_number=number, elapsed=self.clock.now() - started, rand=self._rand)
+                if not decision.retry:
+                    self.counters.failure(err)
+                    raise
+                self.counters.retries += 1
+                rem = deadline.remaining()
+                if rem is not None and decision.delay >= rem:
+                    self.counters.failure(err)
+                    raise
+                await self.clock.sleep(decision.delay)
+                continue
+            self.counters.successes += 1
+            self.counters.latencies.append(self.clock.now() - started)
+            return result
+
+    async def _admit(self, priority: Priority, deadline: _Deadline) -> KeyLease:
+        """Take a queue slot, pass the breaker and lease a key. On success the caller owns the slot (release
+        it with ``gate.release()``), the breaker permit and the lease (end them with one record call)."""
+        try:
+            await self.gate.acquire(priority, timeout=deadline.remaining())
+        except RequestShedError:
+            self.counters.shed += 1
+            raise
+        except QueueFullError:
+            self.counters.queue_rejected += 1
+            raise
+        try:
+            if not self.breaker.try_acquire():
+                self.counters.circuit_rejections += 1
+                retry_at = self.breaker.retry_at
+                wait = None if retry_at is None else max(0.0, retry_at - self.clock.now())
+                raise CircuitOpenError(
+                    f"circuit breaker of endpoint {self.name!r} is open"
+                    + (f"; next probe in {wait:.3g}s" if wait is not None else ""),
+                    retry_at=retry_at,
+                    retry_after=wait,
+                )
+            try:
+                lease = self.keys.acquire()
+            except BaseException:
+                self.breaker.record_neutral()
+                raise
+        except BaseException:
+            self.gate.release()
+            raise
+        self.counters.attempts += 1
+        return lease
+
+    async def _attempt(
+        self,
+        operation: Callable[[Attempt], Awaitable[T]],
+        *,
+        rid: str,
+        number: int,
+        priority: Priority,
+        deadline: _Deadline,
+    ) -> T:
+        lease = await self._admit(priority, deadline)
+        try:
+            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at)
+            try:
+                result = await deadline.run(operation(attempt))
+            except BaseException as err:
+                self._record_failure(err, lease)
+                raise
+            self._record_success(lease)
+            return result
+        finally:
+            self.gate.release()
+
+    def _record_success(self, lease: KeyLease) -> None:
+        self.keys.release(lease, "success")
+        self.breaker.record_success()
+
+    def _record_failure(self, err: BaseException, lease: KeyLease) -> None:
+        outcome = _outcome_for_key(err)
+        retry_after = err.retry_after if isinstance(err, InfermuxError) else None
+        self.keys.release(lease, outcome, retry_after=retry_after)
+        if is_breaker_failure(err):
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_neutral()
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    def _http_request(self, preq: ProviderRequest, attempt: Attempt) -> HTTPRequest:
+        headers = dict(self._static_headers)
+        if attempt.key is not None:
+            headers.update(self.provider.auth_headers(attempt.key))
+        headers.update(preq.headers)
+        headers["x-request-id"] = attempt.request_id
+        headers["x-infermux-attempt"] = str(attempt.number)
+        body = None
+        if preq.json is not None:
+            body = json.dumps(preq.json, separators=(",", ":"), ensure_ascii=False).encode()
+            headers.setdefault("content-type", "application/json")
+        if preq.stream:
+            headers.setdefault("accept", "text/event-stream")
+        return HTTPRequest(preq.method, self.base_url + preq.path, headers, body, self.config.timeouts)
+
+    def _note_headers(self, headers: Mapping[str, str]) -> None:
+        for k, v in headers.items():
+            if k.startswith(_RATE_LIMIT_PREFIXES):
+                self.counters.rate_limit_headers[k] = v
+
+    async def _send(self, preq: ProviderRequest, attempt: Attempt) -> HTTPResponse:
+        resp = await self.transport.send(self._http_request(preq, attempt))
+        attempt.response_headers = resp.headers
+        self._note_headers(resp.headers)
+        if resp.status >= 400:
+            try:
+                body = await resp.read()
+            except InfermuxError:
+                body = b""
+            err = self.provider.classify_error(resp.status, resp.headers, body)
+            raise err
+        return resp
+
+    async def call(
+        self,
+        preq: ProviderRequest,
+        parse: Callable[[bytes, Mapping[str, str]], T],
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+    ) -> T:
+        """Send a provider request (any route, e.g. llama.cpp ``/tokenize``) through the engine; ``parse``
+        turns the 2xx body into a result."""
+
+        async def op(attempt: Attempt) -> T:
+            resp = await self._send(preq, attempt)
+            return parse(await resp.read(), resp.headers)
+
+        return await self.run(op, priority=priority, timeout=timeout, request_id=request_id, model=model)
+
+    # ------------------------------------------------------------------ chat / embed
+
+    def _finish_response(self, resp: ChatResponse, model: str, attempt: Attempt, started: float) -> ChatResponse:
+        usage = resp.usage
+        if usage is not None:
+            self.counters.tokens_in += usage.input_tokens
+            self.counters.tokens_out += usage.output_tokens
+            self.counters.cached_tokens += usage.cached_tokens
+        return replace(
+            resp,
+            model=resp.model or model,
+            provider=self.provider.name,
+            endpoint=self.name,
+            request_id=attempt.request_id,
+            provider_request_id=resp.provider_request_id or self.provider.provider_request_id(attempt.response_headers),
+            latency_s=self.clock.now() - started,
+            attempts=attempt.number,
+        )
+
+    async def chat(
+        self,
+        request: ChatRequest,
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> ChatResponse:
+        model = self.model_for(request.model)
+        preq = self.provider.build_chat(request, model, False)
+        started = self.clock.now()
+
+        async def op(attempt: Attempt) -> ChatResponse:
+            resp = await self._send(preq, attempt)
+            body = await resp.read()
+            parsed = self.provider.parse_chat(body, resp.headers)
+            return self._finish_response(parsed, model, attempt, started)
+
+        return await self.run(op, priority=priority, timeout=timeout, request_id=request_id, model=model)
+
+    async def embed(
+        self,
+        request: EmbedRequest,
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> EmbedResponse:
+        build, parse = self.provider.build_embed, self.provider.parse_embed
+        if build is None or parse is None:
+            raise ConfigurationError(
+                f"provider {self.provider.name!r} (endpoint {self.name!r}) does not support embeddings",
+                endpoint=self.name,
+                provider=self.provider.name,
+            )
+        model = self.model_for(request.model)
+        preq = build(request, model)
+        started = self.clock.now()
+
+        async def op(attempt: Attempt) -> EmbedResponse:
+            resp = await self._send(preq, attempt)
+            out = parse(await resp.read(), resp.headers)
+            if out.usage is not None:
+                self.counters.tokens_in += out.usage.input_tokens
+            return replace(
+                out,
+                model=out.model or model,
+                provider=self.provider.name,
+                endpoint=self.name,
+                request_id=attempt.request_id,
+                provider_request_id=out.provider_request_id
+                or self.provider.provider_request_id(attempt.response_headers),
+                latency_s=self.clock.now() - started,
+                attempts=attempt.number,
+            )
+
+        return await self.run(op, priority=priority, timeout=timeout, request_id=request_id, model=model)
+
+    async def stream(
+        self,
+        request: ChatRequest,
+        *,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Stream events. Retried only while nothing has reached the caller; the stream must end with the
+        protocol's terminal marker, else :class:`IncompleteStreamError` is raised after the partial events."""
+        model = self.model_for(request.model)
+        preq = self.provider.build_chat(request, model, True)
+        pol = self.config.retry
+        rid = request_id or uuid.uuid4().hex
+        deadline = _Deadline(self.clock, timeout if timeout is not None else pol.deadline)
+        started = self.clock.now()
+        self.counters.requests += 1
+        number = 0
+        delivered = False
+        while True:
+            number += 1
+            try:
+                agen_ = self._stream_attempt(preq, rid=rid, number=number, priority=priority, deadline=deadline)
+                async with aclosing(agen_) as agen:
+                    async for ev in agen:
+                        delivered = True
+                        yield ev
+            except InfermuxError as err:
+                err.with_context(
+                    provider=self.provider.name, endpoint=self.name, model=model, request_id=rid, attempts=number
+                )
+                err.attempts = number
+                if delivered or isinstance(err, (QueueFullError, CircuitOpenError)):
+                    self.counters.failure(err)
+                    raise
+                decision = decide(pol, err, retry_number=number, elapsed=self.clock.now() - started, rand=self._rand)
+                rem = deadline.remaining()
+                if not decision.retry or (rem is not None and decision.delay >= rem):
+                    self.counters.failure(err)
+                    raise
+                self.counters.retries += 1
+                await self.clock.sleep(decision.delay)
+                continue
+            self.counters.successes += 1
+            self.counters.latencies.append(self.clock.now() - started)
+            return
+
+    async def _stream_attempt(
+        self,
+        preq: ProviderRequest,
+        *,
+        rid: str,
+        number: int,
+        priority: Priority,
+        deadline: _Deadline,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        lease = await self._admit(priority, deadline)
+        try:
+            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at)
+            acc = StreamAccumulator()
+            try:
+                resp = await deadline.run(self._send(preq, attempt))
+                async with aclosing(self._read_stream(resp, deadline, acc)) as events:
+                    async for ev in events:
+                        yield ev
+                if not acc.finished:
+                    raise IncompleteStreamError(
+                        "stream ended without its terminal marker", partial_text=acc.text, provider=self.provider.name
+                    )
+            except BaseException as err:
+                self._record_failure(err, lease)
+                raise
+            if acc.usage is not None:
+                self.counters.tokens_in += acc.usage.input_tokens
+                self.counters.tokens_out += acc.usage.output_tokens
+                self.counters.cached_tokens += acc.usage.cached_tokens
+            self._record_success(lease)
+        finally:
+            self.gate.release()
+
+    async def _read_stream(
+        self, resp: HTTPResponse, deadline: _Deadline, acc: StreamAccumulator
+    ) -> AsyncGenerator[StreamEvent, None]:
+        parser = self.provider.new_stream_parser()
+        chunks = resp.iter_chunks().__aiter__()
+        try:
+            while True:
+                try:
+                    chunk = await deadline.run(chunks.__anext__())
+                except StopAsyncIteration:
+                    break
+                for ev in parser.feed(chunk):
+                    self._check_stream_event(ev, acc)
+                    yield ev
+            for ev in parser.close():
+                self._check_stream_event(ev, acc)
+                yield ev
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await resp.aclose()
+
+    def _check_stream_event(self, ev: StreamEvent, acc: StreamAccumulator) -> None:
+        if isinstance(ev, StreamError):
+            status = ev.status_code
+            if status is None and ev.error_type and "overloaded" in ev.error_type:
+                status = 529
+            cls = status_error_class(status or 500)
+            raise cls(
+                f"{self.provider.name} reported an error mid-stream ({ev.error_type}): {ev.message}",
+                status_code=status,
+                error_type=ev.error_type,
+                provider_message=ev.message,
+            )
+        acc.add(ev)
+        if isinstance(ev, StreamFinish):
+            acc.finished = True
+
+    # ------------------------------------------------------------------ state
+
+    def stats(self) -> dict[str, Any]:
+        snap = self.counters.snapshot()
+        snap.update(
+            {
+                "endpoint": self.name,
+                "provider": self.provider.name,
+                "base_url": self.base_url,
+                "model": self.config.model,
+                "in_flight": self.gate.in_flight,
+                "queue_depth": self.gate.depth_by_priority(),
+                "queue": self.gate.snapshot(),
+                "breaker": self.breaker.snapshot(),
+                "keys": self.keys.snapshot(),
+                "time": time.time(),
+            }
+        )
+        return snap
+
+    async def aclose(self) -> None:
+        if self._owns_transport:
+            await self.transport.aclose()
+
+
+def build_endpoints(
+    configs: Sequence[EndpointConfig | Endpoint], *, transport: Transport | None = None, clock: Clock = SYSTEM_CLOCK
+) -> list[Endpoint]:
+    out: list[Endpoint] = []
+    seen: set[str] = set()
+    for c in configs:
+        ep = c if isinstance(c, Endpoint) else Endpoint(c, transport=transport, clock=clock)
+        if ep.name in seen:
+            raise ConfigurationError(f"two endpoints are named {ep.name!r}")
+        seen.add(ep.name)
+        out.append(ep)
+    return out
