@@ -14,6 +14,7 @@ _REGISTRY: dict[str, str] = {
     "openai": "openai",
     "anthropic": "anthropic",
     "llamacpp": "llamacpp",
+    "openai_responses": "openai_responses",
 }
 _ALIASES: dict[str, str] = {"llama.cpp": "llamacpp", "llama_cpp": "llamacpp", "claude": "anthropic"}
 _CACHE: dict[str, Provider] = {}

@@ -1,0 +1,628 @@
+"""OpenAI Chat Completions, Embeddings and legacy Completions: pure wire translation, no I/O.
+
+The same functions serve every OpenAI-compatible server (llama.cpp, vLLM, Groq...): build one with
+:func:`make_openai_compatible`. The Responses API lives in :mod:`.openai_responses` (also reachable as
+``RESPONSES_PROVIDER`` here).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
+from ..resilience.retry import parse_retry_after
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    FinishReason,
+    Message,
+    Part,
+    ResponseFormat,
+    StreamError,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+    coerce_messages,
+)
+from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._common import (
+    JSON_HEADERS,
+    as_int,
+    as_str,
+    compact,
+    extract_error,
+    header_bool,
+    image_data_url,
+    malformed,
+    map_finish_reason,
+    merge_extra,
+    parse_error_body,
+)
+from ._sse import SSEDecoder, SSEMessage
+
+__all__ = [
+    "PROVIDER",
+    "ChatStreamParser",
+    "auth_headers",
+    "build_chat",
+    "build_completion",
+    "build_embed",
+    "chat_request_from_wire",
+    "classify_error",
+    "make_openai_compatible",
+    "parse_chat",
+    "parse_completion",
+    "parse_embed",
+    "parse_usage",
+]
+
+NAME = "openai"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id")
+
+
+# --------------------------------------------------------------------------- request building
+
+
+def _part(p: Part) -> dict[str, Any]:
+    if isinstance(p, TextPart):
+        return {"type": "text", "text": p.text}
+    return {"type": "image_url", "image_url": compact({"url": image_data_url(p), "detail": p.detail})}
+
+
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role}
+    if isinstance(m.content, tuple):
+        out["content"] = [_part(p) for p in m.content]
+    elif m.content is not None:
+        out["content"] = m.content
+    if m.name is not None:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.raw_arguments or "{}"}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id is not None:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def _tool(t: Tool) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": t.name}
+    if t.description:
+        fn["description"] = t.description
+    fn["parameters"] = dict(t.parameters)
+    if t.strict is not None:
+        fn["strict"] = t.strict
+    return {"type": "function", "function": fn}
+
+
+def _tool_choice(choice: str) -> str | dict[str, Any]:
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _response_format(rf: ResponseFormat) -> dict[str, Any]:
+    if rf.type != "json_schema":
+        return {"type": rf.type}
+    js: dict[str, Any] = {"name": rf.name, "schema": dict(rf.schema or {})}
+    if rf.strict is not None:
+        js["strict"] = rf.strict
+    return {"type": "json_schema", "json_schema": js}
+
+
+def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
+    """``POST /chat/completions``; only options that are set are sent; ``req.extra`` is merged last."""
+    body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in req.messages]}
+    body.update(
+        compact(
+            {
+                "temperature": req.temperature,
+                "top_p": req.top_p,
+                "max_tokens": req.max_tokens,
+                "stop": list(req.stop) or None,
+                "tools": [_tool(t) for t in req.tools] or None,
+                "tool_choice": _tool_choice(req.tool_choice) if req.tool_choice is not None else None,
+                "parallel_tool_calls": req.parallel_tool_calls,
+                "response_format": _response_format(req.response_format) if req.response_format else None,
+                "seed": req.seed,
+                "user": req.user,
+            }
+        )
+    )
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    merge_extra(body, req.extra)
+    return ProviderRequest("POST", "/chat/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+# --------------------------------------------------------------------------- wire -> ChatRequest
+
+
+_WIRE_DROPPED = frozenset(("stream", "stream_options"))
+
+
+def _lossless(wire: Any, make: Callable[[Any], Any], render: Callable[[Any], Any]) -> Any:
+    """``make(wire)`` when rendering it back gives exactly ``wire``; else ``None`` (keep it raw in extra)."""
+    try:
+        value = make(wire)
+    except (ConfigurationError, KeyError, TypeError, AttributeError, ValueError):
+        return None
+    return value if render(value) == wire else None
+
+
+def _wire_tool(d: Any) -> Tool:
+    fn = d["function"]
+    if d.get("type") != "function":
+        raise ValueError("not a function tool")
+    return Tool(
+        name=fn["name"], description=fn.get("description") or "", parameters=fn["parameters"], strict=fn.get("strict")
+    )
+
+
+def _wire_response_format(d: Any) -> ResponseFormat:
+    if d.get("type") == "json_schema":
+        js = d["json_schema"]
+        return ResponseFormat("json_schema", schema=js["schema"], name=js["name"], strict=js.get("strict"))
+    return ResponseFormat(d["type"])
+
+
+def _wire_tool_choice(v: Any) -> str:
+    if isinstance(v, str) and v in ("auto", "none", "required"):
+        return v
+    return str(v["function"]["name"])
+
+
+def _wire_messages(raw: Any) -> tuple[Message, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigurationError("'messages' must be a non-empty list")
+    fixed = [{**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m for m in raw]
+    try:
+        return coerce_messages(fixed)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ConfigurationError(f"invalid message in 'messages': {e!r}") from e
+
+
+def _wire_tools_and_format(rest: dict[str, Any], kw: dict[str, Any]) -> None:
+    """Move ``tools``/``tool_choice``/``response_format`` from ``rest`` to ``kw`` when lossless."""
+    if isinstance(rest.get("tools"), list):
+        tools = [_lossless(t, _wire_tool, _tool) for t in rest["tools"]]
+        if all(t is not None for t in tools):
+            kw["tools"] = tuple(tools)
+            del rest["tools"]
+            if "tool_choice" in rest:
+                choice = _lossless(rest["tool_choice"], _wire_tool_choice, _tool_choice)
+                if choice is not None:
+                    kw["tool_choice"] = choice
+                    del rest["tool_choice"]
+    if isinstance(rest.get("response_format"), Mapping):
+        rf = _lossless(rest["response_format"], _wire_response_format, _response_format)
+        if rf is not None:
+            kw["response_format"] = rf
+            del rest["response_format"]
+
+
+def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
+    """An OpenAI chat-completions request body as a :class:`ChatRequest` (the inverse of :func:`build_chat`).
+
+    Fields we model are mapped when that is lossless (``build_chat`` renders them back identically);
+    everything else, including ``metadata``, ``n``, ``logprobs`` and odd shapes of ``tools``, goes to
+    ``extra`` unchanged. ``stream``/``stream_options`` are dropped (the caller chooses streaming) and so
+    are JSON nulls; ``developer`` messages become ``system``. Raises :class:`ConfigurationError`.
+    """
+    if not isinstance(body, Mapping):
+        raise ConfigurationError("chat request body must be a JSON object")
+    rest = {k: v for k, v in body.items() if v is not None and k not in _WIRE_DROPPED}
+    kw: dict[str, Any] = {"messages": _wire_messages(rest.pop("messages", None))}
+    model = rest.pop("model", None)
+    if model is not None and not isinstance(model, str):
+        raise ConfigurationError("'model' must be a string")
+    kw["model"] = model
+    for key, typ in (("temperature", (int, float)), ("top_p", (int, float)), ("seed", int), ("user", str)):
+        if isinstance(rest.get(key), typ) and not isinstance(rest.get(key), bool):
+            kw[key] = rest.pop(key)
+    if isinstance(rest.get("max_tokens"), int) and not isinstance(rest["max_tokens"], bool):
+        kw["max_tokens"] = rest.pop("max_tokens")
+    if isinstance(rest.get("parallel_tool_calls"), bool):
+        kw["parallel_tool_calls"] = rest.pop("parallel_tool_calls")
+    stop = rest.get("stop")
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        kw["stop"] = tuple(rest.pop("stop"))
+    _wire_tools_and_format(rest, kw)
+    return ChatRequest(**kw, extra=rest)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def parse_usage(raw: object) -> Usage | None:
+    """OpenAI ``usage`` (prompt/completion tokens, cached prompt tokens) as :class:`Usage`."""
+    if not isinstance(raw, Mapping):
+        return None
+    details = raw.get("prompt_tokens_details")
+    cached = as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    return Usage(
+        input_tokens=as_int(raw.get("prompt_tokens")),
+        output_tokens=as_int(raw.get("completion_tokens")),
+        cached_tokens=cached,
+    )
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        v = header(headers, name)
+        if v:
+            return v
+    return None
+
+
+def _first_choice(data: Any, provider: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
+    if "choices" not in data and "error" in data:
+        etype, msg = extract_error(data, b"")
+        raise malformed(provider, f"2xx response carries an error ({etype}): {msg}", data)
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        raise malformed(provider, "response has no 'choices' (expected a non-empty list of objects)", data)
+    return choices[0]
+
+
+def _tool_calls(message: Mapping[str, Any], provider: str) -> tuple[ToolCall, ...]:
+    raw = message.get("tool_calls")
+    out: list[ToolCall] = []
+    if isinstance(raw, list):
+        for c in raw:
+            fn = c.get("function") if isinstance(c, Mapping) else None
+            if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+                raise malformed(provider, f"tool call without function name: {c!r}", c)
+            out.append(ToolCall.from_raw(as_str(c.get("id")) or "", fn["name"], fn.get("arguments")))
+    fc = message.get("function_call")  # legacy "functions" API
+    if not out and isinstance(fc, Mapping) and isinstance(fc.get("name"), str):
+        out.append(ToolCall.from_raw("", fc["name"], fc.get("arguments")))
+    return tuple(out)
+
+
+def _content_text(content: object) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some compatible servers answer with parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+    return str(content)
+
+
+def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
+    """A chat completion body as :class:`ChatResponse`; bad shapes raise ``MalformedResponseError``."""
+    data = decode_json(body, headers, provider=provider)
+    choice = _first_choice(data, provider)
+    message = choice.get("message")
+    if not isinstance(message, Mapping):
+        raise malformed(provider, "choices[0].message is missing or not an object", data)
+    return ChatResponse(
+        text=_content_text(message.get("content")),
+        tool_calls=_tool_calls(message, provider),
+        finish_reason=map_finish_reason(choice.get("finish_reason")),
+        usage=parse_usage(data.get("usage")),
+        model=as_str(data.get("model")),
+        provider=provider,
+        provider_request_id=_request_id(headers),
+        response_id=as_str(data.get("id")) or None,
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+class ChatStreamParser:
+    """Data-only SSE of chat (and legacy completion) chunks, terminated by ``data: [DONE]``.
+
+    Emits ``StreamStart`` once, text/tool-call deltas of choice 0, ``UsageEvent`` for usage chunks
+    (also Groq's ``x_groq.usage``) and exactly one ``StreamFinish``. A stream that ends without
+    ``[DONE]`` is complete only if a ``finish_reason`` was seen; otherwise :meth:`close` raises
+    ``IncompleteStreamError`` with the text so far.
+    """
+
+    def __init__(self, provider: str = NAME) -> None:
+        self.provider = provider
+        self._sse = SSEDecoder()
+        self._started = False
+        self._done = False
+        self._errored = False
+        self._finish: FinishReason | None = None
+        self._finish_seen = False
+        self._text: list[str] = []
+        self._tools_started: set[int] = set()
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return self._handle(self._sse.feed(chunk))
+
+    def close(self) -> list[StreamEvent]:
+        events = self._handle(self._sse.close())
+        if self._done or self._errored:
+            return events
+        if self._finish_seen:
+            self._done = True
+            events.append(StreamFinish(self._finish))
+            return events
+        raise IncompleteStreamError(
+            f"{self.provider}: stream ended before [DONE] and without a finish_reason",
+            provider=self.provider,
+            partial_text="".join(self._text),
+        )
+
+    def _handle(self, msgs: list[SSEMessage]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for msg in msgs:
+            data = msg.data.strip()
+            if self._done or not data:
+                continue
+            if data == "[DONE]":
+                self._done = True
+                out.append(StreamFinish(self._finish))
+                continue
+            try:
+                obj = json.loads(data)
+            except ValueError as e:
+                raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
+            if not isinstance(obj, Mapping):
+                raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
+            self._chunk(obj, out)
+        return out
+
+    def _chunk(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        if "error" in obj and "choices" not in obj:
+            etype, message = extract_error(obj, b"")
+            err = obj.get("error")
+            code = err.get("code") if isinstance(err, Mapping) else None
+            self._errored = True
+            out.append(StreamError(etype, message or "stream error", code if isinstance(code, int) else None))
+            return
+        choices = obj.get("choices")
+        if not self._started and (obj.get("id") or choices):
+            self._started = True
+            out.append(StreamStart(as_str(obj.get("id")) or None, as_str(obj.get("model")) or None))
+        if isinstance(choices, list):
+            for choice in choices:
+                if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+                    self._choice(choice, out)
+        usage = obj.get("usage")
+        x_groq = obj.get("x_groq")
+        if not isinstance(usage, Mapping) and isinstance(x_groq, Mapping):
+            usage = x_groq.get("usage")
+        parsed = parse_usage(usage)
+        if parsed is not None:
+            out.append(UsageEvent(parsed))
+
+    def _choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        delta = choice.get("delta")
+        if not isinstance(delta, Mapping):
+            delta = {}
+        text = delta.get("content")
+        if text is None and isinstance(choice.get("text"), str):  # legacy /completions chunk
+            text = choice["text"]
+        if isinstance(text, str) and text:
+            self._text.append(text)
+            out.append(TextDelta(text))
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for pos, call in enumerate(calls):
+                if isinstance(call, Mapping):
+                    self._tool_delta(call.get("index", pos), call.get("id"), call.get("function"), out)
+        if isinstance(delta.get("function_call"), Mapping):
+            self._tool_delta(0, None, delta["function_call"], out)
+        if choice.get("finish_reason") is not None:
+            self._finish = map_finish_reason(choice["finish_reason"])
+            self._finish_seen = True
+
+    def _tool_delta(self, index: object, call_id: object, fn: object, out: list[StreamEvent]) -> None:
+        idx = index if isinstance(index, int) else 0
+        fn = fn if isinstance(fn, Mapping) else {}
+        name = fn.get("name")
+        if idx not in self._tools_started and (call_id or name):
+            self._tools_started.add(idx)
+            out.append(ToolCallStart(idx, as_str(call_id) or "", name if isinstance(name, str) else ""))
+        args = fn.get("arguments")
+        if isinstance(args, Mapping):
+            args = json.dumps(args)
+        if isinstance(args, str) and args:
+            out.append(ToolCallDelta(idx, args))
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def build_embed(req: EmbedRequest, model: str) -> ProviderRequest:
+    """``POST /embeddings`` asking for float vectors."""
+    body: dict[str, Any] = {"model": model, "input": list(req.inputs), "encoding_format": "float"}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions
+    merge_extra(body, req.extra)
+    return ProviderRequest("POST", "/embeddings", headers=dict(JSON_HEADERS), json=body)
+
+
+def _vector(raw: object, provider: str) -> tuple[float, ...]:
+    if isinstance(raw, str):
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except ValueError as e:
+            raise malformed(provider, "embedding is a string but not valid base64") from e
+        if len(data) % 4:
+            raise malformed(provider, f"base64 embedding has {len(data)} bytes, not a multiple of 4 (float32)")
+        return struct.unpack(f"<{len(data) // 4}f", data)
+    if isinstance(raw, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw):
+        return tuple(float(x) for x in raw)
+    raise malformed(provider, "embedding must be a list of numbers or a base64 string")
+
+
+def parse_embed(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> EmbedResponse:
+    """Embedding vectors ordered by ``index`` (float lists or base64 little-endian float32)."""
+    data = decode_json(body, headers, provider=provider, what="embeddings response")
+    items = data.get("data") if isinstance(data, Mapping) else None
+    if not isinstance(items, list) or not all(isinstance(it, Mapping) for it in items):
+        raise malformed(provider, "embeddings response has no 'data' list of objects", data)
+    ordered = sorted(enumerate(items), key=lambda p: (as_int(p[1].get("index", p[0])), p[0]))
+    usage = data.get("usage")
+    return EmbedResponse(
+        vectors=tuple(_vector(it.get("embedding"), provider) for _, it in ordered),
+        model=as_str(data.get("model")),
+        usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))) if isinstance(usage, Mapping) else None,
+        provider=provider,
+        provider_request_id=_request_id(headers),
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- legacy completions
+
+
+def build_completion(
+    model: str,
+    prompt: str | list[str],
+    *,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: list[str] | None = None,
+    seed: int | None = None,
+    stream: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> ProviderRequest:
+    """Legacy ``POST /completions`` (plain prompt in, text out); parse with :func:`parse_completion`,
+    stream with :class:`ChatStreamParser` (it understands ``choices[].text`` chunks)."""
+    body: dict[str, Any] = {"model": model, "prompt": prompt}
+    body.update(
+        compact({"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop, "seed": seed})
+    )
+    if stream:
+        body["stream"] = True
+    merge_extra(body, extra or {})
+    return ProviderRequest("POST", "/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
+
+
+def parse_completion(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
+    """A legacy completion (``choices[0].text``) as :class:`ChatResponse`."""
+    data = decode_json(body, headers, provider=provider)
+    choice = _first_choice(data, provider)
+    text = choice.get("text")
+    if not isinstance(text, str):
+        raise malformed(provider, "choices[0].text is missing or not a string", data)
+    return ChatResponse(
+        text=text,
+        finish_reason=map_finish_reason(choice.get("finish_reason")),
+        usage=parse_usage(data.get("usage")),
+        model=as_str(data.get("model")),
+        provider=provider,
+        provider_request_id=_request_id(headers),
+        response_id=as_str(data.get("id")) or None,
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+#: error types that mean "retrying the same request cannot succeed" even on a normally retryable status
+_NOT_RETRYABLE_TYPES = frozenset(("insufficient_quota", "not_supported_error", "billing_hard_limit_reached"))
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, provider: str = NAME) -> APIStatusError:
+    """The typed error for an HTTP error answer (JSON, text or HTML body; ``x-should-retry`` honoured)."""
+    parsed = parse_error_body(body)
+    etype, message = extract_error(parsed, body)
+    err = error_from_body(
+        status,
+        headers,
+        body,
+        provider=provider,
+        error_type=etype,
+        message=message,
+        parsed=parsed,
+        retry_after=parse_retry_after(headers),
+        provider_request_id=_request_id(headers),
+    )
+    if etype in _NOT_RETRYABLE_TYPES or status == 501:
+        err.retryable = False
+    should = header_bool(headers, "x-should-retry")
+    if should is not None:
+        err.should_retry_header = should
+        err.retryable = should
+    return err
+
+
+# --------------------------------------------------------------------------- providers
+
+
+def make_openai_compatible(
+    name: str,
+    default_base_url: str,
+    *,
+    description: str = "",
+    build_chat_fn: Callable[[ChatRequest, str, bool], ProviderRequest] = build_chat,
+    request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
+    capabilities: frozenset[str] = frozenset(),
+    embeddings: bool = True,
+) -> Provider:
+    """A :class:`Provider` speaking OpenAI chat completions (and embeddings) under another name."""
+
+    def _parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
+        return parse_chat(body, headers, provider=name)
+
+    def _parse_embed(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
+        return parse_embed(body, headers, provider=name)
+
+    def _classify(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+        return classify_error(status, headers, body, provider=name)
+
+    return Provider(
+        name=name,
+        default_base_url=default_base_url,
+        build_chat=build_chat_fn,
+        parse_chat=_parse_chat,
+        new_stream_parser=lambda: ChatStreamParser(name),
+        classify_error=_classify,
+        auth_headers=auth_headers,
+        request_id_headers=request_id_headers,
+        build_embed=build_embed if embeddings else None,
+        parse_embed=_parse_embed if embeddings else None,
+        capabilities=capabilities,
+        description=description,
+    )
+
+
+PROVIDER: Provider = make_openai_compatible(
+    NAME,
+    DEFAULT_BASE_URL,
+    description="OpenAI Chat Completions and Embeddings",
+    capabilities=frozenset(("chat", "stream", "tools", "json", "vision", "embed", "completions")),
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RESPONSES_PROVIDER":  # lazy: the Responses API module imports this one
+        from .openai_responses import PROVIDER as responses
+
+        return responses
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,329 @@
+"""OpenAI Responses API (``POST /responses``): pure wire translation, no I/O.
+
+Registered as ``"openai_responses"``; also reachable as ``infermux.providers.openai.RESPONSES_PROVIDER``.
+Errors, auth and embeddings are the Chat Completions ones (same service).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigurationError, IncompleteStreamError
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    Message,
+    StreamError,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+from ._base import Provider, ProviderRequest, decode_json, header
+from ._common import JSON_HEADERS, as_int, as_str, compact, image_data_url, malformed, map_finish_reason, merge_extra
+from ._sse import SSEDecoder
+from .openai import DEFAULT_BASE_URL, REQUEST_ID_HEADERS, auth_headers, build_embed, classify_error, parse_embed
+
+__all__ = ["PROVIDER", "ResponsesStreamParser", "build_chat", "parse_chat", "parse_usage"]
+
+NAME = "openai_responses"
+
+
+# --------------------------------------------------------------------------- request building
+
+
+def _content(m: Message) -> str | list[dict[str, Any]]:
+    if not isinstance(m.content, tuple):
+        return m.content or ""
+    text_type = "output_text" if m.role == "assistant" else "input_text"
+    out: list[dict[str, Any]] = []
+    for p in m.content:
+        if isinstance(p, TextPart):
+            out.append({"type": text_type, "text": p.text})
+        else:
+            out.append(compact({"type": "input_image", "image_url": image_data_url(p), "detail": p.detail}))
+    return out
+
+
+def _items(m: Message) -> list[dict[str, Any]]:
+    if m.role == "tool":
+        return [{"type": "function_call_output", "call_id": m.tool_call_id, "output": m.text}]
+    items: list[dict[str, Any]] = []
+    if m.content is not None and (m.content or not m.tool_calls):
+        items.append({"role": m.role, "content": _content(m)})
+    for c in m.tool_calls:
+        items.append({"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.raw_arguments or "{}"})
+    return items
+
+
+def _tool(t: Tool) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "function", "name": t.name}
+    if t.description:
+        out["description"] = t.description
+    out["parameters"] = dict(t.parameters)
+    if t.strict is not None:
+        out["strict"] = t.strict
+    return out
+
+
+def _text_format(req: ChatRequest) -> dict[str, Any] | None:
+    rf = req.response_format
+    if rf is None:
+        return None
+    if rf.type != "json_schema":
+        return {"format": {"type": rf.type}}
+    fmt: dict[str, Any] = {"type": "json_schema", "name": rf.name, "schema": dict(rf.schema or {})}
+    if rf.strict is not None:
+        fmt["strict"] = rf.strict
+    return {"format": fmt}
+
+
+def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
+    """``POST /responses``: system messages become ``instructions``, the rest ``input`` items."""
+    if req.stop:
+        raise ConfigurationError("the OpenAI Responses API has no stop sequences (use the chat provider)")
+    if req.seed is not None:
+        raise ConfigurationError("the OpenAI Responses API has no seed parameter (use the chat provider)")
+    items = [it for m in req.messages if m.role != "system" for it in _items(m)]
+    choice: str | dict[str, Any] | None = req.tool_choice
+    if choice is not None and choice not in ("auto", "none", "required"):
+        choice = {"type": "function", "name": choice}
+    body: dict[str, Any] = {"model": model, "input": items}
+    body.update(
+        compact(
+            {
+                "instructions": req.system_text,
+                "max_output_tokens": req.max_tokens,
+                "temperature": req.temperature,
+                "top_p": req.top_p,
+                "tools": [_tool(t) for t in req.tools] or None,
+                "tool_choice": choice,
+                "parallel_tool_calls": req.parallel_tool_calls,
+                "text": _text_format(req),
+                "user": req.user,
+            }
+        )
+    )
+    if stream:
+        body["stream"] = True
+    merge_extra(body, req.extra)
+    return ProviderRequest("POST", "/responses", headers=dict(JSON_HEADERS), json=body, stream=stream)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def parse_usage(raw: object) -> Usage | None:
+    if not isinstance(raw, Mapping):
+        return None
+    details = raw.get("input_tokens_details")
+    return Usage(
+        input_tokens=as_int(raw.get("input_tokens")),
+        output_tokens=as_int(raw.get("output_tokens")),
+        cached_tokens=as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0,
+    )
+
+
+def _function_call(item: Mapping[str, Any]) -> ToolCall:
+    return ToolCall.from_raw(
+        as_str(item.get("call_id")) or as_str(item.get("id")) or "", item["name"], item.get("arguments")
+    )
+
+
+def _finish(resp: Mapping[str, Any], has_calls: bool) -> FinishReason | None:
+    status = resp.get("status")
+    if status == "completed":
+        return "tool_calls" if has_calls else "stop"
+    if status == "incomplete":
+        details = resp.get("incomplete_details")
+        return map_finish_reason(details.get("reason") if isinstance(details, Mapping) else None) or "other"
+    if status in ("failed", "cancelled"):
+        return "error"
+    return None
+
+
+def _output(resp: Mapping[str, Any], provider: str) -> tuple[str, tuple[ToolCall, ...]]:
+    output = resp.get("output")
+    if not isinstance(output, list):
+        raise malformed(provider, "response has no 'output' list", resp)
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for item in output:
+        if not isinstance(item, Mapping):
+            raise malformed(provider, f"output item is not an object: {item!r}", resp)
+        if item.get("type") == "message" and isinstance(item.get("content"), list):
+            texts.extend(
+                p["text"]
+                for p in item["content"]
+                if isinstance(p, Mapping) and p.get("type") == "output_text" and isinstance(p.get("text"), str)
+            )
+        elif item.get("type") == "function_call":
+            if not isinstance(item.get("name"), str):
+                raise malformed(provider, "function_call output item without a name", resp)
+            calls.append(_function_call(item))
+    return "".join(texts), tuple(calls)
+
+
+def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
+    """A Responses API object as :class:`ChatResponse` (``message`` text and ``function_call`` items)."""
+    data = decode_json(body, headers, provider=provider)
+    if not isinstance(data, Mapping):
+        raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
+    text, calls = _output(data, provider)
+    request_id = next((v for v in (header(headers, h) for h in REQUEST_ID_HEADERS) if v), None)
+    return ChatResponse(
+        text=text,
+        tool_calls=calls,
+        finish_reason=_finish(data, bool(calls)),
+        usage=parse_usage(data.get("usage")),
+        model=as_str(data.get("model")),
+        provider=provider,
+        provider_request_id=request_id,
+        response_id=as_str(data.get("id")),
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- streaming
+
+_TERMINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+class ResponsesStreamParser:
+    """Named-event SSE of the Responses API; ``response.completed``/``incomplete``/``failed`` end it.
+
+    Tool calls are indexed by ``output_index``. A stream without a terminal event raises
+    ``IncompleteStreamError`` from :meth:`close`.
+    """
+
+    def __init__(self, provider: str = NAME) -> None:
+        self.provider = provider
+        self._sse = SSEDecoder()
+        self._done = False
+        self._text: list[str] = []
+        self._calls = 0
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for msg in self._sse.feed(chunk):
+            self._message(msg.event, msg.data, out)
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for msg in self._sse.close():
+            self._message(msg.event, msg.data, out)
+        if not self._done:
+            raise IncompleteStreamError(
+                f"{self.provider}: stream ended without response.completed/incomplete/failed",
+                provider=self.provider,
+                partial_text="".join(self._text),
+            )
+        return out
+
+    def _message(self, event: str | None, data: str, out: list[StreamEvent]) -> None:
+        data = data.strip()
+        if self._done or not data or data == "[DONE]":
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError as e:
+            raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
+        if not isinstance(obj, Mapping):
+            raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
+        kind = obj.get("type") or event
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            handler(self, obj, out)
+
+    def _created(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        resp = obj.get("response")
+        resp = resp if isinstance(resp, Mapping) else {}
+        out.append(StreamStart(as_str(resp.get("id")), as_str(resp.get("model"))))
+
+    def _text_delta(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        delta = obj.get("delta")
+        if isinstance(delta, str) and delta:
+            self._text.append(delta)
+            out.append(TextDelta(delta))
+
+    def _item_added(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        item = obj.get("item")
+        if isinstance(item, Mapping) and item.get("type") == "function_call":
+            self._calls += 1
+            idx = as_int(obj.get("output_index"))
+            out.append(ToolCallStart(idx, as_str(item.get("call_id")) or "", as_str(item.get("name")) or ""))
+            if isinstance(item.get("arguments"), str) and item["arguments"]:
+                out.append(ToolCallDelta(idx, item["arguments"]))
+
+    def _args_delta(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        delta = obj.get("delta")
+        if isinstance(delta, str) and delta:
+            out.append(ToolCallDelta(as_int(obj.get("output_index")), delta))
+
+    def _item_done(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        item = obj.get("item")
+        if isinstance(item, Mapping) and item.get("type") == "function_call" and isinstance(item.get("name"), str):
+            out.append(ToolCallEnd(as_int(obj.get("output_index")), _function_call(item)))
+
+    def _terminal(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        self._done = True
+        resp = obj.get("response")
+        resp = resp if isinstance(resp, Mapping) else {}
+        if obj.get("type") == "response.failed":
+            err = resp.get("error")
+            err = err if isinstance(err, Mapping) else {}
+            out.append(StreamError(as_str(err.get("code")), as_str(err.get("message")) or "response failed"))
+            return
+        usage = parse_usage(resp.get("usage"))
+        if usage is not None:
+            out.append(UsageEvent(usage))
+        reason = _finish(resp, self._calls > 0)
+        if reason is None:
+            reason = "stop" if obj.get("type") == "response.completed" else "length"
+        out.append(StreamFinish(reason))
+
+    def _error(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        self._done = True
+        err = obj.get("error")
+        err = err if isinstance(err, Mapping) else obj
+        message = as_str(err.get("message")) or "stream error"
+        out.append(StreamError(as_str(err.get("code")) or as_str(err.get("type")), message))
+
+
+_HANDLERS = {
+    "response.created": ResponsesStreamParser._created,
+    "response.output_text.delta": ResponsesStreamParser._text_delta,
+    "response.output_item.added": ResponsesStreamParser._item_added,
+    "response.function_call_arguments.delta": ResponsesStreamParser._args_delta,
+    "response.output_item.done": ResponsesStreamParser._item_done,
+    **dict.fromkeys(_TERMINAL, ResponsesStreamParser._terminal),
+    "error": ResponsesStreamParser._error,
+}
+
+
+PROVIDER: Provider = Provider(
+    name=NAME,
+    default_base_url=DEFAULT_BASE_URL,
+    build_chat=build_chat,
+    parse_chat=parse_chat,
+    new_stream_parser=ResponsesStreamParser,
+    classify_error=lambda status, headers, body: classify_error(status, headers, body, provider=NAME),
+    auth_headers=auth_headers,
+    request_id_headers=REQUEST_ID_HEADERS,
+    build_embed=build_embed,
+    parse_embed=lambda body, headers: parse_embed(body, headers, provider=NAME),
+    capabilities=frozenset(("chat", "stream", "tools", "json", "vision", "embed")),
+    description="OpenAI Responses API",
+)
