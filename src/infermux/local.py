@@ -355,7 +355,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
     def lifeline() -> None:  # the parent holds our stdin: EOF means it is gone
-        sys.stdin.buffer.read()
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):  # raw fd: no buffered-reader lock to trip over at exit
+                pass
         stop.set()
 
     threading.Thread(target=lifeline, daemon=True).start()
