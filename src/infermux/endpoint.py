@@ -30,6 +30,7 @@ from .errors import (
     IncompleteStreamError,
     InfermuxError,
     QueueFullError,
+    RateLimitError,
     RequestShedError,
     status_error_class,
 )
@@ -245,20 +246,35 @@ class Endpoint:
                 if isinstance(err, (QueueFullError, CircuitOpenError)):
                     self.counters.failure(err)
                     raise
-                decision = decide(pol, err, retry_number=number, elapsed=self.clock.now() - started, rand=self._rand)
-                if not decision.retry:
+                delay = self._retry_delay(pol, err, number, started, deadline)
+                if delay is None:
                     self.counters.failure(err)
                     raise
                 self.counters.retries += 1
-                rem = deadline.remaining()
-                if rem is not None and decision.delay >= rem:
-                    self.counters.failure(err)
-                    raise
-                await self.clock.sleep(decision.delay)
+                await self.clock.sleep(delay)
                 continue
             self.counters.successes += 1
             self.counters.latencies.append(self.clock.now() - started)
             return result
+
+    def _retry_delay(
+        self, pol: RetryPolicy, err: InfermuxError, number: int, started: float, deadline: _Deadline
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up. A 429 on one key is retried at
+        once when another key of the pool is ready (the advertised delay applies to the limited key)."""
+        if (
+            isinstance(err, RateLimitError)
+            and err.status_code == 429
+            and number <= pol.max_retries
+            and self.keys.ready_count() > 0
+            and getattr(err, "should_retry_header", None) is not False
+        ):
+            return 0.0
+        decision = decide(pol, err, retry_number=number, elapsed=self.clock.now() - started, rand=self._rand)
+        rem = deadline.remaining()
+        if not decision.retry or (rem is not None and decision.delay >= rem):
+            return None
+        return decision.delay
 
     async def _admit(self, priority: Priority, deadline: _Deadline) -> KeyLease:
         """Take a queue slot, pass the breaker and lease a key. On success the caller owns the slot (release
@@ -494,13 +510,12 @@ class Endpoint:
                 if delivered or isinstance(err, (QueueFullError, CircuitOpenError)):
                     self.counters.failure(err)
                     raise
-                decision = decide(pol, err, retry_number=number, elapsed=self.clock.now() - started, rand=self._rand)
-                rem = deadline.remaining()
-                if not decision.retry or (rem is not None and decision.delay >= rem):
+                delay = self._retry_delay(pol, err, number, started, deadline)
+                if delay is None:
                     self.counters.failure(err)
                     raise
                 self.counters.retries += 1
-                await self.clock.sleep(decision.delay)
+                await self.clock.sleep(delay)
                 continue
             self.counters.successes += 1
             self.counters.latencies.append(self.clock.now() - started)

@@ -114,6 +114,11 @@ class KeyPool:
     def size(self) -> int:
         return len(self._keys)
 
+    def ready_count(self) -> int:
+        """How many keys could be leased right now (neither disabled nor cooling down)."""
+        now = self._clock.now()
+        return sum(1 for st in self._keys if not st.disabled and st.cooldown_until <= now)
+
     def acquire(self) -> KeyLease:
         """Lease a usable key. Raises KeyPoolExhaustedError (all disabled) or RateLimitError (all cooling down)."""
         now = self._clock.now()
