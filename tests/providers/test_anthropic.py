@@ -233,6 +233,11 @@ def test_sampling_stop_metadata_and_extra() -> None:
     assert "seed" not in b
 
 
+def test_extra_none_removes_a_built_key() -> None:
+    b = body_of(ChatRequest((Message.user("q"),), temperature=0.5, extra={"temperature": None}))
+    assert "temperature" not in b
+
+
 def test_temperature_above_one_is_rejected() -> None:
     with pytest.raises(ConfigurationError, match=r"\[0, 1\]"):
         build_chat(ChatRequest((Message.user("q"),), temperature=1.5), "m", False)
@@ -674,6 +679,7 @@ def _err(etype: str, msg: str = "m", rid: str | None = "req_body") -> bytes:
         (500, "api_error", InternalServerError, True),
         (529, "overloaded_error", OverloadedError, True),
         (503, "overloaded_error", OverloadedError, True),
+        (400, "overloaded_error", OverloadedError, True),  # overloaded at any status, retryable by default
     ],
 )
 def test_classify_error_table(status: int, etype: str, cls: type[Exception], retryable: bool) -> None:

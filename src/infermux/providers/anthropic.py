@@ -64,6 +64,7 @@ from ..types import (
     UsageEvent,
 )
 from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._common import as_int, header_bool, map_finish_reason, merge_extra, parse_error_body
 from ._sse import SSEDecoder, SSEMessage
 
 __all__ = [
@@ -89,23 +90,14 @@ DEFAULT_MAX_TOKENS = 4096
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
-_STOP_REASONS: Mapping[str, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 _TOOL_CHOICES: Mapping[str, str] = {"auto": "auto", "required": "any", "none": "none"}
 _WIRE_TOOL_CHOICES: Mapping[str, str] = {v: k for k, v in _TOOL_CHOICES.items()}
 
 
 def map_stop_reason(reason: str | None) -> FinishReason | None:
-    """Anthropic ``stop_reason`` -> normalised finish reason (``None`` stays ``None``; unknown -> "other")."""
-    if reason is None:
-        return None
-    return _STOP_REASONS.get(reason, "other")
+    """Anthropic ``stop_reason`` -> normalised finish reason: end_turn/stop_sequence -> stop, max_tokens ->
+    length, tool_use -> tool_calls, refusal -> content_filter, pause_turn and unknown -> other."""
+    return map_finish_reason(reason)
 
 
 def auth_headers(key: str) -> dict[str, str]:
@@ -243,12 +235,11 @@ def _chat_body(req: ChatRequest, model: str) -> dict[str, Any]:
 
 
 def _merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    """``extra`` wins over what we built; ``output_config`` is merged key by key (format + e.g. effort)."""
-    for k, v in extra.items():
-        if k == "output_config" and isinstance(v, Mapping) and isinstance(body.get(k), dict):
-            body[k] = {**body[k], **v}
-        else:
-            body[k] = v
+    """``extra`` wins over what we built (``None`` removes a key); ``output_config`` is merged key by key."""
+    cfg = extra.get("output_config")
+    if isinstance(cfg, Mapping) and isinstance(body.get("output_config"), dict):
+        extra = {**extra, "output_config": {**body["output_config"], **cfg}}
+    merge_extra(body, extra)
 
 
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
@@ -483,16 +474,12 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
 # --------------------------------------------------------------------------- responses
 
 
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) else 0
-
-
 def _usage(u: Any) -> Usage | None:
     if not isinstance(u, Mapping):
         return None
-    cache_read = _int(u.get("cache_read_input_tokens"))
-    total_in = _int(u.get("input_tokens")) + _int(u.get("cache_creation_input_tokens")) + cache_read
-    return Usage(input_tokens=total_in, output_tokens=_int(u.get("output_tokens")), cached_tokens=cache_read)
+    cache_read = as_int(u.get("cache_read_input_tokens"))
+    total_in = as_int(u.get("input_tokens")) + as_int(u.get("cache_creation_input_tokens")) + cache_read
+    return Usage(input_tokens=total_in, output_tokens=as_int(u.get("output_tokens")), cached_tokens=cache_read)
 
 
 def _malformed(what: str, data: Any) -> MalformedResponseError:
@@ -706,26 +693,18 @@ _HANDLERS = {
 # --------------------------------------------------------------------------- errors
 
 
-def _should_retry(headers: Mapping[str, str]) -> bool | None:
-    v = (header(headers, "x-should-retry") or "").strip().lower()
-    return True if v == "true" else False if v == "false" else None
-
-
 def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
     """A typed status error from an Anthropic error response (``{"type":"error","error":{type,message}}``).
 
     Non-JSON bodies (an HTML page from a proxy) are tolerated. ``overloaded_error`` at any status is an
     :class:`OverloadedError`; ``x-should-retry`` sets ``should_retry_header`` and overrides ``retryable``.
     """
-    try:
-        parsed: Any = json.loads(body) if body else None
-    except ValueError:
-        parsed = None
+    parsed = parse_error_body(body)
     err = parsed.get("error") if isinstance(parsed, dict) else None
     etype = err.get("type") if isinstance(err, dict) else None
     message = err.get("message") if isinstance(err, dict) else None
     body_rid = parsed.get("request_id") if isinstance(parsed, dict) else None
-    should = _should_retry(headers)
+    should = header_bool(headers, "x-should-retry")
     e = error_from_body(
         status,
         headers,
