@@ -280,9 +280,13 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 def _first_choice(data: Any, provider: str) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
-    if "choices" not in data and "error" in data:
+    if "choices" not in data and data.get("error") is not None:  # e.g. Azure's content filter answers 200 + error body
         etype, msg = extract_error(data, b"")
-        raise malformed(provider, f"2xx response carries an error ({etype}): {msg}", data)
+        err = malformed(provider, f"2xx response carries an error ({etype}): {msg}", data)
+        err.error_type, err.provider_message = etype, msg
+        if etype in ("content_filter", "invalid_request_error"):
+            err.retryable = False
+        raise err
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
         raise malformed(provider, "response has no 'choices' (expected a non-empty list of objects)", data)
