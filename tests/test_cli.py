@@ -1,0 +1,106 @@
+"""The ``infermux`` CLI against a real llama.cpp server, and config loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infermux import ConfigurationError
+from infermux.cli import main
+from infermux.config import endpoints_from_env, load_config
+from infermux.local import LocalLlamaServer
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, srv: LocalLlamaServer) -> None:
+    monkeypatch.setenv("INFERMUX_PROVIDER", "llamacpp")
+    monkeypatch.setenv("INFERMUX_BASE_URL", srv.openai_base_url)
+    monkeypatch.setenv("INFERMUX_MODEL", "smollm2")
+
+
+def test_chat_streams_to_stdout(
+    llama_server: LocalLlamaServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _env(monkeypatch, llama_server)
+    assert main(["chat", "--max-tokens", "8", "--temperature", "0", "--stats", "Say", "hello"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip()
+    assert "finish=" in err and '"successes": 1' in err
+
+
+def test_chat_no_stream_models_and_stats(
+    llama_server: LocalLlamaServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _env(monkeypatch, llama_server)
+    assert main(["chat", "--no-stream", "--max-tokens", "4", "hi"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["models"]) == 0
+    assert "default\tsmollm2" in capsys.readouterr().out
+    assert main(["stats"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["default"]["successes"] == 1 and stats["default"]["provider"] == "llamacpp"
+
+
+def test_cli_reports_typed_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("INFERMUX_PROVIDER", "openai")
+    monkeypatch.setenv("INFERMUX_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: connection refused
+    monkeypatch.setenv("INFERMUX_MODEL", "m")
+    cfg = tmp_config(
+        monkeypatch,
+        '[[endpoints]]\nname = "dead"\nprovider = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+        "[endpoints.retry]\nmax_retries = 0\n",
+    )
+    assert main(["chat", "--config", str(cfg), "--no-stream", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "APIConnectionError" in err and "endpoint=dead" in err and "retryable=True" in err
+
+
+def tmp_config(monkeypatch: pytest.MonkeyPatch, text: str, suffix: str = ".toml") -> Path:
+    import tempfile
+
+    d = Path(tempfile.mkdtemp())
+    p = d / f"infermux{suffix}"
+    p.write_text(text)
+    return p
+
+
+def test_config_file_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_config(
+        monkeypatch,
+        """
+[[endpoints]]
+name = "a"
+provider = "openai"
+base_url = "http://127.0.0.1:1/v1"
+model = "m"
+api_key_env = ["A_KEYS"]
+max_concurrency = 3
+overflow = "shed_lowest"
+[endpoints.retry]
+max_retries = 2
+retry_statuses = [429, 503]
+[endpoints.breaker]
+consecutive_failures = 2
+[endpoints.timeouts]
+read = 5
+""",
+    )
+    (a,) = load_config(p)
+    assert a.retry.max_retries == 2 and a.retry.retry_statuses == frozenset({429, 503})
+    assert a.breaker.consecutive_failures == 2 and a.timeouts.read == 5 and a.max_concurrency == 3
+    monkeypatch.setenv("A_KEYS", "k1,k2")
+    assert a.resolved_keys() == ("k1", "k2")
+    monkeypatch.setenv("INFERMUX_CONFIG", str(p))
+    assert [e.name for e in endpoints_from_env()] == ["a"]
+
+    bad = tmp_config(monkeypatch, '[[endpoints]]\nname = "x"\nprovider = "openai"\nbogus = 1\n')
+    with pytest.raises(ConfigurationError, match="unknown setting 'bogus'"):
+        load_config(bad)
+    with pytest.raises(ConfigurationError, match="invalid TOML"):
+        load_config(tmp_config(monkeypatch, "[[endpoints]\n"))
+    with pytest.raises(ConfigurationError, match="retry"):
+        load_config(tmp_config(monkeypatch, '[[endpoints]]\nname="x"\nprovider="openai"\n[endpoints.retry]\nfoo=1\n'))
+    monkeypatch.delenv("A_KEYS")
+    with pytest.raises(ConfigurationError, match="A_KEYS"):
+        a.resolved_keys()
