@@ -1,0 +1,37 @@
+"""infermux.sandbox: a protocol-faithful emulator of the OpenAI and Anthropic HTTP APIs with fault injection.
+
+Not imported by ``import infermux`` (it needs aiohttp.web). Quick start::
+
+    async with Sandbox() as sb:
+        sb.faults.push(Fault.status_error(429, retry_after_ms=250))
+        client = openai.AsyncOpenAI(base_url=sb.openai_base_url, api_key="k")
+
+Routes: ``POST /v1/chat/completions``, ``/v1/embeddings``, ``/v1/responses``, ``GET /v1/models``,
+``POST /v1/messages``, ``/v1/messages/count_tokens``; control: ``POST /_sandbox/faults``,
+``GET /_sandbox/stats``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``. Per-request faults:
+the ``x-sandbox-fault`` header (grammar in :mod:`infermux.sandbox._faults`).
+"""
+
+from infermux.sandbox._cli import main
+from infermux.sandbox._faults import Fault, FaultController, FaultKind, parse_fault
+from infermux.sandbox._model import Conversation, Responder, example_from_schema
+from infermux.sandbox._runner import Sandbox, SandboxThread
+from infermux.sandbox._server import DEFAULT_MODELS, SandboxApp
+from infermux.sandbox._stats import RequestRecord, SandboxStats
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "Conversation",
+    "Fault",
+    "FaultController",
+    "FaultKind",
+    "RequestRecord",
+    "Responder",
+    "Sandbox",
+    "SandboxApp",
+    "SandboxStats",
+    "SandboxThread",
+    "example_from_schema",
+    "main",
+    "parse_fault",
+]

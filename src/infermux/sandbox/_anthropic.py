@@ -1,0 +1,188 @@
+"""Anthropic protocol: POST /v1/messages (JSON and named-event SSE), count_tokens and models."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from typing import Any
+
+from infermux.sandbox._model import Conversation, Generation, ToolSpec, count_tokens, generate
+from infermux.sandbox._wire import Ctx, Reply, dumps
+
+__all__ = ["count_message_tokens", "create_message", "list_models"]
+
+_STOP = {"stop": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens", "tool_calls": "tool_use"}
+_B62 = string.ascii_letters + string.digits
+
+
+def _anthropic_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_B62) for _ in range(24))
+
+
+def _blocks_text(content: Any, ctx: Ctx, where: str) -> tuple[str, int, str | None]:
+    """Text, image count, and tool-result text (None if the content holds no tool_result) of a message."""
+    if isinstance(content, str):
+        return content, 0, None
+    if not isinstance(content, list):
+        raise ctx.error(400, f"{where}: Input should be a valid list")
+    texts: list[str] = []
+    results: list[str] = []
+    images = 0
+    for j, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind is None:
+            raise ctx.error(400, f"{where}.{j}: Input should be a valid dictionary or object")
+        assert isinstance(block, dict)
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "image":
+            images += 1
+        elif kind == "tool_result":
+            inner = block.get("content")
+            results.append(
+                inner if isinstance(inner, str) else _blocks_text(inner or [], ctx, f"{where}.{j}.content")[0]
+            )
+    return " ".join(texts), images, (" ".join(results) if results else None)
+
+
+def _system(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, list):
+        return " ".join(str(b.get("text", "")) for b in raw if isinstance(b, dict))
+    return ""
+
+
+def _tools(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> None:
+    for i, tool in enumerate(body.get("tools") or []):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise ctx.error(400, f"tools.{i}.custom.name: Field required")
+        if "type" in tool and tool["type"] not in ("custom", None):
+            continue  # server tools (web_search...) are accepted and never called
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
+            raise ctx.error(400, f"tools.{i}.custom.input_schema: Field required")
+        conv.tools.append(ToolSpec(tool["name"], schema))
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        conv.tool_choice = {"any": "required", "tool": "required", "none": "none"}.get(str(kind), "auto")
+        if kind == "tool":
+            conv.tool_choice_name = str(choice.get("name") or "") or None
+        conv.parallel_tool_calls = not choice.get("disable_parallel_tool_use", False)
+
+
+def parse_messages(body: Any, ctx: Ctx, *, need_max_tokens: bool = True) -> Conversation:
+    """Validate a Messages request the way the real API does and build the neutral conversation."""
+    if not isinstance(body, dict):
+        raise ctx.error(400, "Input should be a valid dictionary or object")
+    for name in ("model", "messages", *(("max_tokens",) if need_max_tokens else ())):
+        if name not in body:
+            raise ctx.error(400, f"{name}: Field required")
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise ctx.error(400, "messages: Input should be a valid list")
+    if not messages:
+        raise ctx.error(400, "messages: at least one message is required")
+    limit = body.get("max_tokens")
+    if need_max_tokens and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ctx.error(400, "max_tokens: Input should be greater than or equal to 1")
+    conv = Conversation(model=str(body["model"]), system=_system(body.get("system")))
+    conv.max_tokens = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    for i, msg in enumerate(messages):
+        role = msg.get("role") if isinstance(msg, dict) else None
+        if role == "system":
+            raise ctx.error(
+                400,
+                'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, '
+                'not "system" as an input message role.',
+            )
+        if role not in ("user", "assistant"):
+            raise ctx.error(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        assert isinstance(msg, dict)
+        text, images, result = _blocks_text(msg.get("content"), ctx, f"messages.{i}.content")
+        conv.messages.append((role, text if result is None else f"{text} {result}".strip()))
+        if i == len(messages) - 1 and role == "user":
+            conv.last_user_text, conv.images, conv.tool_result = text, images, result
+    _tools(body, conv, ctx)
+    stops = body.get("stop_sequences")
+    conv.stop = [s for s in stops if isinstance(s, str)] if isinstance(stops, list) else []
+    return conv
+
+
+def _usage(gen: Generation) -> dict[str, Any]:
+    return {
+        "input_tokens": gen.prompt_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": gen.completion_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _content(gen: Generation) -> list[dict[str, Any]]:
+    if gen.tool_calls:
+        return [
+            {"type": "tool_use", "id": f"toolu_01{c.id}", "name": c.name, "input": json.loads(c.arguments)}
+            for c in gen.tool_calls
+        ]
+    return [{"type": "text", "text": gen.text}]
+
+
+def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, dict[str, Any]]]:
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start["usage"] = {**message["usage"], "output_tokens": 1}
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    for n, block in enumerate(message["content"]):
+        if block["type"] == "tool_use":
+            head = {**block, "input": {}}
+            args = json.dumps(block["input"])
+            pieces = [""] + [args[i : i + 8] for i in range(0, len(args), 8)]
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+        else:
+            head = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": p} for p in gen.pieces]
+        events.append(("content_block_start", {"type": "content_block_start", "index": n, "content_block": head}))
+        if n == 0:
+            events.append(("ping", {"type": "ping"}))
+        events += [("content_block_delta", {"type": "content_block_delta", "index": n, "delta": d}) for d in deltas]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": n}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+    usage = {"input_tokens": gen.prompt_tokens, "output_tokens": gen.completion_tokens}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def create_message(body: Any, ctx: Ctx) -> Reply:
+    """POST /v1/messages."""
+    conv = parse_messages(body, ctx)
+    gen = generate(conv, ctx.responder)
+    message = {
+        "model": conv.model,
+        "id": _anthropic_id("msg_01"),
+        "type": "message",
+        "role": "assistant",
+        "content": _content(gen),
+        "stop_reason": _STOP[gen.finish],
+        "stop_sequence": gen.stop_sequence,
+        "usage": _usage(gen),
+    }
+    if not body.get("stream"):
+        return ctx.json(message)
+    reply = ctx.stream([(name, dumps(data)) for name, data in _stream_events(message, gen)])
+    reply.headers["cache-control"] = "no-cache"
+    return reply
+
+
+def count_message_tokens(body: Any, ctx: Ctx) -> Reply:
+    """POST /v1/messages/count_tokens."""
+    return ctx.json({"input_tokens": count_tokens(parse_messages(body, ctx, need_max_tokens=False))})
+
+
+def list_models(ctx: Ctx) -> Reply:
+    """GET /v1/models as Anthropic answers it (requests carrying ``anthropic-version``)."""
+    data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in ctx.models]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return ctx.json({"data": data, "has_more": False, "first_id": first, "last_id": last})

@@ -1,0 +1,293 @@
+"""The sandbox server: routing, auth, fault application, stats and the ``/_sandbox`` control API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from infermux.errors import ConfigurationError
+from infermux.sandbox import _anthropic, _openai, _responses
+from infermux.sandbox._faults import Fault, FaultController, FaultKind, parse_fault
+from infermux.sandbox._model import Responder
+from infermux.sandbox._stats import ATTEMPT_HEADERS, RequestRecord, SandboxStats
+from infermux.sandbox._wire import (
+    ANTHROPIC,
+    OPENAI,
+    Ctx,
+    ProtocolError,
+    Reply,
+    abort_connection,
+    base_headers,
+    error_reply,
+    fault_reply,
+    new_request_id,
+    send_reply,
+)
+
+__all__ = ["DEFAULT_MODELS", "SandboxApp"]
+
+DEFAULT_MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "text-embedding-3-small",
+    "claude-sonnet-4-20250514",
+    "claude-3-5-haiku-latest",
+)
+Handler = Callable[[Any, Ctx], Reply]
+
+_OPENAI_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+    "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+_OPENAI_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
+    "auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
+
+def _attempt(headers: Mapping[str, str]) -> int | None:
+    for name in ATTEMPT_HEADERS:
+        value = headers.get(name)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+class SandboxApp:
+    """Owns the aiohttp application and the state its handlers share (faults, stats, configuration)."""
+
+    def __init__(
+        self,
+        *,
+        keys: Iterable[str] | None = None,
+        responder: Responder | None = None,
+        embedding_dim: int = 64,
+        models: Iterable[str] = DEFAULT_MODELS,
+        base_latency: float = 0.0,
+        token_delay: float = 0.0,
+        capacity: int | None = None,
+        capacity_retry_after_ms: int = 100,
+    ) -> None:
+        if embedding_dim < 1:
+            raise ConfigurationError("embedding_dim must be >= 1")
+        if base_latency < 0 or token_delay < 0:
+            raise ConfigurationError("latencies must be >= 0")
+        self.keys: frozenset[str] | None = frozenset(keys) if keys is not None else None
+        self.responder = responder
+        self.embedding_dim = embedding_dim
+        self.models = tuple(models)
+        self.base_latency = base_latency
+        self.token_delay = token_delay
+        self.faults = FaultController()
+        self.faults.set_capacity(capacity, capacity_retry_after_ms)
+        self.stats = SandboxStats()
+        self.app = self._build()
+
+    def _build(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        api = self._api
+        app.router.add_post("/v1/chat/completions", api(OPENAI, _openai.chat_completions))
+        app.router.add_post("/v1/embeddings", api(OPENAI, _openai.embeddings))
+        app.router.add_post("/v1/responses", api(OPENAI, _responses.create_response))
+        app.router.add_get("/v1/models", api(OPENAI, self._models, with_body=False))
+        app.router.add_get("/v1/models/{model}", api(OPENAI, self._model, with_body=False))
+        app.router.add_post("/v1/messages", api(ANTHROPIC, _anthropic.create_message))
+        app.router.add_post("/v1/messages/count_tokens", api(ANTHROPIC, _anthropic.count_message_tokens))
+        app.router.add_post("/_sandbox/faults", self._control_faults)
+        app.router.add_get("/_sandbox/stats", self._control_stats)
+        app.router.add_post("/_sandbox/reset", self._control_reset)
+        app.router.add_get("/_sandbox/health", self._control_health)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        return app
+
+    # -- protocol routes -------------------------------------------------------------------------------
+
+    def _models(self, _body: Any, ctx: Ctx) -> Reply:
+        return _anthropic.list_models(ctx) if ctx.protocol == ANTHROPIC else _openai.list_models(ctx)
+
+    def _model(self, _body: Any, ctx: Ctx) -> Reply:
+        return _openai.retrieve_model(ctx.path_params.get("model", ""), ctx)
+
+    def _api(self, protocol: str, handler: Handler, *, with_body: bool = True) -> Callable[[web.Request], Any]:
+        async def route(request: web.Request) -> web.StreamResponse:
+            proto = protocol
+            if not with_body and "anthropic-version" in request.headers and "authorization" not in request.headers:
+                proto = ANTHROPIC
+            return await self._dispatch(request, proto, handler, with_body)
+
+        return route
+
+    async def _dispatch(
+        self, request: web.Request, protocol: str, handler: Handler, with_body: bool
+    ) -> web.StreamResponse:
+        started = time.monotonic()
+        rid = new_request_id(protocol)
+        try:
+            fault, source = self.faults.next_fault(request.headers.get("x-sandbox-fault"), self.stats.in_flight)
+        except ConfigurationError as exc:
+            fault, source = Fault.status_error(400, message=f"bad x-sandbox-fault header: {exc}"), "header"
+        self._record(request, rid, fault, source)
+        admitted = source != "capacity"
+        if admitted:
+            self.stats.enter()
+        try:
+            return await self._respond(
+                request, protocol, handler, with_body=with_body, rid=rid, fault=fault, started=started
+            )
+        finally:
+            if admitted:
+                self.stats.leave()
+
+    def _record(self, request: web.Request, rid: str, fault: Fault | None, source: str | None) -> None:
+        resource = request.match_info.route.resource
+        route = f"{request.method} {resource.canonical if resource is not None else request.path}"
+        h = request.headers
+        self.stats.record(
+            RequestRecord(
+                route=route,
+                request_id=h.get("x-request-id"),
+                attempt=_attempt(h),
+                idempotency_key=h.get("idempotency-key"),
+                server_request_id=rid,
+                fault=fault.label if fault else None,
+                fault_source=source if fault else None,
+                received_at=time.time(),
+            )
+        )
+
+    async def _respond(
+        self,
+        request: web.Request,
+        protocol: str,
+        handler: Handler,
+        *,
+        with_body: bool,
+        rid: str,
+        fault: Fault | None,
+        started: float,
+    ) -> web.StreamResponse:
+        if self.base_latency:
+            await asyncio.sleep(self.base_latency)
+        if fault is not None and fault.kind is FaultKind.RESET:
+            abort_connection(request)
+            return web.Response()
+        if fault is not None and fault.kind is FaultKind.SLOW_HEADERS:
+            await asyncio.sleep(fault.delay)
+        limit = self.faults.capacity or 10000
+        headers = base_headers(protocol, rid, started, limit=limit, in_flight=self.stats.in_flight)
+        if fault is not None and fault.kind is FaultKind.STATUS:
+            failed = fault_reply(protocol, fault, rid)
+            failed.headers = {**headers, **failed.headers}
+            return await send_reply(request, failed, None)
+        ctx = Ctx(protocol, rid, headers, self.responder, self.embedding_dim, self.models, dict(request.match_info))
+        reply: Reply
+        try:
+            self._check_auth(request, ctx)
+            body = await self._read_json(request, ctx) if with_body else None
+            reply = handler(body, ctx)
+        except ProtocolError as exc:
+            reply = exc.reply
+            reply.headers = {**headers, **reply.headers}
+        return await send_reply(request, reply, fault, self.token_delay)
+
+    def _key_ok(self, key: str | None) -> bool:
+        return bool(key) and (self.keys is None or key in self.keys)
+
+    def _check_auth(self, request: web.Request, ctx: Ctx) -> None:
+        h = request.headers
+        if ctx.protocol == ANTHROPIC:
+            key = h.get("x-api-key")
+            if not key:
+                raise ctx.error(401, "x-api-key header is required")
+            if not self._key_ok(key):
+                raise ctx.error(401, "invalid x-api-key")
+            if not h.get("anthropic-version"):
+                raise ctx.error(400, "anthropic-version: header is required")
+            return
+        auth = h.get("authorization", "")
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ctx.error(401, _OPENAI_NO_KEY, code="invalid_api_key")
+        if not self._key_ok(key.strip()):
+            shown = key.strip()[:3] + "*" * 8 + key.strip()[-4:]
+            raise ctx.error(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+    async def _read_json(self, request: web.Request, ctx: Ctx) -> Any:
+        raw = await request.read()
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            if ctx.protocol == ANTHROPIC:
+                raise ctx.error(400, "There was an issue with the JSON body of your request.") from None
+            raise ctx.error(400, _OPENAI_BAD_JSON) from None
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        msg = f"Invalid URL ({request.method} {request.path})"
+        if request.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
+            reply = error_reply(ANTHROPIC, 404, "Not Found", request_id=new_request_id(ANTHROPIC))
+        else:
+            reply = error_reply(OPENAI, 404, msg)
+        return await send_reply(request, reply, None)
+
+    # -- control API -----------------------------------------------------------------------------------
+
+    def configure(self, spec: Mapping[str, Any]) -> None:
+        """Apply a control document (the JSON of ``POST /_sandbox/faults``); raises ConfigurationError."""
+        if spec.get("clear"):
+            self.faults.clear()
+        if "push" in spec:
+            items = spec["push"] if isinstance(spec["push"], list) else [spec["push"]]
+            for item in items:
+                times = item.get("times", spec.get("times", 1)) if isinstance(item, dict) else spec.get("times", 1)
+                one = {k: v for k, v in item.items() if k != "times"} if isinstance(item, dict) else item
+                self.faults.push(parse_fault(one), int(times))
+        if "default" in spec:
+            self.faults.set_default(None if spec["default"] is None else parse_fault(spec["default"]))
+        if "random" in spec:
+            self._configure_random(spec["random"])
+        if "capacity" in spec:
+            cap = spec["capacity"]
+            if isinstance(cap, dict):
+                self.faults.set_capacity(cap.get("limit"), int(cap.get("retry_after_ms", 100)))
+            else:
+                self.faults.set_capacity(None if cap is None else int(cap), self.faults.capacity_retry_after_ms)
+        if "outage" in spec:
+            out = spec["outage"]
+            if isinstance(out, dict):
+                self.faults.set_outage(bool(out.get("enabled", True)), out.get("requests"))
+            else:
+                self.faults.set_outage(bool(out))
+
+    def _configure_random(self, rnd: Any) -> None:
+        if rnd is None:
+            self.faults.set_random(None)
+        elif isinstance(rnd, dict) and isinstance(rnd.get("weights"), dict):
+            self.faults.set_random({str(k): float(v) for k, v in rnd["weights"].items()}, int(rnd.get("seed", 0)))
+        else:
+            raise ConfigurationError('\'random\' must be null or {"weights": {...}, "seed": n}')
+
+    async def _control_faults(self, request: web.Request) -> web.StreamResponse:
+        try:
+            spec = json.loads(await request.read())
+            if not isinstance(spec, dict):
+                raise ConfigurationError("the control document must be a JSON object")
+            self.configure(spec)
+        except (ValueError, TypeError, ConfigurationError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"ok": True, "pending": self.faults.pending, "outage": self.faults.outage})
+
+    async def _control_stats(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.stats.snapshot())
+
+    async def _control_reset(self, _request: web.Request) -> web.StreamResponse:
+        self.faults.clear()
+        self.stats.reset()
+        return web.json_response({"ok": True})
+
+    async def _control_health(self, _request: web.Request) -> web.StreamResponse:
+        return web.json_response({"status": "ok"})

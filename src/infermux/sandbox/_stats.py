@@ -1,0 +1,103 @@
+"""What reached the sandbox: per-route and per-fault counts, concurrency, and every request's IDs."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["RequestRecord", "SandboxStats"]
+
+# Headers read for the attempt number, first match wins (ours, then the OpenAI/Anthropic SDKs' retry count).
+ATTEMPT_HEADERS = ("x-infermux-attempt", "x-stainless-retry-count")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as the server saw it."""
+
+    route: str  # "POST /v1/chat/completions"
+    request_id: str | None  # the client's X-Request-ID
+    attempt: int | None  # from x-infermux-attempt, else x-stainless-retry-count
+    idempotency_key: str | None
+    server_request_id: str  # the id the sandbox answered with
+    fault: str | None  # fault label applied ("status:429", "reset"...), None if none
+    fault_source: str | None  # header / queue / outage / capacity / default / random
+    received_at: float
+
+
+class SandboxStats:
+    """Counters and request log; thread-safe reads (``snapshot()`` returns plain JSON-able data)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._routes: Counter[str] = Counter()
+            self._faults: Counter[str] = Counter()
+            self._records: list[RequestRecord] = []
+            self.in_flight = 0
+            self.max_in_flight = 0
+            self.completed = 0
+
+    def record(self, rec: RequestRecord) -> None:
+        with self._lock:
+            self._routes[rec.route] += 1
+            if rec.fault is not None:
+                self._faults[rec.fault] += 1
+            self._records.append(rec)
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.completed += 1
+
+    @property
+    def total(self) -> int:
+        """Requests received on protocol routes (control routes are not counted)."""
+        with self._lock:
+            return len(self._records)
+
+    @property
+    def routes(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._routes)
+
+    @property
+    def faults(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._faults)
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def request_ids(self) -> list[str | None]:
+        """The client X-Request-ID of every request, in arrival order (None where absent)."""
+        return [r.request_id for r in self.records]
+
+    def duplicates(self) -> dict[str, int]:
+        """Client request IDs seen more than once with the same attempt number (a request sent twice)."""
+        seen = Counter((r.request_id, r.attempt) for r in self.records if r.request_id is not None)
+        return {rid: n for (rid, _), n in seen.items() if n > 1}
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": len(self._records),
+                "routes": dict(self._routes),
+                "faults": dict(self._faults),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "completed": self.completed,
+                "requests": [asdict(r) for r in self._records],
+            }
