@@ -147,7 +147,8 @@ def _finish(resp: Mapping[str, Any], has_calls: bool) -> FinishReason | None:
         return "tool_calls" if has_calls else "stop"
     if status == "incomplete":
         details = resp.get("incomplete_details")
-        return map_finish_reason(details.get("reason") if isinstance(details, Mapping) else None) or "other"
+        # reason: max_output_tokens | content_filter; absent means the output limit (the common case)
+        return map_finish_reason(details.get("reason") if isinstance(details, Mapping) else None) or "length"
     if status in ("failed", "cancelled"):
         return "error"
     return None
