@@ -631,3 +631,28 @@ def test_responses_stream_incomplete_failed_and_cut() -> None:
     with pytest.raises(IncompleteStreamError) as exc:
         _run(oar.ResponsesStreamParser(), cut, 8)
     assert exc.value.partial_text == "Hello"
+
+
+def test_responses_request_from_wire() -> None:
+    wire = {
+        "model": "gpt-4.1",
+        "instructions": "sys",
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}", "id": "fc_1"},
+            {"type": "function_call_output", "call_id": "c1", "output": "42"},
+        ],
+        "tools": [{"type": "function", "name": "f", "description": "d", "parameters": {"type": "object"}}],
+        "tool_choice": {"type": "function", "name": "f"},
+        "max_output_tokens": 10,
+        "reasoning": {"effort": "low"},
+        "stream": True,
+    }
+    req = oar.responses_request_from_wire(wire)
+    assert [m.role for m in req.messages] == ["system", "user", "assistant", "tool"]
+    assert req.messages[2].tool_calls[0].id == "c1" and req.messages[3].tool_call_id == "c1"
+    assert (req.tool_choice, req.max_tokens, req.extra) == ("f", 10, {"reasoning": {"effort": "low"}})
+    body = oar.build_chat(req, "gpt-4.1", False).json
+    assert body["tools"] == wire["tools"] and body["instructions"] == "sys" and body["reasoning"] == {"effort": "low"}
+    with pytest.raises(ConfigurationError):
+        oar.responses_request_from_wire({"input": [{"type": "reasoning", "summary": []}]})

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import ConfigurationError, IncompleteStreamError
 from ..types import (
     ChatRequest,
     ChatResponse,
     FinishReason,
+    ImagePart,
     Message,
+    Part,
     StreamError,
     StreamEvent,
     StreamFinish,
@@ -35,7 +37,14 @@ from ._common import JSON_HEADERS, as_int, as_str, compact, image_data_url, malf
 from ._sse import SSEDecoder
 from .openai import DEFAULT_BASE_URL, REQUEST_ID_HEADERS, auth_headers, build_embed, classify_error, parse_embed
 
-__all__ = ["PROVIDER", "ResponsesStreamParser", "build_chat", "parse_chat", "parse_usage"]
+__all__ = [
+    "PROVIDER",
+    "ResponsesStreamParser",
+    "build_chat",
+    "parse_chat",
+    "parse_usage",
+    "responses_request_from_wire",
+]
 
 NAME = "openai_responses"
 
@@ -119,6 +128,106 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
         body["stream"] = True
     merge_extra(body, req.extra)
     return ProviderRequest("POST", "/responses", headers=dict(JSON_HEADERS), json=body, stream=stream)
+
+
+# --------------------------------------------------------------------------- wire -> ChatRequest
+
+_ROLE_TEXT = {"input_text", "output_text"}
+_ROLES: dict[Any, Literal["user", "assistant", "system"]] = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
+
+
+def _wire_content(content: Any) -> str | tuple[Part, ...]:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ConfigurationError("input message content must be a string or a list of parts")
+    parts: list[Part] = []
+    for p in content:
+        kind = p.get("type") if isinstance(p, Mapping) else None
+        if kind in _ROLE_TEXT and isinstance(p.get("text"), str):
+            parts.append(TextPart(p["text"]))
+        elif kind == "input_image" and isinstance(p.get("image_url"), str):
+            parts.append(ImagePart(url=p["image_url"], detail=p.get("detail")))
+        else:
+            raise ConfigurationError(f"input content part {kind!r} is not supported")
+    return tuple(parts)
+
+
+def _wire_item(item: Any, out: list[Message]) -> None:
+    if not isinstance(item, Mapping):
+        raise ConfigurationError("input items must be objects")
+    kind = item.get("type", "message")
+    role = _ROLES.get(item.get("role"))
+    if kind == "message" and role is not None:
+        out.append(Message(role, _wire_content(item.get("content"))))
+    elif kind == "function_call":
+        call = ToolCall.from_raw(str(item.get("call_id") or ""), str(item.get("name") or ""), item.get("arguments"))
+        if out and out[-1].role == "assistant" and not isinstance(out[-1].content, tuple):
+            prev = out.pop()
+            out.append(Message("assistant", prev.content, tool_calls=(*prev.tool_calls, call)))
+        else:
+            out.append(Message("assistant", None, tool_calls=(call,)))
+    elif kind == "function_call_output":
+        output = item.get("output")
+        out.append(
+            Message.tool(str(item.get("call_id") or ""), output if isinstance(output, str) else json.dumps(output))
+        )
+    else:
+        raise ConfigurationError(f"input item type {kind!r} is not supported")
+
+
+def _wire_tools(rest: dict[str, Any], kw: dict[str, Any]) -> None:
+    tools = rest.get("tools")
+    if not isinstance(tools, list) or not all(isinstance(t, Mapping) and t.get("type") == "function" for t in tools):
+        return
+    try:
+        made = tuple(
+            Tool(t["name"], t.get("description") or "", t.get("parameters") or {"type": "object"}, t.get("strict"))
+            for t in tools
+        )
+    except (KeyError, ConfigurationError):
+        return
+    kw["tools"] = made
+    del rest["tools"]
+    choice = rest.pop("tool_choice", None)
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        choice = choice.get("name")
+    if choice is not None:
+        kw["tool_choice"] = choice
+
+
+def responses_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
+    """A Responses API request body as a :class:`ChatRequest` (message, function_call and
+    function_call_output items; ``instructions`` becomes a system message). Other fields go to
+    ``extra``; ``stream`` and nulls are dropped. Reasoning and other item types raise
+    :class:`ConfigurationError` (they have no neutral equivalent)."""
+    if not isinstance(body, Mapping):
+        raise ConfigurationError("responses request body must be a JSON object")
+    rest = {k: v for k, v in body.items() if v is not None and k != "stream"}
+    messages: list[Message] = []
+    if isinstance(rest.get("instructions"), str):
+        messages.append(Message.system(rest.pop("instructions")))
+    raw_input = rest.pop("input", None)
+    if isinstance(raw_input, str):
+        messages.append(Message.user(raw_input))
+    elif isinstance(raw_input, list):
+        for item in raw_input:
+            _wire_item(item, messages)
+    kw: dict[str, Any] = {"messages": tuple(messages), "model": rest.pop("model", None)}
+    for wire, ours in (("max_output_tokens", "max_tokens"), ("temperature", "temperature"), ("top_p", "top_p")):
+        if isinstance(rest.get(wire), (int, float)) and not isinstance(rest.get(wire), bool):
+            kw[ours] = rest.pop(wire)
+    if isinstance(rest.get("user"), str):
+        kw["user"] = rest.pop("user")
+    if isinstance(rest.get("parallel_tool_calls"), bool):
+        kw["parallel_tool_calls"] = rest.pop("parallel_tool_calls")
+    _wire_tools(rest, kw)
+    return ChatRequest(**kw, extra=rest)
 
 
 # --------------------------------------------------------------------------- responses
