@@ -35,6 +35,7 @@ from .errors import (
     status_error_class,
 )
 from .providers import Provider, ProviderRequest, get_provider
+from .resilience.adaptive import AdaptiveLimit
 from .resilience.breaker import BreakerConfig, CircuitBreaker, is_breaker_failure
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.keypool import KeyLease, KeyPool
@@ -78,6 +79,7 @@ class EndpointConfig:
     max_queue: int = 1024
     overflow: Literal["reject", "shed_lowest"] = "reject"
     queue_aging: float | None = 30.0
+    adaptive_concurrency: bool = True  # cut the in-flight limit on 429/529, regrow it on successes (AIMD)
     timeouts: Timeouts = field(default_factory=Timeouts)
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -112,6 +114,7 @@ class Attempt:
     key: str | None
     key_label: str
     deadline_at: float | None  # on the endpoint's clock
+    started_at: float = 0.0  # on the endpoint's clock
     response_headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -196,6 +199,9 @@ class Endpoint:
             overflow=config.overflow,
             aging_seconds=config.queue_aging,
             clock=clock,
+        )
+        self.adaptive = (
+            AdaptiveLimit(self.gate, config.max_concurrency, clock=clock) if config.adaptive_concurrency else None
         )
         self.counters = EndpointCounters()
         self._static_headers = {k.lower(): v for k, v in config.headers.items()}
@@ -320,11 +326,11 @@ class Endpoint:
     ) -> T:
         lease = await self._admit(priority, deadline)
         try:
-            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at)
+            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at, started_at=self.clock.now())
             try:
                 result = await deadline.run(operation(attempt))
             except BaseException as err:
-                self._record_failure(err, lease)
+                self._record_failure(err, lease, attempt)
                 raise
             self._record_success(lease)
             return result
@@ -334,9 +340,13 @@ class Endpoint:
     def _record_success(self, lease: KeyLease) -> None:
         self.keys.release(lease, "success")
         self.breaker.record_success()
+        if self.adaptive is not None:
+            self.adaptive.on_success()
 
-    def _record_failure(self, err: BaseException, lease: KeyLease) -> None:
+    def _record_failure(self, err: BaseException, lease: KeyLease, attempt: Attempt) -> None:
         outcome = _outcome_for_key(err)
+        if self.adaptive is not None and isinstance(err, APIStatusError) and err.status_code in (429, 529):
+            self.adaptive.on_overload(attempt.started_at, self.gate.in_flight)
         retry_after = err.retry_after if isinstance(err, InfermuxError) else None
         self.keys.release(lease, outcome, retry_after=retry_after)
         if is_breaker_failure(err):
@@ -532,7 +542,7 @@ class Endpoint:
     ) -> AsyncGenerator[StreamEvent, None]:
         lease = await self._admit(priority, deadline)
         try:
-            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at)
+            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at, started_at=self.clock.now())
             acc = StreamAccumulator()
             try:
                 resp = await deadline.run(self._send(preq, attempt))
@@ -544,7 +554,7 @@ class Endpoint:
                         "stream ended without its terminal marker", partial_text=acc.text, provider=self.provider.name
                     )
             except BaseException as err:
-                self._record_failure(err, lease)
+                self._record_failure(err, lease, attempt)
                 raise
             if acc.usage is not None:
                 self.counters.tokens_in += acc.usage.input_tokens
@@ -607,6 +617,7 @@ class Endpoint:
                 "queue_depth": self.gate.depth_by_priority(),
                 "queue": self.gate.snapshot(),
                 "breaker": self.breaker.snapshot(),
+                "concurrency": self.adaptive.snapshot() if self.adaptive is not None else None,
                 "keys": self.keys.snapshot(),
                 "time": time.time(),
             }

@@ -167,6 +167,14 @@ class PriorityGate:
             if handle is not None:
                 handle.cancel()
 
+    def set_limit(self, max_concurrency: int) -> None:
+        """Change the concurrency limit at run time (adaptive concurrency). Lowering it never cancels calls in
+        flight: new ones wait until in-flight drops below the new limit; raising it admits waiters at once."""
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        self.max_concurrency = max_concurrency
+        self._dispatch()
+
     def release(self) -> None:
         """Give a slot back: it goes to the best waiter, or becomes free."""
         if self._in_flight <= 0:

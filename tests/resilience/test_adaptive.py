@@ -1,0 +1,51 @@
+"""AIMD concurrency limit: cut once per signal generation, regrow by one per `limit` successes."""
+
+from __future__ import annotations
+
+from infermux.resilience.adaptive import AdaptiveLimit
+from infermux.resilience.clock import FakeClock
+from infermux.resilience.queue import PriorityGate
+
+
+def test_cut_once_per_generation_and_regrow() -> None:
+    clock = FakeClock()
+    gate = PriorityGate(40, clock=clock)
+    lim = AdaptiveLimit(gate, 40, clock=clock)
+    started = clock.now()
+    clock.advance(0.01)
+    lim.on_overload(started, in_flight=40)
+    assert lim.limit == 20 and gate.max_concurrency == 20
+    lim.on_overload(started, in_flight=40)  # same generation: ignored
+    assert lim.limit == 20 and lim.cuts == 1
+    clock.advance(0.01)
+    lim.on_overload(clock.now(), in_flight=12)  # a newer attempt: cut from min(limit, in_flight)
+    assert lim.limit == 6
+    for _ in range(6):
+        lim.on_success()
+    assert lim.limit == 7 and gate.max_concurrency == 7
+    for _ in range(1000):
+        lim.on_success()
+    assert lim.limit == 40
+
+
+def test_never_below_one() -> None:
+    clock = FakeClock()
+    gate = PriorityGate(2, clock=clock)
+    lim = AdaptiveLimit(gate, 2, clock=clock)
+    for _ in range(5):
+        clock.advance(1)
+        lim.on_overload(clock.now(), in_flight=1)
+    assert lim.limit == 1 and gate.max_concurrency == 1
+
+
+async def test_gate_set_limit_admits_waiters() -> None:
+    import asyncio
+
+    gate = PriorityGate(1, clock=FakeClock())
+    await gate.acquire()
+    waiter = asyncio.create_task(gate.acquire())
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    gate.set_limit(2)
+    await asyncio.wait_for(waiter, 1)
+    assert gate.in_flight == 2
