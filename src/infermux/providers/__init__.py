@@ -3,25 +3,51 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from ..errors import ConfigurationError
 from ._base import Provider, ProviderRequest, StreamParser
 
 __all__ = ["Provider", "ProviderRequest", "StreamParser", "available", "get_provider"]
 
-#: short name -> module under infermux.providers that defines PROVIDER
+#: short name -> "module:ATTRIBUTE" under infermux.providers (a pure provider value, see _base.Provider).
+#: Backends whose module is not present yet are left out of :func:`available`.
 _REGISTRY: dict[str, str] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "llamacpp": "llamacpp",
-    "openai_responses": "openai_responses",
+    "openai": "openai:PROVIDER",
+    "openai_responses": "openai_responses:PROVIDER",
+    "anthropic": "anthropic:PROVIDER",
+    "llamacpp": "llamacpp:PROVIDER",
+    "gemini": "gemini:PROVIDER",
+    "groq": "groq:PROVIDER",
+    "ollama": "ollama:PROVIDER",
+    "ollama_openai": "ollama:OPENAI_PROVIDER",
+    "tgi": "tgi:PROVIDER",
+    "tgi_chat": "tgi:CHAT_PROVIDER",
+    "tei": "tei:PROVIDER",
+    "vllm": "vllm:PROVIDER",
+    "ovms": "ovms:PROVIDER",
+    "opea": "opea:PROVIDER",
+    "opea_llm": "opea:LLM_PROVIDER",
 }
-_ALIASES: dict[str, str] = {"llama.cpp": "llamacpp", "llama_cpp": "llamacpp", "claude": "anthropic"}
+_ALIASES: dict[str, str] = {
+    "llama.cpp": "llamacpp",
+    "llama_cpp": "llamacpp",
+    "claude": "anthropic",
+    "google": "gemini",
+    "huggingface_tgi": "tgi",
+    "huggingface_tei": "tei",
+    "openvino": "ovms",
+}
 _CACHE: dict[str, Provider] = {}
 
 
+def _module_exists(name: str) -> bool:
+    return importlib.util.find_spec(f"{__name__}.{name}") is not None
+
+
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    """Short names of every backend this installation can use."""
+    return sorted(k for k, v in _REGISTRY.items() if _module_exists(v.split(":")[0]))
 
 
 def get_provider(name: str | Provider) -> Provider:
@@ -32,10 +58,10 @@ def get_provider(name: str | Provider) -> Provider:
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    mod_name = _REGISTRY.get(key)
-    if mod_name is None:
+    target = _REGISTRY.get(key)
+    if target is None or not _module_exists(target.split(":")[0]):
         raise ConfigurationError(f"unknown provider {name!r}; known: {', '.join(available())}")
-    mod = importlib.import_module(f"{__name__}.{mod_name}")
-    prov: Provider = mod.PROVIDER
+    mod_name, attr = target.split(":")
+    prov: Provider = getattr(importlib.import_module(f"{__name__}.{mod_name}"), attr)
     _CACHE[key] = prov
     return prov
