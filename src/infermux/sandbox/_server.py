@@ -58,6 +58,11 @@ def _attempt(headers: Mapping[str, str]) -> int | None:
     return None
 
 
+def _bearer(value: str) -> str:
+    scheme, _, key = value.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
 class SandboxApp:
     """Owns the aiohttp application and the state its handlers share (faults, stats, configuration)."""
 
@@ -116,7 +121,7 @@ class SandboxApp:
     def _api(self, protocol: str, handler: Handler, *, with_body: bool = True) -> Callable[[web.Request], Any]:
         async def route(request: web.Request) -> web.StreamResponse:
             proto = protocol
-            if not with_body and "anthropic-version" in request.headers and "authorization" not in request.headers:
+            if not with_body and "anthropic-version" in request.headers:
                 proto = ANTHROPIC
             return await self._dispatch(request, proto, handler, with_body)
 
@@ -201,7 +206,8 @@ class SandboxApp:
     def _check_auth(self, request: web.Request, ctx: Ctx) -> None:
         h = request.headers
         if ctx.protocol == ANTHROPIC:
-            key = h.get("x-api-key")
+            # x-api-key, or Authorization: Bearer (what anthropic SDK 2.x sends).
+            key = h.get("x-api-key") or _bearer(h.get("authorization", ""))
             if not key:
                 raise ctx.error(401, "x-api-key header is required")
             if not self._key_ok(key):
@@ -209,12 +215,11 @@ class SandboxApp:
             if not h.get("anthropic-version"):
                 raise ctx.error(400, "anthropic-version: header is required")
             return
-        auth = h.get("authorization", "")
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        key = _bearer(h.get("authorization", ""))
+        if not key:
             raise ctx.error(401, _OPENAI_NO_KEY, code="invalid_api_key")
-        if not self._key_ok(key.strip()):
-            shown = key.strip()[:3] + "*" * 8 + key.strip()[-4:]
+        if not self._key_ok(key):
+            shown = key[:3] + "*" * 8 + key[-4:]
             raise ctx.error(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
 
     async def _read_json(self, request: web.Request, ctx: Ctx) -> Any:
