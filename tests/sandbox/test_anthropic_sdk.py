@@ -41,7 +41,8 @@ async def test_stream_text_and_final_message(sb: Sandbox) -> None:
             pieces = [t async for t in stream.text_stream]
             final = await stream.get_final_message()
         raw_events = [
-            ev.type async for ev in await c.messages.create(model=MODEL, max_tokens=100, messages=MSG, stream=True)  # type: ignore[arg-type]
+            ev.type
+            async for ev in await c.messages.create(model=MODEL, max_tokens=100, messages=MSG, stream=True)  # type: ignore[arg-type]
         ]
     assert "".join(pieces) == "echo: Say hello in one word."
     assert final.content[0].text == "echo: Say hello in one word."  # type: ignore[union-attr]
@@ -64,7 +65,11 @@ async def test_tool_use_non_stream_and_stream(sb: Sandbox) -> None:
     async with client(sb) as c:
         m = await c.messages.create(model=MODEL, max_tokens=256, messages=MSG, tools=[WEATHER], tool_choice=choice)  # type: ignore[arg-type]
         async with c.messages.stream(
-            model=MODEL, max_tokens=256, messages=MSG, tools=[WEATHER], tool_choice={"type": "any"}  # type: ignore[arg-type]
+            model=MODEL,
+            max_tokens=256,
+            messages=MSG,
+            tools=[WEATHER],
+            tool_choice={"type": "any"},  # type: ignore[arg-type]
         ) as stream:
             final = await stream.get_final_message()
         auto = await c.messages.create(model=MODEL, max_tokens=256, messages=MSG, tools=[WEATHER])  # type: ignore[arg-type]
@@ -87,7 +92,9 @@ async def test_tool_result_and_images(sb: Sandbox) -> None:
     async with client(sb) as c:
         m = await c.messages.create(model=MODEL, max_tokens=64, messages=convo, tools=[WEATHER])  # type: ignore[arg-type]
         img = await c.messages.create(
-            model=MODEL, max_tokens=64, messages=[{"role": "user", "content": [image, {"type": "text", "text": "what?"}]}]  # type: ignore[list-item]
+            model=MODEL,
+            max_tokens=64,
+            messages=[{"role": "user", "content": [image, {"type": "text", "text": "what?"}]}],  # type: ignore[list-item]
         )
     assert m.content[0].text == "tool result: rainy"  # type: ignore[union-attr]
     assert img.content[0].text == "echo: what? (1 image)"  # type: ignore[union-attr]

@@ -66,10 +66,9 @@ async def test_chat_stream_with_usage_matches_non_stream(sb: Sandbox) -> None:
 
 
 async def test_chat_stream_helper(sb: Sandbox) -> None:
-    async with client(sb) as c:
-        async with c.chat.completions.stream(model="gpt-4o-mini", messages=MSG) as stream:
-            deltas = [ev.delta async for ev in stream if ev.type == "content.delta"]
-            final = await stream.get_final_completion()
+    async with client(sb) as c, c.chat.completions.stream(model="gpt-4o-mini", messages=MSG) as stream:
+        deltas = [ev.delta async for ev in stream if ev.type == "content.delta"]
+        final = await stream.get_final_completion()
     assert "".join(deltas) == "echo: hello sandbox world"
     assert final.choices[0].message.content == "echo: hello sandbox world"
 
@@ -97,7 +96,10 @@ async def test_tool_call_named_and_trigger_parallel_stream(sb: Sandbox) -> None:
     tools = [WEATHER, TIME]
     async with client(sb) as c:
         r = await c.chat.completions.create(
-            model="m", messages=MSG, tools=tools, tool_choice={"type": "function", "function": {"name": "get_time"}}  # type: ignore[arg-type]
+            model="m",
+            messages=MSG,
+            tools=tools,
+            tool_choice={"type": "function", "function": {"name": "get_time"}},  # type: ignore[arg-type]
         )
         assert [t.function.name for t in r.choices[0].message.tool_calls or []] == ["get_time"]  # type: ignore[union-attr]
         ask = [{"role": "user", "content": "please call get_time and call get_weather"}]
@@ -117,7 +119,9 @@ async def test_tool_result_turn_answers_with_text(sb: Sandbox) -> None:
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
@@ -127,7 +131,11 @@ async def test_tool_result_turn_answers_with_text(sb: Sandbox) -> None:
 
 
 async def test_json_modes_and_images(sb: Sandbox) -> None:
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}, "required": ["name"]}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "n": {"type": "integer"}},
+        "required": ["name"],
+    }
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
     async with client(sb) as c:
         r = await c.chat.completions.create(model="m", messages=MSG, response_format={"type": "json_object"})
@@ -146,7 +154,9 @@ async def test_json_modes_and_images(sb: Sandbox) -> None:
 async def test_embeddings_float_and_base64(sb: Sandbox) -> None:
     async with client(sb) as c:
         default = await c.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
-        floats = await c.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"], encoding_format="float")
+        floats = await c.embeddings.create(
+            model="text-embedding-3-small", input=["alpha", "beta"], encoding_format="float"
+        )
         small = await c.embeddings.create(model="e", input="alpha", dimensions=8)
         raw = await c.embeddings.with_raw_response.create(model="e", input="alpha", encoding_format="base64")
     a, b = default.data[0].embedding, default.data[1].embedding

@@ -116,8 +116,10 @@ def _usage(gen: Generation) -> dict[str, Any]:
         "input_tokens": gen.prompt_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": gen.completion_tokens,
         "service_tier": "standard",
+        "inference_geo": "not_available",
     }
 
 
@@ -131,7 +133,7 @@ def _content(gen: Generation) -> list[dict[str, Any]]:
 
 
 def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, dict[str, Any]]]:
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None, "stop_details": None}
     start["usage"] = {**message["usage"], "output_tokens": 1}
     events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
     for n, block in enumerate(message["content"]):
@@ -148,8 +150,13 @@ def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, 
             events.append(("ping", {"type": "ping"}))
         events += [("content_block_delta", {"type": "content_block_delta", "index": n, "delta": d}) for d in deltas]
         events.append(("content_block_stop", {"type": "content_block_stop", "index": n}))
-    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
-    usage = {"input_tokens": gen.prompt_tokens, "output_tokens": gen.completion_tokens}
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"], "stop_details": None}
+    usage = {
+        "input_tokens": gen.prompt_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": gen.completion_tokens,
+    }
     events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
     events.append(("message_stop", {"type": "message_stop"}))
     return events
@@ -167,6 +174,7 @@ def create_message(body: Any, ctx: Ctx) -> Reply:
         "content": _content(gen),
         "stop_reason": _STOP[gen.finish],
         "stop_sequence": gen.stop_sequence,
+        "stop_details": None,
         "usage": _usage(gen),
     }
     if not body.get("stream"):

@@ -163,6 +163,11 @@ def _message(gen: Generation) -> dict[str, Any]:
     return msg
 
 
+def obfuscation(event: dict[str, Any]) -> str:
+    """Random padding like the real API's ``obfuscation`` field (it evens out chunk sizes)."""
+    return secrets.token_urlsafe(12)[: max(1, 16 - len(dumps(event)) % 16)]
+
+
 def _arg_pieces(arguments: str, size: int = 8) -> list[str]:
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
 
@@ -215,6 +220,9 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     chunks = _chunks(gen, base)
     if include_usage:
         chunks.append({**base, "choices": [], "usage": usage(gen)})
+    if not (isinstance(opts, dict) and opts.get("include_obfuscation") is False):
+        for chunk in chunks:
+            chunk["obfuscation"] = obfuscation(chunk)
     events: list[tuple[str | None, str]] = [(None, dumps(c)) for c in chunks]
     events.append((None, "[DONE]"))
     return ctx.stream(events)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, generate
+from infermux.sandbox._openai import obfuscation
 from infermux.sandbox._wire import Ctx, Reply, dumps
 
 __all__ = ["create_response"]
@@ -125,22 +126,31 @@ def _response(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ct
         "created_at": ctx.created,
         "status": "incomplete" if incomplete else "completed",
         "background": False,
+        "billing": {"payer": "developer"},
         "completed_at": int(time.time()),
         "error": None,
+        "frequency_penalty": body.get("frequency_penalty", 0.0),
         "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
         "model": conv.model,
+        "moderation": None,
         "output": _items(gen),
         "parallel_tool_calls": conv.parallel_tool_calls,
+        "presence_penalty": body.get("presence_penalty", 0.0),
         "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "prompt_cache_retention": "in_memory",
         "reasoning": {"effort": None, "summary": None},
+        "safety_identifier": body.get("safety_identifier"),
         "service_tier": "default",
         "store": body.get("store", True),
         "temperature": body.get("temperature", 1.0),
         "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": body.get("tool_choice", "auto"),
         "tools": body.get("tools") or [],
+        "top_logprobs": body.get("top_logprobs", 0),
         "top_p": body.get("top_p", 1.0),
         "truncation": "disabled",
         "usage": {
@@ -194,7 +204,9 @@ def _item_events(item: dict[str, Any], n: int, gen: Generation) -> list[dict[str
         },
         {"type": "response.content_part.added", **ids, "part": empty},
     ]
-    out += [{"type": "response.output_text.delta", **ids, "delta": p, "logprobs": []} for p in gen.pieces]
+    for p in gen.pieces:
+        delta = {"type": "response.output_text.delta", **ids, "delta": p, "logprobs": []}
+        out.append({**delta, "obfuscation": obfuscation(delta)})
     out.append({"type": "response.output_text.done", **ids, "text": gen.text, "logprobs": []})
     out.append({"type": "response.content_part.done", **ids, "part": item["content"][0]})
     return [*out, {"type": "response.output_item.done", "output_index": n, "item": item}]

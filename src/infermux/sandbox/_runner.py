@@ -41,6 +41,8 @@ class Sandbox:
         capacity_retry_after_ms: int = 100,
         shutdown_timeout: float = 1.0,
     ) -> None:
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be 0-65535, got {port}")
         self.host = host
         self.port = port
         self.shutdown_timeout = shutdown_timeout
