@@ -16,22 +16,26 @@ from infermux.sandbox._cli import main
 from infermux.sandbox._faults import Fault, FaultController, FaultKind, parse_fault
 from infermux.sandbox._model import Conversation, Responder, example_from_schema
 from infermux.sandbox._runner import Sandbox, SandboxThread
-from infermux.sandbox._server import DEFAULT_MODELS, SandboxApp
+from infermux.sandbox._server import BUILTIN_BACKENDS, DEFAULT_MODELS, Backend, Route, SandboxApp, load_backend
 from infermux.sandbox._stats import RequestRecord, SandboxStats
 
 __all__ = [
+    "BUILTIN_BACKENDS",
     "DEFAULT_MODELS",
+    "Backend",
     "Conversation",
     "Fault",
     "FaultController",
     "FaultKind",
     "RequestRecord",
     "Responder",
+    "Route",
     "Sandbox",
     "SandboxApp",
     "SandboxStats",
     "SandboxThread",
     "example_from_schema",
+    "load_backend",
     "main",
     "parse_fault",
 ]

@@ -26,6 +26,11 @@ def build_parser(prog: str = "python -m infermux.sandbox") -> argparse.ArgumentP
     p.add_argument("--latency", type=float, default=0.0, help="base latency before each response, seconds")
     p.add_argument("--token-delay", type=float, default=0.0, help="delay between stream chunks, seconds")
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids for /v1/models")
+    p.add_argument(
+        "--backend",
+        default="openai,anthropic",
+        help="comma-separated emulated backends (openai, anthropic, gemini, groq, ollama, tgi, tei, vllm, ovms, opea)",
+    )
     return p
 
 
@@ -55,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             base_latency=args.latency,
             token_delay=args.token_delay,
             models=[m.strip() for m in args.models.split(",") if m.strip()],
+            backends=[b.strip() for b in args.backend.split(",") if b.strip()],
         )
         asyncio.run(_serve(sandbox))
     except ConfigurationError as exc:

@@ -13,7 +13,7 @@ from aiohttp import web
 from infermux.errors import ConfigurationError
 from infermux.sandbox._faults import FaultController
 from infermux.sandbox._model import Responder
-from infermux.sandbox._server import DEFAULT_MODELS, SandboxApp
+from infermux.sandbox._server import BUILTIN_BACKENDS, DEFAULT_MODELS, SandboxApp
 from infermux.sandbox._stats import SandboxStats
 
 __all__ = ["Sandbox", "SandboxThread"]
@@ -40,6 +40,7 @@ class Sandbox:
         capacity: int | None = None,
         capacity_retry_after_ms: int = 100,
         shutdown_timeout: float = 1.0,
+        backends: Iterable[str] = BUILTIN_BACKENDS,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"port must be 0-65535, got {port}")
@@ -55,6 +56,7 @@ class Sandbox:
             token_delay=token_delay,
             capacity=capacity,
             capacity_retry_after_ms=capacity_retry_after_ms,
+            backends=backends,
         )
         self._runner: web.AppRunner | None = None
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +31,7 @@ from infermux.sandbox._wire import (
     send_reply,
 )
 
-__all__ = ["DEFAULT_MODELS", "SandboxApp"]
+__all__ = ["BUILTIN_BACKENDS", "DEFAULT_MODELS", "Backend", "Route", "SandboxApp", "load_backend"]
 
 DEFAULT_MODELS = (
     "gpt-4o-mini",
@@ -39,6 +41,51 @@ DEFAULT_MODELS = (
     "claude-3-5-haiku-latest",
 )
 Handler = Callable[[Any, Ctx], Reply]
+AuthCheck = Callable[[Mapping[str, str], "frozenset[str] | None", Ctx], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    with_body: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A further emulated backend (Gemini, Ollama, TGI...): its protocol (a registered ``Dialect`` name), its
+    routes, and how it checks credentials (raise ``ctx.error(...)``; ``None``: no auth, as self-hosted servers).
+    Modules named in ``_BACKEND_MODULES`` define ``BACKEND`` and register their dialect on import."""
+
+    name: str
+    protocol: str
+    routes: tuple[Route, ...]
+    check_auth: AuthCheck | None = None
+
+
+#: backend name -> module under infermux.sandbox defining BACKEND; "openai"/"anthropic" are built in.
+_BACKEND_MODULES: dict[str, str] = {
+    "gemini": "_gemini",
+    "groq": "_groq",
+    "ollama": "_ollama",
+    "tgi": "_tgi",
+    "tei": "_tei",
+    "vllm": "_vllm",
+    "ovms": "_ovms",
+    "opea": "_opea",
+}
+BUILTIN_BACKENDS = ("openai", "anthropic")
+
+
+def load_backend(name: str) -> Backend:
+    mod = _BACKEND_MODULES.get(name)
+    if mod is None:
+        known = sorted((*BUILTIN_BACKENDS, *_BACKEND_MODULES))
+        raise ConfigurationError(f"unknown sandbox backend {name!r}; known: {', '.join(known)}")
+    backend: Backend = importlib.import_module(f"infermux.sandbox.{mod}").BACKEND
+    return backend
+
 
 _OPENAI_BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
@@ -77,6 +124,7 @@ class SandboxApp:
         token_delay: float = 0.0,
         capacity: int | None = None,
         capacity_retry_after_ms: int = 100,
+        backends: Iterable[str] = BUILTIN_BACKENDS,
     ) -> None:
         if embedding_dim < 1:
             raise ConfigurationError("embedding_dim must be >= 1")
@@ -91,18 +139,26 @@ class SandboxApp:
         self.faults = FaultController()
         self.faults.set_capacity(capacity, capacity_retry_after_ms)
         self.stats = SandboxStats()
+        self.backend_names = tuple(backends)
+        self.extra: list[Backend] = [load_backend(b) for b in self.backend_names if b not in BUILTIN_BACKENDS]
+        self._auth: dict[str, AuthCheck | None] = {b.protocol: b.check_auth for b in self.extra}
         self.app = self._build()
 
     def _build(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         api = self._api
-        app.router.add_post("/v1/chat/completions", api(OPENAI, _openai.chat_completions))
-        app.router.add_post("/v1/embeddings", api(OPENAI, _openai.embeddings))
-        app.router.add_post("/v1/responses", api(OPENAI, _responses.create_response))
-        app.router.add_get("/v1/models", api(OPENAI, self._models, with_body=False))
-        app.router.add_get("/v1/models/{model}", api(OPENAI, self._model, with_body=False))
-        app.router.add_post("/v1/messages", api(ANTHROPIC, _anthropic.create_message))
-        app.router.add_post("/v1/messages/count_tokens", api(ANTHROPIC, _anthropic.count_message_tokens))
+        if "openai" in self.backend_names:
+            app.router.add_post("/v1/chat/completions", api(OPENAI, _openai.chat_completions))
+            app.router.add_post("/v1/embeddings", api(OPENAI, _openai.embeddings))
+            app.router.add_post("/v1/responses", api(OPENAI, _responses.create_response))
+            app.router.add_get("/v1/models", api(OPENAI, self._models, with_body=False))
+            app.router.add_get("/v1/models/{model}", api(OPENAI, self._model, with_body=False))
+        if "anthropic" in self.backend_names:
+            app.router.add_post("/v1/messages", api(ANTHROPIC, _anthropic.create_message))
+            app.router.add_post("/v1/messages/count_tokens", api(ANTHROPIC, _anthropic.count_message_tokens))
+        for backend in self.extra:
+            for r in backend.routes:
+                app.router.add_route(r.method, r.path, api(backend.protocol, r.handler, with_body=r.with_body))
         app.router.add_post("/_sandbox/faults", self._control_faults)
         app.router.add_get("/_sandbox/stats", self._control_stats)
         app.router.add_post("/_sandbox/reset", self._control_reset)
@@ -205,6 +261,11 @@ class SandboxApp:
 
     def _check_auth(self, request: web.Request, ctx: Ctx) -> None:
         h = request.headers
+        if ctx.protocol in self._auth:
+            check = self._auth[ctx.protocol]
+            if check is not None:
+                check(h, self.keys, ctx)
+            return
         if ctx.protocol == ANTHROPIC:
             # x-api-key, or Authorization: Bearer (what anthropic SDK 2.x sends).
             key = h.get("x-api-key") or _bearer(h.get("authorization", ""))
@@ -229,10 +290,15 @@ class SandboxApp:
         except (ValueError, UnicodeDecodeError):
             if ctx.protocol == ANTHROPIC:
                 raise ctx.error(400, "There was an issue with the JSON body of your request.") from None
+            if ctx.protocol != OPENAI:
+                raise ctx.error(400, "Failed to parse the request body as JSON") from None
             raise ctx.error(400, _OPENAI_BAD_JSON) from None
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         msg = f"Invalid URL ({request.method} {request.path})"
+        if self.extra and not set(self.backend_names) & set(BUILTIN_BACKENDS):
+            proto = self.extra[0].protocol
+            return await send_reply(request, error_reply(proto, 404, msg, request_id=new_request_id(proto)), None)
         if request.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
             reply = error_reply(ANTHROPIC, 404, "Not Found", request_id=new_request_id(ANTHROPIC))
         else:

@@ -10,7 +10,7 @@ import socket
 import string
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -20,10 +20,47 @@ from aiohttp import web
 from infermux.sandbox._faults import Fault, FaultKind
 from infermux.sandbox._model import Responder
 
-__all__ = ["Ctx", "JsonReply", "ProtocolError", "StreamReply", "abort_connection", "error_reply", "send_reply"]
+__all__ = [
+    "DIALECTS",
+    "Ctx",
+    "Dialect",
+    "JsonReply",
+    "ProtocolError",
+    "StreamReply",
+    "abort_connection",
+    "error_reply",
+    "register_dialect",
+    "send_reply",
+]
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one more protocol (beyond OpenAI and Anthropic, built in below) shapes ids, headers and errors.
+
+    ``error_body(status, message, error_type, request_id)`` returns ``(body, extra_headers)``; a ``str`` body
+    is sent as text/plain (TGI answers some 422s that way), anything else as JSON.
+    """
+
+    name: str
+    error_body: Callable[[int, str | None, str | None, str], tuple[Any, dict[str, str]]]
+    new_request_id: Callable[[], str] = lambda: secrets.token_hex(16)
+    base_headers: Callable[[str, float, int, int], dict[str, str]] = lambda rid, started, limit, in_flight: {
+        "x-request-id": rid
+    }
+
+
+DIALECTS: dict[str, Dialect] = {}
+
+
+def register_dialect(dialect: Dialect) -> Dialect:
+    DIALECTS[dialect.name] = dialect
+    return dialect
+
+
 _B62 = string.ascii_letters + string.digits
 
 HTML_PAGE = (
@@ -45,12 +82,16 @@ class StreamReply:
 
     events: list[tuple[str | None, str]]
     headers: dict[str, str] = field(default_factory=dict)
+    #: "sse" (``event:``/``data:`` frames), "sse_nospace" (TGI's ``data:{...}``) or "ndjson" (one JSON per line)
+    format: str = "sse"
 
 
 Reply = JsonReply | StreamReply
 
 
 def new_request_id(protocol: str) -> str:
+    if protocol in DIALECTS:
+        return DIALECTS[protocol].new_request_id()
     if protocol == ANTHROPIC:
         return "req_011C" + "".join(secrets.choice(_B62) for _ in range(20))
     return "req_" + secrets.token_hex(16)
@@ -62,6 +103,8 @@ def dumps(obj: Any) -> str:
 
 def base_headers(protocol: str, request_id: str, started: float, *, limit: int, in_flight: int) -> dict[str, str]:
     """Headers every real response of the protocol carries (request id, rate limits, processing time)."""
+    if protocol in DIALECTS:
+        return DIALECTS[protocol].base_headers(request_id, started, limit, in_flight)
     if protocol == ANTHROPIC:
         reset = (datetime.now(timezone.utc) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         out = {"request-id": request_id}
@@ -128,6 +171,10 @@ def error_reply(
 ) -> JsonReply:
     """An error in the protocol's real body shape (OpenAI ``{"error": {...}}``, Anthropic ``{"type": "error"}``)."""
     out = dict(headers or {})
+    if protocol in DIALECTS:
+        dbody, dheaders = DIALECTS[protocol].error_body(status, message, error_type, request_id)
+        out.update(dheaders)
+        return JsonReply(status, dbody, out)
     if protocol == ANTHROPIC:
         default_type, default_msg = _ANTHROPIC_ERR.get(
             status, ("api_error" if status >= 500 else "invalid_request_error", "Error")
@@ -177,13 +224,22 @@ def _sse(event: str | None, data: str) -> bytes:
     return (f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n").encode()
 
 
+def _frame(fmt: str, event: str | None, data: str) -> bytes:
+    if fmt == "ndjson":
+        return (data + "\n").encode()
+    if fmt == "sse_nospace":
+        return (f"event:{event}\ndata:{data}\n\n" if event else f"data:{data}\n\n").encode()
+    return _sse(event, data)
+
+
 async def _send_json(request: web.Request, reply: JsonReply, fault: Fault | None) -> web.StreamResponse:
     kind = fault.kind if fault else FaultKind.NONE
     headers = dict(reply.headers)
     if kind is FaultKind.HTML:
         return web.Response(status=200, text=HTML_PAGE, content_type="text/html", headers=headers)
-    body = dumps(reply.body).encode()
-    content_type = "text/plain" if kind is FaultKind.WRONG_CONTENT_TYPE else "application/json"
+    is_text = isinstance(reply.body, str)
+    body = reply.body.encode() if is_text else dumps(reply.body).encode()
+    content_type = "text/plain" if kind is FaultKind.WRONG_CONTENT_TYPE or is_text else "application/json"
     if kind is FaultKind.MALFORMED:
         body = body[: max(1, len(body) // 2)]
     if kind not in (FaultKind.SLOW_BODY, FaultKind.STREAM_CUT):
@@ -209,7 +265,8 @@ async def _send_stream(
     if kind is FaultKind.HTML:
         return web.Response(status=200, text=HTML_PAGE, content_type="text/html", headers=reply.headers)
     resp = web.StreamResponse(status=200, headers=reply.headers)
-    resp.content_type = "text/plain" if kind is FaultKind.WRONG_CONTENT_TYPE else "text/event-stream"
+    ctype = "application/x-ndjson" if reply.format == "ndjson" else "text/event-stream"
+    resp.content_type = "text/plain" if kind is FaultKind.WRONG_CONTENT_TYPE else ctype
     resp.charset = "utf-8"
     await resp.prepare(request)
     events = list(reply.events)
@@ -224,7 +281,7 @@ async def _send_stream(
     for i, (name, data) in enumerate(events[:cut]):
         if delay and i:
             await asyncio.sleep(delay)
-        await resp.write(_sse(name, data))
+        await resp.write(_frame(reply.format, name, data))
     if cut < len(events) and fault is not None and not fault.clean:
         abort_connection(request)
     return resp
@@ -266,5 +323,5 @@ class Ctx:
     def json(self, body: Any, status: int = 200) -> JsonReply:
         return JsonReply(status, body, dict(self.headers))
 
-    def stream(self, events: list[tuple[str | None, str]]) -> StreamReply:
-        return StreamReply(events, dict(self.headers))
+    def stream(self, events: list[tuple[str | None, str]], fmt: str = "sse") -> StreamReply:
+        return StreamReply(events, dict(self.headers), fmt)
