@@ -737,6 +737,7 @@ PROVIDER = Provider(
     classify_error=classify_error,
     auth_headers=auth_headers,
     request_id_headers=("request-id", "x-request-id"),
-    capabilities=frozenset({"count_tokens"}),
+    models_path="/v1/models",
+    capabilities=frozenset({"chat", "stream", "tools", "vision", "json", "count_tokens"}),
     description="Anthropic Messages API (/v1/messages)",
 )
