@@ -238,7 +238,8 @@ def print_tables(res: dict[str, dict[str, Any]], concurrency: int) -> None:
             print(f"{'':<16}  n/a ({where}): {msg}")
 
     events = {n: r["stream_events"] for n, r in res.items() if "stream_events" in r}
-    print("items per stream (chunks or events as each library yields them): " + ", ".join(f"{n}={v}" for n, v in events.items()))
+    shown = ", ".join(f"{n}={v}" for n, v in events.items())
+    print(f"items per stream (chunks or events, as each library yields them): {shown}")
 
     def ratio(a: str, b: str, key: str) -> float | None:
         x, y = res.get(a, {}).get(key), res.get(b, {}).get(key)
