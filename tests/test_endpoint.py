@@ -303,3 +303,29 @@ def test_bad_input_is_a_configuration_error() -> None:
         Endpoint(EndpointConfig("x", "no-such-provider", "http://x"))
     with pytest.raises(infermux.ConfigurationError):
         Endpoint(EndpointConfig("x", "openai", "ftp://x"))
+
+
+async def test_breaker_state_change_callback() -> None:
+    changes: list[tuple[str, str, str]] = []
+    clock = FakeClock()
+    cfg = EndpointConfig(
+        "cb",
+        "openai",
+        "http://mock/v1",
+        model="m",
+        retry=RetryPolicy(max_retries=0),
+        breaker=BreakerConfig(consecutive_failures=2, open_seconds=5.0),
+    )
+    answers = [error(500), error(500), MockResponse(200, JSON, completion())]
+    ep = Endpoint(
+        cfg,
+        transport=MockTransport(lambda r: answers.pop(0)),
+        clock=clock,
+        on_breaker_change=lambda name, old, new: changes.append((name, old.value, new.value)),
+    )
+    for _ in range(2):
+        with pytest.raises(InternalServerError):
+            await ep.chat(REQ)
+    clock.advance(5.0)
+    assert (await ep.chat(REQ)).text == "hi"
+    assert changes == [("cb", "closed", "open"), ("cb", "open", "half_open"), ("cb", "half_open", "closed")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import sys
@@ -36,7 +37,7 @@ from .errors import (
 )
 from .providers import Provider, ProviderRequest, get_provider
 from .resilience.adaptive import AdaptiveLimit
-from .resilience.breaker import BreakerConfig, CircuitBreaker, is_breaker_failure
+from .resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker, is_breaker_failure
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.keypool import KeyLease, KeyPool
 from .resilience.queue import PriorityGate
@@ -57,6 +58,7 @@ from .types import (
 __all__ = ["Attempt", "Endpoint", "EndpointConfig"]
 
 T = TypeVar("T")
+_log = logging.getLogger("infermux")
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 
 
@@ -177,8 +179,11 @@ class Endpoint:
         transport: Transport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
+        on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
     ) -> None:
+        """``on_breaker_change(endpoint_name, old, new)`` is called on every breaker transition (also logged)."""
         self.config = config
+        self._on_breaker_change = on_breaker_change
         self.name = config.name
         self.provider: Provider = get_provider(config.provider)
         base = config.base_url or self.provider.default_base_url
@@ -192,7 +197,9 @@ class Endpoint:
         self._owns_transport = transport is None
         self.transport: Transport = transport or AiohttpTransport(max_connections=max(config.max_concurrency, 1) * 2)
         self.keys = KeyPool(config.resolved_keys(), strategy=config.key_strategy, clock=clock, name=config.name)
-        self.breaker = CircuitBreaker(config.breaker, clock=clock, name=config.name)
+        self.breaker = CircuitBreaker(
+            config.breaker, clock=clock, name=config.name, on_state_change=self._breaker_changed
+        )
         self.gate = PriorityGate(
             config.max_concurrency,
             config.max_queue,
@@ -208,6 +215,12 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"Endpoint(name={self.name!r}, provider={self.provider.name!r}, base_url={self.base_url!r})"
+
+    def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
+        level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
+        _log.log(level, "endpoint %s: circuit breaker %s -> %s", self.name, old.value, new.value)
+        if self._on_breaker_change is not None:
+            self._on_breaker_change(self.name, old, new)
 
     def model_for(self, request_model: str | None) -> str:
         model = request_model or self.config.model
