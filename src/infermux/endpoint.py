@@ -258,23 +258,44 @@ class Endpoint:
             try:
                 result = await self._attempt(operation, rid=rid, number=number, priority=priority, deadline=deadline)
             except InfermuxError as err:
-                err.with_context(
-                    provider=self.provider.name, endpoint=self.name, model=model, request_id=rid, attempts=number
+                delay = self._after_error(
+                    err, rid=rid, model=model, number=number, pol=pol, started=started, deadline=deadline, final=False
                 )
-                err.attempts = number
-                if isinstance(err, (QueueFullError, CircuitOpenError)):
-                    self.counters.failure(err)
-                    raise
-                delay = self._retry_delay(pol, err, number, started, deadline)
                 if delay is None:
-                    self.counters.failure(err)
                     raise
-                self.counters.retries += 1
                 await self.clock.sleep(delay)
                 continue
-            self.counters.successes += 1
-            self.counters.latencies.append(self.clock.now() - started)
+            self._count_success(started)
             return result
+
+    def _after_error(
+        self,
+        err: InfermuxError,
+        *,
+        rid: str,
+        model: str | None,
+        number: int,
+        pol: RetryPolicy,
+        started: float,
+        deadline: _Deadline,
+        final: bool,
+    ) -> float | None:
+        """Put this endpoint's context on ``err``; return the wait before the next attempt, or ``None`` (the
+        error is final and counted). ``final``: retrying is not allowed (stream bytes reached the caller)."""
+        err.with_context(provider=self.provider.name, endpoint=self.name, model=model, request_id=rid)
+        err.attempts = number
+        delay = None
+        if not final and not isinstance(err, (QueueFullError, CircuitOpenError)):
+            delay = self._retry_delay(pol, err, number, started, deadline)
+        if delay is None:
+            self.counters.failure(err)
+        else:
+            self.counters.retries += 1
+        return delay
+
+    def _count_success(self, started: float) -> None:
+        self.counters.successes += 1
+        self.counters.latencies.append(self.clock.now() - started)
 
     def _retry_delay(
         self, pol: RetryPolicy, err: InfermuxError, number: int, started: float, deadline: _Deadline
@@ -380,6 +401,8 @@ class Endpoint:
         if preq.json is not None:
             body = json.dumps(preq.json, separators=(",", ":"), ensure_ascii=False).encode()
             headers.setdefault("content-type", "application/json")
+        elif preq.content is not None:
+            body = preq.content
         if preq.stream:
             headers.setdefault("accept", "text/event-stream")
         return HTTPRequest(preq.method, self.base_url + preq.path, headers, body, self.config.timeouts)
@@ -526,22 +549,21 @@ class Endpoint:
                         delivered = True
                         yield ev
             except InfermuxError as err:
-                err.with_context(
-                    provider=self.provider.name, endpoint=self.name, model=model, request_id=rid, attempts=number
+                delay = self._after_error(
+                    err,
+                    rid=rid,
+                    model=model,
+                    number=number,
+                    pol=pol,
+                    started=started,
+                    deadline=deadline,
+                    final=delivered,
                 )
-                err.attempts = number
-                if delivered or isinstance(err, (QueueFullError, CircuitOpenError)):
-                    self.counters.failure(err)
-                    raise
-                delay = self._retry_delay(pol, err, number, started, deadline)
                 if delay is None:
-                    self.counters.failure(err)
                     raise
-                self.counters.retries += 1
                 await self.clock.sleep(delay)
                 continue
-            self.counters.successes += 1
-            self.counters.latencies.append(self.clock.now() - started)
+            self._count_success(started)
             return
 
     async def _stream_attempt(
