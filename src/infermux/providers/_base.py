@@ -36,13 +36,15 @@ __all__ = [
 @dataclass(slots=True)
 class ProviderRequest:
     """A request as the provider wants it. ``path`` is relative to the endpoint's base URL and may
-    carry a query string; ``json`` is the body to encode (``None`` for GET)."""
+    carry a query string; ``json`` is the body to encode (``None`` for GET); ``content`` is a raw body sent
+    as-is when ``json`` is ``None`` (e.g. KServe's binary tensor extension)."""
 
     method: str
     path: str
     headers: dict[str, str] = field(default_factory=dict)
     json: Any = None
     stream: bool = False
+    content: bytes | None = None
 
 
 class StreamParser(Protocol):

@@ -246,10 +246,13 @@ class SandboxApp:
             failed.headers = {**headers, **failed.headers}
             return await send_reply(request, failed, None)
         ctx = Ctx(protocol, rid, headers, self.responder, self.embedding_dim, self.models, dict(request.match_info))
+        ctx.request_headers = {k.lower(): v for k, v in request.headers.items()}
         reply: Reply
         try:
             self._check_auth(request, ctx)
             body = await self._read_json(request, ctx) if with_body else None
+            if not with_body and request.can_read_body:
+                ctx.raw_body = await request.read()
             reply = handler(body, ctx)
         except ProtocolError as exc:
             reply = exc.reply

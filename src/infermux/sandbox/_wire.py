@@ -238,8 +238,11 @@ async def _send_json(request: web.Request, reply: JsonReply, fault: Fault | None
     if kind is FaultKind.HTML:
         return web.Response(status=200, text=HTML_PAGE, content_type="text/html", headers=headers)
     is_text = isinstance(reply.body, str)
-    body = reply.body.encode() if is_text else dumps(reply.body).encode()
+    is_raw = isinstance(reply.body, bytes)  # a binary body (KServe tensors), sent as-is
+    body = reply.body if is_raw else reply.body.encode() if is_text else dumps(reply.body).encode()
     content_type = "text/plain" if kind is FaultKind.WRONG_CONTENT_TYPE or is_text else "application/json"
+    if is_raw and kind is not FaultKind.WRONG_CONTENT_TYPE:
+        content_type = "application/octet-stream"
     if kind is FaultKind.MALFORMED:
         body = body[: max(1, len(body) // 2)]
     if kind not in (FaultKind.SLOW_BODY, FaultKind.STREAM_CUT):
@@ -316,6 +319,9 @@ class Ctx:
     models: tuple[str, ...] = ()
     path_params: dict[str, str] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
+    #: the request's headers (lower-case names), and its raw body on ``with_body=False`` routes (binary protocols)
+    request_headers: dict[str, str] = field(default_factory=dict)
+    raw_body: bytes = b""
 
     def error(self, status: int, message: str, **kw: Any) -> ProtocolError:
         return ProtocolError(error_reply(self.protocol, status, message, request_id=self.request_id, **kw))
