@@ -210,7 +210,8 @@ class Prediction:
 def build_predict(
     inputs: str | Sequence[str] | Sequence[Sequence[str]], *, raw_scores: bool = False, truncate: bool | None = None
 ) -> ProviderRequest:
-    """``POST /predict``: a text, a ``[text, text_pair]``, or a batch of either."""
+    """``POST /predict``: a text, a ``[text, text_pair]``, or a batch of either. As in TEI itself, a list of
+    exactly two strings is read as ONE pair: classify two single texts as a batch of pairs or separately."""
     if not inputs or (not isinstance(inputs, str) and not all(isinstance(i, (str, list, tuple)) for i in inputs)):
         raise ConfigurationError("TEI predict: inputs must be a text, a pair of texts, or a list of those")
     wire: Any = inputs if isinstance(inputs, str) else [i if isinstance(i, str) else list(i) for i in inputs]
