@@ -384,6 +384,29 @@ async def test_4xx_are_typed_and_not_retried(sb: Sandbox) -> None:
     assert sb.stats.total == 3
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"toolConfig": "x"},
+        {"tools": ["x"]},
+        {"generationConfig": {"stopSequences": [1]}},
+        {"generationConfig": {"maxOutputTokens": 0}},
+        {"generationConfig": {"responseJsonSchema": {"type": "object"}}},  # schema without the JSON mime type
+        {"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]},
+        {"contents": [{"role": "user", "parts": []}]},
+    ],
+)
+async def test_emulator_rejects_invalid_bodies_like_the_api(sb: Sandbox, extra: dict[str, Any]) -> None:
+    ep = endpoint(sb)
+    try:
+        with pytest.raises(BadRequestError) as ei:
+            await ep.chat(ChatRequest((Message.user("x"),), extra=extra))
+        assert (ei.value.error_type, ei.value.attempts) == ("INVALID_ARGUMENT", 1)
+        assert isinstance(ei.value.body, dict) and ei.value.body["error"]["code"] == 400
+    finally:
+        await ep.aclose()
+
+
 async def test_missing_key_is_permission_denied(sb: Sandbox) -> None:
     cfg = EndpointConfig(name="anon", provider="gemini", base_url=sb.base_url + "/v1beta", model=MODEL)
     ep = Endpoint(cfg, clock=FakeClock())

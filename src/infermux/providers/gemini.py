@@ -61,12 +61,14 @@ from ..types import (
     ImagePart,
     Message,
     Part,
+    ResponseFormat,
     StreamError,
     StreamEvent,
     StreamFinish,
     StreamStart,
     TextDelta,
     TextPart,
+    Tool,
     ToolCall,
     ToolCallDelta,
     ToolCallEnd,
@@ -642,7 +644,10 @@ def _wire_turn(c: Any, out: list[Message], calls_by_name: dict[str, list[str]]) 
             fc = p["functionCall"]
             cid = as_str(fc.get("id")) or f"call_{sum(len(v) for v in calls_by_name.values())}"
             calls_by_name.setdefault(str(fc.get("name")), []).append(cid)
-            calls.append(ToolCall.from_raw(cid, str(fc.get("name")), dict(fc.get("args") or {})))
+            args = fc.get("args") or {}
+            if not isinstance(args, Mapping):
+                raise _bad_wire(f"functionCall args must be an object, got {args!r}")
+            calls.append(ToolCall.from_raw(cid, str(fc.get("name")), dict(args)))
         else:
             fr = p["functionResponse"]
             name = str(fr.get("name"))
@@ -664,25 +669,20 @@ def _wire_turn(c: Any, out: list[Message], calls_by_name: dict[str, list[str]]) 
 
 def chat_request_from_wire(body: Mapping[str, Any], model: str | None = None) -> ChatRequest:
     """The :class:`ChatRequest` a ``generateContent`` body asks for (the model is in the URL: pass it).
-    Fields without a neutral counterpart (safetySettings, topK, cachedContent...) go to ``extra``."""
-    from ..types import ResponseFormat, Tool
+    Fields without a neutral counterpart (safetySettings, topK, cachedContent...) go to ``extra``.
+    A body that does not fit raises :class:`ConfigurationError`."""
+    if not isinstance(body, Mapping):
+        raise _bad_wire(f"must be a JSON object, got {type(body).__name__}")
+    try:
+        return _from_wire(body, model)
+    except (TypeError, AttributeError) as e:  # a field of the wrong JSON type somewhere
+        raise _bad_wire(f"a field has the wrong type ({e})") from e
 
-    rest = dict(body)
-    contents = rest.pop("contents", None)
-    if not isinstance(contents, list) or not contents:
-        raise _bad_wire("'contents' must be a non-empty list")
-    messages: list[Message] = []
-    system = rest.pop("systemInstruction", rest.pop("system_instruction", None))
-    if isinstance(system, Mapping):
-        messages += [
-            Message("system", p.text) for p in map(_wire_part, system.get("parts") or []) if isinstance(p, TextPart)
-        ]
-    calls: dict[str, list[str]] = {}
-    for c in contents:
-        _wire_turn(c, messages, calls)
-    kw: dict[str, Any] = {}
-    cfg = dict(_pick(rest, "generationConfig", "generation_config") or {})
-    rest.pop("generationConfig", None), rest.pop("generation_config", None)
+
+def _wire_config(rest: dict[str, Any], kw: dict[str, Any]) -> None:
+    """``generationConfig`` -> ChatRequest fields in ``kw``; what is left stays in ``rest`` (extra)."""
+    cfg = dict(rest.pop("generationConfig", None) or rest.pop("generation_config", None) or {})
+    rest.pop("generation_config", None)
     for key, snake, name in (
         ("temperature", "temperature", "temperature"), ("topP", "top_p", "top_p"),
         ("maxOutputTokens", "max_output_tokens", "max_tokens"), ("seed", "seed", "seed"),
@@ -699,6 +699,12 @@ def chat_request_from_wire(body: Mapping[str, Any], model: str | None = None) ->
         )
     elif schema is not None:
         cfg["responseJsonSchema"] = schema
+    if cfg:
+        rest["generationConfig"] = cfg
+
+
+def _wire_tools(rest: dict[str, Any], kw: dict[str, Any]) -> None:
+    """``tools`` (function declarations only) and ``toolConfig`` -> ``kw["tools"]`` / ``kw["tool_choice"]``."""
     tools: list[Tool] = []
     for t in rest.pop("tools", None) or []:
         decls = _pick(t, "functionDeclarations", "function_declarations") if isinstance(t, Mapping) else None
@@ -706,21 +712,39 @@ def chat_request_from_wire(body: Mapping[str, Any], model: str | None = None) ->
             raise _bad_wire(f"only functionDeclarations tools are supported, got {str(t)[:120]!r}")
         for d in decls:
             params = _pick(d, "parametersJsonSchema", "parameters_json_schema") or d.get("parameters")
+            if not isinstance(params or {}, Mapping):
+                raise _bad_wire(f"function parameters must be a schema object, got {params!r}")
             tools.append(Tool(str(d.get("name")), str(d.get("description") or ""), dict(params or {"type": "object"})))
     kw["tools"] = tuple(tools)
-    tc = _pick(rest, "toolConfig", "tool_config")
-    rest.pop("toolConfig", None), rest.pop("tool_config", None)
+    tc = rest.pop("toolConfig", None) or rest.pop("tool_config", None)
+    rest.pop("tool_config", None)
     fcc = _pick(tc, "functionCallingConfig", "function_calling_config") if isinstance(tc, Mapping) else None
     if isinstance(fcc, Mapping) and fcc.get("mode"):
         allowed = _pick(fcc, "allowedFunctionNames", "allowed_function_names") or []
         mode = str(fcc["mode"]).upper()
-        kw["tool_choice"] = (
-            allowed[0]
-            if mode == "ANY" and len(allowed) == 1
-            else {"AUTO": "auto", "NONE": "none"}.get(mode, "required")
-        )
-    if cfg:
-        rest["generationConfig"] = cfg
+        if mode == "ANY" and len(allowed) == 1:
+            kw["tool_choice"] = allowed[0]
+        else:
+            kw["tool_choice"] = {"AUTO": "auto", "NONE": "none"}.get(mode, "required")
+
+
+def _from_wire(body: Mapping[str, Any], model: str | None) -> ChatRequest:
+    rest = dict(body)
+    contents = rest.pop("contents", None)
+    if not isinstance(contents, list) or not contents:
+        raise _bad_wire("'contents' must be a non-empty list")
+    messages: list[Message] = []
+    system = rest.pop("systemInstruction", None) or rest.pop("system_instruction", None)
+    rest.pop("system_instruction", None)
+    if isinstance(system, Mapping):
+        texts = [p for p in map(_wire_part, system.get("parts") or []) if isinstance(p, TextPart)]
+        messages += [Message("system", p.text) for p in texts]
+    calls: dict[str, list[str]] = {}
+    for c in contents:
+        _wire_turn(c, messages, calls)
+    kw: dict[str, Any] = {}
+    _wire_config(rest, kw)
+    _wire_tools(rest, kw)
     return ChatRequest(tuple(messages), model=model, extra=rest, **kw)
 
 

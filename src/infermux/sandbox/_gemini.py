@@ -128,6 +128,16 @@ def _get(d: Mapping[str, Any], camel: str) -> Any:
     return d.get("".join("_" + c.lower() if c.isupper() else c for c in camel))
 
 
+def _obj(d: Mapping[str, Any], camel: str, ctx: Ctx, where: str) -> dict[str, Any]:
+    """An optional object field (``{}`` when absent); another JSON type is the API's 400."""
+    v = _get(d, camel)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ctx.error(400, f"Invalid value at '{where}' ({type(v).__name__}), must be an object")
+    return v
+
+
 def _lower_types(schema: Any) -> Any:
     """OpenAPI-style ``"type": "OBJECT"`` (google-genai's Schema) -> JSON Schema's lower-case types."""
     if isinstance(schema, dict):
@@ -176,11 +186,9 @@ def _content(c: Any, ctx: Ctx, where: str) -> tuple[str, str, int, str | None]:
 
 
 def _generation_config(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> None:
-    cfg = _get(body, "generationConfig") or {}
-    if not isinstance(cfg, dict):
-        raise ctx.error(400, "Invalid value at 'generation_config', must be an object")
+    cfg = _obj(body, "generationConfig", ctx, "generation_config")
     temp = cfg.get("temperature")
-    if temp is not None and (not isinstance(temp, (int, float)) or not 0 <= temp <= 2):
+    if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 2):
         raise ctx.error(400, "* GenerateContentRequest.generation_config.temperature: must be in [0.0, 2.0]")
     limit = _get(cfg, "maxOutputTokens")
     if limit is not None:
@@ -188,9 +196,9 @@ def _generation_config(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> No
             raise ctx.error(400, "* GenerateContentRequest.generation_config.max_output_tokens: must be positive")
         conv.max_tokens = limit
     stops = _get(cfg, "stopSequences") or []
-    if not isinstance(stops, list) or len(stops) > 5:
-        raise ctx.error(400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 are allowed")
-    conv.stop = [s for s in stops if isinstance(s, str)]
+    if not isinstance(stops, list) or len(stops) > 5 or not all(isinstance(x, str) for x in stops):
+        raise ctx.error(400, "* GenerateContentRequest.generation_config.stop_sequences: at most 5 strings allowed")
+    conv.stop = list(stops)
     mime = _get(cfg, "responseMimeType")
     schema = _get(cfg, "responseJsonSchema") or _get(cfg, "responseSchema")
     if schema is not None and mime != "application/json":
@@ -204,18 +212,26 @@ def _tools(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> None:
     if not isinstance(tools, list):
         raise ctx.error(400, "Invalid value at 'tools', must be a list")
     for i, tool in enumerate(tools):
-        decls = _get(tool, "functionDeclarations") if isinstance(tool, dict) else None
-        for j, d in enumerate(decls or []):
+        if not isinstance(tool, dict):
+            raise ctx.error(400, f"Invalid value at 'tools[{i}]', must be an object")
+        decls = _get(tool, "functionDeclarations") or []
+        if not isinstance(decls, list):
+            raise ctx.error(400, f"Invalid value at 'tools[{i}].function_declarations', must be a list")
+        for j, d in enumerate(decls):
             if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
                 raise ctx.error(400, f"* GenerateContentRequest.tools[{i}].function_declarations[{j}].name: required")
             schema = _get(d, "parametersJsonSchema") or d.get("parameters") or {"type": "object"}
+            if not isinstance(schema, dict):
+                raise ctx.error(400, f"Invalid value at 'tools[{i}].function_declarations[{j}].parameters'")
             conv.tools.append(ToolSpec(d["name"], _lower_types(schema)))
-    fcc = _get(_get(body, "toolConfig") or {}, "functionCallingConfig") or {}
+    fcc = _obj(_obj(body, "toolConfig", ctx, "tool_config"), "functionCallingConfig", ctx, "function_calling_config")
     mode = str(fcc.get("mode") or "AUTO").upper()
     if mode not in ("AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"):
         raise ctx.error(400, f"Invalid value at 'tool_config.function_calling_config.mode' (\"{mode}\")")
     conv.tool_choice = {"ANY": "required", "NONE": "none"}.get(mode, "auto")
     allowed = _get(fcc, "allowedFunctionNames") or []
+    if not isinstance(allowed, list) or not all(isinstance(x, str) for x in allowed):
+        raise ctx.error(400, "Invalid value at 'tool_config.function_calling_config.allowed_function_names'")
     if allowed:
         if mode != "ANY":
             raise ctx.error(400, "allowed_function_names may only be set when the function calling mode is ANY.")
