@@ -1,0 +1,479 @@
+"""OPEA (Open Platform for Enterprise AI: GenAIExamples megaservices, GenAIComps microservices): pure, no I/O.
+
+Shapes implemented (checked against the ``opea-comps`` 1.5 wheel's ``comps/cores/proto`` and orchestrator;
+older and newer releases differ, so parsers accept both where they diverged):
+
+- Gateways (``PROVIDER``, ``opea_gateway_provider(path, name)``): ``POST /v1/chatqna`` (also ``/v1/codegen``,
+  ``/v1/docsum``) with a ``ChatCompletionRequest`` body: ``messages`` (a string, or a list of
+  ``{"role", "content"}`` text messages), ``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``stream``
+  (always sent). DocSum is sent as JSON ``{"type": "text", "messages": "<text>"}`` only (its multipart
+  file upload is not supported). Non-stream answer: ``ChatCompletionResponse`` (OpenAI-like; ``usage`` is
+  all zeros on real gateways, read as ``None``). Stream: SSE ending with ``data: [DONE]``, whose chunks are
+  either Python byte literals ``data: b' token'`` (the 1.x orchestrator's ``token_generator``/
+  ``align_generator``) or OpenAI ``chat.completion.chunk`` objects (pass-through servers); both are
+  parsed by :class:`OpeaStreamParser` (any other data line is taken as plain text). No tools, no images.
+- LLM microservice (``LLM_PROVIDER``): OpenAI ``POST /v1/chat/completions``, streams in either style.
+- Embedding ``POST /v1/embeddings``: OpenAI ``{"input"}`` -> ``{"data": [{"embedding"}]}``, or the legacy
+  ``{"text"}`` -> ``EmbedDoc`` (``{"text", "embedding"}``): :func:`build_embedding` / :func:`parse_embedding`.
+- Retriever ``POST /v1/retrieval``: ``EmbedDoc`` ``{"text", "embedding", "search_type", "k"}`` ->
+  ``SearchedDoc`` ``{"retrieved_docs": [{"text"}], "initial_query", "top_n"}`` (``RetrievalResponse``
+  ``{"retrieved_docs": [{"text", "metadata"}]}`` also parsed).
+- Reranking ``POST /v1/reranking``: ``SearchedDoc`` -> ``LLMParamsDoc`` ``{"query", "documents": [...]}``
+  (``RerankingResponse`` ``{"reranked_docs": [{"text", "score"}]}`` also parsed).
+- Errors are FastAPI's: ``{"detail": "..."}``, 422 ``{"detail": [{"loc", "msg", "type"}]}``, and a bare
+  ``Internal Server Error`` text for unhandled 500s.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
+from ..resilience.retry import parse_retry_after
+from ..types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedResponse,
+    FinishReason,
+    Message,
+    StreamError,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    UsageEvent,
+)
+from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._common import (
+    JSON_HEADERS,
+    as_int,
+    as_str,
+    compact,
+    extract_error,
+    malformed,
+    map_finish_reason,
+    merge_extra,
+    parse_error_body,
+)
+from ._sse import SSEDecoder, SSEMessage
+from .openai import auth_headers, make_openai_compatible, parse_chat, parse_embed, parse_usage
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..endpoint import Endpoint
+
+__all__ = [
+    "CODEGEN_PROVIDER",
+    "DOCSUM_PROVIDER",
+    "LLM_PROVIDER",
+    "PROVIDER",
+    "Doc",
+    "OpeaStreamParser",
+    "RerankResult",
+    "RetrievalResult",
+    "build_embedding",
+    "build_rerank",
+    "build_retrieval",
+    "classify_error",
+    "opea_gateway_provider",
+    "parse_embedding",
+    "parse_rerank",
+    "parse_retrieval",
+    "rag_pipeline",
+]
+
+NAME = "opea"
+DEFAULT_BASE_URL = "http://127.0.0.1:8888"
+LLM_BASE_URL = "http://127.0.0.1:9000/v1"
+MessagesFormat = Literal["auto", "text", "list"]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, provider: str = NAME) -> APIStatusError:
+    """Typed error from FastAPI bodies (``detail`` string or 422 list) or plain text."""
+    parsed = parse_error_body(body)
+    detail = parsed.get("detail") if isinstance(parsed, Mapping) else None
+    if isinstance(detail, list):
+        items = [d for d in detail if isinstance(d, Mapping)]
+        parts = [f"{'.'.join(str(p) for p in d.get('loc') or [])}: {d.get('msg')}" for d in items]
+        etype, message = (as_str(items[0].get("type")) if items else None), "; ".join(parts) or None
+    else:
+        etype, message = extract_error(parsed, body)
+    return error_from_body(
+        status,
+        headers,
+        body,
+        provider=provider,
+        error_type=etype,
+        message=message,
+        parsed=parsed,
+        retry_after=parse_retry_after(headers),
+        provider_request_id=header(headers, "x-request-id"),
+    )
+
+
+# --------------------------------------------------------------------------- gateway chat
+
+
+def _text(m: Message) -> str:
+    if m.tool_calls or m.role == "tool":
+        raise ConfigurationError("OPEA gateways do not support tool calls")
+    if isinstance(m.content, tuple):
+        if any(not isinstance(p, TextPart) for p in m.content):
+            raise ConfigurationError("OPEA gateways take text only (no images)")
+        return "".join(p.text for p in m.content if isinstance(p, TextPart))
+    return m.content or ""
+
+
+def _messages(req: ChatRequest, fmt: MessagesFormat) -> str | list[dict[str, str]]:
+    if not req.messages:
+        raise ConfigurationError("at least one message is required")
+    texts = [(m.role, _text(m)) for m in req.messages]
+    if fmt == "text" or (fmt == "auto" and len(texts) == 1 and texts[0][0] == "user"):
+        return "\n\n".join(t for _, t in texts)
+    return [{"role": r, "content": t} for r, t in texts]
+
+
+def _gateway_builder(path: str, fmt: MessagesFormat, defaults: Mapping[str, Any]) -> Any:
+    def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
+        if req.tools:
+            raise ConfigurationError("OPEA gateways do not support tools")
+        if req.response_format is not None:
+            raise ConfigurationError("OPEA gateways do not support response_format")
+        body: dict[str, Any] = {**defaults, "messages": _messages(req, fmt)}
+        body.update(
+            compact(
+                {
+                    "model": model or None,
+                    "max_tokens": req.max_tokens,
+                    "temperature": req.temperature,
+                    "top_p": req.top_p,
+                    "stop": list(req.stop) or None,
+                    "seed": req.seed,
+                }
+            )
+        )
+        body["stream"] = stream
+        merge_extra(body, req.extra)
+        return ProviderRequest("POST", path, headers=dict(JSON_HEADERS), json=body, stream=stream)
+
+    return build_chat
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+class OpeaStreamParser:
+    """SSE of byte-literal tokens (``data: b'...'``) or OpenAI chunks, ended by ``data: [DONE]``."""
+
+    def __init__(self, provider: str = NAME) -> None:
+        self.provider = provider
+        self._sse = SSEDecoder()
+        self._started = False
+        self._done = False
+        self._errored = False
+        self._finish: FinishReason | None = None
+        self._finish_seen = False
+        self._text: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return self._handle(self._sse.feed(chunk))
+
+    def close(self) -> list[StreamEvent]:
+        events = self._handle(self._sse.close())
+        if self._done or self._errored:
+            return events
+        if self._finish_seen:
+            self._done = True
+            return [*events, StreamFinish(self._finish)]
+        raise IncompleteStreamError(
+            f"{self.provider}: stream ended before [DONE]", provider=self.provider, partial_text="".join(self._text)
+        )
+
+    def _start(self, out: list[StreamEvent], rid: str | None = None, model: str | None = None) -> None:
+        if not self._started:
+            self._started = True
+            out.append(StreamStart(rid, model))
+
+    def _delta(self, text: str, out: list[StreamEvent]) -> None:
+        if text:
+            self._start(out)
+            self._text.append(text)
+            out.append(TextDelta(text))
+
+    def _handle(self, msgs: list[SSEMessage]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for msg in msgs:
+            data = msg.data.strip()
+            if self._done or not data:
+                continue
+            if data == "[DONE]":
+                self._done = True
+                self._start(out)
+                out.append(StreamFinish(self._finish))
+            elif data.startswith(("b'", 'b"')):
+                self._delta(self._bytes_literal(data), out)
+            elif data.startswith("{"):
+                self._json_chunk(data, out)
+            else:
+                self._delta(msg.data, out)  # plain-text tokens (some gateway versions)
+        return out
+
+    def _bytes_literal(self, data: str) -> str:
+        try:
+            value = ast.literal_eval(data)
+            if not isinstance(value, bytes):
+                raise ValueError("not a bytes literal")
+            return value.decode("utf-8")
+        except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError) as e:
+            raise malformed(self.provider, f"bad byte-literal stream chunk ({e}): {data[:200]!r}", data[:200]) from e
+
+    def _json_chunk(self, data: str, out: list[StreamEvent]) -> None:
+        try:
+            obj = json.loads(data)
+        except ValueError as e:
+            raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
+        if not isinstance(obj, Mapping):
+            raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
+        if "error" in obj and "choices" not in obj:
+            etype, message = extract_error(obj, b"")
+            self._errored = True
+            out.append(StreamError(etype, message or "stream error"))
+            return
+        self._start(out, as_str(obj.get("id")), as_str(obj.get("model")))
+        choices = obj.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
+        delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else {}
+        text = delta.get("content") if isinstance(delta, Mapping) else None
+        if text is None:
+            text = choice.get("text")
+        if isinstance(text, str):
+            self._delta(text, out)
+        if choice.get("finish_reason") is not None:
+            self._finish, self._finish_seen = map_finish_reason(choice["finish_reason"]), True
+        usage = parse_usage(obj.get("usage"))
+        if usage is not None:
+            out.append(UsageEvent(usage))
+
+
+def _gateway_parse(name: str) -> Any:
+    def parse(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
+        resp = parse_chat(body, headers, provider=name)
+        usage = resp.usage
+        if usage is not None and usage.input_tokens == 0 and usage.output_tokens == 0:
+            resp = dataclasses.replace(resp, usage=None)  # gateways report zeros, not counts
+        return resp
+
+    return parse
+
+
+def opea_gateway_provider(
+    path: str = "/v1/chatqna",
+    name: str = NAME,
+    *,
+    messages_format: MessagesFormat = "auto",
+    defaults: Mapping[str, Any] | None = None,
+    default_base_url: str = DEFAULT_BASE_URL,
+) -> Provider:
+    """A provider for one OPEA megaservice gateway route (ChatQnA, CodeGen, DocSum, ...)."""
+    if not path.startswith("/"):
+        raise ConfigurationError(f"gateway path must start with '/': {path!r}")
+
+    def _classify(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+        return classify_error(status, headers, body, provider=name)
+
+    return Provider(
+        name=name,
+        default_base_url=default_base_url,
+        build_chat=_gateway_builder(path, messages_format, defaults or {}),
+        parse_chat=_gateway_parse(name),
+        new_stream_parser=lambda: OpeaStreamParser(name),
+        classify_error=_classify,
+        auth_headers=auth_headers,
+        request_id_headers=("x-request-id",),
+        capabilities=frozenset(("chat", "stream")),
+        description=f"OPEA megaservice gateway POST {path}",
+    )
+
+
+# --------------------------------------------------------------------------- microservices
+
+
+def build_embedding(
+    texts: str | Sequence[str], *, model: str | None = None, dimensions: int | None = None, legacy: bool = False
+) -> ProviderRequest:
+    """``POST /v1/embeddings``: OpenAI ``{"input"}``, or the legacy ``TextDoc`` ``{"text"}``."""
+    items = [texts] if isinstance(texts, str) else list(texts)
+    if not items or not all(isinstance(t, str) and t for t in items):
+        raise ConfigurationError("embedding input must be one or more non-empty strings")
+    body: dict[str, Any]
+    if legacy:
+        body = {"text": items[0] if isinstance(texts, str) else items}
+    else:
+        body = compact({"input": items, "model": model, "dimensions": dimensions, "encoding_format": "float"})
+    return ProviderRequest("POST", "/v1/embeddings", headers=dict(JSON_HEADERS), json=body)
+
+
+def parse_embedding(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
+    """OpenAI embedding list, or an ``EmbedDoc`` (one vector or a list of them)."""
+    data = decode_json(body, headers, provider=NAME, what="embedding response")
+    if isinstance(data, Mapping) and "data" in data:
+        return parse_embed(body, headers, provider=NAME)
+    emb = data.get("embedding") if isinstance(data, Mapping) else None
+    vectors: list[Any] = emb if isinstance(emb, list) and emb and isinstance(emb[0], list) else [emb]
+    out: list[tuple[float, ...]] = []
+    for v in vectors:
+        if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            raise malformed(NAME, "embedding response has neither 'data' nor an 'embedding' list", data)
+        out.append(tuple(float(x) for x in v))
+    return EmbedResponse(vectors=tuple(out), provider=NAME, raw=data)
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    text: str
+    id: str | None = None
+    score: float | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _docs(raw: Any, what: str) -> tuple[Doc, ...]:
+    if not isinstance(raw, list):
+        raise malformed(NAME, f"{what} is not a list", raw)
+    out = []
+    for d in raw:
+        if isinstance(d, str):
+            out.append(Doc(d))
+        elif isinstance(d, Mapping) and isinstance(d.get("text"), str):
+            score = d.get("score")
+            meta = d.get("metadata")
+            out.append(
+                Doc(
+                    d["text"],
+                    as_str(d.get("id")),
+                    float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
+                    meta if isinstance(meta, Mapping) else {},
+                )
+            )
+        else:
+            raise malformed(NAME, f"{what} entry has no 'text': {d!r}", raw)
+    return tuple(out)
+
+
+def build_retrieval(
+    text: str,
+    embedding: Sequence[float],
+    *,
+    k: int = 4,
+    search_type: str = "similarity",
+    extra: Mapping[str, Any] | None = None,
+) -> ProviderRequest:
+    """``POST /v1/retrieval`` with an ``EmbedDoc`` (the query text and its embedding)."""
+    if not text:
+        raise ConfigurationError("retrieval needs the query text")
+    if not embedding or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding):
+        raise ConfigurationError("retrieval needs a non-empty embedding of numbers")
+    if k < 1:
+        raise ConfigurationError("k must be >= 1")
+    body = {"text": text, "embedding": [float(x) for x in embedding], "search_type": search_type, "k": k}
+    merge_extra(body, extra or {})
+    return ProviderRequest("POST", "/v1/retrieval", headers=dict(JSON_HEADERS), json=body)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalResult:
+    docs: tuple[Doc, ...]
+    initial_query: str | None = None
+    top_n: int | None = None
+    raw: Any = None
+
+
+def parse_retrieval(body: bytes, headers: Mapping[str, str]) -> RetrievalResult:
+    data = decode_json(body, headers, provider=NAME, what="retrieval response")
+    if not isinstance(data, Mapping) or "retrieved_docs" not in data:
+        raise malformed(NAME, "retrieval response has no 'retrieved_docs'", data)
+    top_n = data.get("top_n")
+    return RetrievalResult(
+        _docs(data["retrieved_docs"], "retrieved_docs"),
+        as_str(data.get("initial_query")),
+        as_int(top_n) if top_n is not None else None,
+        data,
+    )
+
+
+def build_rerank(query: str, docs: Sequence[str | Doc], *, top_n: int = 1) -> ProviderRequest:
+    """``POST /v1/reranking`` with a ``SearchedDoc``."""
+    if not query or not docs:
+        raise ConfigurationError("reranking needs a query and at least one document")
+    if top_n < 1:
+        raise ConfigurationError("top_n must be >= 1")
+    items = [{"text": d.text if isinstance(d, Doc) else d} for d in docs]
+    body = {"initial_query": query, "retrieved_docs": items, "top_n": top_n}
+    return ProviderRequest("POST", "/v1/reranking", headers=dict(JSON_HEADERS), json=body)
+
+
+@dataclass(frozen=True, slots=True)
+class RerankResult:
+    query: str | None
+    docs: tuple[Doc, ...]
+    raw: Any = None
+
+
+def parse_rerank(body: bytes, headers: Mapping[str, str]) -> RerankResult:
+    """``LLMParamsDoc`` (``query`` + ``documents``; old releases: a prompt in ``query`` and no documents) or
+    ``RerankingResponse`` (``reranked_docs`` with scores)."""
+    data = decode_json(body, headers, provider=NAME, what="reranking response")
+    if isinstance(data, Mapping) and "reranked_docs" in data:
+        return RerankResult(as_str(data.get("initial_query")), _docs(data["reranked_docs"], "reranked_docs"), data)
+    if isinstance(data, Mapping) and isinstance(data.get("query"), str):
+        return RerankResult(data["query"], _docs(data.get("documents") or [], "documents"), data)
+    raise malformed(NAME, "reranking response has neither 'reranked_docs' nor 'query'", data)
+
+
+async def rag_pipeline(
+    question: str,
+    *,
+    embed_ep: Endpoint,
+    retrieve_ep: Endpoint,
+    rerank_ep: Endpoint,
+    llm_ep: Endpoint,
+    k: int = 4,
+    top_n: int = 1,
+) -> ChatResponse:
+    """ChatQnA's flow client-side: embed -> retrieve -> rerank -> LLM, each through its endpoint's engine."""
+    emb = await embed_ep.call(build_embedding(question), parse_embedding)
+    found = await retrieve_ep.call(build_retrieval(question, emb.vectors[0], k=k), parse_retrieval)
+    docs = found.docs
+    if docs:
+        docs = (await rerank_ep.call(build_rerank(question, docs, top_n=top_n), parse_rerank)).docs
+    context = "\n".join(d.text for d in docs)
+    system = f"Answer the question using this context:\n{context}" if context else "Answer the question."
+    return await llm_ep.chat(ChatRequest(messages=(Message("system", system), Message("user", question))))
+
+
+PROVIDER: Provider = opea_gateway_provider("/v1/chatqna", NAME)
+CODEGEN_PROVIDER: Provider = opea_gateway_provider(
+    "/v1/codegen", "opea_codegen", messages_format="text", default_base_url="http://127.0.0.1:7778"
+)
+DOCSUM_PROVIDER: Provider = opea_gateway_provider(
+    "/v1/docsum", "opea_docsum", messages_format="text", defaults={"type": "text"}
+)
+LLM_PROVIDER: Provider = dataclasses.replace(
+    make_openai_compatible(
+        "opea_llm",
+        LLM_BASE_URL,
+        description="OPEA LLM text-generation microservice (OpenAI-compatible /v1/chat/completions)",
+        request_id_headers=("x-request-id",),
+        capabilities=frozenset(("chat", "stream", "tools", "json")),
+        embeddings=False,
+    ),
+    new_stream_parser=lambda: OpeaStreamParser("opea_llm"),
+    classify_error=lambda status, headers, body: classify_error(status, headers, body, provider="opea_llm"),
+)
