@@ -61,17 +61,16 @@ class _State:
     loaded: dict[str, datetime] = field(default_factory=dict)
 
 
-_STATES: dict[int, tuple[tuple[str, ...], _State]] = {}
 _LOCK = threading.Lock()
 
 
 def _state(ctx: Ctx) -> _State:
+    """This server's Ollama state (each Sandbox has its own ``ctx.state``)."""
     with _LOCK:
-        entry = _STATES.get(id(ctx.models))
-        if entry is None or entry[0] is not ctx.models:
-            entry = (ctx.models, _State())  # holding the tuple keeps its id from being reused
-            _STATES[id(ctx.models)] = entry
-        return entry[1]
+        st = ctx.state.get("ollama")
+        if not isinstance(st, _State):
+            st = ctx.state["ollama"] = _State()
+        return st
 
 
 def _full(name: str) -> str:

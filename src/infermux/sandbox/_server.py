@@ -139,6 +139,7 @@ class SandboxApp:
         self.faults = FaultController()
         self.faults.set_capacity(capacity, capacity_retry_after_ms)
         self.stats = SandboxStats()
+        self.state: dict[str, Any] = {}
         self.backend_names = tuple(backends)
         self.extra: list[Backend] = [load_backend(b) for b in self.backend_names if b not in BUILTIN_BACKENDS]
         self._auth: dict[str, AuthCheck | None] = {b.protocol: b.check_auth for b in self.extra}
@@ -245,7 +246,16 @@ class SandboxApp:
             failed = fault_reply(protocol, fault, rid)
             failed.headers = {**headers, **failed.headers}
             return await send_reply(request, failed, None)
-        ctx = Ctx(protocol, rid, headers, self.responder, self.embedding_dim, self.models, dict(request.match_info))
+        ctx = Ctx(
+            protocol,
+            rid,
+            headers,
+            self.responder,
+            self.embedding_dim,
+            self.models,
+            dict(request.match_info),
+            state=self.state,
+        )
         ctx.request_headers = {k.lower(): v for k, v in request.headers.items()}
         reply: Reply
         try:
