@@ -289,7 +289,7 @@ def test_config_render_parse_round_trip() -> None:
                     ]
                 }
             ),
-            "one of latest",
+            "unknown model_version_policy",
         ),
     ],
 )
