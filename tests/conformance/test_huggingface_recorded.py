@@ -13,6 +13,7 @@ import pytest
 
 from infermux.errors import ConfigurationError, MalformedResponseError, OverloadedError, status_error_class
 from infermux.providers import tei, tgi
+from infermux.providers._common import map_finish_reason
 from infermux.types import StreamAccumulator, StreamEvent
 
 from ._recordings import Recording, load
@@ -69,7 +70,7 @@ def _check_generate_stream(rec: Recording) -> None:
     final = [o for o in objs if o.get("generated_text") is not None]
     assert acc.finished == bool(final)
     if final and final[-1].get("details"):
-        assert acc.finish_reason == tgi.map_finish_reason(final[-1]["details"]["finish_reason"])
+        assert acc.finish_reason == map_finish_reason(final[-1]["details"]["finish_reason"])
 
 
 def _check_generate_json(rec: Recording) -> None:
@@ -78,7 +79,7 @@ def _check_generate_json(rec: Recording) -> None:
     r = tgi.parse_generate(rec.response_bytes(), rec.response_headers())
     assert r.text == item["generated_text"]
     details = item.get("details")
-    assert r.finish_reason == (tgi.map_finish_reason(details["finish_reason"]) if details else None)
+    assert r.finish_reason == (map_finish_reason(details["finish_reason"]) if details else None)
     if details and r.usage is not None:
         assert r.usage.output_tokens == details["generated_tokens"]
     assert r.provider_request_id == rec.response_headers().get("x-request-id")
