@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
@@ -20,7 +21,9 @@ from types import TracebackType
 from typing import Any
 
 from .endpoint import Endpoint, EndpointConfig, build_endpoints
-from .errors import ConfigurationError, InfermuxError
+from .errors import ConfigurationError, InfermuxError, MalformedResponseError
+from .providers import ProviderRequest
+from .providers._base import decode_json
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .router import Router, can_fall_back
 from .transport import Transport
@@ -76,6 +79,14 @@ def _coerce_format(rf: ResponseFormat | Mapping[str, Any] | str | None) -> Respo
     if t == "text":
         return None
     raise ConfigurationError(f"unsupported response_format {dict(rf)!r}")
+
+
+def _parse_openai_models(provider: str, body: bytes, headers: Mapping[str, str]) -> list[str]:
+    data = decode_json(body, headers, provider=provider, what="model list")
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise MalformedResponseError(f"{provider} model list has no 'data' array", provider=provider)
+    return [str(m.get("id")) for m in items if isinstance(m, dict)]
 
 
 def build_chat_request(
@@ -299,24 +310,16 @@ class AsyncClient:
         )
 
     async def models(self, *, endpoint: str | None = None) -> dict[str, list[str]]:
-        """Model IDs each endpoint lists (``GET .../models``), by endpoint name."""
-        from .providers import ProviderRequest
-        from .providers._base import decode_json
-
+        """Model IDs each endpoint lists (its native model list, or ``GET .../models``), by endpoint name."""
         out: dict[str, list[str]] = {}
         for ep in [self.router.get(endpoint)] if endpoint else self._endpoints:
-            prov = ep.provider.name
-
-            def parse(body: bytes, headers: Mapping[str, str], prov: str = prov) -> list[str]:
-                data = decode_json(body, headers, provider=prov, what="model list")
-                items = data.get("data") if isinstance(data, dict) else None
-                if not isinstance(items, list):
-                    from .errors import MalformedResponseError
-
-                    raise MalformedResponseError(f"{prov} model list has no 'data' array", provider=prov)
-                return [str(m.get("id")) for m in items if isinstance(m, dict)]
-
-            out[ep.name] = await ep.call(ProviderRequest("GET", ep.provider.models_path), parse)
+            prov = ep.provider
+            if prov.build_models is not None and prov.parse_models is not None:
+                out[ep.name] = await ep.call(prov.build_models(), prov.parse_models)
+            else:
+                out[ep.name] = await ep.call(
+                    ProviderRequest("GET", prov.models_path), functools.partial(_parse_openai_models, prov.name)
+                )
         return out
 
     def stats(self) -> dict[str, Any]:

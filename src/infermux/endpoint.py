@@ -25,11 +25,13 @@ from typing import Any, Literal, TypeVar
 from ._stats import EndpointCounters
 from .errors import (
     APIStatusError,
+    AuthenticationError,
     CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
     IncompleteStreamError,
     InfermuxError,
+    PermissionDeniedError,
     QueueFullError,
     RateLimitError,
     RequestShedError,
@@ -158,6 +160,8 @@ class _Deadline:
 
 
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
+    if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+        return "auth_failed"  # by class: some providers (Gemini) reject a bad key with 400 API_KEY_INVALID
     if isinstance(error, APIStatusError):
         if error.status_code == 429:
             return "rate_limited"

@@ -528,3 +528,25 @@ async def test_bad_input_is_refused_before_io(sb: Sandbox) -> None:
     finally:
         await ep.aclose()
     assert sb.stats.total == 0
+
+
+async def test_client_models_and_bad_key_disables_it() -> None:
+    """AsyncClient.models() uses Gemini's native list; a 400 API_KEY_INVALID takes the key out of rotation."""
+    from infermux.sandbox import Sandbox
+
+    async with Sandbox(backends=("gemini",), keys=["good-key"]) as sb:
+        cfg = infermux.EndpointConfig(
+            name="g",
+            provider="gemini",
+            base_url=sb.base_url + "/v1beta",
+            model="gemini-2.0-flash",
+            api_keys=("bad-key", "good-key"),
+        )
+        async with infermux.AsyncClient([cfg]) as client:
+            with pytest.raises(infermux.AuthenticationError):
+                await client.chat("hi")
+            models = await client.models()
+            assert models["g"] and all(isinstance(m, str) for m in models["g"])
+            assert (await client.chat("hi")).text
+            keys = client.stats()["g"]["keys"]
+            assert keys[0]["disabled"] and not keys[1]["disabled"]

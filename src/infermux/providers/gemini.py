@@ -760,6 +760,8 @@ PROVIDER = Provider(
     build_embed=build_embed,
     parse_embed=parse_embed,
     models_path="/models",
+    build_models=build_list_models,
+    parse_models=parse_models,
     capabilities=frozenset({"chat", "stream", "tools", "vision", "json", "embed", "count_tokens"}),
     description="Google Gemini (Generative Language API v1beta: generateContent, embedContent, countTokens)",
 )

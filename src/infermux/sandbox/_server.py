@@ -255,6 +255,7 @@ class SandboxApp:
             self.models,
             dict(request.match_info),
             state=self.state,
+            query=dict(request.query),
         )
         ctx.request_headers = {k.lower(): v for k, v in request.headers.items()}
         reply: Reply

@@ -320,6 +320,8 @@ class Ctx:
     path_params: dict[str, str] = field(default_factory=dict)
     #: per-server mutable state shared by a backend's handlers (pulled models, loaded adapters...)
     state: dict[str, Any] = field(default_factory=dict)
+    #: the request's query parameters
+    query: dict[str, str] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
     #: the request's headers (lower-case names), and its raw body on ``with_body=False`` routes (binary protocols)
     request_headers: dict[str, str] = field(default_factory=dict)
