@@ -26,6 +26,7 @@ class EndpointCounters:
         "circuit_rejections",
         "failures",
         "latencies",
+        "provider_metrics",
         "queue_rejected",
         "rate_limit_headers",
         "requests",
@@ -50,6 +51,7 @@ class EndpointCounters:
         self.cached_tokens = 0
         self.latencies: deque[float] = deque(maxlen=reservoir)
         self.rate_limit_headers: dict[str, str] = {}
+        self.provider_metrics: dict[str, float] = {}
 
     def failure(self, error: BaseException) -> None:
         name = type(error).__name__
@@ -78,4 +80,5 @@ class EndpointCounters:
                 "max": lat[-1] if lat else None,
             },
             "rate_limits": dict(self.rate_limit_headers),
+            "provider_metrics": dict(self.provider_metrics),
         }

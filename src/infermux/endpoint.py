@@ -31,6 +31,7 @@ from .errors import (
     DeadlineExceededError,
     IncompleteStreamError,
     InfermuxError,
+    OverloadedError,
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
@@ -383,7 +384,9 @@ class Endpoint:
 
     def _record_failure(self, err: BaseException, lease: KeyLease, attempt: Attempt) -> None:
         outcome = _outcome_for_key(err)
-        if self.adaptive is not None and isinstance(err, APIStatusError) and err.status_code in (429, 529):
+        # the server's own capacity signal (not our key pool's cooldown, which has no status)
+        overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None
+        if self.adaptive is not None and overloaded:
             self.adaptive.on_overload(attempt.started_at, self.gate.in_flight)
         retry_after = err.retry_after if isinstance(err, InfermuxError) else None
         self.keys.release(lease, outcome, retry_after=retry_after)
@@ -451,6 +454,11 @@ class Endpoint:
     # ------------------------------------------------------------------ chat / embed
 
     def _finish_response(self, resp: ChatResponse, model: str, attempt: Attempt, started: float) -> ChatResponse:
+        extract = self.provider.response_metrics
+        if extract is not None:
+            metrics = self.counters.provider_metrics
+            for k, v in extract(resp.raw).items():
+                metrics[k] = metrics.get(k, 0.0) + v
         usage = resp.usage
         if usage is not None:
             self.counters.tokens_in += usage.input_tokens

@@ -203,15 +203,19 @@ async def test_chat_stream_timing_and_rate_limits(sb: Sandbox) -> None:
         assert r.provider_request_id and r.provider_request_id.startswith("req_")
         timing = gq.groq_timing(r)
         assert set(timing) == set(gq.TIMING_FIELDS) and timing["total_time"] > 0
+        summed = ep.stats()["provider_metrics"]  # the endpoint sums the provider's timing per response
+        assert summed == pytest.approx(timing)
+        await ep.chat(REQ)
+        assert ep.stats()["provider_metrics"]["total_time"] > timing["total_time"]
         limits = ep.stats()["rate_limits"]
-        assert limits["x-ratelimit-remaining-requests"] == "14399"
+        assert limits["x-ratelimit-remaining-requests"] == "14398"
         acc = StreamAccumulator()
         async for ev in ep.stream(REQ):
             acc.add(ev)
         final = acc.response()
         assert final.text == r.text and final.finish_reason == "stop"
         assert final.usage == r.usage  # from x_groq.usage on the final chunk / the usage chunk
-        assert ep.stats()["rate_limits"]["x-ratelimit-remaining-requests"] == "14398"
+        assert ep.stats()["rate_limits"]["x-ratelimit-remaining-requests"] == "14397"
         info = gq.parse_rate_limits(ep.stats()["rate_limits"])
         assert info.limit_requests == 14400 and info.reset_tokens is not None and info.reset_tokens <= 60
     finally:

@@ -73,6 +73,9 @@ class Provider:
     parse_embed: Callable[[bytes, Mapping[str, str]], EmbedResponse] | None = None
     #: extra native calls, e.g. llama.cpp's ``/tokenize``: name -> builder of a ProviderRequest
     models_path: str = "/models"
+    #: provider-specific numbers of a response payload (e.g. Groq's queue/prompt/completion times), summed
+    #: per endpoint into ``stats()["provider_metrics"]``
+    response_metrics: Callable[[Any], Mapping[str, float]] | None = None
     #: native model listing; when unset, ``GET models_path`` is parsed as OpenAI's ``{"data": [{"id"}]}``
     build_models: Callable[[], ProviderRequest] | None = None
     parse_models: Callable[[bytes, Mapping[str, str]], list[str]] | None = None

@@ -321,4 +321,5 @@ PROVIDER: Provider = dataclasses.replace(
         embeddings=False,
     ),
     classify_error=classify_error,
+    response_metrics=groq_timing,
 )
