@@ -28,6 +28,8 @@ _REGISTRY: dict[str, str] = {
     "ovms": "ovms:PROVIDER",
     "opea": "opea:PROVIDER",
     "opea_llm": "opea:LLM_PROVIDER",
+    "opea_codegen": "opea:CODEGEN_PROVIDER",
+    "opea_docsum": "opea:DOCSUM_PROVIDER",
 }
 _ALIASES: dict[str, str] = {
     "llama.cpp": "llamacpp",
