@@ -104,3 +104,16 @@ read = 5
     monkeypatch.delenv("A_KEYS")
     with pytest.raises(ConfigurationError, match="A_KEYS"):
         a.resolved_keys()
+
+
+def test_providers_lists_every_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    from infermux.providers import available
+
+    assert main(["providers"]) == 0
+    out = capsys.readouterr().out
+    names = available()
+    expected = {"openai", "anthropic", "llamacpp", "gemini", "groq", "ollama", "tgi", "tei", "vllm", "ovms", "opea"}
+    assert expected <= set(names)
+    for name in names:
+        assert f"\n{name} " in "\n" + out
+    assert out.count("capabilities:") == len(names)

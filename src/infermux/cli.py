@@ -95,12 +95,15 @@ async def _stats(args: argparse.Namespace, endpoints: list[Any]) -> int:
 
 
 def _providers() -> int:
+    """Every installed backend: short name, default base URL, capabilities and what it speaks."""
     from .providers import available, get_provider
 
     for name in available():
         p = get_provider(name)
-        caps = ",".join(sorted(p.capabilities)) or "-"
-        print(f"{name:18} {p.default_base_url:40} {caps}")
+        print(f"{name:18} {p.default_base_url}")
+        print(f"{'':18} capabilities: {', '.join(sorted(p.capabilities)) or '-'}")
+        if p.description:
+            print(f"{'':18} {p.description}")
     return 0
 
 
