@@ -46,7 +46,7 @@ def _supported(rec: Recording) -> None:
 def test_recordings_present() -> None:
     if not RECORDINGS:
         pytest.skip("no ollama recordings in INFERMUX_RECORDINGS")
-    assert len(RECORDINGS) >= 9
+    assert all(r.provider == "ollama" for r in RECORDINGS)
 
 
 @pytest.mark.parametrize("rec", RECORDINGS, ids=str)
@@ -54,7 +54,11 @@ def test_response_side(rec: Recording) -> None:
     _supported(rec)
     resp, route = rec.response, _route(rec)
     headers, raw = rec.response_headers(), rec.response_bytes()
-    assert int(resp["status"]) == 200  # the set has no Ollama errors (see the recordings README)
+    status = int(resp["status"])
+    if status >= 400:  # the shared set has no Ollama errors; another set may
+        err = ol.classify_error(status, headers, raw)
+        assert err.status_code == status and err.provider == "ollama" and err.provider_message
+        return
     if route in ("/api/embeddings", "/api/embed"):
         parse = ol.parse_embeddings_legacy if route == "/api/embeddings" else ol.parse_embed
         out = parse(raw, headers)
