@@ -5,6 +5,7 @@
 - images (:func:`image_data_url`)
 - tolerant readers of untrusted JSON (:func:`as_int`, :func:`as_str`, :func:`malformed`)
 - error bodies (:func:`parse_error_body`, :func:`extract_error`) and headers (:func:`header_bool`)
+- URLs (:func:`server_root`)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "map_finish_reason",
     "merge_extra",
     "parse_error_body",
+    "server_root",
 ]
 
 #: Provider finish/stop reasons (OpenAI, Anthropic, Gemini, TGI, Ollama, llama.cpp) -> neutral values.
@@ -172,3 +174,9 @@ def header_bool(headers: Mapping[str, str], name: str) -> bool | None:
     if v in ("false", "0", "no"):
         return False
     return None
+
+
+def server_root(base_url: str, api_prefix: str = "/v1") -> str:
+    """The server root for native routes: ``base_url`` without a trailing ``api_prefix`` (and slash)."""
+    root = base_url.rstrip("/")
+    return root[: -len(api_prefix)] if root.endswith(api_prefix) else root

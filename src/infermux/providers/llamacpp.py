@@ -27,7 +27,7 @@ from ..types import (
     UsageEvent,
 )
 from ._base import Provider, ProviderRequest, decode_json
-from ._common import JSON_HEADERS, as_int, as_str, compact, malformed, map_finish_reason, merge_extra
+from ._common import JSON_HEADERS, as_int, as_str, compact, malformed, map_finish_reason, merge_extra, server_root
 from ._sse import SSEDecoder, SSEMessage
 from .openai import build_chat as _openai_build_chat
 from .openai import classify_error as _openai_classify_error
@@ -53,12 +53,6 @@ __all__ = [
 
 NAME = "llamacpp"
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
-
-
-def server_root(base_url: str) -> str:
-    """The server root for native routes: ``base_url`` without a trailing ``/v1`` (and slash)."""
-    root = base_url.rstrip("/")
-    return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:

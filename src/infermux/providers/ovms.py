@@ -25,6 +25,7 @@ from ..errors import APIStatusError, ConfigurationError
 from ..types import ChatResponse
 from ._base import Provider, ProviderRequest, decode_json
 from ._common import JSON_HEADERS, as_str, malformed, merge_extra
+from ._common import server_root as _server_root
 from .kserve import (
     InferResult,
     ModelMetadata,
@@ -83,8 +84,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000/v3"
 
 def server_root(base_url: str) -> str:
     """The server root for KServe/TFS routes: ``base_url`` without a trailing ``/v3``."""
-    root = base_url.rstrip("/")
-    return root[: -len("/v3")] if root.endswith("/v3") else root
+    return _server_root(base_url, "/v3")
 
 
 def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:

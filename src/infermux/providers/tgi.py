@@ -454,7 +454,7 @@ def build_metrics() -> ProviderRequest:
 
 def parse_metrics(body: bytes, headers: Mapping[str, str]) -> TGIMetrics:
     """``GET /metrics`` (Prometheus text) summarised; all samples are kept in ``samples``."""
-    samples = parse_prometheus(body)
+    samples = parse_prometheus(body, provider=NAME)
     return TGIMetrics(
         request_count=sample_value(samples, "tgi_request_count"),
         request_success=sample_value(samples, "tgi_request_success"),

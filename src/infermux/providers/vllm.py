@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from typing import Any
 from ..errors import APIStatusError, ConfigurationError
 from ..types import ChatRequest, ChatResponse, coerce_messages
 from ._base import Provider, ProviderRequest, decode_json
-from ._common import JSON_HEADERS, as_str, malformed
-from .llamacpp import server_root
+from ._common import JSON_HEADERS, as_str, malformed, server_root
+from ._prometheus import parse_prometheus as _parse_samples
+from ._prometheus import samples_by_name
 from .openai import build_chat as _openai_build_chat
 from .openai import classify_error as _openai_classify_error
 from .openai import make_openai_compatible
@@ -244,48 +244,11 @@ def parse_lora_reply(body: bytes, headers: Mapping[str, str]) -> str:
 
 # --------------------------------------------------------------------------- /metrics
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+-?\d+)?\s*$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
-
-def _labels(text: str, line: str) -> dict[str, str]:
-    inner, out, pos = text[1:-1], {}, 0
-    while pos < len(inner):
-        m = _LABEL.match(inner, pos)
-        if m is None:
-            raise malformed(NAME, f"bad label set in metrics line {line[:200]!r}", line[:200])
-        out[m.group(1)] = re.sub(r"\\[\\\"n]", lambda e: _UNESCAPE[e.group(0)], m.group(2))
-        pos = m.end()
-    return out
-
-
-def _value(text: str, line: str) -> float:
-    low = text.lower()
-    if low in ("+inf", "inf"):
-        return math.inf
-    if low == "-inf":
-        return -math.inf
-    try:
-        return float(text)
-    except ValueError:
-        raise malformed(NAME, f"bad sample value in metrics line {line[:200]!r}", line[:200]) from None
-
-
-def parse_prometheus(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Prometheus text exposition (v0.0.4) as ``{metric: [(labels, value), ...]}`` in file order; comments
-    (``# HELP``/``# TYPE``) are skipped, timestamps dropped. A malformed sample raises MalformedResponseError."""
-    out: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for line in text.splitlines():
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        m = _SAMPLE.match(s)
-        if m is None:
-            raise malformed(NAME, f"bad metrics line {s[:200]!r}", s[:200])
-        labels = _labels(m.group(2), s) if m.group(2) else {}
-        out.setdefault(m.group(1), []).append((labels, _value(m.group(3), s)))
-    return out
+def parse_prometheus(text: str | bytes) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text exposition (v0.0.4) as ``{metric: [(labels, value), ...]}`` in file order (the shared
+    :func:`._prometheus.parse_prometheus`, grouped). A malformed sample raises MalformedResponseError."""
+    return samples_by_name(_parse_samples(text, provider=NAME))
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +287,7 @@ def build_metrics() -> ProviderRequest:
 
 
 def parse_metrics(body: bytes, headers: Mapping[str, str]) -> VllmMetrics:
-    return summarize_metrics(parse_prometheus(body.decode("utf-8", "replace")))
+    return summarize_metrics(parse_prometheus(body))
 
 
 # --------------------------------------------------------------------------- guided decoding
