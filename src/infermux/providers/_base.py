@@ -16,11 +16,11 @@ The endpoint engine (``infermux.endpoint``) supplies URL, keys, resilience and I
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import APIStatusError, MalformedResponseError, status_error_class
+from ..errors import APIStatusError, MalformedResponseError, OverloadedError, status_error_class
 from ..types import ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, StreamEvent
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "StreamParser",
     "decode_json",
     "error_from_body",
+    "first_header",
     "header",
 ]
 
@@ -83,11 +84,7 @@ class Provider:
     description: str = ""
 
     def provider_request_id(self, headers: Mapping[str, str]) -> str | None:
-        for name in self.request_id_headers:
-            v = headers.get(name)
-            if v:
-                return v
-        return None
+        return first_header(headers, self.request_id_headers)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -96,6 +93,15 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     if v is None:
         v = headers.get(name.lower())
     return v
+
+
+def first_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
+    """The first non-empty header of ``names`` (e.g. the request-id headers a provider sends)."""
+    for name in names:
+        v = header(headers, name)
+        if v:
+            return v
+    return None
 
 
 def decode_json(body: bytes, headers: Mapping[str, str], *, provider: str, what: str = "response") -> Any:
@@ -129,9 +135,11 @@ def error_from_body(
     retry_after: float | None,
     provider_request_id: str | None,
     retryable: bool | None = None,
+    overloaded: bool = False,
 ) -> APIStatusError:
-    """Build the typed status error from what a provider's ``classify_error`` extracted."""
-    cls = status_error_class(status)
+    """Build the typed status error from what a provider's ``classify_error`` extracted; ``overloaded``
+    makes it an :class:`OverloadedError` whatever the status (e.g. a 429 that means "at capacity")."""
+    cls = OverloadedError if overloaded else status_error_class(status)
     text = message or body[:300].decode("utf-8", "replace") or f"HTTP {status}"
     return cls(
         f"{provider} returned HTTP {status}" + (f" ({error_type})" if error_type else "") + f": {text}",

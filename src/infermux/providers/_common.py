@@ -1,37 +1,49 @@
 """Small pure helpers shared by provider modules (no I/O; stable names, other providers import them).
 
 - finish-reason mapping (:func:`map_finish_reason`)
-- JSON body helpers (:func:`compact`, :func:`merge_extra`, :data:`JSON_HEADERS`)
-- images (:func:`image_data_url`)
-- tolerant readers of untrusted JSON (:func:`as_int`, :func:`as_str`, :func:`malformed`)
-- error bodies (:func:`parse_error_body`, :func:`extract_error`) and headers (:func:`header_bool`)
+- request helpers (:func:`compact`, :func:`merge_extra`, :data:`JSON_HEADERS`, :func:`bearer_auth`,
+  :func:`function_schema`, :func:`tool_arguments`, :func:`image_data_url`)
+- tolerant readers of untrusted JSON (:func:`as_int`, :func:`as_str`, :func:`opt_int`, :func:`floats`,
+  :func:`token_usage`, :func:`json_object`, :func:`malformed`)
+- error answers (:func:`parse_error_body`, :func:`extract_error`, :func:`read_error`, :func:`status_error`)
+  and headers (:func:`header_bool`)
 - URLs (:func:`server_root`)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import MalformedResponseError
-from ..types import FinishReason, ImagePart
-from ._base import header
+from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
+from ..resilience.retry import parse_retry_after
+from ..types import FinishReason, ImagePart, Tool, ToolCall, Usage
+from ._base import error_from_body, first_header, header
 
 __all__ = [
     "FINISH_REASONS",
     "JSON_HEADERS",
     "as_int",
     "as_str",
+    "bearer_auth",
     "compact",
     "extract_error",
+    "floats",
+    "function_schema",
     "header_bool",
     "image_data_url",
+    "json_object",
     "malformed",
     "map_finish_reason",
     "merge_extra",
+    "opt_int",
     "parse_error_body",
+    "read_error",
     "server_root",
+    "status_error",
+    "token_usage",
+    "tool_arguments",
 ]
 
 #: Provider finish/stop reasons (OpenAI, Anthropic, Gemini, TGI, Ollama, llama.cpp) -> neutral values.
@@ -86,6 +98,39 @@ def merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return body
 
 
+def bearer_auth(key: str) -> dict[str, str]:
+    """``Authorization: Bearer <key>`` (OpenAI and most servers with an ``--api-key`` option)."""
+    return {"authorization": f"Bearer {key}"}
+
+
+def function_schema(tool: Tool, params_key: str = "parameters", *, strict: bool = True) -> dict[str, Any]:
+    """A function declaration: ``name``, ``description`` when set, the JSON Schema under ``params_key``
+    and ``strict`` when set (and ``strict`` is True: the wire has the field)."""
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    out[params_key] = dict(tool.parameters)
+    if strict and tool.strict is not None:
+        out["strict"] = tool.strict
+    return out
+
+
+def tool_arguments(call: ToolCall, provider: str) -> dict[str, Any]:
+    """A tool call's arguments as a JSON object, for wires that send them as objects, not strings."""
+    args = call.arguments
+    if args is None and call.raw_arguments:
+        try:
+            args = json.loads(call.raw_arguments)
+        except ValueError:
+            args = None
+    if not isinstance(args, Mapping):
+        raise ConfigurationError(
+            f"{provider}: tool call {call.id!r} ({call.name}) needs arguments that are a JSON object,"
+            f" got {call.raw_arguments!r}"
+        )
+    return dict(args)
+
+
 def image_data_url(part: ImagePart) -> str:
     """The image's URL, or a ``data:<media type>;base64,...`` URL for inline data."""
     return part.as_data_url()
@@ -105,6 +150,42 @@ def as_int(v: object) -> int:
     if isinstance(v, float) and v.is_integer():
         return int(v)
     return 0
+
+
+def opt_int(v: object) -> int | None:
+    """An optional integer from untrusted JSON (``None`` unless it is a real int)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def floats(v: object) -> tuple[float, ...] | None:
+    """A vector from untrusted JSON: a list of numbers as floats, else ``None``."""
+    if isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return tuple(float(x) for x in v)
+    return None
+
+
+def token_usage(raw: object, input_key: str, output_key: str, details_key: str | None = None) -> Usage | None:
+    """:class:`Usage` from a usage object with counts under ``input_key``/``output_key`` and cached prompt
+    tokens under ``details_key.cached_tokens``; ``None`` when ``raw`` is not an object."""
+    if not isinstance(raw, Mapping):
+        return None
+    details = raw.get(details_key) if details_key else None
+    return Usage(
+        input_tokens=as_int(raw.get(input_key)),
+        output_tokens=as_int(raw.get(output_key)),
+        cached_tokens=as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0,
+    )
+
+
+def json_object(text: str, provider: str, what: str = "stream data") -> Mapping[str, Any]:
+    """One JSON object of a stream (an SSE data field, an NDJSON line) or :class:`MalformedResponseError`."""
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise malformed(provider, f"{what} is not JSON ({e}): {text[:200]!r}", text[:200]) from e
+    if not isinstance(obj, Mapping):
+        raise malformed(provider, f"{what} is not a JSON object: {text[:200]!r}", text[:200])
+    return obj
 
 
 def as_str(v: object) -> str | None:
@@ -161,6 +242,55 @@ def extract_error(parsed: Any, body: bytes) -> tuple[str | None, str | None]:
         return None, parsed
     text = body[:300].decode("utf-8", "replace").strip()
     return None, text or None
+
+
+def read_error(body: bytes) -> tuple[Any, str | None, str | None]:
+    """``(parsed body, error_type, message)`` of an error answer (see :func:`extract_error`)."""
+    parsed = parse_error_body(body)
+    etype, message = extract_error(parsed, body)
+    return parsed, etype, message
+
+
+def status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    parsed: Any,
+    error_type: str | None,
+    message: str | None,
+    request_id_headers: Sequence[str] = ("x-request-id",),
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    retryable: bool | None = None,
+    should_retry_header: bool = False,
+    overloaded: bool = False,
+) -> APIStatusError:
+    """The typed error of an HTTP error answer, from what ``classify_error`` read off the body.
+
+    ``retry_after`` comes from the ``retry-after`` headers, else the given one (e.g. from the body); the
+    provider request id from the first of ``request_id_headers``, else ``request_id``. With
+    ``should_retry_header`` an ``x-should-retry`` header is recorded and overrides ``retryable``.
+    """
+    should = header_bool(headers, "x-should-retry") if should_retry_header else None
+    from_headers = parse_retry_after(headers)
+    err = error_from_body(
+        status,
+        headers,
+        body,
+        provider=provider,
+        error_type=error_type,
+        message=message,
+        parsed=parsed,
+        retry_after=from_headers if from_headers is not None else retry_after,
+        provider_request_id=first_header(headers, request_id_headers) or request_id,
+        retryable=should if should is not None else retryable,
+        overloaded=overloaded,
+    )
+    if should is not None:
+        err.should_retry_header = should
+    return err
 
 
 def header_bool(headers: Mapping[str, str], name: str) -> bool | None:

@@ -33,14 +33,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import (
-    APIStatusError,
-    ConfigurationError,
-    IncompleteStreamError,
-    MalformedResponseError,
-    OverloadedError,
-)
-from ..resilience.retry import parse_retry_after
+from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError, MalformedResponseError
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -63,8 +56,16 @@ from ..types import (
     Usage,
     UsageEvent,
 )
-from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
-from ._common import as_int, header_bool, map_finish_reason, merge_extra, parse_error_body
+from ._base import Provider, ProviderRequest, decode_json, first_header
+from ._common import (
+    as_int,
+    function_schema,
+    map_finish_reason,
+    merge_extra,
+    parse_error_body,
+    status_error,
+    tool_arguments,
+)
 from ._sse import SSEDecoder, SSEMessage
 
 __all__ = [
@@ -89,6 +90,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+REQUEST_ID_HEADERS = ("request-id", "x-request-id")
 
 _TOOL_CHOICES: Mapping[str, str] = {"auto": "auto", "required": "any", "none": "none"}
 _WIRE_TOOL_CHOICES: Mapping[str, str] = {v: k for k, v in _TOOL_CHOICES.items()}
@@ -117,21 +119,6 @@ def _part_blocks(parts: Sequence[Part]) -> list[dict[str, Any]]:
     return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else _image_block(p) for p in parts]
 
 
-def _tool_input(call: ToolCall) -> dict[str, Any]:
-    args = call.arguments
-    if args is None and call.raw_arguments:
-        try:
-            args = json.loads(call.raw_arguments)
-        except ValueError:
-            args = None
-    if not isinstance(args, Mapping):
-        raise ConfigurationError(
-            f"anthropic: tool call {call.id!r} ({call.name}) needs arguments that are a JSON object,"
-            f" got {call.raw_arguments!r}"
-        )
-    return dict(args)
-
-
 def _wire_message(m: Message) -> tuple[str, str | list[dict[str, Any]]]:
     """One infermux message as (wire role, content); content stays a string when it is plain text."""
     if m.role == "tool":
@@ -145,7 +132,7 @@ def _wire_message(m: Message) -> tuple[str, str | list[dict[str, Any]]]:
         elif m.content:
             blocks.extend(_part_blocks(m.content))
         for c in m.tool_calls:
-            blocks.append({"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c)})
+            blocks.append({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments(c, NAME)})
         return "assistant", blocks
     if isinstance(m.content, str):
         return m.role, m.content
@@ -169,16 +156,6 @@ def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     if not out:
         raise ConfigurationError("anthropic: the request needs at least one non-system message")
     return out
-
-
-def _tool_def(t: Tool) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": t.name}
-    if t.description:
-        d["description"] = t.description
-    d["input_schema"] = dict(t.parameters)
-    if t.strict is not None:
-        d["strict"] = t.strict
-    return d
 
 
 def _tool_choice(req: ChatRequest) -> dict[str, Any] | None:
@@ -220,7 +197,7 @@ def _chat_body(req: ChatRequest, model: str) -> dict[str, Any]:
     if req.stop:
         body["stop_sequences"] = list(req.stop)
     if req.tools:
-        body["tools"] = [_tool_def(t) for t in req.tools]
+        body["tools"] = [function_schema(t, "input_schema") for t in req.tools]
     choice = _tool_choice(req)
     if choice is not None:
         body["tool_choice"] = choice
@@ -523,7 +500,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         usage=_usage(data.get("usage")),
         model=model if isinstance(model, str) else None,
         provider=NAME,
-        provider_request_id=header(headers, "request-id") or header(headers, "x-request-id"),
+        provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         response_id=rid if isinstance(rid, str) else None,
         raw=data,
     )
@@ -700,32 +677,22 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIS
     :class:`OverloadedError`; ``x-should-retry`` sets ``should_retry_header`` and overrides ``retryable``.
     """
     parsed = parse_error_body(body)
-    err = parsed.get("error") if isinstance(parsed, dict) else None
-    etype = err.get("type") if isinstance(err, dict) else None
-    message = err.get("message") if isinstance(err, dict) else None
-    body_rid = parsed.get("request_id") if isinstance(parsed, dict) else None
-    should = header_bool(headers, "x-should-retry")
-    e = error_from_body(
+    top: Mapping[str, Any] = parsed if isinstance(parsed, Mapping) else {}
+    err: Mapping[str, Any] = top["error"] if isinstance(top.get("error"), Mapping) else {}
+    etype, message, body_rid = err.get("type"), err.get("message"), top.get("request_id")
+    return status_error(
         status,
         headers,
         body,
         provider=NAME,
+        parsed=parsed,
         error_type=etype if isinstance(etype, str) else None,
         message=message if isinstance(message, str) else None,
-        parsed=parsed,
-        retry_after=parse_retry_after(headers),
-        provider_request_id=header(headers, "request-id")
-        or header(headers, "x-request-id")
-        or (body_rid if isinstance(body_rid, str) else None),
-        retryable=should,
+        request_id_headers=REQUEST_ID_HEADERS,
+        request_id=body_rid if isinstance(body_rid, str) else None,
+        should_retry_header=True,
+        overloaded=etype == "overloaded_error",
     )
-    if etype == "overloaded_error" and not isinstance(e, OverloadedError):
-        ctx = e.context()
-        ctx.pop("attempts")
-        ctx["retryable"] = should  # None: OverloadedError's own default (retryable)
-        e = OverloadedError(e.message, body=e.body, **ctx)
-    e.should_retry_header = should
-    return e
 
 
 PROVIDER = Provider(
@@ -736,7 +703,7 @@ PROVIDER = Provider(
     new_stream_parser=AnthropicStreamParser,
     classify_error=classify_error,
     auth_headers=auth_headers,
-    request_id_headers=("request-id", "x-request-id"),
+    request_id_headers=REQUEST_ID_HEADERS,
     models_path="/v1/models",
     capabilities=frozenset({"chat", "stream", "tools", "vision", "json", "count_tokens"}),
     description="Anthropic Messages API (/v1/messages)",

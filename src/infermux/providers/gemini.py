@@ -51,7 +51,6 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import APIStatusError, AuthenticationError, ConfigurationError, IncompleteStreamError
-from ..resilience.retry import parse_retry_after
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -76,8 +75,19 @@ from ..types import (
     Usage,
     UsageEvent,
 )
-from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
-from ._common import JSON_HEADERS, as_int, as_str, malformed, merge_extra, parse_error_body
+from ._base import Provider, ProviderRequest, decode_json
+from ._common import (
+    JSON_HEADERS,
+    as_int,
+    as_str,
+    floats,
+    function_schema,
+    malformed,
+    merge_extra,
+    parse_error_body,
+    status_error,
+    tool_arguments,
+)
 from ._sse import SSEDecoder, SSEMessage
 
 __all__ = [
@@ -165,21 +175,6 @@ def _parts(content: str | tuple[Part, ...] | None) -> list[dict[str, Any]]:
     return [{"text": p.text} if isinstance(p, TextPart) else _image(p) for p in content]
 
 
-def _call_args(call: ToolCall) -> dict[str, Any]:
-    args = call.arguments
-    if args is None and call.raw_arguments:
-        try:
-            args = json.loads(call.raw_arguments)
-        except ValueError:
-            args = None
-    if not isinstance(args, Mapping):
-        raise ConfigurationError(
-            f"gemini: tool call {call.id!r} ({call.name}) needs arguments that are a JSON object,"
-            f" got {call.raw_arguments!r}"
-        )
-    return dict(args)
-
-
 def _function_response(m: Message, names: Mapping[str, str]) -> dict[str, Any]:
     name = names.get(m.tool_call_id or "") or m.name
     if not name:
@@ -208,7 +203,7 @@ def _contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
             role, parts = "model", _parts(m.content)
             for c in m.tool_calls:
                 names[c.id] = c.name
-                parts.append({"functionCall": {"name": c.name, "args": _call_args(c)}})
+                parts.append({"functionCall": {"name": c.name, "args": tool_arguments(c, NAME)}})
         else:
             role, parts = "user", _parts(m.content)
         if not parts:
@@ -246,13 +241,7 @@ def _generation_config(req: ChatRequest) -> dict[str, Any]:
 
 def _tools(req: ChatRequest, body: dict[str, Any]) -> None:
     if req.tools:
-        decls = []
-        for t in req.tools:
-            d: dict[str, Any] = {"name": t.name}
-            if t.description:
-                d["description"] = t.description
-            d["parametersJsonSchema"] = dict(t.parameters)
-            decls.append(d)
+        decls = [function_schema(t, "parametersJsonSchema", strict=False) for t in req.tools]
         body["tools"] = [{"functionDeclarations": decls}]
     if req.tool_choice is not None:
         mode = _TOOL_MODES.get(req.tool_choice)
@@ -347,10 +336,10 @@ def build_embed(req: EmbedRequest, model: str) -> ProviderRequest:
 
 
 def _values(raw: object, data: Any) -> tuple[float, ...]:
-    values = raw.get("values") if isinstance(raw, Mapping) else None
-    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    values = floats(raw.get("values")) if isinstance(raw, Mapping) else None
+    if values is None:
         raise malformed(NAME, "embedding without a numeric 'values' list", data)
-    return tuple(float(v) for v in values)
+    return values
 
 
 def parse_embed(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
@@ -576,28 +565,22 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIS
     if message is None and not err:
         text = body[:300].decode("utf-8", "replace").strip()
         message = text or None
-    retry_after = parse_retry_after(headers)
-    if retry_after is None:
-        for info in _details(err, "google.rpc.RetryInfo"):
-            retry_after = parse_retry_delay(info.get("retryDelay"))
-            if retry_after is not None:
-                break
+    delays = (parse_retry_delay(info.get("retryDelay")) for info in _details(err, "google.rpc.RetryInfo"))
     reasons = {as_str(d.get("reason")) for d in _details(err, "google.rpc.ErrorInfo")}
-    e = error_from_body(
+    e = status_error(
         status,
         headers,
         body,
         provider=NAME,
+        parsed=parsed,
         error_type=etype,
         message=message,
-        parsed=parsed,
-        retry_after=retry_after,
-        provider_request_id=header(headers, "x-request-id"),
+        retry_after=next((d for d in delays if d is not None), None),
     )
     if status == 400 and "API_KEY_INVALID" in reasons:
         e = AuthenticationError(
             e.message, provider=NAME, status_code=status, error_type="API_KEY_INVALID", provider_message=message,
-            provider_request_id=e.provider_request_id, retry_after=retry_after, body=e.body, retryable=False,
+            provider_request_id=e.provider_request_id, retry_after=e.retry_after, body=e.body, retryable=False,
         )  # fmt: skip
     return e
 

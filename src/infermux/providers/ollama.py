@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
-from ..resilience.retry import parse_retry_after
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -58,17 +57,22 @@ from ..types import (
     Usage,
     UsageEvent,
 )
-from ._base import Provider, ProviderRequest, decode_json, error_from_body
+from ._base import Provider, ProviderRequest, decode_json
 from ._common import (
     JSON_HEADERS,
     as_int,
     as_str,
+    bearer_auth,
     compact,
     extract_error,
+    floats,
+    function_schema,
     malformed,
     map_finish_reason,
     merge_extra,
-    parse_error_body,
+    read_error,
+    status_error,
+    tool_arguments,
 )
 from ._sse import NDJSONDecoder
 from .openai import make_openai_compatible
@@ -109,9 +113,8 @@ NAME = "ollama"
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 
 
-def auth_headers(key: str) -> dict[str, str]:
-    """Ollama itself has no auth; a key is sent as Bearer (ollama.com and reverse proxies expect that)."""
-    return {"authorization": f"Bearer {key}"}
+#: Ollama itself has no auth; a key is sent as Bearer (ollama.com and reverse proxies expect that).
+auth_headers = bearer_auth
 
 
 def ollama_extra(
@@ -140,21 +143,6 @@ def _images(parts: Iterable[TextPart | ImagePart]) -> list[str]:
     return out
 
 
-def _call_arguments(call: ToolCall) -> dict[str, Any]:
-    args = call.arguments
-    if args is None and call.raw_arguments:
-        try:
-            args = json.loads(call.raw_arguments)
-        except ValueError:
-            args = None
-    if not isinstance(args, Mapping):
-        raise ConfigurationError(
-            f"ollama: tool call {call.id!r} ({call.name}) needs arguments that are a JSON object,"
-            f" got {call.raw_arguments!r}"
-        )
-    return dict(args)
-
-
 def _message(m: Message, names: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role, "content": m.text}
     if isinstance(m.content, tuple):
@@ -162,7 +150,7 @@ def _message(m: Message, names: Mapping[str, str]) -> dict[str, Any]:
         if images:
             out["images"] = images
     if m.tool_calls:
-        out["tool_calls"] = [{"function": {"name": c.name, "arguments": _call_arguments(c)}} for c in m.tool_calls]
+        out["tool_calls"] = [{"function": {"name": c.name, "arguments": tool_arguments(c, NAME)}} for c in m.tool_calls]
     if m.role == "tool" and m.tool_call_id is not None:
         name = names.get(m.tool_call_id)
         if name:
@@ -181,11 +169,7 @@ def _messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
 
 
 def _tool(t: Tool) -> dict[str, Any]:
-    fn: dict[str, Any] = {"name": t.name}
-    if t.description:
-        fn["description"] = t.description
-    fn["parameters"] = dict(t.parameters)
-    return {"type": "function", "function": fn}
+    return {"type": "function", "function": function_schema(t, strict=False)}
 
 
 def _tools(req: ChatRequest) -> list[dict[str, Any]] | None:
@@ -449,9 +433,10 @@ def build_embed(req: EmbedRequest, model: str) -> ProviderRequest:
 
 
 def _vector(raw: object) -> tuple[float, ...]:
-    if isinstance(raw, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw):
-        return tuple(float(x) for x in raw)
-    raise malformed(NAME, "an embedding must be a list of numbers")
+    vector = floats(raw)
+    if vector is None:
+        raise malformed(NAME, "an embedding must be a list of numbers")
+    return vector
 
 
 def parse_embed(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
@@ -713,22 +698,18 @@ def _error_type(status: int, message: str | None) -> str:
 
 def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
     """The typed error for ``{"error": "<text>"}`` (or a text/HTML body from a proxy in front of Ollama)."""
-    parsed = parse_error_body(body)
-    _, message = extract_error(parsed, body)
-    err = error_from_body(
+    parsed, _, message = read_error(body)
+    return status_error(
         status,
         headers,
         body,
         provider=NAME,
+        parsed=parsed,
         error_type=_error_type(status, message),
         message=message,
-        parsed=parsed,
-        retry_after=parse_retry_after(headers),
-        provider_request_id=None,
+        request_id_headers=(),
+        retryable=False if status == 501 else None,
     )
-    if status == 501:
-        err.retryable = False
-    return err
 
 
 # --------------------------------------------------------------------------- providers

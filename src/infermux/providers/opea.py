@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
-from ..resilience.retry import parse_retry_after
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -49,17 +48,19 @@ from ..types import (
     TextPart,
     UsageEvent,
 )
-from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._base import Provider, ProviderRequest, decode_json
 from ._common import (
     JSON_HEADERS,
     as_int,
     as_str,
     compact,
     extract_error,
+    floats,
     malformed,
     map_finish_reason,
     merge_extra,
-    parse_error_body,
+    read_error,
+    status_error,
 )
 from ._sse import SSEDecoder, SSEMessage
 from .openai import auth_headers, make_openai_compatible, parse_chat, parse_embed, parse_usage
@@ -98,25 +99,13 @@ MessagesFormat = Literal["auto", "text", "list"]
 
 def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, provider: str = NAME) -> APIStatusError:
     """Typed error from FastAPI bodies (``detail`` string or 422 list) or plain text."""
-    parsed = parse_error_body(body)
+    parsed, etype, message = read_error(body)
     detail = parsed.get("detail") if isinstance(parsed, Mapping) else None
     if isinstance(detail, list):
         items = [d for d in detail if isinstance(d, Mapping)]
         parts = [f"{'.'.join(str(p) for p in d.get('loc') or [])}: {d.get('msg')}" for d in items]
         etype, message = (as_str(items[0].get("type")) if items else None), "; ".join(parts) or None
-    else:
-        etype, message = extract_error(parsed, body)
-    return error_from_body(
-        status,
-        headers,
-        body,
-        provider=provider,
-        error_type=etype,
-        message=message,
-        parsed=parsed,
-        retry_after=parse_retry_after(headers),
-        provider_request_id=header(headers, "x-request-id"),
-    )
+    return status_error(status, headers, body, provider=provider, parsed=parsed, error_type=etype, message=message)
 
 
 # --------------------------------------------------------------------------- gateway chat
@@ -328,12 +317,10 @@ def parse_embedding(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
         return parse_embed(body, headers, provider=NAME)
     emb = data.get("embedding") if isinstance(data, Mapping) else None
     vectors: list[Any] = emb if isinstance(emb, list) and emb and isinstance(emb[0], list) else [emb]
-    out: list[tuple[float, ...]] = []
-    for v in vectors:
-        if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            raise malformed(NAME, "embedding response has neither 'data' nor an 'embedding' list", data)
-        out.append(tuple(float(x) for x in v))
-    return EmbedResponse(vectors=tuple(out), provider=NAME, raw=data)
+    out = [floats(v) for v in vectors]
+    if not all(v is not None for v in out):
+        raise malformed(NAME, "embedding response has neither 'data' nor an 'embedding' list", data)
+    return EmbedResponse(vectors=tuple(v for v in out if v is not None), provider=NAME, raw=data)
 
 
 @dataclass(frozen=True, slots=True)

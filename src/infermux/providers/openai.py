@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
-from ..resilience.retry import parse_retry_after
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -38,19 +37,23 @@ from ..types import (
     UsageEvent,
     coerce_messages,
 )
-from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._base import Provider, ProviderRequest, decode_json, first_header
 from ._common import (
     JSON_HEADERS,
     as_int,
     as_str,
+    bearer_auth,
     compact,
     extract_error,
-    header_bool,
+    floats,
+    function_schema,
     image_data_url,
     malformed,
     map_finish_reason,
     merge_extra,
-    parse_error_body,
+    read_error,
+    status_error,
+    token_usage,
 )
 from ._sse import SSEDecoder, SSEMessage
 
@@ -103,13 +106,7 @@ def _message(m: Message) -> dict[str, Any]:
 
 
 def _tool(t: Tool) -> dict[str, Any]:
-    fn: dict[str, Any] = {"name": t.name}
-    if t.description:
-        fn["description"] = t.description
-    fn["parameters"] = dict(t.parameters)
-    if t.strict is not None:
-        fn["strict"] = t.strict
-    return {"type": "function", "function": fn}
+    return {"type": "function", "function": function_schema(t)}
 
 
 def _tool_choice(choice: str) -> str | dict[str, Any]:
@@ -153,8 +150,7 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     return ProviderRequest("POST", "/chat/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
 
 
-def auth_headers(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
+auth_headers = bearer_auth
 
 
 # --------------------------------------------------------------------------- wire -> ChatRequest
@@ -258,23 +254,7 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
 
 def parse_usage(raw: object) -> Usage | None:
     """OpenAI ``usage`` (prompt/completion tokens, cached prompt tokens) as :class:`Usage`."""
-    if not isinstance(raw, Mapping):
-        return None
-    details = raw.get("prompt_tokens_details")
-    cached = as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
-    return Usage(
-        input_tokens=as_int(raw.get("prompt_tokens")),
-        output_tokens=as_int(raw.get("completion_tokens")),
-        cached_tokens=cached,
-    )
-
-
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        v = header(headers, name)
-        if v:
-            return v
-    return None
+    return token_usage(raw, "prompt_tokens", "completion_tokens", "prompt_tokens_details")
 
 
 def _first_choice(data: Any, provider: str) -> Mapping[str, Any]:
@@ -318,6 +298,28 @@ def _content_text(content: object) -> str:
     return str(content)
 
 
+def _response(
+    data: Mapping[str, Any],
+    choice: Mapping[str, Any],
+    headers: Mapping[str, str],
+    provider: str,
+    *,
+    text: str,
+    tool_calls: tuple[ToolCall, ...] = (),
+) -> ChatResponse:
+    return ChatResponse(
+        text=text,
+        tool_calls=tool_calls,
+        finish_reason=map_finish_reason(choice.get("finish_reason")),
+        usage=parse_usage(data.get("usage")),
+        model=as_str(data.get("model")),
+        provider=provider,
+        provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
+        response_id=as_str(data.get("id")) or None,
+        raw=data,
+    )
+
+
 def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
     """A chat completion body as :class:`ChatResponse`; bad shapes raise ``MalformedResponseError``."""
     data = decode_json(body, headers, provider=provider)
@@ -325,17 +327,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
     message = choice.get("message")
     if not isinstance(message, Mapping):
         raise malformed(provider, "choices[0].message is missing or not an object", data)
-    return ChatResponse(
-        text=_content_text(message.get("content")),
-        tool_calls=_tool_calls(message, provider),
-        finish_reason=map_finish_reason(choice.get("finish_reason")),
-        usage=parse_usage(data.get("usage")),
-        model=as_str(data.get("model")),
-        provider=provider,
-        provider_request_id=_request_id(headers),
-        response_id=as_str(data.get("id")) or None,
-        raw=data,
-    )
+    text = _content_text(message.get("content"))
+    return _response(data, choice, headers, provider, text=text, tool_calls=_tool_calls(message, provider))
 
 
 # --------------------------------------------------------------------------- streaming
@@ -477,9 +470,10 @@ def _vector(raw: object, provider: str) -> tuple[float, ...]:
         if len(data) % 4:
             raise malformed(provider, f"base64 embedding has {len(data)} bytes, not a multiple of 4 (float32)")
         return struct.unpack(f"<{len(data) // 4}f", data)
-    if isinstance(raw, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw):
-        return tuple(float(x) for x in raw)
-    raise malformed(provider, "embedding must be a list of numbers or a base64 string")
+    vector = floats(raw)
+    if vector is None:
+        raise malformed(provider, "embedding must be a list of numbers or a base64 string")
+    return vector
 
 
 def parse_embed(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> EmbedResponse:
@@ -495,7 +489,7 @@ def parse_embed(body: bytes, headers: Mapping[str, str], *, provider: str = NAME
         model=as_str(data.get("model")),
         usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))) if isinstance(usage, Mapping) else None,
         provider=provider,
-        provider_request_id=_request_id(headers),
+        provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         raw=data,
     )
 
@@ -534,16 +528,7 @@ def parse_completion(body: bytes, headers: Mapping[str, str], *, provider: str =
     text = choice.get("text")
     if not isinstance(text, str):
         raise malformed(provider, "choices[0].text is missing or not a string", data)
-    return ChatResponse(
-        text=text,
-        finish_reason=map_finish_reason(choice.get("finish_reason")),
-        usage=parse_usage(data.get("usage")),
-        model=as_str(data.get("model")),
-        provider=provider,
-        provider_request_id=_request_id(headers),
-        response_id=as_str(data.get("id")) or None,
-        raw=data,
-    )
+    return _response(data, choice, headers, provider, text=text)
 
 
 # --------------------------------------------------------------------------- errors
@@ -554,26 +539,19 @@ _NOT_RETRYABLE_TYPES = frozenset(("insufficient_quota", "not_supported_error", "
 
 def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, provider: str = NAME) -> APIStatusError:
     """The typed error for an HTTP error answer (JSON, text or HTML body; ``x-should-retry`` honoured)."""
-    parsed = parse_error_body(body)
-    etype, message = extract_error(parsed, body)
-    err = error_from_body(
+    parsed, etype, message = read_error(body)
+    return status_error(
         status,
         headers,
         body,
         provider=provider,
+        parsed=parsed,
         error_type=etype,
         message=message,
-        parsed=parsed,
-        retry_after=parse_retry_after(headers),
-        provider_request_id=_request_id(headers),
+        request_id_headers=REQUEST_ID_HEADERS,
+        retryable=False if etype in _NOT_RETRYABLE_TYPES or status == 501 else None,
+        should_retry_header=True,
     )
-    if etype in _NOT_RETRYABLE_TYPES or status == 501:
-        err.retryable = False
-    should = header_bool(headers, "x-should-retry")
-    if should is not None:
-        err.should_retry_header = should
-        err.retryable = should
-    return err
 
 
 # --------------------------------------------------------------------------- providers

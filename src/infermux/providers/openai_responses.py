@@ -32,8 +32,19 @@ from ..types import (
     Usage,
     UsageEvent,
 )
-from ._base import Provider, ProviderRequest, decode_json, header
-from ._common import JSON_HEADERS, as_int, as_str, compact, image_data_url, malformed, map_finish_reason, merge_extra
+from ._base import Provider, ProviderRequest, decode_json, first_header
+from ._common import (
+    JSON_HEADERS,
+    as_int,
+    as_str,
+    compact,
+    function_schema,
+    image_data_url,
+    malformed,
+    map_finish_reason,
+    merge_extra,
+    token_usage,
+)
 from ._sse import SSEDecoder
 from .openai import DEFAULT_BASE_URL, REQUEST_ID_HEADERS, auth_headers, build_embed, classify_error, parse_embed
 
@@ -77,13 +88,7 @@ def _items(m: Message) -> list[dict[str, Any]]:
 
 
 def _tool(t: Tool) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function", "name": t.name}
-    if t.description:
-        out["description"] = t.description
-    out["parameters"] = dict(t.parameters)
-    if t.strict is not None:
-        out["strict"] = t.strict
-    return out
+    return {"type": "function", **function_schema(t)}
 
 
 def _text_format(req: ChatRequest) -> dict[str, Any] | None:
@@ -234,14 +239,8 @@ def responses_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
 
 
 def parse_usage(raw: object) -> Usage | None:
-    if not isinstance(raw, Mapping):
-        return None
-    details = raw.get("input_tokens_details")
-    return Usage(
-        input_tokens=as_int(raw.get("input_tokens")),
-        output_tokens=as_int(raw.get("output_tokens")),
-        cached_tokens=as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0,
-    )
+    """Responses API ``usage`` (input/output tokens, cached input tokens) as :class:`Usage`."""
+    return token_usage(raw, "input_tokens", "output_tokens", "input_tokens_details")
 
 
 def _function_call(item: Mapping[str, Any]) -> ToolCall:
@@ -291,7 +290,6 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
     if not isinstance(data, Mapping):
         raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
     text, calls = _output(data, provider)
-    request_id = next((v for v in (header(headers, h) for h in REQUEST_ID_HEADERS) if v), None)
     return ChatResponse(
         text=text,
         tool_calls=calls,
@@ -299,7 +297,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
         usage=parse_usage(data.get("usage")),
         model=as_str(data.get("model")),
         provider=provider,
-        provider_request_id=request_id,
+        provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         response_id=as_str(data.get("id")),
         raw=data,
     )

@@ -17,11 +17,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-from ..errors import APIStatusError, ConfigurationError, OverloadedError
-from ..resilience.retry import parse_retry_after
+from ..errors import APIStatusError, ConfigurationError
 from ..types import ChatRequest, EmbedRequest, EmbedResponse
-from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
-from ._common import JSON_HEADERS, as_str, compact, extract_error, malformed, merge_extra, parse_error_body
+from ._base import Provider, ProviderRequest, decode_json, first_header
+from ._common import (
+    JSON_HEADERS,
+    as_str,
+    bearer_auth,
+    compact,
+    floats,
+    malformed,
+    merge_extra,
+    opt_int,
+    read_error,
+    status_error,
+)
 from .openai import build_embed as _openai_build_embed
 from .openai import parse_embed as _openai_parse_embed
 
@@ -56,23 +66,11 @@ REQUEST_ID_HEADERS = ("x-request-id", "x-inference-id")
 Direction = Literal["Right", "Left"]
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        v = header(headers, name)
-        if v:
-            return v
-    return None
-
-
 def _texts(inputs: Sequence[str] | str, what: str) -> list[str]:
     items = [inputs] if isinstance(inputs, str) else list(inputs)
     if not items or not all(isinstance(t, str) and t for t in items):
         raise ConfigurationError(f"TEI {what}: inputs must be one or more non-empty strings")
     return items
-
-
-def _number_list(raw: object) -> bool:
-    return isinstance(raw, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw)
 
 
 # --------------------------------------------------------------------------- /embed
@@ -90,10 +88,12 @@ def build_embed(req: EmbedRequest, model: str) -> ProviderRequest:
 
 
 def _matrix(data: Any, what: str) -> tuple[tuple[float, ...], ...]:
-    if _number_list(data) and data:  # one input as a bare vector (HF Inference API feature-extraction)
-        return (tuple(float(x) for x in data),)
-    if isinstance(data, list) and data and all(_number_list(v) and v for v in data):
-        return tuple(tuple(float(x) for x in v) for v in data)
+    one = floats(data)
+    if one:  # one input as a bare vector (HF Inference API feature-extraction)
+        return (one,)
+    rows = [floats(v) for v in data] if isinstance(data, list) and data else []
+    if rows and all(rows):
+        return tuple(r for r in rows if r)
     raise malformed(NAME, f"{what} answer is not a list of number lists", data)
 
 
@@ -101,7 +101,10 @@ def parse_embed(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
     """``[[float, ...], ...]`` (one vector per input, in order); a bare ``[float, ...]`` is one vector."""
     data = decode_json(body, headers, provider=NAME, what="embed response")
     return EmbedResponse(
-        vectors=_matrix(data, "/embed"), provider=NAME, provider_request_id=_request_id(headers), raw=data
+        vectors=_matrix(data, "/embed"),
+        provider=NAME,
+        provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
+        raw=data,
     )
 
 
@@ -255,9 +258,10 @@ def build_similarity(source_sentence: str, sentences: Sequence[str]) -> Provider
 
 def parse_similarity(body: bytes, headers: Mapping[str, str]) -> list[float]:
     data = decode_json(body, headers, provider=NAME, what="similarity response")
-    if not _number_list(data):
+    scores = floats(data)
+    if scores is None:
         raise malformed(NAME, "/similarity answer is not a list of numbers", data)
-    return [float(x) for x in data]
+    return list(scores)
 
 
 # --------------------------------------------------------------------------- /info /health
@@ -282,10 +286,6 @@ def build_info() -> ProviderRequest:
     return ProviderRequest("GET", "/info")
 
 
-def _opt_int(v: object) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def parse_info(body: bytes, headers: Mapping[str, str]) -> TEIInfo:
     """``GET /info``; ``model_type`` is ``{"embedding": {"pooling": "mean"}}`` and the like."""
     data = decode_json(body, headers, provider=NAME, what="info response")
@@ -305,10 +305,10 @@ def parse_info(body: bytes, headers: Mapping[str, str]) -> TEIInfo:
         pooling=as_str(detail.get("pooling")) if isinstance(detail, Mapping) else None,
         model_sha=as_str(data.get("model_sha")),
         model_dtype=as_str(data.get("model_dtype")),
-        max_concurrent_requests=_opt_int(data.get("max_concurrent_requests")),
-        max_input_length=_opt_int(data.get("max_input_length")),
-        max_batch_tokens=_opt_int(data.get("max_batch_tokens")),
-        max_client_batch_size=_opt_int(data.get("max_client_batch_size")),
+        max_concurrent_requests=opt_int(data.get("max_concurrent_requests")),
+        max_input_length=opt_int(data.get("max_input_length")),
+        max_batch_tokens=opt_int(data.get("max_batch_tokens")),
+        max_client_batch_size=opt_int(data.get("max_client_batch_size")),
         version=as_str(data.get("version")),
         raw=dict(data),
     )
@@ -330,33 +330,19 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIS
     """Typed error: ``Overloaded`` -> :class:`OverloadedError` (retryable); ``Validation`` 413 ->
     ``BadRequestError``; ``Tokenizer`` 422 -> ``UnprocessableEntityError``; ``Backend`` 424 (not retried);
     ``Unhealthy`` 503 (retried). Also reads the ``/v1/embeddings`` ``{"message", "code", "error_type"}`` shape."""
-    parsed = parse_error_body(body)
-    etype, message = extract_error(parsed, body)
+    parsed, etype, message = read_error(body)
     if isinstance(parsed, Mapping) and isinstance(parsed.get("error_type"), str):
         etype = parsed["error_type"]
-    retry_after = parse_retry_after(headers)
-    if (etype or "").lower() == "overloaded":
-        return OverloadedError(
-            f"{NAME} returned HTTP {status} (Overloaded): {message}",
-            provider=NAME,
-            status_code=status,
-            error_type=etype,
-            provider_message=message,
-            provider_request_id=_request_id(headers),
-            retry_after=retry_after,
-            retryable=True,
-            body=parsed,
-        )
-    return error_from_body(
+    return status_error(
         status,
         headers,
         body,
         provider=NAME,
+        parsed=parsed,
         error_type=etype,
         message=message,
-        parsed=parsed,
-        retry_after=retry_after,
-        provider_request_id=_request_id(headers),
+        request_id_headers=REQUEST_ID_HEADERS,
+        overloaded=(etype or "").lower() == "overloaded",
     )
 
 
@@ -368,9 +354,8 @@ def _build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     _no_chat()
 
 
-def auth_headers(key: str) -> dict[str, str]:
-    """TEI's ``--api-key`` and HF Inference Endpoints take a bearer token."""
-    return {"authorization": f"Bearer {key}"}
+#: TEI's ``--api-key`` and HF Inference Endpoints take a bearer token.
+auth_headers = bearer_auth
 
 
 PROVIDER: Provider = Provider(

@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError, OverloadedError
-from ..resilience.retry import parse_retry_after
+from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -41,16 +40,18 @@ from ..types import (
     UsageEvent,
     coerce_messages,
 )
-from ._base import Provider, ProviderRequest, decode_json, error_from_body, header
+from ._base import Provider, ProviderRequest, decode_json, first_header, header
 from ._common import (
     JSON_HEADERS,
     as_int,
     as_str,
+    bearer_auth,
     compact,
-    extract_error,
     malformed,
     map_finish_reason,
-    parse_error_body,
+    opt_int,
+    read_error,
+    status_error,
 )
 from ._prometheus import Sample, parse_prometheus, sample_sum, sample_value
 from ._sse import SSEDecoder, SSEMessage
@@ -219,14 +220,6 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     )
 
 
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        v = header(headers, name)
-        if v:
-            return v
-    return None
-
-
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
     v = header(headers, name)
     return int(v) if v is not None and v.strip().isdigit() else None
@@ -258,7 +251,7 @@ def parse_generate(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         finish_reason=map_finish_reason(details.get("finish_reason")) if details else None,
         usage=_usage(details, headers),
         provider=NAME,
-        provider_request_id=_request_id(headers),
+        provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         raw=data,
     )
 
@@ -335,44 +328,24 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, prov
     """Typed error for a TGI answer: ``overloaded`` -> :class:`OverloadedError` (retryable, keeps the
     status, e.g. 429); ``validation`` 422 -> ``UnprocessableEntityError``; axum's text/plain rejections
     get ``error_type="invalid_body"``; HF Inference API ``{"error", "warnings"}`` bodies are read too."""
-    parsed = parse_error_body(body)
-    etype, message = extract_error(parsed, body)
-    if (
-        etype is None
-        and parsed is None
-        and message
-        and message.startswith(("Failed to deserialize", "Failed to parse"))
-    ):
+    parsed, etype, message = read_error(body)
+    if etype is None and parsed is None and (message or "").startswith(("Failed to deserialize", "Failed to parse")):
         etype = "invalid_body"
-    retry_after = parse_retry_after(headers)
-    if (etype or "").lower() == "overloaded":
-        return OverloadedError(
-            f"{provider} returned HTTP {status} (overloaded): {message}",
-            provider=provider,
-            status_code=status,
-            error_type=etype,
-            provider_message=message,
-            provider_request_id=_request_id(headers),
-            retry_after=retry_after,
-            retryable=True,
-            body=parsed,
-        )
-    return error_from_body(
+    return status_error(
         status,
         headers,
         body,
         provider=provider,
+        parsed=parsed,
         error_type=etype,
         message=message,
-        parsed=parsed,
-        retry_after=retry_after,
-        provider_request_id=_request_id(headers),
+        request_id_headers=REQUEST_ID_HEADERS,
+        overloaded=(etype or "").lower() == "overloaded",
     )
 
 
-def auth_headers(key: str) -> dict[str, str]:
-    """TGI's ``--api-key`` and HF Inference Endpoints both take a bearer token."""
-    return {"authorization": f"Bearer {key}"}
+#: TGI's ``--api-key`` and HF Inference Endpoints both take a bearer token.
+auth_headers = bearer_auth
 
 
 # --------------------------------------------------------------------------- /info /health /metrics /tokenize
@@ -399,10 +372,6 @@ def build_info() -> ProviderRequest:
     return ProviderRequest("GET", "/info")
 
 
-def _opt_int(v: object) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def parse_info(body: bytes, headers: Mapping[str, str]) -> TGIInfo:
     """``GET /info``; ``max_input_tokens`` falls back to the older ``max_input_length``."""
     data = decode_json(body, headers, provider=NAME, what="info response")
@@ -413,11 +382,11 @@ def parse_info(body: bytes, headers: Mapping[str, str]) -> TGIInfo:
         model_sha=as_str(data.get("model_sha")),
         model_dtype=as_str(data.get("model_dtype")),
         model_device_type=as_str(data.get("model_device_type")),
-        max_concurrent_requests=_opt_int(data.get("max_concurrent_requests")),
-        max_best_of=_opt_int(data.get("max_best_of")),
-        max_stop_sequences=_opt_int(data.get("max_stop_sequences")),
-        max_input_tokens=_opt_int(data.get("max_input_tokens", data.get("max_input_length"))),
-        max_total_tokens=_opt_int(data.get("max_total_tokens")),
+        max_concurrent_requests=opt_int(data.get("max_concurrent_requests")),
+        max_best_of=opt_int(data.get("max_best_of")),
+        max_stop_sequences=opt_int(data.get("max_stop_sequences")),
+        max_input_tokens=opt_int(data.get("max_input_tokens", data.get("max_input_length"))),
+        max_total_tokens=opt_int(data.get("max_total_tokens")),
         version=as_str(data.get("version")),
         sha=as_str(data.get("sha")),
         docker_label=as_str(data.get("docker_label")),
@@ -491,7 +460,7 @@ def parse_tokenize(body: bytes, headers: Mapping[str, str]) -> list[TGIToken]:
         tid = t.get("id") if isinstance(t, Mapping) else None
         if not isinstance(tid, int) or isinstance(tid, bool) or not isinstance(t.get("text"), str):
             raise malformed(NAME, f"/tokenize answer has a bad token {t!r}", data)
-        out.append(TGIToken(tid, t["text"], _opt_int(t.get("start")), _opt_int(t.get("stop"))))
+        out.append(TGIToken(tid, t["text"], opt_int(t.get("start")), opt_int(t.get("stop"))))
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import APIStatusError, ConfigurationError
 from ..types import ChatRequest, ChatResponse, coerce_messages
 from ._base import Provider, ProviderRequest, decode_json
-from ._common import JSON_HEADERS, as_str, malformed, server_root
+from ._common import JSON_HEADERS, as_str, malformed, opt_int, server_root
 from ._prometheus import parse_prometheus as _parse_samples
 from ._prometheus import samples_by_name
 from .openai import build_chat as _openai_build_chat
@@ -120,13 +120,12 @@ def parse_models(body: bytes, headers: Mapping[str, str]) -> list[ModelCard]:
     for it in items:
         if not isinstance(it, Mapping) or not isinstance(it.get("id"), str):
             raise malformed(NAME, f"/v1/models entry without an id: {it!r}", data)
-        mml = it.get("max_model_len")
         out.append(
             ModelCard(
                 id=it["id"],
                 root=as_str(it.get("root")),
                 parent=as_str(it.get("parent")),
-                max_model_len=mml if isinstance(mml, int) and not isinstance(mml, bool) else None,
+                max_model_len=opt_int(it.get("max_model_len")),
                 owned_by=as_str(it.get("owned_by")),
             )
         )
@@ -182,12 +181,11 @@ def parse_tokenize(body: bytes, headers: Mapping[str, str]) -> Tokenized:
     if not isinstance(data, Mapping):
         raise malformed(NAME, "/tokenize answer is not an object", data)
     tokens = _int_list(data.get("tokens"), "/tokenize 'tokens'", data)
-    mml = data.get("max_model_len")
-    count = data.get("count")
+    count = opt_int(data.get("count"))
     return Tokenized(
         tokens=tokens,
-        count=count if isinstance(count, int) and not isinstance(count, bool) else len(tokens),
-        max_model_len=mml if isinstance(mml, int) and not isinstance(mml, bool) else None,
+        count=count if count is not None else len(tokens),
+        max_model_len=opt_int(data.get("max_model_len")),
     )
 
 
