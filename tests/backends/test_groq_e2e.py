@@ -27,7 +27,6 @@ from infermux.providers import groq as gq
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
 from infermux.sandbox import Fault, Sandbox, SandboxThread
-from infermux.sandbox import _groq as emu
 from infermux.types import ChatRequest, ImagePart, Message, StreamAccumulator, TextPart
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,13 +34,6 @@ pytestmark = pytest.mark.timeout(60)
 KEY = "gsk_test_key"
 MODEL = "llama-3.1-8b-instant"
 MSG = [{"role": "user", "content": "hello groq world"}]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_quota() -> Iterator[None]:
-    emu.reset_quota()
-    yield
-    emu.reset_quota()
 
 
 # --------------------------------------------------------------------------- groq SDK, real llama.cpp server
@@ -129,8 +121,8 @@ def test_sdk_stream_x_groq(sdk: groq.Groq) -> None:
     assert last.usage.completion_tokens == full.usage.completion_tokens and last.usage.total_time is not None
 
 
-def test_sdk_quota_exhausted_gives_429_with_retry_after(sdk: groq.Groq) -> None:
-    emu.set_quota(requests=2, requests_window=30.0)
+def test_sdk_quota_exhausted_gives_429_with_retry_after(sdk: groq.Groq, sbt: SandboxThread) -> None:
+    sbt.configure_backend("groq", requests=2, requests_window=30.0)
     for left in (1, 0):
         raw = sdk.chat.completions.with_raw_response.create(model=MODEL, messages=MSG)
         assert raw.headers["x-ratelimit-remaining-requests"] == str(left)
@@ -263,7 +255,7 @@ async def test_transient_errors_retried_to_success(sb: Sandbox, fault: Fault) ->
 
 
 async def test_quota_429_carries_retry_after(sb: Sandbox) -> None:
-    emu.set_quota(requests=1, requests_window=20.0)
+    sb.configure_backend("groq", requests=1, requests_window=20.0)
     ep = endpoint(sb, retry=RetryPolicy(max_retries=0))
     try:
         await ep.chat(REQ)

@@ -4,7 +4,7 @@ the client-side RAG pipeline; FastAPI error bodies typed, retries, cut and malfo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -24,18 +24,11 @@ from infermux.resilience.breaker import BreakerConfig
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
 from infermux.sandbox import Fault, Sandbox, SandboxThread
-from infermux.sandbox import _opea as emu
+from infermux.sandbox._opea import CORPUS
 from infermux.transport import Timeouts
 from infermux.types import ChatRequest, Message, StreamAccumulator, TextDelta
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def default_style() -> Iterator[None]:
-    emu.configure()
-    yield
-    emu.configure()
 
 
 def test_openai_sdk_against_llm_microservice() -> None:
@@ -103,8 +96,8 @@ async def test_chat_and_stream_agree_in_both_styles(sb: Sandbox, provider: Provi
         assert acc.finish_reason == "stop"
 
 
-async def test_module_wide_byte_style_and_max_tokens(sb: Sandbox) -> None:
-    emu.configure(stream_style="bytes")
+async def test_server_wide_byte_style_and_max_tokens(sb: Sandbox) -> None:
+    sb.configure_backend("opea", stream_style="bytes")
     ep = endpoint(sb)
     try:
         acc, _ = await collect(ep, chat("one two three four five", max_tokens=2))
@@ -118,7 +111,7 @@ async def test_microservices_and_rag_pipeline(sb: Sandbox) -> None:
     ep = endpoint(sb, retry=RetryPolicy(max_retries=0))
     llm = endpoint(sb, opea.LLM_PROVIDER, v1=True)
     try:
-        doc = emu.CORPUS[1]
+        doc = CORPUS[1]
         emb = await ep.call(opea.build_embedding(doc), opea.parse_embedding)
         legacy = await ep.call(opea.build_embedding(doc, legacy=True), opea.parse_embedding)
         assert emb.vectors == legacy.vectors and len(emb.vectors[0]) == 64
@@ -184,7 +177,7 @@ async def test_429_typed_cut_and_malformed(sb: Sandbox) -> None:
             await ep.chat(chat())
         assert rl.value.retry_after == 3.0 and rl.value.provider_message == "Too Many Requests"
         for style in ("openai", "bytes"):
-            emu.configure(stream_style=style)
+            sb.configure_backend("opea", stream_style=style)
             sb.faults.push(Fault.stream_cut(after=2, clean=True))
             with pytest.raises(IncompleteStreamError) as ei:
                 await collect(ep, chat())

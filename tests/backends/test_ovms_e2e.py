@@ -29,7 +29,6 @@ from infermux.providers import ovms
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
 from infermux.sandbox import Fault, Sandbox, SandboxThread
-from infermux.sandbox import _ovms as emu
 from infermux.transport import Timeouts
 from infermux.types import ChatRequest, EmbedRequest, Message, StreamAccumulator, TextDelta
 
@@ -37,13 +36,6 @@ pytestmark = pytest.mark.timeout(60)
 LLM = "meta-llama/Llama-3.2-1B-Instruct"
 EMB = "BAAI/bge-small-en-v1.5"
 X = np.array([[1.5, 2.0, -1.0], [0.0, 7.0, 3.0]], dtype=np.float32)
-
-
-@pytest.fixture(autouse=True)
-def default_models() -> Iterator[None]:
-    emu.configure()
-    yield
-    emu.configure()
 
 
 # --------------------------------------------------------------------------- official SDKs
@@ -183,7 +175,7 @@ async def test_kserve_health_metadata_and_typed_errors(sb: Sandbox) -> None:
         bad = ks.Tensor("INPUT0", (2,), "FP32", (1.0, 2.0))
         with pytest.raises(BadRequestError, match="Invalid number of shape dimensions"):
             await ep.call(ks.build_infer("identity", [bad]), ks.parse_infer)
-        emu.configure(not_ready=["identity"])
+        sb.configure_backend("ovms", not_ready=["identity"])
         with pytest.raises(InternalServerError) as nr:
             await ep.call(ks.build_model_ready("identity"), ks.parse_ready)
         assert nr.value.status_code == 503 and nr.value.retryable
@@ -209,7 +201,7 @@ async def test_emulator_serves_an_ovms_model_config(sb: Sandbox) -> None:
         ),
         ({"name": LLM, "base_path": "/models/llm"},),
     )
-    emu.configure(cfg.render(), available={m.name: list(m.versions) for m in cfg.models})
+    sb.configure_backend("ovms", config=cfg.render(), available={m.name: list(m.versions) for m in cfg.models})
     ep = endpoint(sb, root=True, retry=RetryPolicy(max_retries=0))
     try:
         md = await ep.call(ks.build_model_metadata("detector"), ks.parse_model_metadata)

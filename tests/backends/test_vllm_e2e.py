@@ -35,13 +35,6 @@ MODEL = emu.DEFAULT_VLLM_MODEL
 MSG = [{"role": "user", "content": "hello vllm world"}]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_state() -> Iterator[None]:
-    emu.reset_state()
-    yield
-    emu.reset_state()
-
-
 # --------------------------------------------------------------------------- openai SDK, emulator
 
 
@@ -211,7 +204,7 @@ async def test_lora_through_infermux(sb: Sandbox) -> None:
 
 
 async def test_nested_error_style_and_api_key(sb: Sandbox) -> None:
-    emu.set_state(error_style="nested")
+    sb.configure_backend("vllm", error_style="nested")
     ep = endpoint(sb.base_url + "/v1", model="nope")
     try:
         with pytest.raises(NotFoundError) as ei:

@@ -58,7 +58,9 @@ def _status_of(status: int) -> tuple[str, str]:
     return _STATUS[503] if status in (502, 529) else _STATUS[500 if status >= 500 else 400]
 
 
-def _error_body(status: int, message: str | None, error_type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, error_type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     gstatus, default = _status_of(status)
     err: dict[str, Any] = {"code": status, "message": message or default, "status": error_type or gstatus}
     if status == 429:
@@ -82,7 +84,7 @@ def _response_id() -> str:
     return "".join(secrets.choice(_B64URL) for _ in range(23))
 
 
-def _base_headers(_rid: str, started: float, _limit: int, _in_flight: int) -> dict[str, str]:
+def _base_headers(_rid: str, started: float, _limit: int, _in_flight: int, _state: dict[str, Any]) -> dict[str, str]:
     return {
         "server": "scaffolding on HTTPServer2",
         "server-timing": f"gfet4t7; dur={max(1, int((time.monotonic() - started) * 1000))}",

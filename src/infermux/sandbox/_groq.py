@@ -4,9 +4,10 @@
 - ``usage`` carries ``queue_time``/``prompt_time``/``completion_time``/``total_time``; responses and stream chunks
   carry ``x_groq`` (``id``; the final chunk also ``usage``), headers ``x-request-id`` and ``x-groq-region``.
 - ``x-ratelimit-*`` headers count down per served chat request (requests per window, tokens per window); an
-  exhausted quota answers 429 ``rate_limit_exceeded`` with ``retry-after``. The quota is module state shared by
-  every sandbox in the process (handlers get no per-app state): configure it with :func:`set_quota`, and
-  :func:`reset_quota` between tests.
+  exhausted quota answers 429 ``rate_limit_exceeded`` with ``retry-after``. Each sandbox has its own quota
+  (per-server state); set it with ``sandbox.configure_backend("groq", requests=..., tokens=...,
+  requests_window=..., tokens_window=..., clock=...)`` (see :func:`configure`); ``sandbox.reset()`` refills it
+  with the defaults.
 - Bearer auth is required (any key, or one of the sandbox's ``keys``); errors are OpenAI-shaped
   (``{"error": {"message", "type", "code"}}``). Model checks follow Groq's catalogue (vision, tools, JSON mode).
 
@@ -24,12 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infermux.errors import ConfigurationError
 from infermux.sandbox import _openai
 from infermux.sandbox._model import Conversation, Generation, generate
 from infermux.sandbox._server import DEFAULT_MODELS, Backend, Route
-from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect
+from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect, server_state
 
-__all__ = ["BACKEND", "GroqQuota", "reset_quota", "set_quota"]
+__all__ = ["BACKEND", "GroqQuota", "configure"]
 
 GROQ = "groq"
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -81,26 +83,38 @@ _MODELS: dict[str, _Model] = {
 
 class GroqQuota:
     """Fixed-window quotas like Groq's: requests per ``requests_window`` s (RPD: a day) and tokens per
-    ``tokens_window`` s (TPM: a minute). Thread-safe; ``clock`` is injectable."""
+    ``tokens_window`` s (TPM: a minute), full at the start. Thread-safe; ``clock`` is injectable.
+    One per sandbox, kept in its per-server state."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.limit_requests, self.limit_tokens = 14400, 6000
+        self.requests_window, self.tokens_window = 86400.0, 60.0
+        self.clock: Callable[[], float] = time.monotonic
         self.configure()
 
     def configure(
         self,
         *,
-        requests: int = 14400,
-        tokens: int = 6000,
-        requests_window: float = 86400.0,
-        tokens_window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        requests: int | None = None,
+        tokens: int | None = None,
+        requests_window: float | None = None,
+        tokens_window: float | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """Change the given settings (the others stay) and refill both windows."""
         with self._lock:
-            self.limit_requests, self.limit_tokens = requests, tokens
-            self.requests_window, self.tokens_window = requests_window, tokens_window
-            self.clock = clock
-            now = clock()
+            if requests is not None:
+                self.limit_requests = requests
+            if tokens is not None:
+                self.limit_tokens = tokens
+            if requests_window is not None:
+                self.requests_window = requests_window
+            if tokens_window is not None:
+                self.tokens_window = tokens_window
+            if clock is not None:
+                self.clock = clock
+            now = self.clock()
             self._req_start, self._tok_start = now, now
             self.used_requests, self.used_tokens = 0, 0
 
@@ -152,18 +166,60 @@ def _go_duration(seconds: float) -> str:
     return out + f"{round(rest, 2):g}s"
 
 
-QUOTA = GroqQuota()
+def _quota(state: dict[str, Any]) -> GroqQuota:
+    return server_state(state, GROQ, GroqQuota)
 
 
-def set_quota(**kw: Any) -> None:
-    """Reconfigure (and refill) the shared quota: ``requests``, ``tokens``, ``requests_window``,
-    ``tokens_window`` (seconds), ``clock``."""
-    QUOTA.configure(**kw)
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"groq {name} must be an int >= 0, got {value!r}")
+    return value
 
 
-def reset_quota() -> None:
-    """Back to Groq's free-tier-like defaults (14400 requests/day, 6000 tokens/minute), full."""
-    QUOTA.configure()
+def _seconds(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigurationError(f"groq {name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _clock(value: Any) -> Callable[[], float] | None:
+    """A ``() -> float`` callable, or a clock object with ``now()`` (``infermux.resilience.FakeClock``)."""
+    if value is None:
+        return None
+    now = getattr(value, "now", None)
+    fn = now if callable(now) else value
+    if not callable(fn):
+        raise ConfigurationError(f"groq clock must be callable or have a now() method, got {value!r}")
+    probe = fn()
+    if isinstance(probe, bool) or not isinstance(probe, (int, float)):
+        raise ConfigurationError(f"groq clock must return seconds as a number, got {probe!r}")
+    clock: Callable[[], float] = fn
+    return clock
+
+
+def configure(
+    state: dict[str, Any],
+    *,
+    requests: int | None = None,
+    tokens: int | None = None,
+    requests_window: float | None = None,
+    tokens_window: float | None = None,
+    clock: Any = None,
+) -> None:
+    """``configure_backend("groq", ...)``: this server's quota (defaults 14400 requests per 86400 s, 6000 tokens
+    per 60 s, :func:`time.monotonic`). Only the given options change; the quota is refilled. ``clock``: a
+    ``() -> float`` or an object with ``now()`` such as ``infermux.resilience.FakeClock``."""
+    _quota(state).configure(
+        requests=_count("requests", requests),
+        tokens=_count("tokens", tokens),
+        requests_window=_seconds("requests_window", requests_window),
+        tokens_window=_seconds("tokens_window", tokens_window),
+        clock=_clock(clock),
+    )
 
 
 # --------------------------------------------------------------------------- wire dialect
@@ -173,7 +229,9 @@ def _request_id() -> str:
     return "req_" + "".join(secrets.choice(_CROCKFORD) for _ in range(26))
 
 
-def _error_body(status: int, message: str | None, error_type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, error_type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     etype = (
         error_type or _ERR_TYPES.get(status) or ("internal_server_error" if status >= 500 else "invalid_request_error")
     )
@@ -183,12 +241,12 @@ def _error_body(status: int, message: str | None, error_type: str | None, _rid: 
     return {"error": err}, {}
 
 
-def _base_headers(rid: str, started: float, limit: int, in_flight: int) -> dict[str, str]:
+def _base_headers(rid: str, started: float, limit: int, in_flight: int, state: dict[str, Any]) -> dict[str, str]:
     return {
         "x-request-id": rid,
         "x-groq-region": "us-east-1",
         "cache-control": "private, max-age=0, no-store",
-        **QUOTA.headers(),
+        **_quota(state).headers(),
     }
 
 
@@ -329,10 +387,11 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     info = _model(conv.model, ctx)
     _check_model(body, conv, info, ctx)
     gen = generate(conv, ctx.responder)
-    blocked = QUOTA.admit(gen.prompt_tokens)
+    quota = _quota(ctx.state)
+    blocked = quota.admit(gen.prompt_tokens)
     if blocked is not None:
         kind, wait = blocked
-        limit = QUOTA.limit_requests if kind == "requests" else QUOTA.limit_tokens
+        limit = quota.limit_requests if kind == "requests" else quota.limit_tokens
         what = "requests per day (RPD)" if kind == "requests" else "tokens per minute (TPM)"
         raise _fail(
             ctx,
@@ -342,10 +401,10 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
             " Visit https://console.groq.com/docs/rate-limits for more information.",
             etype=kind,
             code="rate_limit_exceeded",
-            headers={**QUOTA.headers(), "retry-after": str(max(1, math.ceil(wait)))},
+            headers={**quota.headers(), "retry-after": str(max(1, math.ceil(wait)))},
         )
-    QUOTA.consume(gen.prompt_tokens + gen.completion_tokens)
-    headers = {**ctx.headers, **QUOTA.headers()}
+    quota.consume(gen.prompt_tokens + gen.completion_tokens)
+    headers = {**ctx.headers, **quota.headers()}
     base: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4()}",
         "object": "chat.completion",
@@ -403,4 +462,6 @@ BACKEND = Backend(
         Route("GET", "/openai/v1/models/{model:.+}", retrieve_model, with_body=False),
     ),
     check_auth=_check_auth,
+    state=GroqQuota,
+    configure=configure,
 )

@@ -16,7 +16,6 @@ import binascii
 import hashlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -24,9 +23,9 @@ from typing import Any
 from infermux.sandbox import _openai
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, embed, generate
 from infermux.sandbox._server import DEFAULT_MODELS, Backend, Route
-from infermux.sandbox._wire import OPENAI, Ctx, Dialect, Reply, dumps, register_dialect
+from infermux.sandbox._wire import OPENAI, Ctx, Dialect, Reply, dumps, register_dialect, server_state
 
-__all__ = ["BACKEND", "DEFAULT_OLLAMA_MODELS", "OLLAMA", "VERSION"]
+__all__ = ["BACKEND", "DEFAULT_OLLAMA_MODELS", "OLLAMA", "VERSION", "OllamaState"]
 
 OLLAMA = "ollama"
 VERSION = "0.12.6"
@@ -45,32 +44,29 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
 _ROLES = ("system", "user", "assistant", "tool")
 
 
-def _error_body(status: int, message: str | None, _type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, _type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     return {"error": message or _DEFAULT_ERRORS.get(status, "internal server error")}, {}
 
 
-register_dialect(Dialect(OLLAMA, error_body=_error_body, base_headers=lambda rid, started, limit, in_flight: {}))
+register_dialect(Dialect(OLLAMA, error_body=_error_body, base_headers=lambda rid, started, limit, in_flight, state: {}))
 
 
 # --------------------------------------------------------------------------- server state
 
 
 @dataclass
-class _State:
+class OllamaState:
+    """One server's pulled models and loaded models (with their expiry)."""
+
     pulled: set[str] = field(default_factory=set)
     loaded: dict[str, datetime] = field(default_factory=dict)
 
 
-_LOCK = threading.Lock()
-
-
-def _state(ctx: Ctx) -> _State:
+def _state(ctx: Ctx) -> OllamaState:
     """This server's Ollama state (each Sandbox has its own ``ctx.state``)."""
-    with _LOCK:
-        st = ctx.state.get("ollama")
-        if not isinstance(st, _State):
-            st = ctx.state["ollama"] = _State()
-        return st
+    return server_state(ctx.state, OLLAMA, OllamaState)
 
 
 def _full(name: str) -> str:
@@ -468,4 +464,5 @@ BACKEND = Backend(
         Route("GET", "/v1/models", v1_models, with_body=False),
     ),
     check_auth=None,
+    state=OllamaState,
 )

@@ -2,8 +2,9 @@
 LLM microservices, all on one port (real deployments put each on its own).
 
 Streams end with ``data: [DONE]``; their chunks are OpenAI ``chat.completion.chunk`` objects by default, or
-the 1.x orchestrator's byte literals (``data: b' token'``) when :func:`configure` sets
-``stream_style="bytes"`` or the request sends ``x-opea-stream-style: bytes``. Errors are FastAPI's:
+the 1.x orchestrator's byte literals (``data: b' token'``) when the server is configured with
+``sandbox.configure_backend("opea", stream_style="bytes")`` or the request sends ``x-opea-stream-style: bytes``.
+Errors are FastAPI's:
 ``{"detail": "..."}``, 422 ``{"detail": [{"type", "loc", "msg", "input"}]}``, plain-text 500.
 The retriever searches a small in-memory corpus (:data:`CORPUS`) by cosine similarity of the sandbox's
 deterministic embeddings, so a query equal to a document finds it first; reranking scores word overlap.
@@ -17,14 +18,16 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from infermux.errors import ConfigurationError
 from infermux.sandbox import _openai
 from infermux.sandbox._model import Conversation, Generation, embed, generate
 from infermux.sandbox._server import Backend, Route
-from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect
+from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect, server_state
 
-__all__ = ["BACKEND", "CORPUS", "configure"]
+__all__ = ["BACKEND", "CORPUS", "OpeaState", "configure"]
 
 CORPUS = (
     "OPEA is the Open Platform for Enterprise AI, a Linux Foundation project.",
@@ -37,7 +40,9 @@ CORPUS = (
 _DEFAULT_LLM = "Intel/neural-chat-7b-v3-3"
 
 
-def _error_body(status: int, message: str | None, _type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, _type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     if status == 500 and message is None:
         return "Internal Server Error", {}
     if status == 422 and message is None:
@@ -45,20 +50,38 @@ def _error_body(status: int, message: str | None, _type: str | None, _rid: str) 
     return {"detail": message or {404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")}, {}
 
 
-register_dialect(Dialect("opea", error_body=_error_body, base_headers=lambda rid, started, limit, in_flight: {}))
+register_dialect(Dialect("opea", error_body=_error_body, base_headers=lambda rid, started, limit, in_flight, state: {}))
 
 
-class _State:
-    stream_style = "openai"
+@dataclass
+class OpeaState:
+    """One server's settings: the default stream style and the retriever's corpus."""
+
+    stream_style: str = "openai"
     corpus: tuple[str, ...] = CORPUS
 
 
-def configure(*, stream_style: str = "openai", corpus: Iterable[str] | None = None) -> None:
-    """Module-wide settings: the default stream style (``"openai"`` | ``"bytes"``) and the retriever corpus."""
-    if stream_style not in ("openai", "bytes"):
-        raise ValueError(f"stream_style must be 'openai' or 'bytes', got {stream_style!r}")
-    _State.stream_style = stream_style
-    _State.corpus = tuple(corpus) if corpus is not None else CORPUS
+def _state(ctx: Ctx) -> OpeaState:
+    return server_state(ctx.state, "opea", OpeaState)
+
+
+def configure(state: dict[str, Any], *, stream_style: str | None = None, corpus: Iterable[str] | None = None) -> None:
+    """``configure_backend("opea", ...)``: the default stream style (``"openai"``, the default, or ``"bytes"``)
+    and the retriever corpus (default :data:`CORPUS`). Omitted options keep their current values."""
+    if stream_style is not None and stream_style not in ("openai", "bytes"):
+        raise ConfigurationError(f"opea stream_style must be 'openai' or 'bytes', got {stream_style!r}")
+    docs: tuple[str, ...] | None = None
+    if corpus is not None:
+        if isinstance(corpus, (str, bytes)) or not isinstance(corpus, Iterable):
+            raise ConfigurationError("opea corpus must be a list of documents (strings)")
+        docs = tuple(corpus)
+        if not docs or not all(isinstance(d, str) and d for d in docs):
+            raise ConfigurationError("opea corpus must be a non-empty list of non-empty strings")
+    st = server_state(state, "opea", OpeaState)
+    if stream_style is not None:
+        st.stream_style = stream_style
+    if docs is not None:
+        st.corpus = docs
 
 
 def _invalid(ctx: Ctx, errors: list[dict[str, Any]]) -> ProtocolError:
@@ -115,7 +138,7 @@ def _conversation(body: dict[str, Any], ctx: Ctx, model: str) -> Conversation:
 
 
 def _style(ctx: Ctx) -> str:
-    style = ctx.request_headers.get("x-opea-stream-style", _State.stream_style)
+    style = ctx.request_headers.get("x-opea-stream-style", _state(ctx).stream_style)
     return style if style in ("openai", "bytes") else "openai"
 
 
@@ -211,19 +234,17 @@ def retrieval(body: Any, ctx: Ctx) -> Reply:
     k = body.get("k", 4)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise _invalid(ctx, [{"type": "greater_than", "loc": ["body", "k"], "msg": "Input should be greater than 0"}])
+    corpus = _state(ctx).corpus
     scored = sorted(
-        (
-            (sum(a * b for a, b in zip(emb, embed(doc, len(emb)), strict=True)), i)
-            for i, doc in enumerate(_State.corpus)
-        ),
+        ((sum(a * b for a, b in zip(emb, embed(doc, len(emb)), strict=True)), i) for i, doc in enumerate(corpus)),
         key=lambda p: (-p[0], p[1]),
     )[:k]
     if "text" in body:
-        docs = [{"id": secrets.token_hex(16), "text": _State.corpus[i], "downstream_black_list": []} for _, i in scored]
+        docs = [{"id": secrets.token_hex(16), "text": corpus[i], "downstream_black_list": []} for _, i in scored]
         return ctx.json(
             {"id": secrets.token_hex(16), "retrieved_docs": docs, "initial_query": body["text"], "top_n": 1}
         )
-    return ctx.json({"retrieved_docs": [{"text": _State.corpus[i], "metadata": {"score": s}} for s, i in scored]})
+    return ctx.json({"retrieved_docs": [{"text": corpus[i], "metadata": {"score": s}} for s, i in scored]})
 
 
 _WORD = re.compile(r"\w+")
@@ -271,4 +292,6 @@ BACKEND = Backend(
         Route("POST", "/v1/retrieval", retrieval),
         Route("POST", "/v1/reranking", reranking),
     ),
+    state=OpeaState,
+    configure=configure,
 )

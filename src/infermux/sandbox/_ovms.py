@@ -1,8 +1,9 @@
 """OpenVINO Model Server emulator: KServe v2 REST (with the binary data extension both ways), the
 TensorFlow-Serving-style REST API, and the OpenAI-compatible ``/v3`` API.
 
-Models come from an OVMS ``config.json`` document (:func:`configure`; module-wide, like one server
-process); version directories "on disk" default to the ``specific`` policy's list, else ``[1]``. What a
+Models come from an OVMS ``config.json`` document, per server: ``sandbox.configure_backend("ovms",
+config=..., available=..., not_ready=...)`` (:func:`configure`; default :data:`DEFAULT_CONFIG`); version
+directories "on disk" default to the ``specific`` policy's list, else ``[1]``. What a
 model computes is picked by its name, or the last component of its ``base_path``: ``identity`` (FP32
 ``INPUT0`` -> ``OUTPUT0``), ``add`` (FP32 ``INPUT0 + INPUT1``), ``argmax`` (FP32 ``[N, M]`` -> INT64 ``[N]``)
 or ``echo_bytes`` (BYTES ``[N]`` echoed). MediaPipe graph names are the ``/v3`` servables (chat,
@@ -21,12 +22,13 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from infermux.errors import ConfigurationError
 from infermux.sandbox import _openai
 from infermux.sandbox._model import Conversation, generate
 from infermux.sandbox._server import Backend, Route
-from infermux.sandbox._wire import Ctx, Dialect, Reply, dumps, register_dialect
+from infermux.sandbox._wire import Ctx, Dialect, Reply, dumps, register_dialect, server_state
 
-__all__ = ["BACKEND", "DEFAULT_CONFIG", "configure"]
+__all__ = ["BACKEND", "DEFAULT_CONFIG", "OvmsState", "configure"]
 
 _DEFAULT_ERRORS = {
     400: "Invalid request",
@@ -37,11 +39,13 @@ _DEFAULT_ERRORS = {
 }
 
 
-def _error_body(status: int, message: str | None, _type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, _type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     return {"error": message or _DEFAULT_ERRORS.get(status, "Error")}, {}
 
 
-register_dialect(Dialect("ovms", error_body=_error_body, base_headers=lambda rid, started, limit, in_flight: {}))
+register_dialect(Dialect("ovms", error_body=_error_body, base_headers=lambda rid, started, limit, in_flight, state: {}))
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "model_config_list": [
@@ -82,34 +86,55 @@ class _Model:
             self.versions = sorted(available)[-int(policy["latest"].get("num_versions", 1)) :]
 
 
-class _State:
-    models: dict[str, _Model] = {}
-    graphs: list[str] = []
-    not_ready: set[str] = set()
+def _build(cfg: Any, avail: Mapping[str, Iterable[int]]) -> tuple[dict[str, _Model], list[str]]:
+    """The models and MediaPipe graph names of a ``config.json`` document; ConfigurationError when malformed."""
+    try:
+        if isinstance(cfg, (str, bytes)):
+            cfg = json.loads(cfg)
+        models: dict[str, _Model] = {}
+        for entry in cfg.get("model_config_list", []):
+            mc = entry["config"]
+            policy = mc.get("model_version_policy") or {}
+            listed = policy.get("specific", {}).get("versions") if "specific" in policy else None
+            models[str(mc["name"])] = _Model(mc, [int(v) for v in avail.get(mc["name"], listed or [1])])
+        graphs = [str(g["name"]) for g in cfg.get("mediapipe_config_list", [])]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigurationError(f"bad OVMS config.json document: {type(exc).__name__}: {exc}") from None
+    return models, graphs
+
+
+class OvmsState:
+    """One server's models (from a ``config.json``), MediaPipe graphs and models reported as loading."""
+
+    def __init__(self) -> None:
+        self.models, self.graphs = _build(DEFAULT_CONFIG, _DEFAULT_AVAILABLE)
+        self.not_ready: frozenset[str] = frozenset()
+
+
+def _state(ctx: Ctx) -> OvmsState:
+    return server_state(ctx.state, "ovms", OvmsState)
 
 
 def configure(
-    config: Mapping[str, Any] | None = None,
+    state: dict[str, Any],
+    config: Mapping[str, Any] | str | None = None,
     *,
     available: Mapping[str, Iterable[int]] | None = None,
-    not_ready: Iterable[str] = (),
+    not_ready: Iterable[str] | None = None,
 ) -> None:
-    """Serve the models of an OVMS ``config.json`` (``None``: :data:`DEFAULT_CONFIG`). ``available``: the
-    version directories present per model; ``not_ready``: models reported as loading (503 / LOADING)."""
-    cfg = DEFAULT_CONFIG if config is None else config
-    avail = _DEFAULT_AVAILABLE if config is None and available is None else (available or {})
-    models: dict[str, _Model] = {}
-    for entry in cfg.get("model_config_list", []):
-        mc = entry["config"]
-        policy = mc.get("model_version_policy") or {}
-        listed = policy.get("specific", {}).get("versions") if "specific" in policy else None
-        models[mc["name"]] = _Model(mc, list(avail.get(mc["name"], listed or [1])))
-    _State.models = models
-    _State.graphs = [g["name"] for g in cfg.get("mediapipe_config_list", [])]
-    _State.not_ready = set(not_ready)
-
-
-configure()
+    """``configure_backend("ovms", ...)``: serve the models of an OVMS ``config.json`` (a mapping or its JSON
+    text); ``available``: the version directories present per model (with no ``config``: applied to the
+    default config); ``not_ready``: names of models reported as loading (503 / LOADING). Omitted options
+    keep their current values."""
+    st = server_state(state, "ovms", OvmsState)
+    if not_ready is not None and (isinstance(not_ready, (str, bytes)) or not isinstance(not_ready, Iterable)):
+        raise ConfigurationError(f"ovms not_ready must be a list of model names, got {not_ready!r}")
+    if available is not None and not isinstance(available, Mapping):
+        raise ConfigurationError(f"ovms available must map model names to versions, got {available!r}")
+    if config is not None or available is not None:
+        st.models, st.graphs = _build(DEFAULT_CONFIG if config is None else config, available or {})
+    if not_ready is not None:
+        st.not_ready = frozenset(str(n) for n in not_ready)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -117,7 +142,7 @@ configure()
 
 def _model(ctx: Ctx) -> tuple[_Model, int]:
     name = ctx.path_params.get("model", "")
-    model = _State.models.get(name)
+    model = _state(ctx).models.get(name)
     if model is None:
         raise ctx.error(404, "Model with requested name is not found")
     raw = ctx.path_params.get("version")
@@ -131,7 +156,7 @@ def _model(ctx: Ctx) -> tuple[_Model, int]:
 
 
 def _check_ready(model: _Model, ctx: Ctx) -> None:
-    if model.name in _State.not_ready:
+    if model.name in _state(ctx).not_ready:
         raise ctx.error(503, "Model version not available")
 
 
@@ -332,7 +357,7 @@ def server_live(_body: Any, ctx: Ctx) -> Reply:
 
 
 def server_ready(_body: Any, ctx: Ctx) -> Reply:
-    if _State.not_ready:
+    if _state(ctx).not_ready:
         raise ctx.error(503, "Server not ready: some models are loading")
     return ctx.json("")
 
@@ -396,8 +421,8 @@ def tfs_predict(body: Any, ctx: Ctx) -> Reply:
     return ctx.json({"outputs": next(iter(values.values())) if len(values) == 1 else values})
 
 
-def _version_status(model: _Model, only: int | None = None) -> dict[str, Any]:
-    state = "LOADING" if model.name in _State.not_ready else "AVAILABLE"
+def _version_status(model: _Model, ctx: Ctx, only: int | None = None) -> dict[str, Any]:
+    state = "LOADING" if model.name in _state(ctx).not_ready else "AVAILABLE"
     return {
         "model_version_status": [
             {"version": str(v), "state": state, "status": {"error_code": "OK", "error_message": "OK"}}
@@ -409,18 +434,18 @@ def _version_status(model: _Model, only: int | None = None) -> dict[str, Any]:
 
 def tfs_status(_body: Any, ctx: Ctx) -> Reply:
     model, version = _model(ctx)
-    return ctx.json(_version_status(model, version if "version" in ctx.path_params else None))
+    return ctx.json(_version_status(model, ctx, version if "version" in ctx.path_params else None))
 
 
 def tfs_config(_body: Any, ctx: Ctx) -> Reply:
-    return ctx.json({name: _version_status(m) for name, m in _State.models.items()})
+    return ctx.json({name: _version_status(m, ctx) for name, m in _state(ctx).models.items()})
 
 
 # --------------------------------------------------------------------------- /v3 OpenAI-compatible
 
 
 def _servable(body: Any, ctx: Ctx) -> None:
-    if isinstance(body, dict) and body.get("model") and body["model"] not in _State.graphs:
+    if isinstance(body, dict) and body.get("model") and body["model"] not in _state(ctx).graphs:
         raise ctx.error(404, "Mediapipe graph definition with requested name is not found")
 
 
@@ -474,7 +499,7 @@ def v3_completions(body: Any, ctx: Ctx) -> Reply:
 
 
 def v3_models(_body: Any, ctx: Ctx) -> Reply:
-    data = [{"id": g, "object": "model", "created": ctx.created, "owned_by": "OVMS"} for g in _State.graphs]
+    data = [{"id": g, "object": "model", "created": ctx.created, "owned_by": "OVMS"} for g in _state(ctx).graphs]
     return ctx.json({"object": "list", "data": data})
 
 
@@ -505,4 +530,6 @@ BACKEND = Backend(
         Route("POST", "/v3/embeddings", v3_embeddings),
         Route("GET", "/v3/models", v3_models, False),
     ),
+    state=OvmsState,
+    configure=configure,
 )

@@ -86,9 +86,16 @@ class Sandbox:
         return self.base_url + "/v1"
 
     def reset(self) -> None:
-        """Clear every fault and mode and zero the stats."""
-        self.faults.clear()
-        self.stats.reset()
+        """Clear every fault and mode, zero the stats and forget backend state (quotas, adapters, options)."""
+        self.server.reset()
+
+    def configure_backend(self, name: str, **options: Any) -> None:
+        """Set options of one emulated backend of this sandbox only (see :meth:`SandboxApp.configure_backend`)."""
+        self.server.configure_backend(name, **options)
+
+    def backend_state(self, name: str) -> Any:
+        """This sandbox's live state object of backend ``name`` (counters, loaded adapters...)."""
+        return self.server.backend_state(name)
 
     async def start(self) -> None:
         if self._runner is not None:
@@ -139,6 +146,14 @@ class SandboxThread:
 
     def reset(self) -> None:
         self.sandbox.reset()
+
+    def configure_backend(self, name: str, **options: Any) -> None:
+        """Set options of one emulated backend of this sandbox (safe to call from any thread)."""
+        self.sandbox.configure_backend(name, **options)
+
+    def backend_state(self, name: str) -> Any:
+        """This sandbox's live state object of backend ``name``."""
+        return self.sandbox.backend_state(name)
 
     def _run(self, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()

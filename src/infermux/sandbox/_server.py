@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,7 +29,9 @@ from infermux.sandbox._wire import (
     error_reply,
     fault_reply,
     new_request_id,
+    reset_server_state,
     send_reply,
+    server_state,
 )
 
 __all__ = ["BUILTIN_BACKENDS", "DEFAULT_MODELS", "Backend", "Route", "SandboxApp", "load_backend"]
@@ -56,12 +59,18 @@ class Route:
 class Backend:
     """A further emulated backend (Gemini, Ollama, TGI...): its protocol (a registered ``Dialect`` name), its
     routes, and how it checks credentials (raise ``ctx.error(...)``; ``None``: no auth, as self-hosted servers).
-    Modules named in ``_BACKEND_MODULES`` define ``BACKEND`` and register their dialect on import."""
+    Modules named in ``_BACKEND_MODULES`` define ``BACKEND`` and register their dialect on import.
+
+    ``state``: the class of the backend's per-server state, kept under ``SandboxApp.state[name]`` (created on
+    first use with :func:`~infermux.sandbox._wire.server_state`); ``configure(state, **options)``: sets options
+    of one server (``state`` is that server's whole state dict; raise ``ConfigurationError`` on bad values)."""
 
     name: str
     protocol: str
     routes: tuple[Route, ...]
     check_auth: AuthCheck | None = None
+    state: type[Any] | None = None
+    configure: Callable[..., None] | None = None
 
 
 #: backend name -> module under infermux.sandbox defining BACKEND; "openai"/"anthropic" are built in.
@@ -141,7 +150,8 @@ class SandboxApp:
         self.stats = SandboxStats()
         self.state: dict[str, Any] = {}
         self.backend_names = tuple(backends)
-        self.extra: list[Backend] = [load_backend(b) for b in self.backend_names if b not in BUILTIN_BACKENDS]
+        self._backends = {b: load_backend(b) for b in self.backend_names if b not in BUILTIN_BACKENDS}
+        self.extra: list[Backend] = list(self._backends.values())
         self._auth: dict[str, AuthCheck | None] = {b.protocol: b.check_auth for b in self.extra}
         self.app = self._build()
 
@@ -241,9 +251,10 @@ class SandboxApp:
         if fault is not None and fault.kind is FaultKind.SLOW_HEADERS:
             await asyncio.sleep(fault.delay)
         limit = self.faults.capacity or 10000
-        headers = base_headers(protocol, rid, started, limit=limit, in_flight=self.stats.in_flight)
+        in_flight = self.stats.in_flight
+        headers = base_headers(protocol, rid, started, limit=limit, in_flight=in_flight, state=self.state)
         if fault is not None and fault.kind is FaultKind.STATUS:
-            failed = fault_reply(protocol, fault, rid)
+            failed = fault_reply(protocol, fault, rid, self.state)
             failed.headers = {**headers, **failed.headers}
             return await send_reply(request, failed, None)
         ctx = Ctx(
@@ -256,6 +267,7 @@ class SandboxApp:
             dict(request.match_info),
             state=self.state,
             query=dict(request.query),
+            in_flight=in_flight,
         )
         ctx.request_headers = {k.lower(): v for k, v in request.headers.items()}
         reply: Reply
@@ -312,12 +324,54 @@ class SandboxApp:
         msg = f"Invalid URL ({request.method} {request.path})"
         if self.extra and not set(self.backend_names) & set(BUILTIN_BACKENDS):
             proto = self.extra[0].protocol
-            return await send_reply(request, error_reply(proto, 404, msg, request_id=new_request_id(proto)), None)
+            reply = error_reply(proto, 404, msg, request_id=new_request_id(proto), state=self.state)
+            return await send_reply(request, reply, None)
         if request.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
             reply = error_reply(ANTHROPIC, 404, "Not Found", request_id=new_request_id(ANTHROPIC))
         else:
             reply = error_reply(OPENAI, 404, msg)
         return await send_reply(request, reply, None)
+
+    # -- backend state ---------------------------------------------------------------------------------
+
+    def _served(self, name: str) -> Backend | None:
+        """The served backend ``name`` (``None`` for the built-in openai/anthropic); unknown or not served:
+        ConfigurationError."""
+        if name not in self.backend_names:
+            load_backend(name)  # unknown names get the list of known backends
+            raise ConfigurationError(
+                f"sandbox backend {name!r} is not served by this sandbox (it serves: {', '.join(self.backend_names)})"
+            )
+        return self._backends.get(name)
+
+    def configure_backend(self, name: str, **options: Any) -> None:
+        """Set options of backend ``name`` for this server only (e.g. ``configure_backend("groq", requests=2)``).
+
+        Raises ConfigurationError for an unknown or unserved backend, one without options, or bad options.
+        ``reset()`` forgets what was configured.
+        """
+        backend = self._served(name)
+        if backend is None or backend.configure is None:
+            raise ConfigurationError(f"sandbox backend {name!r} has no options to configure")
+        try:
+            inspect.signature(backend.configure).bind(self.state, **options)
+        except TypeError as exc:
+            raise ConfigurationError(f"bad options for sandbox backend {name!r}: {exc}") from None
+        backend.configure(self.state, **options)
+
+    def backend_state(self, name: str) -> Any:
+        """The live per-server state object of backend ``name`` (counters, loaded adapters...), created on
+        first use; ConfigurationError for an unknown or unserved backend or one that keeps no state."""
+        backend = self._served(name)
+        if backend is None or backend.state is None:
+            raise ConfigurationError(f"sandbox backend {name!r} keeps no per-server state")
+        return server_state(self.state, name, backend.state)
+
+    def reset(self) -> None:
+        """Clear every fault and mode, zero the stats and forget all backend state and options."""
+        self.faults.clear()
+        self.stats.reset()
+        reset_server_state(self.state)
 
     # -- control API -----------------------------------------------------------------------------------
 
@@ -370,8 +424,7 @@ class SandboxApp:
         return web.json_response(self.stats.snapshot())
 
     async def _control_reset(self, _request: web.Request) -> web.StreamResponse:
-        self.faults.clear()
-        self.stats.reset()
+        self.reset()
         return web.json_response({"ok": True})
 
     async def _control_health(self, _request: web.Request) -> web.StreamResponse:

@@ -32,14 +32,16 @@ _POSITIVE = frozenset(("good", "great", "love", "excellent", "happy", "nice", "w
 _NEGATIVE = frozenset(("bad", "terrible", "hate", "awful", "sad", "poor", "worst", "horrible"))
 
 
-def _error_body(status: int, message: str | None, error_type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, error_type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     if message and message.startswith(("Failed to parse the request body as JSON", "Failed to deserialize")):
         return message, {}  # axum's JsonRejection: text/plain
     etype = error_type or _TYPES.get(status) or ("Backend" if status >= 500 else "Validation")
     return {"error": message or _DEFAULT_MSG.get(status, "Error"), "error_type": etype}, {}
 
 
-def _base_headers(rid: str, _started: float, _limit: int, _in_flight: int) -> dict[str, str]:
+def _base_headers(rid: str, _started: float, _limit: int, _in_flight: int, _state: dict[str, Any]) -> dict[str, str]:
     return {"x-request-id": rid, "x-compute-type": "cpu", "x-compute-time": "1"}
 
 

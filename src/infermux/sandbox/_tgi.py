@@ -6,6 +6,7 @@ event whose ``generated_text`` is set ends the stream; errors are ``{"error", "e
 ``validation``, 424 ``generation``, 429 ``overloaded`` "Model is overloaded", 500
 ``incomplete_generation``); a body serde cannot read gets axum's ``text/plain`` 422 (``Failed to
 deserialize the JSON body into the target type: ...``), a body that is not JSON the text/plain 400.
+The ``/metrics`` counters are per server (``sandbox.backend_state("tgi")``, a :class:`TgiCounters`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 from infermux.sandbox._model import Conversation, Generation, count_tokens, generate
 from infermux.sandbox._openai import parse_chat
 from infermux.sandbox._server import Backend, Route
-from infermux.sandbox._wire import Ctx, Dialect, Reply, dumps, register_dialect
+from infermux.sandbox._wire import Ctx, Dialect, Reply, dumps, register_dialect, server_state
 
-__all__ = ["BACKEND", "MAX_STOP_SEQUENCES", "MAX_TOTAL_TOKENS", "MODEL_ID"]
+__all__ = ["BACKEND", "MAX_STOP_SEQUENCES", "MAX_TOTAL_TOKENS", "MODEL_ID", "TgiCounters"]
 
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 VERSION = "3.2.1"
@@ -39,14 +40,16 @@ _DEFAULT_MSG = {
 _AXUM_PREFIXES = ("Failed to parse the request body as JSON", "Failed to deserialize the JSON body")
 
 
-def _error_body(status: int, message: str | None, error_type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, error_type: str | None, _rid: str, _state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     if message and message.startswith(_AXUM_PREFIXES):
         return message, {}  # axum's JsonRejection: text/plain
     etype = error_type or _TYPES.get(status) or ("generation" if status >= 500 else "validation")
     return {"error": message or _DEFAULT_MSG.get(status, "Error"), "error_type": etype}, {}
 
 
-def _base_headers(rid: str, _started: float, _limit: int, _in_flight: int) -> dict[str, str]:
+def _base_headers(rid: str, _started: float, _limit: int, _in_flight: int, _state: dict[str, Any]) -> dict[str, str]:
     return {"x-request-id": rid, "x-compute-type": "1-nvidia-h100", "x-sha": "f" * 40}
 
 
@@ -60,8 +63,8 @@ DIALECT = register_dialect(
 )
 
 
-class _Counters:
-    """What ``/metrics`` reports (shared by every sandbox serving TGI in this process)."""
+class TgiCounters:
+    """What ``/metrics`` reports: one per server, kept in its per-server state."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -82,17 +85,18 @@ class _Counters:
             self.generated += tokens
 
 
-COUNTERS = _Counters()
+def _counters(ctx: Ctx) -> TgiCounters:
+    return server_state(ctx.state, "tgi", TgiCounters)
 
 
 def _deserialize_error(ctx: Ctx, body: Any, what: str) -> Exception:
-    COUNTERS.fail("validation")
+    _counters(ctx).fail("validation")
     column = len(dumps(body)) if body is not None else 1
     return ctx.error(422, f"Failed to deserialize the JSON body into the target type: {what} at line 1 column {column}")
 
 
 def _validation(ctx: Ctx, message: str) -> Exception:
-    COUNTERS.fail("validation")
+    _counters(ctx).fail("validation")
     return ctx.error(422, f"Input validation error: {message}")
 
 
@@ -207,7 +211,7 @@ def generate_route(body: Any, ctx: Ctx, *, wrap: bool = False) -> Reply:
             "prefill": [{"id": 1, "text": "<s>", "logprob": None}] if params.get("decoder_input_details") else [],
             "tokens": tokens,
         }
-    COUNTERS.ok(len(tokens))
+    _counters(ctx).ok(len(tokens))
     reply = ctx.json([out] if wrap else out)
     reply.headers = _timing_headers(ctx, gen, len(tokens))
     return reply
@@ -229,7 +233,7 @@ def generate_stream_route(body: Any, ctx: Ctx) -> Reply:
                 "seed": params.get("seed"),
             }
         events.append((None, dumps(ev)))
-    COUNTERS.ok(len(tokens))
+    _counters(ctx).ok(len(tokens))
     reply = ctx.stream(events, "sse_nospace")
     reply.headers = _timing_headers(ctx, gen, len(tokens))
     return reply
@@ -280,7 +284,7 @@ def chat_route(body: Any, ctx: Ctx) -> Reply:
         "total_tokens": gen.prompt_tokens + gen.completion_tokens,
     }
     calls = [_tool_call_obj(n, c.name, c.arguments) for n, c in enumerate(gen.tool_calls)]
-    COUNTERS.ok(gen.completion_tokens)
+    _counters(ctx).ok(gen.completion_tokens)
     if not body.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": None if calls else gen.text}
         if calls:
@@ -343,14 +347,15 @@ def health_route(_body: Any, ctx: Ctx) -> Reply:
 
 def metrics_route(_body: Any, ctx: Ctx) -> Reply:
     """GET /metrics: Prometheus text with the router's main counters and gauges."""
-    with COUNTERS.lock:
+    counters = _counters(ctx)
+    with counters.lock:
         lines = [
             "# TYPE tgi_request_count counter",
-            f"tgi_request_count {COUNTERS.requests}",
+            f"tgi_request_count {counters.requests}",
             "# TYPE tgi_request_success counter",
-            f"tgi_request_success {COUNTERS.success}",
+            f"tgi_request_success {counters.success}",
             "# TYPE tgi_request_failure counter",
-            *(f'tgi_request_failure{{err="{k}"}} {v}' for k, v in sorted(COUNTERS.failures.items())),
+            *(f'tgi_request_failure{{err="{k}"}} {v}' for k, v in sorted(counters.failures.items())),
             "# TYPE tgi_queue_size gauge",
             "tgi_queue_size 0",
             "# TYPE tgi_batch_current_size gauge",
@@ -358,8 +363,8 @@ def metrics_route(_body: Any, ctx: Ctx) -> Reply:
             "# TYPE tgi_batch_current_max_tokens gauge",
             "tgi_batch_current_max_tokens 0",
             "# TYPE tgi_request_generated_tokens histogram",
-            f"tgi_request_generated_tokens_sum {COUNTERS.generated}",
-            f"tgi_request_generated_tokens_count {COUNTERS.success}",
+            f"tgi_request_generated_tokens_sum {counters.generated}",
+            f"tgi_request_generated_tokens_count {counters.success}",
         ]
     return ctx.json("\n".join(lines) + "\n")  # a str body goes out as text/plain
 
@@ -388,4 +393,5 @@ BACKEND = Backend(
         Route("GET", "/metrics", metrics_route, with_body=False),
         Route("POST", "/tokenize", tokenize_route),
     ),
+    state=TgiCounters,
 )

@@ -7,11 +7,11 @@ Routes: ``POST /v1/chat/completions`` (JSON and SSE), ``/v1/completions``, ``/v1
 
 Like vLLM: no auth unless the sandbox has ``keys`` (``--api-key``), then only ``/v1/*`` needs
 ``Authorization: Bearer <key>`` (401 ``{"error": "Unauthorized"}``); errors are ``{"object": "error", "message",
-"type", "param", "code"}`` (or nested in ``"error"`` with ``set_state(error_style="nested")``, as newer vLLM);
-choices carry ``stop_reason``; responses have no request-id or rate-limit headers. The served model is the
-sandbox's ``models`` when given, else ``meta-llama/Llama-3.2-1B-Instruct``; loaded LoRA adapters are
-accepted as model names. Adapters, counters and the token vocabulary are module state shared by every
-sandbox in the process (handlers get no per-app state): :func:`reset_state` between tests.
+"type", "param", "code"}`` (or nested in ``"error"`` with ``configure_backend("vllm", error_style="nested")``,
+as newer vLLM); choices carry ``stop_reason``; responses have no request-id or rate-limit headers. The served
+model is the sandbox's ``models`` when given, else ``meta-llama/Llama-3.2-1B-Instruct``; loaded LoRA adapters
+are accepted as model names. Adapters, counters and the token vocabulary are per-server state
+(``sandbox.backend_state("vllm")``, a :class:`VllmState`); ``sandbox.reset()`` forgets them.
 
 Independent of :mod:`infermux.providers` on purpose.
 """
@@ -24,12 +24,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from infermux.errors import ConfigurationError
 from infermux.sandbox import _openai
 from infermux.sandbox._model import Conversation, Generation, count_tokens, embed, encode_base64, generate
 from infermux.sandbox._server import DEFAULT_MODELS, Backend, Route
-from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect
+from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect, server_state
 
-__all__ = ["BACKEND", "DEFAULT_VLLM_MODEL", "reset_state", "set_state"]
+__all__ = ["BACKEND", "DEFAULT_VLLM_MODEL", "VllmState", "configure"]
 
 VLLM = "vllm"
 DEFAULT_VLLM_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
@@ -37,7 +38,9 @@ _TYPES = {400: "BadRequestError", 401: "Unauthorized", 404: "NotFoundError", 501
 
 
 @dataclass
-class _State:
+class VllmState:
+    """One vLLM server's state: options, loaded LoRA adapters, /metrics counters, the token vocabulary."""
+
     lock: threading.Lock = field(default_factory=threading.Lock)
     loras: dict[str, str] = field(default_factory=dict)  # name -> path
     max_model_len: int = 2048
@@ -45,56 +48,56 @@ class _State:
     prompt_tokens: int = 0
     generation_tokens: int = 0
     successes: dict[str, int] = field(default_factory=dict)  # finished_reason -> count
-    in_flight: int = 0  # the last value the server reported (includes the current request)
     vocab: dict[str, int] = field(default_factory=dict)
     words: list[str] = field(default_factory=list)
 
 
-STATE = _State()
+def _state(state: dict[str, Any]) -> VllmState:
+    return server_state(state, VLLM, VllmState)
 
 
-def reset_state() -> None:
-    """Forget adapters, counters and vocabulary; back to top-level errors and max_model_len 2048."""
-    fresh = _State()
-    with STATE.lock:
-        for name in ("loras", "max_model_len", "error_style", "prompt_tokens", "generation_tokens", "successes"):
-            setattr(STATE, name, getattr(fresh, name))
-        STATE.in_flight, STATE.vocab, STATE.words = 0, {}, []
-
-
-def set_state(*, max_model_len: int | None = None, error_style: str | None = None) -> None:
-    """``max_model_len`` of the served model; ``error_style`` ``"top_level"`` or ``"nested"``."""
-    if max_model_len is not None:
-        STATE.max_model_len = max_model_len
-    if error_style is not None:
-        if error_style not in ("top_level", "nested"):
-            raise ValueError("error_style must be 'top_level' or 'nested'")
-        STATE.error_style = error_style
+def configure(state: dict[str, Any], *, max_model_len: int | None = None, error_style: str | None = None) -> None:
+    """``configure_backend("vllm", ...)``: ``max_model_len`` of the served model (default 2048);
+    ``error_style`` ``"top_level"`` (default) or ``"nested"`` (newer vLLM). Only the given options change."""
+    if max_model_len is not None and (
+        isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1
+    ):
+        raise ConfigurationError(f"vllm max_model_len must be an int >= 1, got {max_model_len!r}")
+    if error_style is not None and error_style not in ("top_level", "nested"):
+        raise ConfigurationError(f"vllm error_style must be 'top_level' or 'nested', got {error_style!r}")
+    st = _state(state)
+    with st.lock:
+        if max_model_len is not None:
+            st.max_model_len = max_model_len
+        if error_style is not None:
+            st.error_style = error_style
 
 
 # --------------------------------------------------------------------------- wire dialect
 
 
-def _error_body(status: int, message: str | None, error_type: str | None, _rid: str) -> tuple[Any, dict[str, str]]:
+def _error_body(
+    status: int, message: str | None, error_type: str | None, _rid: str, state: dict[str, Any]
+) -> tuple[Any, dict[str, str]]:
     etype = error_type or _TYPES.get(status) or ("InternalServerError" if status >= 500 else "BadRequestError")
     err = {"message": message or "Error", "type": etype, "param": None, "code": status}
-    if STATE.error_style == "nested":
+    if _state(state).error_style == "nested":
         return {"error": err}, {}
     return {"object": "error", **err}, {}
 
 
-def _base_headers(rid: str, started: float, limit: int, in_flight: int) -> dict[str, str]:
-    STATE.in_flight = in_flight
-    return {}
-
-
 register_dialect(
-    Dialect(VLLM, error_body=_error_body, new_request_id=lambda: uuid.uuid4().hex, base_headers=_base_headers)
+    Dialect(
+        VLLM,
+        error_body=_error_body,
+        new_request_id=lambda: uuid.uuid4().hex,
+        base_headers=lambda rid, started, limit, in_flight, state: {},
+    )
 )
 
 
 def _fail(ctx: Ctx, status: int, message: str, etype: str | None = None) -> ProtocolError:
-    body, _ = _error_body(status, message, etype, ctx.request_id)
+    body, _ = _error_body(status, message, etype, ctx.request_id, ctx.state)
     return ProtocolError(JsonReply(status, body, dict(ctx.headers)))
 
 
@@ -124,7 +127,7 @@ def _base_models(ctx: Ctx) -> tuple[str, ...]:
 
 def _check_model(name: Any, ctx: Ctx) -> str:
     model = str(name or "")
-    if model in _base_models(ctx) or model in STATE.loras:
+    if model in _base_models(ctx) or model in _state(ctx.state).loras:
         return model
     raise _fail(ctx, 404, f"The model `{model}` does not exist.", "NotFoundError")
 
@@ -150,8 +153,11 @@ def list_models(_body: Any, ctx: Ctx) -> Reply:
             "permission": [perm],
         }
 
-    data = [card(m, m, None, STATE.max_model_len) for m in base]
-    data += [card(name, path, base[0], None) for name, path in sorted(STATE.loras.items())]
+    st = _state(ctx.state)
+    with st.lock:
+        mml, loras = st.max_model_len, sorted(st.loras.items())
+    data = [card(m, m, None, mml) for m in base]
+    data += [card(name, path, base[0], None) for name, path in loras]
     return ctx.json({"object": "list", "data": data})
 
 
@@ -162,10 +168,11 @@ def load_lora(body: Any, ctx: Ctx) -> Reply:
     path = body.get("lora_path") if isinstance(body, dict) else None
     if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
         raise _fail(ctx, 400, "Both 'lora_name' and 'lora_path' must be provided.", "InvalidUserInput")
-    with STATE.lock:
-        if name in STATE.loras:
+    st = _state(ctx.state)
+    with st.lock:
+        if name in st.loras:
             raise _fail(ctx, 400, f"The lora adapter '{name}' has already been loaded.", "InvalidUserInput")
-        STATE.loras[name] = path
+        st.loras[name] = path
     return JsonReply(200, f"Success: LoRA adapter '{name}' added successfully.", dict(ctx.headers))
 
 
@@ -175,8 +182,9 @@ def unload_lora(body: Any, ctx: Ctx) -> Reply:
     name = body.get("lora_name") if isinstance(body, dict) else None
     if not isinstance(name, str) or not name:
         raise _fail(ctx, 400, "'lora_name' needs to be provided to unload a LoRA adapter.", "InvalidUserInput")
-    with STATE.lock:
-        if STATE.loras.pop(name, None) is None:
+    st = _state(ctx.state)
+    with st.lock:
+        if st.loras.pop(name, None) is None:
             raise _fail(ctx, 404, f"The lora adapter '{name}' cannot be found.", "NotFoundError")
     return JsonReply(200, f"Success: LoRA adapter '{name}' removed successfully.", dict(ctx.headers))
 
@@ -184,21 +192,23 @@ def unload_lora(body: Any, ctx: Ctx) -> Reply:
 # --------------------------------------------------------------------------- generation
 
 
-def _account(gen: Generation) -> None:
-    with STATE.lock:
-        STATE.prompt_tokens += gen.prompt_tokens
-        STATE.generation_tokens += gen.completion_tokens
+def _account(gen: Generation, ctx: Ctx) -> None:
+    st = _state(ctx.state)
+    with st.lock:
+        st.prompt_tokens += gen.prompt_tokens
+        st.generation_tokens += gen.completion_tokens
         reason = "length" if gen.finish == "length" else "stop"
-        STATE.successes[reason] = STATE.successes.get(reason, 0) + 1
+        st.successes[reason] = st.successes.get(reason, 0) + 1
 
 
 def _check_length(gen: Generation, max_tokens: int | None, ctx: Ctx) -> None:
     want = gen.prompt_tokens + (max_tokens or 0)
-    if want > STATE.max_model_len:
+    mml = _state(ctx.state).max_model_len
+    if want > mml:
         raise _fail(
             ctx,
             400,
-            f"This model's maximum context length is {STATE.max_model_len} tokens. However, you requested {want}"
+            f"This model's maximum context length is {mml} tokens. However, you requested {want}"
             f" tokens ({gen.prompt_tokens} in the messages, {max_tokens or 0} in the completion). Please reduce"
             " the length of the messages or completion.",
         )
@@ -255,7 +265,7 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     _check_model(conv.model, ctx)
     gen = generate(conv, ctx.responder)
     _check_length(gen, conv.max_tokens, ctx)
-    _account(gen)
+    _account(gen, ctx)
     base: dict[str, Any] = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -286,7 +296,7 @@ def completions(body: Any, ctx: Ctx) -> Reply:
     conv.stop = [s for s in (body.get("stop") or []) if isinstance(s, str)]
     gen = generate(conv, ctx.responder)
     _check_length(gen, conv.max_tokens, ctx)
-    _account(gen)
+    _account(gen, ctx)
     finish, stop = _finish(gen)
     base = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": ctx.created, "model": model}
     if body.get("stream"):
@@ -320,8 +330,9 @@ def embeddings(body: Any, ctx: Ctx) -> Reply:
         vec = embed(text, dim)
         data.append({"index": i, "object": "embedding", "embedding": encode_base64(vec) if fmt == "base64" else vec})
     tokens = sum(len(_words(t)) for t in texts)
-    with STATE.lock:
-        STATE.prompt_tokens += tokens
+    st = _state(ctx.state)
+    with st.lock:
+        st.prompt_tokens += tokens
     usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0, "prompt_tokens_details": None}
     out = {"id": f"embd-{uuid.uuid4().hex}", "object": "list", "created": ctx.created, "model": model}
     return ctx.json({**out, "data": data, "usage": usage})
@@ -335,14 +346,15 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-def _ids(words: list[str]) -> list[int]:
+def _ids(words: list[str], ctx: Ctx) -> list[int]:
     out = []
-    with STATE.lock:
+    st = _state(ctx.state)
+    with st.lock:
         for w in words:
-            tid = STATE.vocab.get(w)
+            tid = st.vocab.get(w)
             if tid is None:
-                tid = STATE.vocab[w] = len(STATE.words) + 1000
-                STATE.words.append(w)
+                tid = st.vocab[w] = len(st.words) + 1000
+                st.words.append(w)
             out.append(tid)
     return out
 
@@ -356,12 +368,13 @@ def tokenize(body: Any, ctx: Ctx) -> Reply:
         conv = _openai.parse_chat(body, ctx)
         words = conv.system.split() + [w for _, text in conv.messages for w in text.split()]
         count = count_tokens(conv)
-        ids = _ids(words) + [1] * (count - len(words))  # image / tool placeholder tokens
+        ids = _ids(words, ctx) + [1] * (count - len(words))  # image / tool placeholder tokens
     elif isinstance(body.get("prompt"), str):
-        ids = _ids(_words(body["prompt"]))
+        ids = _ids(_words(body["prompt"]), ctx)
     else:
         raise _fail(ctx, 400, "either 'prompt' (a string) or 'messages' is required")
-    return ctx.json({"count": len(ids), "max_model_len": STATE.max_model_len, "tokens": ids, "token_strs": None})
+    mml = _state(ctx.state).max_model_len
+    return ctx.json({"count": len(ids), "max_model_len": mml, "tokens": ids, "token_strs": None})
 
 
 def detokenize(body: Any, ctx: Ctx) -> Reply:
@@ -372,11 +385,12 @@ def detokenize(body: Any, ctx: Ctx) -> Reply:
     tokens = body.get("tokens")
     if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
         raise _fail(ctx, 400, "'tokens' must be a list of integers")
-    with STATE.lock:
-        bad = [t for t in tokens if not 1000 <= t < 1000 + len(STATE.words) and t != 1]
-        if bad:
-            raise _fail(ctx, 400, f"Token id {bad[0]} is out of vocabulary")
-        words = [STATE.words[t - 1000] for t in tokens if t != 1]
+    st = _state(ctx.state)
+    with st.lock:
+        bad = [t for t in tokens if not 1000 <= t < 1000 + len(st.words) and t != 1]
+        words = [st.words[t - 1000] for t in tokens if t != 1] if not bad else []
+    if bad:
+        raise _fail(ctx, 400, f"Token id {bad[0]} is out of vocabulary")
     return ctx.json({"prompt": " ".join(words)})
 
 
@@ -389,13 +403,14 @@ def health(_body: Any, ctx: Ctx) -> Reply:
 
 
 def metrics(_body: Any, ctx: Ctx) -> Reply:
-    """GET /metrics in Prometheus text format (counters from the requests this process served)."""
+    """GET /metrics in Prometheus text format (counters from the requests this server served)."""
     model = _base_models(ctx)[0]
     lab = f'engine="0",model_name="{model}"'
-    with STATE.lock:
-        running = max(0, STATE.in_flight - 1)  # minus this /metrics request
-        prompt, gen = STATE.prompt_tokens, STATE.generation_tokens
-        successes = dict(STATE.successes)
+    running = max(0, ctx.in_flight - 1)  # minus this /metrics request
+    st = _state(ctx.state)
+    with st.lock:
+        prompt, gen = st.prompt_tokens, st.generation_tokens
+        successes = dict(st.successes)
     lines = [
         "# HELP vllm:num_requests_running Number of requests in model execution batches.",
         "# TYPE vllm:num_requests_running gauge",
@@ -439,4 +454,6 @@ BACKEND = Backend(
         Route("GET", "/metrics", metrics, with_body=False),
     ),
     check_auth=_check_auth,
+    state=VllmState,
+    configure=configure,
 )

@@ -9,11 +9,12 @@ import secrets
 import socket
 import string
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -30,7 +31,9 @@ __all__ = [
     "abort_connection",
     "error_reply",
     "register_dialect",
+    "reset_server_state",
     "send_reply",
+    "server_state",
 ]
 
 OPENAI = "openai"
@@ -41,16 +44,18 @@ ANTHROPIC = "anthropic"
 class Dialect:
     """How one more protocol (beyond OpenAI and Anthropic, built in below) shapes ids, headers and errors.
 
-    ``error_body(status, message, error_type, request_id)`` returns ``(body, extra_headers)``; a ``str`` body
-    is sent as text/plain (TGI answers some 422s that way), anything else as JSON.
+    ``error_body(status, message, error_type, request_id, state)`` returns ``(body, extra_headers)``; a ``str``
+    body is sent as text/plain (TGI answers some 422s that way), anything else as JSON.
+    ``base_headers(request_id, started, limit, in_flight, state)`` are the headers of every response.
+    ``state`` is the serving sandbox's per-server state (``SandboxApp.state``; see :func:`server_state`).
     """
 
     name: str
-    error_body: Callable[[int, str | None, str | None, str], tuple[Any, dict[str, str]]]
+    error_body: Callable[[int, str | None, str | None, str, dict[str, Any]], tuple[Any, dict[str, str]]]
     new_request_id: Callable[[], str] = lambda: secrets.token_hex(16)
-    base_headers: Callable[[str, float, int, int], dict[str, str]] = lambda rid, started, limit, in_flight: {
-        "x-request-id": rid
-    }
+    base_headers: Callable[[str, float, int, int, dict[str, Any]], dict[str, str]] = (
+        lambda rid, started, limit, in_flight, state: {"x-request-id": rid}
+    )
 
 
 DIALECTS: dict[str, Dialect] = {}
@@ -59,6 +64,28 @@ DIALECTS: dict[str, Dialect] = {}
 def register_dialect(dialect: Dialect) -> Dialect:
     DIALECTS[dialect.name] = dialect
     return dialect
+
+
+_T = TypeVar("_T")
+_STATE_LOCK = threading.Lock()
+
+
+def server_state(state: dict[str, Any], key: str, factory: type[_T]) -> _T:
+    """The object a backend keeps under ``state[key]`` (one server's state), created on first use.
+
+    Each sandbox owns its ``state`` dict, so two sandboxes in one process never share backend state.
+    """
+    with _STATE_LOCK:
+        current = state.get(key)
+        if not isinstance(current, factory):
+            current = state[key] = factory()
+        return current
+
+
+def reset_server_state(state: dict[str, Any]) -> None:
+    """Forget every backend's state in ``state`` (their next request starts fresh)."""
+    with _STATE_LOCK:
+        state.clear()
 
 
 _B62 = string.ascii_letters + string.digits
@@ -101,10 +128,18 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def base_headers(protocol: str, request_id: str, started: float, *, limit: int, in_flight: int) -> dict[str, str]:
+def base_headers(
+    protocol: str,
+    request_id: str,
+    started: float,
+    *,
+    limit: int,
+    in_flight: int,
+    state: dict[str, Any] | None = None,
+) -> dict[str, str]:
     """Headers every real response of the protocol carries (request id, rate limits, processing time)."""
     if protocol in DIALECTS:
-        return DIALECTS[protocol].base_headers(request_id, started, limit, in_flight)
+        return DIALECTS[protocol].base_headers(request_id, started, limit, in_flight, {} if state is None else state)
     if protocol == ANTHROPIC:
         reset = (datetime.now(timezone.utc) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         out = {"request-id": request_id}
@@ -168,11 +203,14 @@ def error_reply(
     param: str | None = None,
     request_id: str = "",
     headers: Mapping[str, str] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> JsonReply:
-    """An error in the protocol's real body shape (OpenAI ``{"error": {...}}``, Anthropic ``{"type": "error"}``)."""
+    """An error in the protocol's real body shape (OpenAI ``{"error": {...}}``, Anthropic ``{"type": "error"}``);
+    ``state``: the serving sandbox's per-server state (a dialect may shape errors by it)."""
     out = dict(headers or {})
     if protocol in DIALECTS:
-        dbody, dheaders = DIALECTS[protocol].error_body(status, message, error_type, request_id)
+        st = {} if state is None else state
+        dbody, dheaders = DIALECTS[protocol].error_body(status, message, error_type, request_id, st)
         out.update(dheaders)
         return JsonReply(status, dbody, out)
     if protocol == ANTHROPIC:
@@ -193,7 +231,7 @@ def error_reply(
     return JsonReply(status, {"error": err}, out)
 
 
-def fault_reply(protocol: str, fault: Fault, request_id: str) -> JsonReply:
+def fault_reply(protocol: str, fault: Fault, request_id: str, state: dict[str, Any] | None = None) -> JsonReply:
     """The error response a STATUS fault asks for, with its retry headers."""
     headers: dict[str, str] = {}
     if fault.retry_after is not None:
@@ -204,7 +242,13 @@ def fault_reply(protocol: str, fault: Fault, request_id: str) -> JsonReply:
     if fault.should_retry is not None:
         headers["x-should-retry"] = "true" if fault.should_retry else "false"
     return error_reply(
-        protocol, fault.status, fault.message, error_type=fault.error_type, request_id=request_id, headers=headers
+        protocol,
+        fault.status,
+        fault.message,
+        error_type=fault.error_type,
+        request_id=request_id,
+        headers=headers,
+        state=state,
     )
 
 
@@ -322,13 +366,16 @@ class Ctx:
     state: dict[str, Any] = field(default_factory=dict)
     #: the request's query parameters
     query: dict[str, str] = field(default_factory=dict)
+    #: requests the server is handling now, this one included
+    in_flight: int = 0
     created: int = field(default_factory=lambda: int(time.time()))
     #: the request's headers (lower-case names), and its raw body on ``with_body=False`` routes (binary protocols)
     request_headers: dict[str, str] = field(default_factory=dict)
     raw_body: bytes = b""
 
     def error(self, status: int, message: str, **kw: Any) -> ProtocolError:
-        return ProtocolError(error_reply(self.protocol, status, message, request_id=self.request_id, **kw))
+        reply = error_reply(self.protocol, status, message, request_id=self.request_id, state=self.state, **kw)
+        return ProtocolError(reply)
 
     def json(self, body: Any, status: int = 200) -> JsonReply:
         return JsonReply(status, body, dict(self.headers))
