@@ -6,9 +6,11 @@ cut and malformed streams, and bad input refused before any I/O."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
@@ -416,6 +418,77 @@ async def test_missing_key_is_permission_denied(sb: Sandbox) -> None:
         assert ei.value.error_type == "PERMISSION_DENIED"
     finally:
         await ep.aclose()
+
+
+# --------------------------------------------------------------------------- raw HTTP: ?key= and alt
+
+
+async def _post(sb: Sandbox, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:
+    """POST with plain aiohttp: (status, content type, decoded JSON or text)."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+        http.post(sb.base_url + path, json=body, headers=headers or {}) as resp,
+    ):
+        text = await resp.text()
+        ctype = resp.content_type
+        return resp.status, ctype, json.loads(text) if ctype == "application/json" else text
+
+
+GEN = "/v1beta/models/" + MODEL + ":generateContent"
+STREAM = "/v1beta/models/" + MODEL + ":streamGenerateContent"
+BODY = {"contents": [{"role": "user", "parts": [{"text": "one two three"}]}]}
+
+
+async def test_key_query_parameter_authenticates(sb: Sandbox) -> None:
+    status, _, out = await _post(sb, GEN + "?key=" + KEY, BODY)
+    assert status == 200 and out["candidates"][0]["content"]["parts"] == [{"text": "echo: one two three"}]
+    status, _, out = await _post(sb, GEN + "?key=wrong", BODY)
+    assert status == 400 and out["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    status, _, out = await _post(sb, GEN, BODY)
+    assert (status, out["error"]["status"]) == (403, "PERMISSION_DENIED")
+    status, _, _ = await _post(sb, GEN + "?key=", BODY)
+    assert status == 403  # an empty key is no credential
+    status, _, out = await _post(sb, GEN + "?key=wrong", BODY, {"x-goog-api-key": KEY})
+    assert status == 200  # the header wins over the query parameter
+
+
+async def test_stream_without_alt_sse_is_a_json_array(sb: Sandbox) -> None:
+    hdr = {"x-goog-api-key": KEY}
+    status, ctype, chunks = await _post(sb, STREAM, BODY, hdr)
+    assert status == 200 and ctype == "application/json" and isinstance(chunks, list) and len(chunks) == 4
+    assert "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks) == "echo: one two three"
+    assert [c["candidates"][0].get("finishReason") for c in chunks] == [None, None, None, "STOP"]
+    assert chunks[-1]["usageMetadata"] == {
+        "promptTokenCount": 3,
+        "candidatesTokenCount": 4,
+        "totalTokenCount": 7,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 3}],
+    }
+    assert len({c["responseId"] for c in chunks}) == 1 and chunks[0]["modelVersion"] == MODEL
+    # ?alt=json is the same array; ?alt=sse the same chunks as data-only SSE
+    status, _, again = await _post(sb, STREAM + "?alt=json", BODY, hdr)
+    assert status == 200 and [c["candidates"] for c in again] == [c["candidates"] for c in chunks]
+    status, ctype, sse = await _post(sb, STREAM + "?alt=sse", BODY, hdr)
+    frames = [json.loads(line[len("data: ") :]) for line in sse.split("\n") if line.startswith("data: ")]
+    assert status == 200 and ctype == "text/event-stream"
+    assert [f["candidates"] for f in frames] == [c["candidates"] for c in chunks]
+    status, _, out = await _post(sb, STREAM + "?alt=proto", BODY, hdr)
+    assert status == 400 and out["error"]["status"] == "INVALID_ARGUMENT"
+    # key in the query and no alt: the form a bare curl call uses
+    status, _, arr = await _post(sb, STREAM + "?key=" + KEY, BODY)
+    assert status == 200 and isinstance(arr, list) and arr[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+async def test_stream_json_array_with_a_tool_call(sb: Sandbox) -> None:
+    body = {
+        **BODY,
+        "tools": [{"functionDeclarations": [{"name": "weather", "parameters": WEATHER_SCHEMA}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+    }
+    status, _, chunks = await _post(sb, STREAM, body, {"x-goog-api-key": KEY})
+    assert status == 200 and len(chunks) == 1
+    part = chunks[0]["candidates"][0]["content"]["parts"][0]
+    assert part["functionCall"]["name"] == "weather" and chunks[0]["candidates"][0]["finishReason"] == "STOP"
 
 
 async def test_429_retry_info_then_success(sb: Sandbox) -> None:

@@ -4,12 +4,10 @@ embedContent, batchEmbedContents and the model list, under ``/v1beta`` and ``/v1
 Faithful to the real service where it matters to clients: camelCase and snake_case request fields are both
 accepted (as the real API does; google-genai mixes them), errors are Google's
 ``{"error": {"code", "message", "status", "details"}}`` with a ``google.rpc.RetryInfo`` on 429, auth is the
-``x-goog-api-key`` header (missing: 403 PERMISSION_DENIED; unknown key: 400 INVALID_ARGUMENT with
-``ErrorInfo.reason = API_KEY_INVALID``), and no request-id header is sent (the real API sends none).
-
-Limits: the handlers cannot see the query string, so ``streamGenerateContent`` always answers SSE (as with
-``?alt=sse``, which every SDK sends; without it the real API streams one JSON array), and the ``?key=`` query
-parameter is not accepted as a credential.
+``x-goog-api-key`` header or the ``?key=`` query parameter (missing: 403 PERMISSION_DENIED; unknown key: 400
+INVALID_ARGUMENT with ``ErrorInfo.reason = API_KEY_INVALID``), and no request-id header is sent (the real API
+sends none). ``streamGenerateContent?alt=sse`` (what every SDK sends) answers data-only SSE; without ``alt``
+(or ``alt=json``) it answers one JSON array of the same response chunks, as the real API does.
 """
 
 from __future__ import annotations
@@ -99,7 +97,8 @@ register_dialect(Dialect(GEMINI, error_body=_error_body, new_request_id=_respons
 
 
 def check_auth(headers: Mapping[str, str], keys: frozenset[str] | None, ctx: Ctx) -> None:
-    key = headers.get("x-goog-api-key", "").strip()
+    """The ``x-goog-api-key`` header, else the ``key`` query parameter (both are accepted by the real API)."""
+    key = headers.get("x-goog-api-key", "").strip() or ctx.query.get("key", "").strip()
     if not key:
         raise ctx.error(403, _NO_KEY)
     if keys is not None and key not in keys:
@@ -284,18 +283,17 @@ def _parts(gen: Generation) -> list[dict[str, Any]]:
     return [{"text": gen.text}]
 
 
-def _chunk(conv: Conversation, ctx: Ctx, parts: list[dict[str, Any]], gen: Generation, last: bool) -> str:
+def _chunk(conv: Conversation, ctx: Ctx, parts: list[dict[str, Any]], gen: Generation, last: bool) -> dict[str, Any]:
     cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
     if last:
         cand["finishReason"] = _FINISH[gen.finish]
     cand["index"] = 0
-    chunk = {
+    return {
         "candidates": [cand],
         "usageMetadata": _usage(gen, final=last),
         "modelVersion": conv.model,
         "responseId": ctx.request_id,
     }
-    return dumps(chunk)
 
 
 def generate_content(body: Any, ctx: Ctx) -> Reply:
@@ -309,16 +307,22 @@ def generate_content(body: Any, ctx: Ctx) -> Reply:
 
 
 def stream_generate_content(body: Any, ctx: Ctx) -> Reply:
-    """POST /v1beta/models/{model}:streamGenerateContent(?alt=sse): data-only SSE of response chunks; the
-    last chunk carries finishReason and the full usage; the body then simply ends."""
+    """POST /v1beta/models/{model}:streamGenerateContent: GenerateContentResponse chunks, the last carrying
+    finishReason and the full usage. ``?alt=sse``: data-only SSE (the body then simply ends); no ``alt`` or
+    ``alt=json``: one JSON array of the chunks (``application/json``)."""
+    alt = ctx.query.get("alt", "json")
+    if alt not in ("sse", "json"):
+        raise ctx.error(400, f"Invalid value at 'alt' ({alt}): the emulator answers alt=sse or alt=json")
     conv = parse_request(body, ctx)
     gen = generate(conv, ctx.responder)
     if gen.tool_calls:
-        events = [(None, _chunk(conv, ctx, _parts(gen), gen, True))]
+        chunks = [_chunk(conv, ctx, _parts(gen), gen, True)]
     else:
         pieces = gen.pieces or [""]
-        events = [(None, _chunk(conv, ctx, [{"text": p}], gen, i == len(pieces) - 1)) for i, p in enumerate(pieces)]
-    return ctx.stream(list(events))
+        chunks = [_chunk(conv, ctx, [{"text": p}], gen, i == len(pieces) - 1) for i, p in enumerate(pieces)]
+    if alt == "json":
+        return ctx.json(chunks)
+    return ctx.stream([(None, dumps(c)) for c in chunks])
 
 
 def _count_body(body: Any, ctx: Ctx) -> Conversation:
