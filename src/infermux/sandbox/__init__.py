@@ -10,6 +10,10 @@ Routes: ``POST /v1/chat/completions``, ``/v1/embeddings``, ``/v1/responses``, ``
 ``POST /v1/messages``, ``/v1/messages/count_tokens``; control: ``POST /_sandbox/faults``,
 ``GET /_sandbox/stats``, ``POST /_sandbox/reset``, ``GET /_sandbox/health``. Per-request faults:
 the ``x-sandbox-fault`` header (grammar in :mod:`infermux.sandbox._faults`).
+
+Further backends (``Sandbox(backends=("groq",))``: gemini, groq, ollama, tgi, tei, vllm, ovms, opea) keep their
+state per sandbox; ``sb.configure_backend("groq", requests=2)`` sets one sandbox's options, ``sb.backend_state(
+"vllm")`` reads its live state, ``sb.reset()`` (or ``POST /_sandbox/reset``) forgets both.
 """
 
 from infermux.sandbox._cli import main

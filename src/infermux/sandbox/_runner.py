@@ -23,7 +23,8 @@ class Sandbox:
     """An OpenAI + Anthropic emulator with fault injection, served on ``host:port`` (port 0: any free port).
 
     ``async with Sandbox() as sb:`` then point clients at ``sb.openai_base_url`` / ``sb.anthropic_base_url``,
-    and drive failures through ``sb.faults``; ``sb.stats`` tells what reached the server.
+    and drive failures through ``sb.faults``; ``sb.stats`` tells what reached the server. Emulated backends
+    keep their state (quotas, adapters, counters, options) in this sandbox only: :meth:`configure_backend`.
     """
 
     def __init__(
@@ -129,7 +130,7 @@ class Sandbox:
 class SandboxThread:
     """A :class:`Sandbox` on a background thread with its own event loop, for sync code and sync SDK clients.
 
-    Takes the same arguments as :class:`Sandbox`. ``faults`` and ``stats`` are thread-safe.
+    Takes the same arguments as :class:`Sandbox`. ``faults``, ``stats`` and ``configure_backend`` are thread-safe.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
