@@ -33,7 +33,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError, MalformedResponseError
+from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -42,11 +42,8 @@ from ..types import (
     Message,
     Part,
     ResponseFormat,
-    StreamError,
     StreamEvent,
     StreamFinish,
-    StreamStart,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
@@ -66,7 +63,8 @@ from ._common import (
     status_error,
     tool_arguments,
 )
-from ._sse import SSEDecoder, SSEMessage
+from ._sse import SSEMessage
+from ._stream import StreamParserBase
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -509,7 +507,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
 # --------------------------------------------------------------------------- streaming
 
 
-class AnthropicStreamParser:
+class AnthropicStreamParser(StreamParserBase):
     """Named-event SSE stream of ``/v1/messages`` -> infermux stream events.
 
     ``message_stop`` is the terminal marker (-> :class:`StreamFinish`). An ``error`` event becomes a
@@ -517,80 +515,47 @@ class AnthropicStreamParser:
     A stream that ends otherwise without ``message_stop`` raises :class:`IncompleteStreamError`.
     """
 
-    __slots__ = ("_blocks", "_decoder", "_errored", "_finished", "_input_usage", "_n_calls", "_stop", "_texts")
+    INCOMPLETE = "{provider} stream ended without message_stop (after {chars} characters of text)"
+
+    __slots__ = ("_blocks", "_input_usage", "_stop")
 
     def __init__(self) -> None:
-        self._decoder = SSEDecoder()
+        super().__init__(NAME)
         # content-block index -> [tool ordinal, id, name, json pieces] for tool_use blocks
         self._blocks: dict[int, list[Any]] = {}
-        self._n_calls = 0
-        self._texts: list[str] = []
         self._input_usage: Usage | None = None
         self._stop: str | None = None
-        self._finished = False
-        self._errored = False
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in self._decoder.feed(chunk):
-            self._handle(msg, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in self._decoder.close():
-            self._handle(msg, out)
-        if not self._finished and not self._errored:
-            partial = "".join(self._texts)
-            raise IncompleteStreamError(
-                f"anthropic stream ended without message_stop (after {len(partial)} characters of text)",
-                provider=NAME,
-                partial_text=partial,
-            )
-        return out
-
-    def _handle(self, msg: SSEMessage, out: list[StreamEvent]) -> None:
-        if self._finished or not msg.data.strip():
-            return
-        try:
-            data = json.loads(msg.data)
-        except ValueError as e:
-            raise MalformedResponseError(
-                f"anthropic stream: event data is not JSON ({e}): {msg.data[:200]!r}", provider=NAME, body=msg.data
-            ) from e
-        if not isinstance(data, dict):
-            raise _malformed("stream event data is not an object", data)
-        kind = msg.event or data.get("type")
+    def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        obj = self._json(data)
+        kind = msg.event or obj.get("type")
         handler = _HANDLERS.get(str(kind))
         if handler is not None:
-            handler(self, data, out)
+            handler(self, obj, out)
 
-    def _message_start(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _message_start(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         m = data.get("message")
         if not isinstance(m, Mapping):
             raise _malformed("message_start without 'message'", data)
         self._input_usage = _usage(m.get("usage"))
         rid, model = m.get("id"), m.get("model")
-        out.append(StreamStart(rid if isinstance(rid, str) else None, model if isinstance(model, str) else None))
+        self._start(out, rid if isinstance(rid, str) else None, model if isinstance(model, str) else None)
 
-    def _block_start(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _block_start(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx, block = data.get("index"), data.get("content_block")
         if not isinstance(idx, int) or not isinstance(block, Mapping):
             raise _malformed("content_block_start needs index and content_block", data)
         if block.get("type") == "text":
-            text = block.get("text")
-            if isinstance(text, str) and text:
-                self._texts.append(text)
-                out.append(TextDelta(text))
+            self._text_delta(block.get("text"), out)
         elif block.get("type") == "tool_use":
             cid, name = block.get("id"), block.get("name")
             if not isinstance(cid, str) or not isinstance(name, str):
                 raise _malformed("tool_use block start needs id and name", data)
-            self._blocks[idx] = [self._n_calls, cid, name, []]
-            out.append(ToolCallStart(self._n_calls, cid, name))
-            self._n_calls += 1
+            self._blocks[idx] = [self._calls, cid, name, []]
+            out.append(ToolCallStart(self._calls, cid, name))
+            self._calls += 1
 
-    def _block_delta(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _block_delta(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx, delta = data.get("index"), data.get("delta")
         if not isinstance(delta, Mapping):
             raise _malformed("content_block_delta without 'delta'", data)
@@ -599,9 +564,7 @@ class AnthropicStreamParser:
             text = delta.get("text")
             if not isinstance(text, str):
                 raise _malformed("text_delta without text", data)
-            if text:
-                self._texts.append(text)
-                out.append(TextDelta(text))
+            self._text_delta(text, out)
         elif dtype == "input_json_delta":
             slot = self._blocks.get(idx) if isinstance(idx, int) else None
             piece = delta.get("partial_json")
@@ -613,7 +576,7 @@ class AnthropicStreamParser:
             out.append(ToolCallDelta(slot[0], piece))
         # thinking_delta, signature_delta, citations_delta: not text
 
-    def _block_stop(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _block_stop(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx = data.get("index")
         slot = self._blocks.pop(idx, None) if isinstance(idx, int) else None
         if slot is None:
@@ -627,7 +590,7 @@ class AnthropicStreamParser:
             raise _malformed("tool_use input is not a JSON object", raw)
         out.append(ToolCallEnd(slot[0], ToolCall(slot[1], slot[2], args, raw)))
 
-    def _message_delta(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _message_delta(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = data.get("delta")
         if isinstance(delta, Mapping) and isinstance(delta.get("stop_reason"), str):
             self._stop = delta["stop_reason"]
@@ -639,21 +602,16 @@ class AnthropicStreamParser:
                 usage = Usage(base.input_tokens, usage.output_tokens, base.cached_tokens)
             out.append(UsageEvent(usage))
 
-    def _message_stop(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
-        self._finished = True
+    def _message_stop(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        self._done = True
         out.append(StreamFinish(map_stop_reason(self._stop)))
 
-    def _error(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _error(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         err = data.get("error")
         etype = err.get("type") if isinstance(err, Mapping) else None
         message = err.get("message") if isinstance(err, Mapping) else None
-        self._errored = True
-        out.append(
-            StreamError(
-                etype if isinstance(etype, str) else None,
-                message if isinstance(message, str) else json.dumps(data)[:300],
-            )
-        )
+        etype = etype if isinstance(etype, str) else None
+        self._stream_error(out, etype, message if isinstance(message, str) else json.dumps(data)[:300])
 
 
 _HANDLERS = {

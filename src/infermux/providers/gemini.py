@@ -50,7 +50,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import APIStatusError, AuthenticationError, ConfigurationError, IncompleteStreamError
+from ..errors import APIStatusError, AuthenticationError, ConfigurationError
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -61,17 +61,10 @@ from ..types import (
     Message,
     Part,
     ResponseFormat,
-    StreamError,
     StreamEvent,
-    StreamFinish,
-    StreamStart,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
     Usage,
     UsageEvent,
 )
@@ -88,7 +81,8 @@ from ._common import (
     status_error,
     tool_arguments,
 )
-from ._sse import SSEDecoder, SSEMessage
+from ._sse import SSEMessage
+from ._stream import StreamParserBase
 
 __all__ = [
     "FINISH_REASONS",
@@ -438,7 +432,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
     )
 
 
-class GeminiStreamParser:
+class GeminiStreamParser(StreamParserBase):
     """``streamGenerateContent?alt=sse``: data-only SSE, each data a ``GenerateContentResponse`` chunk.
 
     There is no end marker: the stream is complete when a chunk carried ``finishReason`` (or a
@@ -447,58 +441,22 @@ class GeminiStreamParser:
     A ``{"error": {...}}`` chunk becomes a :class:`StreamError` (with the HTTP ``code``).
     """
 
-    __slots__ = ("_calls", "_decoder", "_errored", "_finish", "_started", "_texts")
+    INCOMPLETE = "{provider} stream ended without a finishReason (after {chars} characters of text)"
+
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._decoder = SSEDecoder()
-        self._texts: list[str] = []
-        self._calls = 0
-        self._finish: FinishReason | None = None
-        self._started = False
-        self._errored = False
+        super().__init__(NAME)
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in self._decoder.feed(chunk):
-            self._handle(msg, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in self._decoder.close():
-            self._handle(msg, out)
-        if self._errored:
-            return out
-        if self._finish is None:
-            partial = "".join(self._texts)
-            raise IncompleteStreamError(
-                f"gemini stream ended without a finishReason (after {len(partial)} characters of text)",
-                provider=NAME,
-                partial_text=partial,
-            )
-        out.append(StreamFinish(self._finish))
-        return out
-
-    def _handle(self, msg: SSEMessage, out: list[StreamEvent]) -> None:
-        text = msg.data.strip()
-        if not text or self._errored:
-            return
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise malformed(NAME, f"stream data is not JSON ({e}): {text[:200]!r}", text[:200]) from e
-        if not isinstance(data, Mapping):
-            raise malformed(NAME, f"stream data is not a JSON object: {text[:200]!r}", text[:200])
+    def _data(self, text: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        data = self._json(text)
         err = data.get("error")
         if isinstance(err, Mapping):
-            self._errored = True
             code = as_int(err.get("code"))
-            etype = as_str(err.get("status"))
-            out.append(StreamError(etype, as_str(err.get("message")) or text[:300], code or None))
+            message = as_str(err.get("message")) or text[:300]
+            self._stream_error(out, as_str(err.get("status")), message, code or None, final=True)
             return
-        if not self._started:
-            self._started = True
-            out.append(StreamStart(as_str(data.get("responseId")), as_str(data.get("modelVersion"))))
+        self._start(out, as_str(data.get("responseId")), as_str(data.get("modelVersion")))
         self._chunk(data, out)
 
     def _chunk(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
@@ -509,24 +467,16 @@ class GeminiStreamParser:
             cand = cands[0]
             for part in _candidate_parts(cand, data):
                 if "functionCall" in part:
-                    call = _function_call(part, self._calls, data)
-                    i = self._calls
-                    self._calls += 1
-                    out += [
-                        ToolCallStart(i, call.id, call.name),
-                        ToolCallDelta(i, call.raw_arguments),
-                        ToolCallEnd(i, call),
-                    ]
-                elif isinstance(part.get("text"), str) and part["text"] and not part.get("thought"):
-                    self._texts.append(part["text"])
-                    out.append(TextDelta(part["text"]))
+                    self._whole_call(_function_call(part, self._calls, data), out)
+                elif not part.get("thought"):
+                    self._text_delta(part.get("text"), out)
             reason = cand.get("finishReason")
             if reason:
-                self._finish = map_finish_reason(reason, has_tool_calls=self._calls > 0)
+                self._set_finish(map_finish_reason(reason, has_tool_calls=self._calls > 0))
         else:
             feedback = data.get("promptFeedback")
             if isinstance(feedback, Mapping) and feedback.get("blockReason"):
-                self._finish = "content_filter"
+                self._set_finish("content_filter")
         usage = _usage(data.get("usageMetadata"))
         if usage is not None:
             out.append(UsageEvent(usage))

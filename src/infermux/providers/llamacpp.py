@@ -10,25 +10,23 @@ server root: build their URL from :func:`server_root` of the base URL. Errors ar
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import APIStatusError, IncompleteStreamError
+from ..errors import APIStatusError
 from ..types import (
     ChatRequest,
     ChatResponse,
     FinishReason,
-    StreamError,
     StreamEvent,
     StreamFinish,
-    TextDelta,
     Usage,
     UsageEvent,
 )
 from ._base import Provider, ProviderRequest, decode_json
 from ._common import JSON_HEADERS, as_int, as_str, compact, malformed, map_finish_reason, merge_extra, server_root
-from ._sse import SSEDecoder, SSEMessage
+from ._sse import SSEMessage
+from ._stream import StreamParserBase
 from .openai import build_chat as _openai_build_chat
 from .openai import classify_error as _openai_classify_error
 from .openai import make_openai_compatible
@@ -192,56 +190,28 @@ def parse_completion(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
     )
 
 
-class CompletionStreamParser:
+class CompletionStreamParser(StreamParserBase):
     """Native ``/completion`` stream: ``data: {"content": "...", "stop": false}`` chunks; the object with
     ``"stop": true`` is the terminal marker (it carries ``stop_type`` and token counts)."""
 
+    INCOMPLETE = "{provider}: /completion stream ended without a 'stop': true chunk"
+
     def __init__(self) -> None:
-        self._sse = SSEDecoder()
-        self._done = False
-        self._text: list[str] = []
+        super().__init__(NAME)
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(chunk))
-
-    def close(self) -> list[StreamEvent]:
-        out = self._handle(self._sse.close())
-        if not self._done:
-            raise IncompleteStreamError(
-                f"{NAME}: /completion stream ended without a 'stop': true chunk",
-                provider=NAME,
-                partial_text="".join(self._text),
-            )
-        return out
-
-    def _handle(self, msgs: list[SSEMessage]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in msgs:
-            data = msg.data.strip()
-            if self._done or not data:
-                continue
-            try:
-                obj = json.loads(data)
-            except ValueError as e:
-                raise malformed(NAME, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
-            if not isinstance(obj, Mapping):
-                raise malformed(NAME, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
-            err = obj.get("error")
-            if isinstance(err, Mapping):
-                self._done = True
-                code = err.get("code")
-                message = as_str(err.get("message")) or "stream error"
-                out.append(StreamError(as_str(err.get("type")), message, code if isinstance(code, int) else None))
-                continue
-            text = obj.get("content")
-            if isinstance(text, str) and text:
-                self._text.append(text)
-                out.append(TextDelta(text))
-            if obj.get("stop") is True:
-                self._done = True
-                out.append(UsageEvent(_usage(obj)))
-                out.append(StreamFinish(_finish(obj)))
-        return out
+    def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        obj = self._json(data)
+        err = obj.get("error")
+        if isinstance(err, Mapping):
+            code = err.get("code")
+            status = code if isinstance(code, int) else None
+            self._stream_error(out, as_str(err.get("type")), as_str(err.get("message")), status, final=True)
+            return
+        self._text_delta(obj.get("content"), out)
+        if obj.get("stop") is True:
+            self._done = True
+            out.append(UsageEvent(_usage(obj)))
+            out.append(StreamFinish(_finish(obj)))
 
 
 PROVIDER: Provider = make_openai_compatible(

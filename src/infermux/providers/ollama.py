@@ -43,17 +43,11 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
-    StreamError,
     StreamEvent,
     StreamFinish,
-    StreamStart,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
     Usage,
     UsageEvent,
 )
@@ -67,6 +61,7 @@ from ._common import (
     extract_error,
     floats,
     function_schema,
+    json_object,
     malformed,
     map_finish_reason,
     merge_extra,
@@ -74,7 +69,8 @@ from ._common import (
     status_error,
     tool_arguments,
 )
-from ._sse import NDJSONDecoder
+from ._sse import NDJSONDecoder, SSEMessage
+from ._stream import StreamParserBase
 from .openai import make_openai_compatible
 
 __all__ = [
@@ -341,77 +337,37 @@ def parse_generate(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
     )
 
 
-class NDJSONStreamParser:
+class NDJSONStreamParser(StreamParserBase):
     """Ollama's NDJSON stream of ``/api/chat`` (``kind="chat"``: ``message.content`` deltas) or
     ``/api/generate`` (``kind="generate"``: ``response`` deltas). The object with ``"done": true`` is the
     terminal marker (it carries ``done_reason`` and the token counts); a body that ends without it raises
     ``IncompleteStreamError``. An ``{"error": ...}`` line becomes a :class:`StreamError`."""
 
+    INCOMPLETE = "{provider}: stream ended without its 'done': true object"
+
     def __init__(self, kind: str = "chat") -> None:
         if kind not in ("chat", "generate"):
             raise ConfigurationError(f"ollama stream kind must be 'chat' or 'generate', got {kind!r}")
+        super().__init__(NAME, NDJSONDecoder())
         self.kind = kind
-        self._lines = NDJSONDecoder()
-        self._started = False
-        self._done = False
-        self._errored = False
-        self._text: list[str] = []
-        self._calls = 0
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return self._handle(self._lines.feed(chunk))
-
-    def close(self) -> list[StreamEvent]:
-        events = self._handle(self._lines.close())
-        if self._done or self._errored:
-            return events
-        raise IncompleteStreamError(
-            f"{NAME}: stream ended without its 'done': true object",
-            provider=NAME,
-            partial_text="".join(self._text),
-        )
-
-    def _handle(self, lines: list[str]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for line in lines:
-            if self._done or self._errored:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise malformed(NAME, f"stream line is not JSON ({e}): {line[:200]!r}", line[:200]) from e
-            if not isinstance(obj, Mapping):
-                raise malformed(NAME, f"stream line is not a JSON object: {line[:200]!r}", line[:200])
-            self._object(obj, out)
-        return out
-
-    def _object(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+    def _data(self, line: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        obj = json_object(line, NAME, "stream line")
         if obj.get("error") is not None:
             _, message = extract_error(obj, b"")
-            self._errored = True
-            out.append(StreamError(_error_type(500, message), message or "stream error"))
+            self._stream_error(out, _error_type(500, message), message, final=True)
             return
-        if not self._started:
-            self._started = True
-            out.append(StreamStart(None, as_str(obj.get("model")) or None))
+        self._start(out, None, as_str(obj.get("model")) or None)
         text: Any = obj.get("response")
         calls: Any = None
         if self.kind == "chat":
-            msg = obj.get("message")
-            msg = msg if isinstance(msg, Mapping) else {}
-            text, calls = msg.get("content"), msg.get("tool_calls")
-        if isinstance(text, str) and text:
-            self._text.append(text)
-            out.append(TextDelta(text))
+            msg_obj = obj.get("message")
+            msg_obj = msg_obj if isinstance(msg_obj, Mapping) else {}
+            text, calls = msg_obj.get("content"), msg_obj.get("tool_calls")
+        self._text_delta(text, out)
         if isinstance(calls, list):
             for raw in calls:
-                call = _tool_call(raw, self._calls)
-                out += [
-                    ToolCallStart(self._calls, call.id, call.name),
-                    ToolCallDelta(self._calls, call.raw_arguments),
-                    ToolCallEnd(self._calls, call),
-                ]
-                self._calls += 1
+                self._whole_call(_tool_call(raw, self._calls), out)
         if obj.get("done") is True:
             self._done = True
             usage = _usage(obj)
@@ -640,12 +596,7 @@ class PullProgressParser:
     def _handle(self, lines: list[str]) -> list[PullProgress]:
         out: list[PullProgress] = []
         for line in lines:
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise malformed(NAME, f"pull progress line is not JSON ({e}): {line[:200]!r}", line[:200]) from e
-            if not isinstance(obj, Mapping):
-                raise malformed(NAME, f"pull progress line is not an object: {line[:200]!r}", line[:200])
+            obj = json_object(line, NAME, "pull progress line")
             if obj.get("error") is not None:
                 _, message = extract_error(obj, b"")
                 missing = "does not exist" in (message or "") or "not found" in (message or "")

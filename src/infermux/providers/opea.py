@@ -28,25 +28,18 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
+from ..errors import APIStatusError, ConfigurationError
 from ..types import (
     ChatRequest,
     ChatResponse,
     EmbedResponse,
-    FinishReason,
     Message,
-    StreamError,
     StreamEvent,
-    StreamFinish,
-    StreamStart,
-    TextDelta,
     TextPart,
-    UsageEvent,
 )
 from ._base import Provider, ProviderRequest, decode_json
 from ._common import (
@@ -54,16 +47,14 @@ from ._common import (
     as_int,
     as_str,
     compact,
-    extract_error,
     floats,
     malformed,
-    map_finish_reason,
     merge_extra,
     read_error,
     status_error,
 )
-from ._sse import SSEDecoder, SSEMessage
-from .openai import auth_headers, make_openai_compatible, parse_chat, parse_embed, parse_usage
+from ._sse import SSEMessage
+from .openai import ChatStreamParser, auth_headers, make_openai_compatible, parse_chat, parse_embed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..endpoint import Endpoint
@@ -159,61 +150,30 @@ def _gateway_builder(path: str, fmt: MessagesFormat, defaults: Mapping[str, Any]
 # --------------------------------------------------------------------------- streaming
 
 
-class OpeaStreamParser:
-    """SSE of byte-literal tokens (``data: b'...'``) or OpenAI chunks, ended by ``data: [DONE]``."""
+class OpeaStreamParser(ChatStreamParser):
+    """SSE ended by ``data: [DONE]`` whose data are byte-literal tokens (``data: b'...'``), OpenAI chunks
+    (parsed as :class:`.openai.ChatStreamParser` does) or, from some gateway versions, plain-text tokens."""
+
+    INCOMPLETE = "{provider}: stream ended before [DONE]"
 
     def __init__(self, provider: str = NAME) -> None:
-        self.provider = provider
-        self._sse = SSEDecoder()
-        self._started = False
-        self._done = False
-        self._errored = False
-        self._finish: FinishReason | None = None
-        self._finish_seen = False
-        self._text: list[str] = []
+        super().__init__(provider)
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(chunk))
+    def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        if data == "[DONE]":
+            self._start(out)
+            super()._data(data, msg, out)
+        elif data.startswith(("b'", 'b"')):
+            self._token(self._bytes_literal(data), out)
+        elif data.startswith("{"):
+            super()._data(data, msg, out)
+        else:
+            self._token(msg.data, out)  # the raw data: leading spaces are part of the token
 
-    def close(self) -> list[StreamEvent]:
-        events = self._handle(self._sse.close())
-        if self._done or self._errored:
-            return events
-        if self._finish_seen:
-            self._done = True
-            return [*events, StreamFinish(self._finish)]
-        raise IncompleteStreamError(
-            f"{self.provider}: stream ended before [DONE]", provider=self.provider, partial_text="".join(self._text)
-        )
-
-    def _start(self, out: list[StreamEvent], rid: str | None = None, model: str | None = None) -> None:
-        if not self._started:
-            self._started = True
-            out.append(StreamStart(rid, model))
-
-    def _delta(self, text: str, out: list[StreamEvent]) -> None:
+    def _token(self, text: str, out: list[StreamEvent]) -> None:
         if text:
             self._start(out)
-            self._text.append(text)
-            out.append(TextDelta(text))
-
-    def _handle(self, msgs: list[SSEMessage]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in msgs:
-            data = msg.data.strip()
-            if self._done or not data:
-                continue
-            if data == "[DONE]":
-                self._done = True
-                self._start(out)
-                out.append(StreamFinish(self._finish))
-            elif data.startswith(("b'", 'b"')):
-                self._delta(self._bytes_literal(data), out)
-            elif data.startswith("{"):
-                self._json_chunk(data, out)
-            else:
-                self._delta(msg.data, out)  # plain-text tokens (some gateway versions)
-        return out
+            self._text_delta(text, out)
 
     def _bytes_literal(self, data: str) -> str:
         try:
@@ -223,33 +183,6 @@ class OpeaStreamParser:
             return value.decode("utf-8")
         except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError) as e:
             raise malformed(self.provider, f"bad byte-literal stream chunk ({e}): {data[:200]!r}", data[:200]) from e
-
-    def _json_chunk(self, data: str, out: list[StreamEvent]) -> None:
-        try:
-            obj = json.loads(data)
-        except ValueError as e:
-            raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
-        if not isinstance(obj, Mapping):
-            raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
-        if "error" in obj and "choices" not in obj:
-            etype, message = extract_error(obj, b"")
-            self._errored = True
-            out.append(StreamError(etype, message or "stream error"))
-            return
-        self._start(out, as_str(obj.get("id")), as_str(obj.get("model")))
-        choices = obj.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
-        delta = choice.get("delta") if isinstance(choice.get("delta"), Mapping) else {}
-        text = delta.get("content") if isinstance(delta, Mapping) else None
-        if text is None:
-            text = choice.get("text")
-        if isinstance(text, str):
-            self._delta(text, out)
-        if choice.get("finish_reason") is not None:
-            self._finish, self._finish_seen = map_finish_reason(choice["finish_reason"]), True
-        usage = parse_usage(obj.get("usage"))
-        if usage is not None:
-            out.append(UsageEvent(usage))
 
 
 def _gateway_parse(name: str) -> Any:

@@ -13,21 +13,17 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
+from ..errors import APIStatusError, ConfigurationError
 from ..types import (
     ChatRequest,
     ChatResponse,
     EmbedRequest,
     EmbedResponse,
-    FinishReason,
     Message,
     Part,
     ResponseFormat,
-    StreamError,
     StreamEvent,
     StreamFinish,
-    StreamStart,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
@@ -55,7 +51,8 @@ from ._common import (
     status_error,
     token_usage,
 )
-from ._sse import SSEDecoder, SSEMessage
+from ._sse import SSEMessage
+from ._stream import StreamParserBase
 
 __all__ = [
     "PROVIDER",
@@ -334,7 +331,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
 # --------------------------------------------------------------------------- streaming
 
 
-class ChatStreamParser:
+class ChatStreamParser(StreamParserBase):
     """Data-only SSE of chat (and legacy completion) chunks, terminated by ``data: [DONE]``.
 
     Emits ``StreamStart`` once, text/tool-call deltas of choice 0, ``UsageEvent`` for usage chunks
@@ -343,65 +340,29 @@ class ChatStreamParser:
     ``IncompleteStreamError`` with the text so far.
     """
 
+    INCOMPLETE = "{provider}: stream ended before [DONE] and without a finish_reason"
+
     def __init__(self, provider: str = NAME) -> None:
-        self.provider = provider
-        self._sse = SSEDecoder()
-        self._started = False
-        self._done = False
-        self._errored = False
-        self._finish: FinishReason | None = None
-        self._finish_seen = False
-        self._text: list[str] = []
+        super().__init__(provider)
         self._tools_started: set[int] = set()
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(chunk))
-
-    def close(self) -> list[StreamEvent]:
-        events = self._handle(self._sse.close())
-        if self._done or self._errored:
-            return events
-        if self._finish_seen:
+    def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        if data == "[DONE]":
             self._done = True
-            events.append(StreamFinish(self._finish))
-            return events
-        raise IncompleteStreamError(
-            f"{self.provider}: stream ended before [DONE] and without a finish_reason",
-            provider=self.provider,
-            partial_text="".join(self._text),
-        )
-
-    def _handle(self, msgs: list[SSEMessage]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in msgs:
-            data = msg.data.strip()
-            if self._done or not data:
-                continue
-            if data == "[DONE]":
-                self._done = True
-                out.append(StreamFinish(self._finish))
-                continue
-            try:
-                obj = json.loads(data)
-            except ValueError as e:
-                raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
-            if not isinstance(obj, Mapping):
-                raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
-            self._chunk(obj, out)
-        return out
+            out.append(StreamFinish(self._finish))
+        else:
+            self._chunk(self._json(data), out)
 
     def _chunk(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         if "error" in obj and "choices" not in obj:
             etype, message = extract_error(obj, b"")
             err = obj.get("error")
             code = err.get("code") if isinstance(err, Mapping) else None
-            self._errored = True
-            out.append(StreamError(etype, message or "stream error", code if isinstance(code, int) else None))
+            self._stream_error(out, etype, message, code if isinstance(code, int) else None)
             return
         choices = obj.get("choices")
-        if not self._started and (obj.get("id") or choices):
-            self._started = True
-            out.append(StreamStart(as_str(obj.get("id")) or None, as_str(obj.get("model")) or None))
+        if obj.get("id") or choices:
+            self._start(out, as_str(obj.get("id")) or None, as_str(obj.get("model")) or None)
         if isinstance(choices, list):
             for choice in choices:
                 if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
@@ -421,9 +382,7 @@ class ChatStreamParser:
         text = delta.get("content")
         if text is None and isinstance(choice.get("text"), str):  # legacy /completions chunk
             text = choice["text"]
-        if isinstance(text, str) and text:
-            self._text.append(text)
-            out.append(TextDelta(text))
+        self._text_delta(text, out)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for pos, call in enumerate(calls):
@@ -432,8 +391,7 @@ class ChatStreamParser:
         if isinstance(delta.get("function_call"), Mapping):
             self._tool_delta(0, None, delta["function_call"], out)
         if choice.get("finish_reason") is not None:
-            self._finish = map_finish_reason(choice["finish_reason"])
-            self._finish_seen = True
+            self._set_finish(map_finish_reason(choice["finish_reason"]))
 
     def _tool_delta(self, index: object, call_id: object, fn: object, out: list[StreamEvent]) -> None:
         idx = index if isinstance(index, int) else 0

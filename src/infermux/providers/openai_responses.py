@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ..errors import ConfigurationError, IncompleteStreamError
+from ..errors import ConfigurationError
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -18,11 +18,9 @@ from ..types import (
     ImagePart,
     Message,
     Part,
-    StreamError,
     StreamEvent,
     StreamFinish,
     StreamStart,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
@@ -45,7 +43,8 @@ from ._common import (
     merge_extra,
     token_usage,
 )
-from ._sse import SSEDecoder
+from ._sse import SSEMessage
+from ._stream import StreamParserBase
 from .openai import DEFAULT_BASE_URL, REQUEST_ID_HEADERS, auth_headers, build_embed, classify_error, parse_embed
 
 __all__ = [
@@ -308,49 +307,23 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
 _TERMINAL = frozenset(("response.completed", "response.incomplete", "response.failed"))
 
 
-class ResponsesStreamParser:
+class ResponsesStreamParser(StreamParserBase):
     """Named-event SSE of the Responses API; ``response.completed``/``incomplete``/``failed`` end it.
 
     Tool calls are indexed by ``output_index``. A stream without a terminal event raises
     ``IncompleteStreamError`` from :meth:`close`.
     """
 
+    INCOMPLETE = "{provider}: stream ended without response.completed/incomplete/failed"
+
     def __init__(self, provider: str = NAME) -> None:
-        self.provider = provider
-        self._sse = SSEDecoder()
-        self._done = False
-        self._text: list[str] = []
-        self._calls = 0
+        super().__init__(provider)
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in self._sse.feed(chunk):
-            self._message(msg.event, msg.data, out)
-        return out
-
-    def close(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in self._sse.close():
-            self._message(msg.event, msg.data, out)
-        if not self._done:
-            raise IncompleteStreamError(
-                f"{self.provider}: stream ended without response.completed/incomplete/failed",
-                provider=self.provider,
-                partial_text="".join(self._text),
-            )
-        return out
-
-    def _message(self, event: str | None, data: str, out: list[StreamEvent]) -> None:
-        data = data.strip()
-        if self._done or not data or data == "[DONE]":
+    def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        if data == "[DONE]":
             return
-        try:
-            obj = json.loads(data)
-        except ValueError as e:
-            raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
-        if not isinstance(obj, Mapping):
-            raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
-        kind = obj.get("type") or event
+        obj = self._json(data)
+        kind = obj.get("type") or msg.event
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
         if handler is not None:
             handler(self, obj, out)
@@ -360,11 +333,8 @@ class ResponsesStreamParser:
         resp = resp if isinstance(resp, Mapping) else {}
         out.append(StreamStart(as_str(resp.get("id")), as_str(resp.get("model"))))
 
-    def _text_delta(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
-        delta = obj.get("delta")
-        if isinstance(delta, str) and delta:
-            self._text.append(delta)
-            out.append(TextDelta(delta))
+    def _output_text(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        self._text_delta(obj.get("delta"), out)
 
     def _item_added(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item")
@@ -392,7 +362,7 @@ class ResponsesStreamParser:
         if obj.get("type") == "response.failed":
             err = resp.get("error")
             err = err if isinstance(err, Mapping) else {}
-            out.append(StreamError(as_str(err.get("code")), as_str(err.get("message")) or "response failed"))
+            self._stream_error(out, as_str(err.get("code")), as_str(err.get("message")) or "response failed")
             return
         usage = parse_usage(resp.get("usage"))
         if usage is not None:
@@ -403,16 +373,15 @@ class ResponsesStreamParser:
         out.append(StreamFinish(reason))
 
     def _error(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
-        self._done = True
         err = obj.get("error")
         err = err if isinstance(err, Mapping) else obj
-        message = as_str(err.get("message")) or "stream error"
-        out.append(StreamError(as_str(err.get("code")) or as_str(err.get("type")), message))
+        etype = as_str(err.get("code")) or as_str(err.get("type"))
+        self._stream_error(out, etype, as_str(err.get("message")), final=True)
 
 
 _HANDLERS = {
     "response.created": ResponsesStreamParser._created,
-    "response.output_text.delta": ResponsesStreamParser._text_delta,
+    "response.output_text.delta": ResponsesStreamParser._output_text,
     "response.output_item.added": ResponsesStreamParser._item_added,
     "response.function_call_arguments.delta": ResponsesStreamParser._args_delta,
     "response.output_item.done": ResponsesStreamParser._item_done,

@@ -17,12 +17,11 @@ that is not valid JSON for the route gets axum's ``text/plain`` 400/422.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
+from ..errors import APIStatusError, ConfigurationError
 from ..types import (
     ChatRequest,
     ChatResponse,
@@ -30,11 +29,8 @@ from ..types import (
     Message,
     MessagesInput,
     ResponseFormat,
-    StreamError,
     StreamEvent,
     StreamFinish,
-    StreamStart,
-    TextDelta,
     TextPart,
     Usage,
     UsageEvent,
@@ -54,7 +50,8 @@ from ._common import (
     status_error,
 )
 from ._prometheus import Sample, parse_prometheus, sample_sum, sample_value
-from ._sse import SSEDecoder, SSEMessage
+from ._sse import SSEMessage
+from ._stream import StreamParserBase
 from .openai import build_chat as _openai_build_chat
 from .openai import make_openai_compatible
 
@@ -256,62 +253,29 @@ def parse_generate(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
     )
 
 
-class GenerateStreamParser:
+class GenerateStreamParser(StreamParserBase):
     """``/generate_stream``: ``data:{...}`` token events (no space after the colon). The event whose
     ``generated_text`` is not null is the terminal marker (it carries ``details.finish_reason``); special
     tokens (EOS) are not text. ``{"error", "error_type"}`` in the stream becomes a :class:`StreamError`."""
 
+    INCOMPLETE = "{provider}: generate stream ended before the event with 'generated_text'"
+
     def __init__(self, provider: str = NAME) -> None:
-        self.provider = provider
-        self._sse = SSEDecoder()
-        self._started = False
-        self._done = False
-        self._text: list[str] = []
+        super().__init__(provider)
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        return self._handle(self._sse.feed(chunk))
-
-    def close(self) -> list[StreamEvent]:
-        out = self._handle(self._sse.close())
-        if not self._done:
-            raise IncompleteStreamError(
-                f"{self.provider}: generate stream ended before the event with 'generated_text'",
-                provider=self.provider,
-                partial_text="".join(self._text),
-            )
-        return out
-
-    def _handle(self, msgs: list[SSEMessage]) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for msg in msgs:
-            data = msg.data.strip()
-            if self._done or not data or data == "[DONE]":
-                continue
-            try:
-                obj = json.loads(data)
-            except ValueError as e:
-                raise malformed(self.provider, f"stream data is not JSON ({e}): {data[:200]!r}", data[:200]) from e
-            if not isinstance(obj, Mapping):
-                raise malformed(self.provider, f"stream data is not a JSON object: {data[:200]!r}", data[:200])
-            self._event(obj, out)
-        return out
-
-    def _event(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+    def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
+        if data == "[DONE]":
+            return
+        obj = self._json(data)
         if obj.get("error") is not None:
-            self._done = True
             etype = as_str(obj.get("error_type"))
             status = {"validation": 422, "generation": 424}.get((etype or "").lower())
-            out.append(StreamError(etype, as_str(obj.get("error")) or "stream error", status))
+            self._stream_error(out, etype, as_str(obj.get("error")), status, final=True)
             return
-        if not self._started:
-            self._started = True
-            out.append(StreamStart())
+        self._start(out)
         token = obj.get("token")
         if isinstance(token, Mapping) and not token.get("special"):
-            text = token.get("text")
-            if isinstance(text, str) and text:
-                self._text.append(text)
-                out.append(TextDelta(text))
+            self._text_delta(token.get("text"), out)
         if obj.get("generated_text") is not None:
             self._done = True
             details = obj.get("details") if isinstance(obj.get("details"), Mapping) else None
