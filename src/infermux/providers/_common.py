@@ -2,7 +2,7 @@
 
 - finish-reason mapping (:func:`map_finish_reason`)
 - request helpers (:func:`compact`, :func:`merge_extra`, :data:`JSON_HEADERS`, :func:`bearer_auth`,
-  :func:`function_schema`, :func:`tool_arguments`, :func:`image_data_url`)
+  :func:`function_schema`, :func:`tool_arguments`, :func:`text_only`, :func:`image_data_url`)
 - tolerant readers of untrusted JSON (:func:`as_int`, :func:`as_str`, :func:`opt_int`, :func:`floats`,
   :func:`token_usage`, :func:`json_object`, :func:`malformed`)
 - error answers (:func:`parse_error_body`, :func:`extract_error`, :func:`read_error`, :func:`status_error`)
@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
 from ..resilience.retry import parse_retry_after
-from ..types import FinishReason, ImagePart, Tool, ToolCall, Usage
+from ..types import FinishReason, ImagePart, Message, TextPart, Tool, ToolCall, Usage
 from ._base import error_from_body, first_header, header
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "read_error",
     "server_root",
     "status_error",
+    "text_only",
     "token_usage",
     "tool_arguments",
 ]
@@ -129,6 +130,16 @@ def tool_arguments(call: ToolCall, provider: str) -> dict[str, Any]:
             f" got {call.raw_arguments!r}"
         )
     return dict(args)
+
+
+def text_only(m: Message, *, tools_error: str, images_error: str) -> str:
+    """The text of a message for a wire that takes plain text (a raw prompt): tool calls, tool results
+    and images raise :class:`ConfigurationError` with the given messages."""
+    if m.tool_calls or m.role == "tool":
+        raise ConfigurationError(tools_error)
+    if isinstance(m.content, tuple) and any(not isinstance(p, TextPart) for p in m.content):
+        raise ConfigurationError(images_error)
+    return m.text
 
 
 def image_data_url(part: ImagePart) -> str:

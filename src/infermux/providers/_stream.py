@@ -34,13 +34,15 @@ __all__ = ["StreamParserBase"]
 class StreamParserBase:
     """Base of the stream parsers; see the module docstring. Subclasses implement :meth:`_data`."""
 
+    #: the provider name when none is given to the constructor
+    PROVIDER: ClassVar[str] = ""
     #: the IncompleteStreamError message; ``{provider}`` and ``{chars}`` (text received) are filled in
     INCOMPLETE: ClassVar[str] = "{provider}: stream ended without its terminal marker"
 
     __slots__ = ("_calls", "_decoder", "_done", "_errored", "_finish", "_finish_seen", "_started", "_text", "provider")
 
-    def __init__(self, provider: str, decoder: SSEDecoder | NDJSONDecoder | None = None) -> None:
-        self.provider = provider
+    def __init__(self, provider: str | None = None, decoder: SSEDecoder | NDJSONDecoder | None = None) -> None:
+        self.provider = provider or self.PROVIDER
         self._decoder = SSEDecoder() if decoder is None else decoder
         self._done = False  # terminal marker (or a final error) seen: later data is ignored
         self._errored = False  # a StreamError was emitted

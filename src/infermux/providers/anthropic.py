@@ -318,8 +318,10 @@ class AnthropicStreamParser(StreamParserBase):
 
     __slots__ = ("_blocks", "_input_usage", "_stop")
 
+    PROVIDER = NAME
+
     def __init__(self) -> None:
-        super().__init__(NAME)
+        super().__init__()
         # content-block index -> [tool ordinal, id, name, json pieces] for tool_use blocks
         self._blocks: dict[int, list[Any]] = {}
         self._input_usage: Usage | None = None

@@ -442,10 +442,8 @@ class GeminiStreamParser(StreamParserBase):
 
     INCOMPLETE = "{provider} stream ended without a finishReason (after {chars} characters of text)"
 
+    PROVIDER = NAME
     __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__(NAME)
 
     def _data(self, text: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         data = self._json(text)

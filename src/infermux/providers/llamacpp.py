@@ -194,10 +194,8 @@ class CompletionStreamParser(StreamParserBase):
     """Native ``/completion`` stream: ``data: {"content": "...", "stop": false}`` chunks; the object with
     ``"stop": true`` is the terminal marker (it carries ``stop_type`` and token counts)."""
 
+    PROVIDER = NAME
     INCOMPLETE = "{provider}: /completion stream ended without a 'stop': true chunk"
-
-    def __init__(self) -> None:
-        super().__init__(NAME)
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         obj = self._json(data)

@@ -39,7 +39,6 @@ from ..types import (
     EmbedResponse,
     Message,
     StreamEvent,
-    TextPart,
 )
 from ._base import Provider, ProviderRequest, decode_json
 from ._common import (
@@ -52,6 +51,7 @@ from ._common import (
     merge_extra,
     read_error,
     status_error,
+    text_only,
 )
 from ._sse import SSEMessage
 from .openai import ChatStreamParser, auth_headers, make_openai_compatible, parse_chat, parse_embed
@@ -103,13 +103,11 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, prov
 
 
 def _text(m: Message) -> str:
-    if m.tool_calls or m.role == "tool":
-        raise ConfigurationError("OPEA gateways do not support tool calls")
-    if isinstance(m.content, tuple):
-        if any(not isinstance(p, TextPart) for p in m.content):
-            raise ConfigurationError("OPEA gateways take text only (no images)")
-        return "".join(p.text for p in m.content if isinstance(p, TextPart))
-    return m.content or ""
+    return text_only(
+        m,
+        tools_error="OPEA gateways do not support tool calls",
+        images_error="OPEA gateways take text only (no images)",
+    )
 
 
 def _messages(req: ChatRequest, fmt: MessagesFormat) -> str | list[dict[str, str]]:
@@ -154,10 +152,8 @@ class OpeaStreamParser(ChatStreamParser):
     """SSE ended by ``data: [DONE]`` whose data are byte-literal tokens (``data: b'...'``), OpenAI chunks
     (parsed as :class:`.openai.ChatStreamParser` does) or, from some gateway versions, plain-text tokens."""
 
+    PROVIDER = NAME
     INCOMPLETE = "{provider}: stream ended before [DONE]"
-
-    def __init__(self, provider: str = NAME) -> None:
-        super().__init__(provider)
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         if data == "[DONE]":

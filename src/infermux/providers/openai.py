@@ -340,9 +340,10 @@ class ChatStreamParser(StreamParserBase):
     ``IncompleteStreamError`` with the text so far.
     """
 
+    PROVIDER = NAME
     INCOMPLETE = "{provider}: stream ended before [DONE] and without a finish_reason"
 
-    def __init__(self, provider: str = NAME) -> None:
+    def __init__(self, provider: str | None = None) -> None:
         super().__init__(provider)
         self._tools_started: set[int] = set()
 

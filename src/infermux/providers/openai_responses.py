@@ -314,10 +314,8 @@ class ResponsesStreamParser(StreamParserBase):
     ``IncompleteStreamError`` from :meth:`close`.
     """
 
+    PROVIDER = NAME
     INCOMPLETE = "{provider}: stream ended without response.completed/incomplete/failed"
-
-    def __init__(self, provider: str = NAME) -> None:
-        super().__init__(provider)
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         if data == "[DONE]":

@@ -31,7 +31,6 @@ from ..types import (
     ResponseFormat,
     StreamEvent,
     StreamFinish,
-    TextPart,
     Usage,
     UsageEvent,
     coerce_messages,
@@ -48,6 +47,7 @@ from ._common import (
     opt_int,
     read_error,
     status_error,
+    text_only,
 )
 from ._prometheus import Sample, parse_prometheus, sample_sum, sample_value
 from ._sse import SSEMessage
@@ -88,11 +88,11 @@ Template = Literal["chatml", "llama3", "plain"]
 
 
 def _text_only(m: Message) -> str:
-    if m.tool_calls or m.role == "tool":
-        raise ConfigurationError("TGI /generate takes a raw prompt: tool calls need the 'tgi_chat' provider")
-    if isinstance(m.content, tuple) and any(not isinstance(p, TextPart) for p in m.content):
-        raise ConfigurationError("TGI /generate takes a raw prompt: images need the 'tgi_chat' provider")
-    return m.text
+    return text_only(
+        m,
+        tools_error="TGI /generate takes a raw prompt: tool calls need the 'tgi_chat' provider",
+        images_error="TGI /generate takes a raw prompt: images need the 'tgi_chat' provider",
+    )
 
 
 def render_prompt(messages: MessagesInput | Sequence[Message], template: str = "chatml") -> str:
@@ -258,10 +258,8 @@ class GenerateStreamParser(StreamParserBase):
     ``generated_text`` is not null is the terminal marker (it carries ``details.finish_reason``); special
     tokens (EOS) are not text. ``{"error", "error_type"}`` in the stream becomes a :class:`StreamError`."""
 
+    PROVIDER = NAME
     INCOMPLETE = "{provider}: generate stream ended before the event with 'generated_text'"
-
-    def __init__(self, provider: str = NAME) -> None:
-        super().__init__(provider)
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         if data == "[DONE]":
