@@ -4,33 +4,36 @@ Every recording of ``anthropic`` and ``bedrock-anthropic`` is a case. Bedrock's 
 (model in the path ``/model/<id>/invoke``, ``anthropic_version`` in the body, SigV4 auth), which this
 provider does not build: its request side is skipped; its response body is the Messages shape and is
 parsed. Legacy ``/v1/complete`` traffic is skipped on both sides (Text Completions API, not supported).
+``check_response`` / ``check_request`` work on any recording that ``accepts``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from infermux.errors import APIStatusError, status_error_class
 from infermux.providers.anthropic import PROVIDER, build_chat, chat_request_from_wire, classify_error, parse_chat
-from infermux.types import StreamAccumulator, StreamEvent, StreamFinish, TextDelta
 
+from ._checks import check_status_error, error_envelope, expected_finish, run_stream, sse_objects
 from ._recordings import Recording, load
 
 pytestmark = pytest.mark.conformance
 
-RECORDINGS = load({"anthropic", "bedrock-anthropic"})
+PROVIDERS = {"anthropic", "bedrock-anthropic"}
+RECORDINGS = load(PROVIDERS)
 CHUNK = 13  # small, odd-sized chunks so SSE lines and UTF-8 characters get split
-
-#: sources whose cassette config removed the auth header entirely (name and value), so x-api-key cannot be seen
-PACKAGES_WITHOUT_AUTH_HEADER = {"opentelemetry-instrumentation-anthropic"}
 
 #: request keys whose recorded form legitimately differs from ours after the wire -> ChatRequest -> wire
 #: round trip: the beta structured-outputs spelling ``output_format`` is sent as GA ``output_config.format``.
 DOCUMENTED_KEY_DIFFERENCES = {"output_format": "output_config"}
+
+
+def accepts(rec: Recording) -> bool:
+    return rec.provider in PROVIDERS
 
 
 def _skip_unsupported(rec: Recording, side: str) -> None:
@@ -45,94 +48,163 @@ def _skip_unsupported(rec: Recording, side: str) -> None:
         pytest.skip(f"endpoint kind {kind!r} is not the Messages API")
 
 
-def _feed(raw: bytes) -> list[StreamEvent]:
-    parser = PROVIDER.new_stream_parser()
-    events: list[StreamEvent] = []
-    for i in range(0, len(raw), CHUNK):
-        events += parser.feed(raw[i : i + CHUNK])
-    events += parser.close()
-    return events
-
-
-@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
-def test_response_side(rec: Recording) -> None:
-    _skip_unsupported(rec, "response")
-    resp = rec.response
-    status = int(resp["status"])
+def _request_id(rec: Recording) -> str | None:
     headers = rec.response_headers()
-    raw = rec.response_bytes()
-    if status >= 400:
-        err = classify_error(status, headers, raw)
-        assert isinstance(err, APIStatusError)
-        assert type(err) is status_error_class(status)
-        body = resp["body"]
-        assert err.error_type == body["error"]["type"]
-        assert err.provider_message == body["error"]["message"]
-        assert err.provider_request_id == (headers.get("request-id") or body.get("request_id"))
-        if "x-should-retry" in headers:
-            assert err.should_retry_header is (headers["x-should-retry"] == "true")
-            assert err.retryable is err.should_retry_header
+    body = rec.response.get("body")
+    body_rid = body.get("request_id") if isinstance(body, Mapping) else None
+    return headers.get("request-id") or headers.get("x-request-id") or body_rid
+
+
+def _check_error(rec: Recording) -> None:
+    status = int(rec.response["status"])
+    headers = rec.response_headers()
+    err = classify_error(status, headers, rec.response_bytes())
+    etype, _ = error_envelope(rec)
+    body = rec.response.get("body")
+    anthropic_shape = isinstance(body, Mapping) and isinstance(body.get("error"), Mapping)
+    check_status_error(
+        err,
+        rec,
+        provider="anthropic",
+        request_id=_request_id(rec),
+        overloaded=etype == "overloaded_error",
+        # only the {"type": "error", "error": {...}} envelope is Anthropic's; a proxy's page has no type
+        check_type=anthropic_shape,
+    )
+    if "x-should-retry" in headers:
+        assert err.should_retry_header is (headers["x-should-retry"] == "true")
+        assert err.retryable is err.should_retry_header
+
+
+def _stream_expectations(rec: Recording) -> dict[str, Any]:
+    """Text, tool calls, stop reason, usage and error as the recorded events carry them."""
+    text: list[str] = []
+    tools: dict[int, list[Any]] = {}
+    stop = error = None
+    usage: dict[str, Any] = {}
+    done = False
+    for name, obj in sse_objects(rec):
+        if not isinstance(obj, Mapping):
+            continue
+        kind = name or obj.get("type")
+        if kind == "message_start":
+            usage.update((obj.get("message") or {}).get("usage") or {})
+        elif kind == "content_block_start":
+            block = obj["content_block"]
+            if block.get("type") == "text":
+                text.append(block.get("text") or "")
+            elif block.get("type") == "tool_use":
+                tools[obj["index"]] = [block["id"], block["name"], []]
+        elif kind == "content_block_delta":
+            d = obj["delta"]
+            if d.get("type") == "text_delta":
+                text.append(d["text"])
+            elif d.get("type") == "input_json_delta" and obj["index"] in tools:
+                tools[obj["index"]][2].append(d.get("partial_json") or "")
+        elif kind == "message_delta":
+            stop = (obj.get("delta") or {}).get("stop_reason") or stop
+            usage.update(obj.get("usage") or {})
+        elif kind == "message_stop":
+            done = True
+        elif kind == "error" and error is None:
+            error = (obj.get("error") or {}).get("message") or json.dumps(obj)[:300]
+    calls = [(t[0], t[1], json.loads("".join(t[2]) or "{}")) for _, t in sorted(tools.items())]
+    return {"text": "".join(text), "calls": calls, "stop": stop, "usage": usage, "error": error, "done": done}
+
+
+def _check_stream(rec: Recording) -> None:
+    exp = _stream_expectations(rec)
+    acc = run_stream(
+        PROVIDER.new_stream_parser,
+        rec,
+        complete=exp["done"] or exp["error"] is not None,
+        error_message=exp["error"],
+        size=CHUNK,
+    )
+    if acc is None:
         return
-    if "raw_body" in resp:
-        events = _feed(raw)
-        assert isinstance(events[-1], StreamFinish)
-        assert sum(isinstance(e, StreamFinish) for e in events) == 1
-        acc = StreamAccumulator()
-        for ev in events:
-            acc.add(ev)
-        assert acc.text == "".join(e.text for e in events if isinstance(e, TextDelta))
-        # the recorded events, independently of the parser: every text_delta, in order
-        expected = "".join(
-            d["delta"]["text"]
-            for d in (json.loads(e["data"]) for e in resp["sse_events"] if e.get("event") == "content_block_delta")
-            if d["delta"].get("type") == "text_delta"
-        )
-        assert acc.text == expected
-        assert acc.finish_reason is not None
-        assert acc.usage is not None
-        assert acc.usage.output_tokens > 0
-        return
-    body = resp["body"]
-    r = parse_chat(raw, headers)
+    assert acc.text == exp["text"]
+    assert [(c.id, c.name, c.arguments) for c in acc.tool_calls()] == exp["calls"]
+    if exp["error"] is None:
+        assert acc.finish_reason == expected_finish(exp["stop"])
+    u = exp["usage"]
+    if "output_tokens" in u:
+        assert acc.usage is not None and acc.usage.output_tokens == u["output_tokens"]
+        inputs = sum(u.get(k) or 0 for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+        assert acc.usage.input_tokens == inputs
+
+
+def _check_body(rec: Recording) -> None:
+    headers = rec.response_headers()
+    body = rec.response["body"]
+    r = parse_chat(rec.response_bytes(), headers)
     texts = [b["text"] for b in body["content"] if b["type"] == "text"]
+    # only client tool_use blocks are calls for the caller (server_tool_use / mcp_tool_use run server-side)
     uses = [b for b in body["content"] if b["type"] == "tool_use"]
     assert r.text == "".join(texts)
     assert [(c.id, c.name, c.arguments) for c in r.tool_calls] == [(u["id"], u["name"], u["input"]) for u in uses]
     assert r.response_id == body["id"]
     assert r.model == body["model"]
-    assert r.provider_request_id == headers.get("request-id")
+    assert r.provider_request_id == (headers.get("request-id") or headers.get("x-request-id"))
+    u = body["usage"]
     assert r.usage is not None
-    assert r.usage.output_tokens == body["usage"]["output_tokens"]
-    assert r.usage.input_tokens >= body["usage"]["input_tokens"]
-    assert (
-        r.finish_reason == {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length"}[body["stop_reason"]]
-    )
+    assert r.usage.output_tokens == u["output_tokens"]
+    cache_read = u.get("cache_read_input_tokens") or 0
+    assert r.usage.input_tokens == u["input_tokens"] + (u.get("cache_creation_input_tokens") or 0) + cache_read
+    assert r.usage.cached_tokens == cache_read
+    assert r.finish_reason == expected_finish(body.get("stop_reason"))
 
 
-@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
-def test_request_side(rec: Recording) -> None:
+def check_response(rec: Recording) -> None:
+    _skip_unsupported(rec, "response")
+    if int(rec.response["status"]) >= 400:
+        _check_error(rec)
+    elif "raw_body" in rec.response:
+        _check_stream(rec)
+    else:
+        _check_body(rec)
+
+
+def check_request(rec: Recording) -> None:
     _skip_unsupported(rec, "request")
     req = rec.request
     body: dict[str, Any] | None = req.get("body")
     if not body:
         pytest.skip("the cassette did not record the request body")
     rec_headers = {k.lower(): v for k, v in (req.get("headers") or {}).items()}
-    assert "anthropic-version" in rec_headers
-    assert "authorization" not in rec_headers
-    if rec.data["source"]["package"] not in PACKAGES_WITHOUT_AUTH_HEADER:
-        assert rec_headers.get("x-api-key") == "<redacted>"
+    if int(rec.response["status"]) < 400:  # the API refuses a request without it
+        assert "anthropic-version" in rec_headers
+    # Where a credential header survived the upstream scrubbing it is x-api-key, ours; an OAuth/auth_token
+    # client sends ``authorization: Bearer`` instead (a credential this provider does not take).
+    if "x-api-key" in rec_headers:
+        assert rec_headers["x-api-key"] == "<redacted>"
+    else:
+        assert not ({"api-key", "x-goog-api-key"} & set(rec_headers))
 
     ours = build_chat(chat_request_from_wire(body), str(body["model"]), bool(body.get("stream")))
     assert ours.method == req["method"]
     assert urlsplit(req["path"]).path.endswith("/v1/messages")
     assert ours.path == "/v1/messages"
-    assert ours.headers["anthropic-version"] == rec_headers["anthropic-version"]
+    if "anthropic-version" in rec_headers:
+        assert ours.headers["anthropic-version"] == rec_headers["anthropic-version"]
     assert set(PROVIDER.auth_headers("k")) == {"x-api-key"}
 
     expected = dict(body)
+    if expected.get("stream") is False:
+        expected.pop("stream")  # the default: not sent
     for recorded_key, our_key in DOCUMENTED_KEY_DIFFERENCES.items():
         if recorded_key in expected:
             assert ours.json[our_key] == {"format": expected.pop(recorded_key)}
             expected[our_key] = ours.json[our_key]
     assert set(ours.json) == set(expected)
     assert ours.json == expected
+
+
+@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
+def test_response_side(rec: Recording) -> None:
+    check_response(rec)
+
+
+@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
+def test_request_side(rec: Recording) -> None:
+    check_request(rec)
