@@ -6,16 +6,15 @@ are compared with what the recording itself says; generate and similarity reques
 from __future__ import annotations
 
 import contextlib
-import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from infermux.errors import ConfigurationError, MalformedResponseError, OverloadedError, status_error_class
+from infermux.errors import ConfigurationError, MalformedResponseError
 from infermux.providers import tei, tgi
-from infermux.providers._common import map_finish_reason
-from infermux.types import StreamAccumulator, StreamEvent
 
+from ._checks import check_status_error, error_envelope, expected_finish, has_done_marker, run_stream, sse_objects
 from ._recordings import Recording, load
 
 pytestmark = pytest.mark.conformance
@@ -24,53 +23,34 @@ RECORDINGS = load({"huggingface"})
 _IDS = [r.path.stem for r in RECORDINGS]
 
 
-def _feed(parser: Any, raw: bytes, size: int) -> list[StreamEvent]:
-    events: list[StreamEvent] = []
-    for i in range(0, len(raw), size):
-        events.extend(parser.feed(raw[i : i + size]))
-    events.extend(parser.close())
-    return events
-
-
-def _accumulate(events: list[StreamEvent]) -> StreamAccumulator:
-    acc = StreamAccumulator()
-    for ev in events:
-        acc.add(ev)
-    return acc
-
-
-# --------------------------------------------------------------------------- tgi_generate
-
-
-def _check_generate_error(rec: Recording) -> None:
+def _check_generate_error(rec: Recording, provider: str = "tgi") -> None:
     status = int(rec.response["status"])
-    err = tgi.classify_error(status, rec.response_headers(), rec.response_bytes())
-    body = rec.response.get("body")
-    expected_msg = body.get("error") if isinstance(body, dict) else rec.response.get("body_text")
-    etype = body.get("error_type") if isinstance(body, dict) else None
-    assert err.status_code == status and err.provider == "tgi"
-    if etype == "overloaded":
-        assert isinstance(err, OverloadedError) and err.retryable
-    else:
-        assert type(err) is status_error_class(status)
-        assert err.error_type == (etype or err.error_type)
-    # a non-JSON body's text is kept up to 300 characters, whitespace-trimmed
-    assert err.provider_message == expected_msg or str(expected_msg).strip().startswith(str(err.provider_message))
-    assert err.provider_request_id == rec.response_headers().get("x-request-id")
+    classify = tgi.CHAT_PROVIDER.classify_error if provider == "tgi_chat" else tgi.classify_error
+    err = classify(status, rec.response_headers(), rec.response_bytes())
+    etype, _ = error_envelope(rec)
+    check_status_error(
+        err,
+        rec,
+        provider=provider,
+        request_id=rec.response_headers().get("x-request-id"),
+        overloaded=(etype or "").lower() == "overloaded",
+    )
+    if isinstance(rec.response.get("body"), dict):
+        assert err.error_type == etype
 
 
 def _check_generate_stream(rec: Recording) -> None:
-    raw = rec.response_bytes()
-    events = _feed(tgi.GenerateStreamParser(), raw, 7)
-    assert events == _feed(tgi.GenerateStreamParser(), raw, len(raw) or 1), "chunking changed the events"
-    acc = _accumulate(events)
-    objs = [json.loads(e["data"]) for e in rec.response["sse_events"] if e["data"].strip() != "[DONE]"]
+    objs = [o for _, o in sse_objects(rec) if isinstance(o, Mapping)]
+    error = next((o["error"] for o in objs if o.get("error") is not None), None)
+    final = [o for o in objs if o.get("generated_text") is not None]
+    acc = run_stream(tgi.GenerateStreamParser, rec, complete=bool(final) or error is not None, error_message=error)
+    if acc is None:
+        return
     tokens = "".join(o["token"]["text"] for o in objs if o.get("token") and not o["token"].get("special"))
     assert acc.text == tokens
-    final = [o for o in objs if o.get("generated_text") is not None]
-    assert acc.finished == bool(final)
     if final and final[-1].get("details"):
-        assert acc.finish_reason == map_finish_reason(final[-1]["details"]["finish_reason"])
+        assert acc.finish_reason == expected_finish(final[-1]["details"]["finish_reason"])
+        assert acc.usage is not None and acc.usage.output_tokens == final[-1]["details"]["generated_tokens"]
 
 
 def _check_generate_json(rec: Recording) -> None:
@@ -79,7 +59,7 @@ def _check_generate_json(rec: Recording) -> None:
     r = tgi.parse_generate(rec.response_bytes(), rec.response_headers())
     assert r.text == item["generated_text"]
     details = item.get("details")
-    assert r.finish_reason == (map_finish_reason(details["finish_reason"]) if details else None)
+    assert r.finish_reason == (expected_finish(details["finish_reason"]) if details else None)
     if details and r.usage is not None:
         assert r.usage.output_tokens == details["generated_tokens"]
     assert r.provider_request_id == rec.response_headers().get("x-request-id")
@@ -151,19 +131,32 @@ def _check_embeddings(rec: Recording) -> None:
 def _check_chat(rec: Recording) -> None:
     prov = tgi.CHAT_PROVIDER
     if "sse_events" in rec.response:
-        raw = rec.response_bytes()
-        acc = _accumulate(_feed(prov.new_stream_parser(), raw, 7))
-        expected = "".join(
-            (json.loads(e["data"])["choices"][0].get("delta") or {}).get("content") or ""
-            for e in rec.response["sse_events"]
-            if e["data"].strip() != "[DONE]" and json.loads(e["data"]).get("choices")
+        chunks = [o for _, o in sse_objects(rec) if isinstance(o, Mapping)]
+        error = next((error_envelope(_body_rec(rec, c))[1] for c in chunks if c.get("error") is not None), None)
+        choices = [ch for c in chunks for ch in c.get("choices") or [] if ch.get("index", 0) == 0]
+        finish = [ch["finish_reason"] for ch in choices if ch.get("finish_reason")]
+        acc = run_stream(
+            prov.new_stream_parser,
+            rec,
+            complete=has_done_marker(rec) or bool(finish) or error is not None,
+            error_message=error,
         )
-        assert acc.text == expected and acc.finished
+        if acc is None:
+            return
+        assert acc.text == "".join((ch.get("delta") or {}).get("content") or "" for ch in choices)
+        if error is None:
+            assert acc.finish_reason == expected_finish(finish[-1] if finish else None)
         return
     r = prov.parse_chat(rec.response_bytes(), rec.response_headers())
-    msg = rec.response["body"]["choices"][0]["message"]
+    choice = rec.response["body"]["choices"][0]
+    msg = choice["message"]
     assert r.text == (msg.get("content") or "") and r.provider == "tgi_chat"
-    assert len(r.tool_calls) == len(msg.get("tool_calls") or [])
+    assert [c.name for c in r.tool_calls] == [c["function"]["name"] for c in msg.get("tool_calls") or []]
+    assert r.finish_reason == expected_finish(choice.get("finish_reason"))
+
+
+def _body_rec(rec: Recording, obj: Any) -> Recording:
+    return Recording(rec.path, {**rec.data, "response": {"status": 200, "headers": {}, "body": obj}})
 
 
 def _check_generate(rec: Recording, status: int) -> None:
@@ -179,8 +172,12 @@ def _check_generate(rec: Recording, status: int) -> None:
         _check_generate_json(rec)
 
 
-@pytest.mark.parametrize("rec", RECORDINGS, ids=_IDS)
-def test_recorded_huggingface(rec: Recording) -> None:
+def accepts(rec: Recording) -> bool:
+    return rec.provider == "huggingface"
+
+
+def check_response(rec: Recording) -> None:
+    """Response side (and, for TGI generate, the request rebuilt) of one Hugging Face recording."""
     kind = rec.endpoint_kind
     status = int(rec.response["status"])
     if kind == "tgi_generate":
@@ -188,17 +185,23 @@ def test_recorded_huggingface(rec: Recording) -> None:
     elif kind == "embeddings":
         if status >= 400:
             err = tei.classify_error(status, rec.response_headers(), rec.response_bytes())
-            assert err.status_code == status
+            check_status_error(
+                err, rec, provider=err.provider or "tei", request_id=rec.response_headers().get("x-request-id")
+            )
         else:
             _check_embeddings(rec)
     elif kind == "chat":
         if status >= 400:
-            err = tgi.CHAT_PROVIDER.classify_error(status, rec.response_headers(), rec.response_bytes())
-            assert type(err) is status_error_class(status) or isinstance(err, OverloadedError)
+            _check_generate_error(rec, "tgi_chat")
         else:
             _check_chat(rec)
     else:
         pytest.skip(f"endpoint kind {kind} is not a TGI/TEI route")
+
+
+@pytest.mark.parametrize("rec", RECORDINGS, ids=_IDS)
+def test_recorded_huggingface(rec: Recording) -> None:
+    check_response(rec)
 
 
 def test_truncated_recorded_generate_is_malformed() -> None:
