@@ -1,4 +1,4 @@
-"""Replays recorded Ollama traffic (native ``/api/*`` only: chat, generate, legacy embeddings) through the pure
+"""Replays recorded Ollama traffic (native ``/api/*`` only: chat, generate, embed, legacy embeddings) through the pure
 provider, response side and request side.
 
 The recordings come from an older ``ollama`` SDK that sent empty defaults (``"format": ""``, ``"options": {}``,
@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from infermux.providers import ollama as ol
-from infermux.types import ChatRequest, Message, StreamAccumulator, StreamEvent, StreamFinish, TextDelta, ToolCall
+from infermux.types import ChatRequest, EmbedRequest, ImagePart, Message, TextPart, Tool, ToolCall
 
+from ._checks import check_status_error, expected_finish, run_stream
 from ._recordings import Recording, load
 
 pytestmark = pytest.mark.conformance
@@ -27,15 +28,12 @@ CHUNK = 11  # odd-sized chunks split NDJSON lines and multi-byte characters
 DOCUMENTED_ADDED_KEYS = {"tool_name"}
 
 
+def accepts(rec: Recording) -> bool:
+    return rec.provider == "ollama"
+
+
 def _route(rec: Recording) -> str:
     return urlsplit(rec.request["path"]).path
-
-
-def _feed(parser: Any, raw: bytes) -> list[Any]:
-    out: list[Any] = []
-    for i in range(0, len(raw), CHUNK):
-        out += parser.feed(raw[i : i + CHUNK])
-    return out + parser.close()
 
 
 def _supported(rec: Recording) -> None:
@@ -43,21 +41,57 @@ def _supported(rec: Recording) -> None:
         pytest.skip(f"route {_route(rec)} has no parser in the ollama provider")
 
 
-def test_recordings_present() -> None:
-    if not RECORDINGS:
-        pytest.skip("no ollama recordings in INFERMUX_RECORDINGS")
-    assert all(r.provider == "ollama" for r in RECORDINGS)
+def _calls(message: Any) -> list[tuple[str, Any]]:
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    return [(c["function"]["name"], c["function"].get("arguments")) for c in calls or []]
 
 
-@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
-def test_response_side(rec: Recording) -> None:
+def _finish(obj: dict[str, Any], has_calls: bool) -> str | None:
+    reason = obj.get("done_reason") or ("stop" if obj.get("done") is True else None)  # older servers: no reason
+    mapped = expected_finish(reason)
+    return "tool_calls" if has_calls and mapped == "stop" else mapped
+
+
+def _check_usage(usage: Any, last: dict[str, Any]) -> None:
+    if "eval_count" in last or "prompt_eval_count" in last:
+        assert usage is not None and usage.output_tokens == last.get("eval_count", 0)
+        assert usage.input_tokens == last.get("prompt_eval_count", 0)
+
+
+def _check_stream(rec: Recording, kind: str) -> None:
+    lines = rec.response["ndjson"]
+    error = next((o["error"] for o in lines if o.get("error") is not None), None)
+    done = [o for o in lines if o.get("done") is True]
+    acc = run_stream(
+        lambda: ol.NDJSONStreamParser(kind),
+        rec,
+        complete=bool(done) or error is not None,
+        error_message=error,
+        size=CHUNK,
+    )
+    if acc is None:
+        return
+    ok = [o for o in lines if o.get("error") is None]
+    pieces = [(o.get("message") or {}).get("content") or "" if kind == "chat" else o.get("response") or "" for o in ok]
+    assert acc.text == "".join(pieces)
+    calls = [c for o in ok for c in _calls(o.get("message"))]
+    assert [(c.name, c.arguments) for c in acc.tool_calls()] == calls
+    if ok:
+        assert acc.model == ok[0]["model"]
+    if error is None:
+        last = done[0]
+        assert acc.finish_reason == _finish(last, bool(calls))
+        _check_usage(acc.usage, last)
+
+
+def check_response(rec: Recording) -> None:
     _supported(rec)
     resp, route = rec.response, _route(rec)
     headers, raw = rec.response_headers(), rec.response_bytes()
     status = int(resp["status"])
-    if status >= 400:  # the shared set has no Ollama errors; another set may
+    if status >= 400:
         err = ol.classify_error(status, headers, raw)
-        assert err.status_code == status and err.provider == "ollama" and err.provider_message
+        check_status_error(err, rec, provider="ollama", request_id=None, check_type=False)
         return
     if route in ("/api/embeddings", "/api/embed"):
         parse = ol.parse_embeddings_legacy if route == "/api/embeddings" else ol.parse_embed
@@ -67,26 +101,15 @@ def test_response_side(rec: Recording) -> None:
         return
     kind = "chat" if route == "/api/chat" else "generate"
     if "ndjson" in resp:
-        lines = resp["ndjson"]
-        events: list[StreamEvent] = _feed(ol.NDJSONStreamParser(kind), raw)
-        assert sum(isinstance(e, StreamFinish) for e in events) == 1 and isinstance(events[-1], StreamFinish)
-        acc = StreamAccumulator()
-        for e in events:
-            acc.add(e)
-        pieces = [o["message"]["content"] if kind == "chat" else o["response"] for o in lines]
-        assert acc.text == "".join(pieces) == "".join(e.text for e in events if isinstance(e, TextDelta))
-        last = lines[-1]
-        assert last["done"] is True and acc.finish_reason == "stop" == last["done_reason"]
-        assert acc.usage is not None and acc.usage.output_tokens == last["eval_count"]
-        assert acc.usage.input_tokens == last.get("prompt_eval_count", 0)
-        assert acc.model == lines[0]["model"]
+        _check_stream(rec, kind)
         return
     data = resp["body"]
     r = (ol.parse_chat if kind == "chat" else ol.parse_generate)(raw, headers)
-    assert r.text == (data["message"]["content"] if kind == "chat" else data["response"])
-    assert r.finish_reason == "stop" and r.model == data["model"]
-    assert r.usage is not None and r.usage.output_tokens == data["eval_count"]
-    assert r.usage.input_tokens == data.get("prompt_eval_count", 0)
+    calls = _calls(data.get("message")) if kind == "chat" else []
+    assert r.text == (data["message"].get("content") or "" if kind == "chat" else data["response"])
+    assert [(c.name, c.arguments) for c in r.tool_calls] == calls
+    assert r.finish_reason == _finish(data, bool(calls)) and r.model == data["model"]
+    _check_usage(r.usage, data)
     assert r.raw == data
 
 
@@ -98,40 +121,69 @@ def _drop_empty(d: Any) -> Any:
     return d
 
 
-def _message(m: dict[str, Any], n: int) -> Message:
-    calls = tuple(
-        ToolCall.from_raw(f"call_{n}_{i}", c["function"]["name"], c["function"]["arguments"])
-        for i, c in enumerate(m.get("tool_calls") or [])
-    )
-    if m["role"] == "tool":
-        return Message.tool(f"call_{n - 1}_0", m["content"])
-    return Message(m["role"], m.get("content"), tool_calls=calls)
+def _messages(wire: list[dict[str, Any]]) -> tuple[Message, ...]:
+    """The recorded messages as neutral ones. Ollama's wire has no call ids: each ``tool`` message answers
+    the next unanswered call of the assistant turn before it (ids are ours; only ``tool_name`` shows them)."""
+    out: list[Message] = []
+    pending: list[str] = []
+    for n, m in enumerate(wire):
+        if m["role"] == "tool":
+            out.append(Message.tool(pending.pop(0) if pending else f"orphan_{n}", m.get("content") or ""))
+            continue
+        calls = tuple(
+            ToolCall.from_raw(f"call_{n}_{i}", c["function"]["name"], c["function"].get("arguments"))
+            for i, c in enumerate(m.get("tool_calls") or [])
+        )
+        pending = [c.id for c in calls]
+        content: str | tuple[TextPart | ImagePart, ...] = m.get("content") or ""
+        if m.get("images"):  # raw base64; the media type is not on the wire
+            content = (
+                TextPart(m.get("content") or ""),
+                *(ImagePart(data=b, media_type="image/png") for b in m["images"]),
+            )
+        out.append(Message(m["role"], content, tool_calls=calls))
+    return tuple(out)
 
 
-@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
-def test_request_side(rec: Recording) -> None:
+def _tools(wire: Any) -> tuple[Tool, ...]:
+    fns = [t["function"] for t in wire or []]
+    return tuple(Tool(f["name"], f.get("description") or "", f.get("parameters") or {"type": "object"}) for f in fns)
+
+
+def check_request(rec: Recording) -> None:
     _supported(rec)
-    wire, route = rec.request["body"], _route(rec)
-    if wire is None:
+    wire, route = rec.request.get("body"), _route(rec)
+    if not isinstance(wire, dict):
         pytest.skip("the cassette has no request body")
+    stream = bool(wire.get("stream", True))  # absent: the server streams
+    rest = {k: v for k, v in wire.items() if k not in ("model", "messages", "tools", "stream", "prompt", "input")}
     if route == "/api/chat":
-        req = ChatRequest(tuple(_message(m, n) for n, m in enumerate(wire["messages"])))
-        ours = ol.build_chat(req, wire["model"], bool(wire["stream"])).json
+        req = ChatRequest(_messages(wire["messages"]), tools=_tools(wire.get("tools")), extra=rest)
+        ours = ol.build_chat(req, wire["model"], stream).json
         for m in ours["messages"]:
             for key in DOCUMENTED_ADDED_KEYS:
                 m.pop(key, None)
         assert "stream" in ours  # always explicit: the server streams when it is absent
     elif route == "/api/generate":
-        ours = ol.build_generate(
-            wire["model"],
-            wire["prompt"],
-            system=wire.get("system") or None,
-            images=wire.get("images") or (),
-            format=wire.get("format") or None,
-            options=wire.get("options") or None,
-            stream=bool(wire["stream"]),
-            raw=wire.get("raw"),
-        ).json
+        ours = ol.build_generate(wire["model"], wire.get("prompt"), stream=stream, extra=rest).json
+    elif route == "/api/embed":
+        inputs = wire["input"] if isinstance(wire["input"], list) else [wire["input"]]
+        ours = ol.build_embed(EmbedRequest(tuple(inputs), extra=rest), wire["model"]).json
+        ours["input"] = wire["input"]  # a single string is sent as a one-item list: same request
     else:
-        ours = ol.build_embeddings_legacy(wire["model"], wire["prompt"], keep_alive=wire.get("keep_alive")).json
-    assert _drop_empty(json.loads(json.dumps(ours))) == _drop_empty(wire)
+        keep_alive = rest.pop("keep_alive", None)
+        if _drop_empty(rest):
+            pytest.skip(f"legacy /api/embeddings options {sorted(rest)} are not built (use /api/embed)")
+        ours = ol.build_embeddings_legacy(wire["model"], wire["prompt"], keep_alive=keep_alive).json
+    expected = {**wire, "stream": stream} if route in ("/api/chat", "/api/generate") else wire
+    assert _drop_empty(json.loads(json.dumps(ours))) == _drop_empty(expected)
+
+
+@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
+def test_response_side(rec: Recording) -> None:
+    check_response(rec)
+
+
+@pytest.mark.parametrize("rec", RECORDINGS, ids=str)
+def test_request_side(rec: Recording) -> None:
+    check_request(rec)
