@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
@@ -45,7 +46,7 @@ from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.keypool import KeyLease, KeyPool
 from .resilience.queue import PriorityGate
 from .resilience.retry import RetryPolicy, decide
-from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Timeouts, Transport
+from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Timeouts, Transport, safe_url
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -160,6 +161,20 @@ class _Deadline:
             raise self.expired_error() from e
 
 
+def _check_base_url(name: str, base: object) -> str:
+    """``base`` without its trailing slash, or :class:`ConfigurationError` when it cannot be sent to."""
+    if not isinstance(base, str) or not base.startswith(("http://", "https://")):
+        raise ConfigurationError(f"endpoint {name!r}: base_url must start with http:// or https://: {base!r}")
+    try:
+        parts = urllib.parse.urlsplit(base)
+        _ = parts.port  # ValueError when out of range
+    except ValueError as e:
+        raise ConfigurationError(f"endpoint {name!r}: invalid base_url {safe_url(base)!r}: {e}") from None
+    if not parts.hostname or not base.isprintable() or any(c.isspace() for c in base):
+        raise ConfigurationError(f"endpoint {name!r}: invalid base_url {safe_url(base)!r} (host, spaces)")
+    return base.rstrip("/")
+
+
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
     if isinstance(error, (AuthenticationError, PermissionDeniedError)):
         return "auth_failed"  # by class: some providers (Gemini) reject a bad key with 400 API_KEY_INVALID
@@ -191,12 +206,7 @@ class Endpoint:
         self._on_breaker_change = on_breaker_change
         self.name = config.name
         self.provider: Provider = get_provider(config.provider)
-        base = config.base_url or self.provider.default_base_url
-        if not base.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"endpoint {config.name!r}: base_url must start with http:// or https://: {base!r}"
-            )
-        self.base_url = base.rstrip("/")
+        self.base_url = _check_base_url(config.name, config.base_url or self.provider.default_base_url)
         self.clock = clock
         self._rand = rand
         self._owns_transport = transport is None
@@ -423,14 +433,41 @@ class Endpoint:
         resp = await self.transport.send(self._http_request(preq, attempt))
         attempt.response_headers = resp.headers
         self._note_headers(resp.headers)
-        if resp.status >= 400:
-            try:
-                body = await resp.read()
-            except InfermuxError:
-                body = b""
-            err = self.provider.classify_error(resp.status, resp.headers, body)
-            raise err
-        return resp
+        status = resp.status
+        if status < 300:
+            return resp
+        try:
+            body = await resp.read()
+        except InfermuxError:
+            body = b""
+        finally:
+            await resp.aclose()
+        raise self._status_error(status, resp.headers, body)
+
+    def _status_error(self, status: int, headers: Mapping[str, str], body: bytes) -> InfermuxError:
+        """The typed error for a non-2xx answer. A 3xx is not followed (the request carries the key): it is a
+        non-retryable :class:`APIStatusError` naming the new location, never a parse failure of its body."""
+        prov = self.provider
+        if status < 400:
+            location = headers.get("location")
+            where = f" to {safe_url(location)}" if location else ""
+            return status_error_class(status)(
+                f"{prov.name} answered HTTP {status} (a redirect{where}); redirects are not followed:"
+                " point base_url at the final address",
+                status_code=status,
+                provider_request_id=prov.provider_request_id(headers),
+                retryable=False,
+            )
+        try:
+            return prov.classify_error(status, headers, body)
+        except Exception as e:  # noqa: BLE001 - a provider bug must still surface as the typed status error
+            err = status_error_class(status)(
+                f"{prov.name} returned HTTP {status}: {body[:300].decode('utf-8', 'replace')}",
+                status_code=status,
+                provider_request_id=prov.provider_request_id(headers),
+            )
+            err.__cause__ = e
+            return err
 
     async def call(
         self,

@@ -9,11 +9,12 @@ function for unit tests. Transports raise only :class:`~infermux.errors.APIConne
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import APIConnectionError, APITimeoutError
+from .errors import APIConnectionError, APITimeoutError, ConfigurationError
 
 if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
@@ -25,6 +26,7 @@ __all__ = [
     "MockTransport",
     "Timeouts",
     "Transport",
+    "safe_url",
 ]
 
 
@@ -43,7 +45,7 @@ class Timeouts:
 class HTTPRequest:
     method: str
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # holds the API key
     body: bytes | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
 
@@ -75,11 +77,41 @@ class Transport(Protocol):
 # --------------------------------------------------------------------------- aiohttp
 
 
-class _AiohttpResponse:
-    __slots__ = ("_resp", "headers", "status")
+def safe_url(url: str) -> str:
+    """``url`` without user info, query and fragment (they may hold credentials, e.g. ``?key=``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return url.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1][:200]
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+
+def _describe(error: BaseException, url: str) -> str:
+    """A one-line description of an aiohttp error without request headers or the URL's query.
+
+    Never ``repr()``: aiohttp's ``ClientResponseError`` repr carries the request headers (the API key).
+    """
+    import aiohttp
+
+    resp_error = isinstance(error, aiohttp.ClientResponseError)
+    text = f"{error.status}, {error.message}" if resp_error else str(error)
+    query = urllib.parse.urlsplit(url).query if "?" in url else ""
+    if query:
+        text = text.replace(query, "[redacted]")
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+class _AiohttpResponse:
+    __slots__ = ("_resp", "_url", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
         self._resp = resp
+        self._url = url
         self.status = resp.status
         self.headers = {k.lower(): v for k, v in resp.headers.items()}
 
@@ -91,7 +123,9 @@ class _AiohttpResponse:
         except asyncio.TimeoutError as e:
             raise APITimeoutError("timed out reading the response body") from e
         except aiohttp.ClientError as e:
-            raise APIConnectionError(f"connection broke while reading the body: {e!r}") from e
+            raise APIConnectionError(
+                f"connection broke while reading the body of {safe_url(self._url)}: {_describe(e, self._url)}"
+            ) from e
         finally:
             self._resp.release()
 
@@ -104,7 +138,9 @@ class _AiohttpResponse:
         except asyncio.TimeoutError as e:
             raise APITimeoutError("timed out waiting for the next stream chunk") from e
         except aiohttp.ClientError as e:
-            raise APIConnectionError(f"connection broke mid-stream: {e!r}") from e
+            raise APIConnectionError(
+                f"connection broke mid-stream from {safe_url(self._url)}: {_describe(e, self._url)}"
+            ) from e
         finally:
             self._resp.release()
 
@@ -151,10 +187,16 @@ class AiohttpTransport:
                 allow_redirects=False,
             )
         except asyncio.TimeoutError as e:
-            raise APITimeoutError(f"timed out connecting to or waiting on {request.url}") from e
+            raise APITimeoutError(f"timed out connecting to or waiting on {safe_url(request.url)}") from e
+        except aiohttp.InvalidURL as e:
+            raise ConfigurationError(f"invalid URL {safe_url(request.url)!r}: {_describe(e, request.url)}") from None
         except aiohttp.ClientError as e:
-            raise APIConnectionError(f"could not reach {request.url}: {e!r}") from e
-        return _AiohttpResponse(resp)
+            raise APIConnectionError(f"could not reach {safe_url(request.url)}: {_describe(e, request.url)}") from e
+        except ValueError as e:  # header injection, a header aiohttp cannot encode...: raised before any I/O
+            raise ConfigurationError(
+                f"invalid request to {safe_url(request.url)}: {type(e).__name__} (check API keys and headers)"
+            ) from None
+        return _AiohttpResponse(resp, request.url)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:

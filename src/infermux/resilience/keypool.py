@@ -96,6 +96,9 @@ class KeyPool:
         for i, key in enumerate(keys):
             if not isinstance(key, str) or not key.strip():
                 raise ConfigurationError(f"KeyPool: key #{i + 1} is empty or not a string")
+            if not key.isascii() or not key.isprintable():
+                # a stray newline from a file or env var; such a key cannot be sent in a header
+                raise ConfigurationError(f"KeyPool: key #{i + 1} holds a control or non-ASCII character")
             if key in seen:
                 raise ConfigurationError(f"KeyPool: key #{i + 1} duplicates key #{seen[key] + 1}")
             seen[key] = i
