@@ -98,8 +98,7 @@ def _describe(error: BaseException, url: str) -> str:
     """
     import aiohttp
 
-    resp_error = isinstance(error, aiohttp.ClientResponseError)
-    text = f"{error.status}, {error.message}" if resp_error else str(error)
+    text = f"{error.status}, {error.message}" if isinstance(error, aiohttp.ClientResponseError) else str(error)
     query = urllib.parse.urlsplit(url).query if "?" in url else ""
     if query:
         text = text.replace(query, "[redacted]")
