@@ -18,11 +18,15 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 class EndpointCounters:
-    """Counters of one endpoint. Everything is O(1) to update on the hot path."""
+    """Counters of one endpoint. Everything is O(1) to update on the hot path.
+
+    Once no call is in progress, ``requests == successes + sum(failures) + cancelled``.
+    """
 
     __slots__ = (
         "attempts",
         "cached_tokens",
+        "cancelled",
         "circuit_rejections",
         "failures",
         "latencies",
@@ -41,6 +45,7 @@ class EndpointCounters:
         self.requests = 0
         self.attempts = 0
         self.successes = 0
+        self.cancelled = 0  # the caller cancelled the call or abandoned its stream
         self.failures: dict[str, int] = {}
         self.retries = 0
         self.shed = 0
@@ -57,6 +62,13 @@ class EndpointCounters:
         name = type(error).__name__
         self.failures[name] = self.failures.get(name, 0) + 1
 
+    def ended(self, error: BaseException) -> None:
+        """A call ended with ``error`` that the engine did not count: a cancellation or a non-infermux error."""
+        if isinstance(error, Exception):
+            self.failure(error)
+        else:  # CancelledError, GeneratorExit (an abandoned stream), KeyboardInterrupt...
+            self.cancelled += 1
+
     def snapshot(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         return {
@@ -65,6 +77,7 @@ class EndpointCounters:
             "successes": self.successes,
             "failures": dict(self.failures),
             "failures_total": sum(self.failures.values()),
+            "cancelled": self.cancelled,
             "retries": self.retries,
             "shed": self.shed,
             "queue_rejected": self.queue_rejected,

@@ -87,7 +87,7 @@ class EndpointConfig:
     queue_aging: float | None = 30.0
     adaptive_concurrency: bool = True  # cut the in-flight limit on 429/529, regrow it on successes (AIMD)
     timeouts: Timeouts = field(default_factory=Timeouts)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold credentials
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -117,7 +117,7 @@ class Attempt:
 
     request_id: str
     number: int
-    key: str | None
+    key: str | None = field(repr=False)
     key_label: str
     deadline_at: float | None  # on the endpoint's clock
     started_at: float = 0.0  # on the endpoint's clock
@@ -150,12 +150,15 @@ class _Deadline:
                 aw.close()
             raise self.expired_error()
         if sys.version_info >= (3, 11):
+            cm = asyncio.timeout(rem)
             try:
-                async with asyncio.timeout(rem):
+                async with cm:
                     return await aw
             except TimeoutError as e:
-                raise self.expired_error() from e
-        try:  # pragma: no cover - Python 3.10
+                if cm.expired():  # ours, not a TimeoutError the operation raised itself
+                    raise self.expired_error() from e
+                raise
+        try:  # pragma: no cover - Python 3.10 (an operation's own asyncio.TimeoutError is not told apart here)
             return await asyncio.wait_for(aw, rem)
         except asyncio.TimeoutError as e:  # pragma: no cover
             raise self.expired_error() from e
@@ -173,6 +176,26 @@ def _check_base_url(name: str, base: object) -> str:
     if not parts.hostname or not base.isprintable() or any(c.isspace() for c in base):
         raise ConfigurationError(f"endpoint {name!r}: invalid base_url {safe_url(base)!r} (host, spaces)")
     return base.rstrip("/")
+
+
+def _scrub(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(key, "[redacted]") if key in value else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, key) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v, key) for v in value)
+    return value
+
+
+def _redact_key(err: InfermuxError, key: str) -> None:
+    """Remove ``key`` from an error's text and body (some servers echo the credential they rejected)."""
+    err.message = _scrub(err.message, key)
+    err.args = _scrub(err.args, key)
+    err.provider_message = _scrub(err.provider_message, key)
+    err.body = _scrub(err.body, key)
+    if isinstance(err, IncompleteStreamError):
+        err.partial_text = _scrub(err.partial_text, key)
 
 
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
@@ -268,20 +291,35 @@ class Endpoint:
         started = self.clock.now()
         self.counters.requests += 1
         number = 0
-        while True:
-            number += 1
-            try:
-                result = await self._attempt(operation, rid=rid, number=number, priority=priority, deadline=deadline)
-            except InfermuxError as err:
-                delay = self._after_error(
-                    err, rid=rid, model=model, number=number, pol=pol, started=started, deadline=deadline, final=False
-                )
-                if delay is None:
-                    raise
-                await self.clock.sleep(delay)
-                continue
-            self._count_success(started)
-            return result
+        try:
+            while True:
+                number += 1
+                try:
+                    result = await self._attempt(
+                        operation, rid=rid, number=number, priority=priority, deadline=deadline
+                    )
+                except InfermuxError as err:
+                    delay = self._after_error(
+                        err,
+                        rid=rid,
+                        model=model,
+                        number=number,
+                        pol=pol,
+                        started=started,
+                        deadline=deadline,
+                        final=False,
+                    )
+                    if delay is None:
+                        raise
+                    await self.clock.sleep(delay)
+                    continue
+                self._count_success(started)
+                return result
+        except InfermuxError:
+            raise  # counted by _after_error
+        except BaseException as err:
+            self.counters.ended(err)
+            raise
 
     def _after_error(
         self,
@@ -356,7 +394,7 @@ class Endpoint:
             try:
                 lease = self.keys.acquire()
             except BaseException:
-                self.breaker.record_neutral()
+                self.breaker.record_ignored()  # nothing was sent: no evidence about the endpoint
                 raise
         except BaseException:
             self.gate.release()
@@ -393,6 +431,8 @@ class Endpoint:
             self.adaptive.on_success()
 
     def _record_failure(self, err: BaseException, lease: KeyLease, attempt: Attempt) -> None:
+        if attempt.key is not None and isinstance(err, InfermuxError):
+            _redact_key(err, attempt.key)
         outcome = _outcome_for_key(err)
         # the server's own capacity signal (not our key pool's cooldown, which has no status)
         overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None
@@ -402,8 +442,10 @@ class Endpoint:
         self.keys.release(lease, outcome, retry_after=retry_after)
         if is_breaker_failure(err):
             self.breaker.record_failure()
+        elif isinstance(err, InfermuxError) and not isinstance(err, DeadlineExceededError):
+            self.breaker.record_neutral()  # the server answered (e.g. a 4xx)
         else:
-            self.breaker.record_neutral()
+            self.breaker.record_ignored()  # cancelled, abandoned, out of time: no evidence either way
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -589,31 +631,37 @@ class Endpoint:
         self.counters.requests += 1
         number = 0
         delivered = False
-        while True:
-            number += 1
-            try:
-                agen_ = self._stream_attempt(preq, rid=rid, number=number, priority=priority, deadline=deadline)
-                async with aclosing(agen_) as agen:
-                    async for ev in agen:
-                        delivered = True
-                        yield ev
-            except InfermuxError as err:
-                delay = self._after_error(
-                    err,
-                    rid=rid,
-                    model=model,
-                    number=number,
-                    pol=pol,
-                    started=started,
-                    deadline=deadline,
-                    final=delivered,
-                )
-                if delay is None:
-                    raise
-                await self.clock.sleep(delay)
-                continue
-            self._count_success(started)
-            return
+        try:
+            while True:
+                number += 1
+                try:
+                    agen_ = self._stream_attempt(preq, rid=rid, number=number, priority=priority, deadline=deadline)
+                    async with aclosing(agen_) as agen:
+                        async for ev in agen:
+                            delivered = True
+                            yield ev
+                except InfermuxError as err:
+                    delay = self._after_error(
+                        err,
+                        rid=rid,
+                        model=model,
+                        number=number,
+                        pol=pol,
+                        started=started,
+                        deadline=deadline,
+                        final=delivered,
+                    )
+                    if delay is None:
+                        raise
+                    await self.clock.sleep(delay)
+                    continue
+                self._count_success(started)
+                return
+        except InfermuxError:
+            raise  # counted by _after_error
+        except BaseException as err:  # cancelled, or the caller stopped reading (GeneratorExit)
+            self.counters.ended(err)
+            raise
 
     async def _stream_attempt(
         self,
@@ -651,9 +699,10 @@ class Endpoint:
     async def _read_stream(
         self, resp: HTTPResponse, deadline: _Deadline, acc: StreamAccumulator
     ) -> AsyncGenerator[StreamEvent, None]:
-        parser = self.provider.new_stream_parser()
-        chunks = resp.iter_chunks().__aiter__()
+        chunks: Any = None
         try:
+            parser = self.provider.new_stream_parser()
+            chunks = resp.iter_chunks().__aiter__()
             while True:
                 try:
                     chunk = await deadline.run(chunks.__anext__())
@@ -666,10 +715,12 @@ class Endpoint:
                 self._check_stream_event(ev, acc)
                 yield ev
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            await resp.aclose()
+            try:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            finally:
+                await resp.aclose()
 
     def _check_stream_event(self, ev: StreamEvent, acc: StreamAccumulator) -> None:
         if isinstance(ev, StreamError):

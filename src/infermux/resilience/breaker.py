@@ -1,9 +1,10 @@
 """Per-endpoint circuit breaker: a pure state machine over an injectable clock.
 
 Protocol: every call that got ``True`` from :meth:`CircuitBreaker.try_acquire` ends with exactly one
-of :meth:`~CircuitBreaker.record_success`, :meth:`~CircuitBreaker.record_failure` or
+of :meth:`~CircuitBreaker.record_success`, :meth:`~CircuitBreaker.record_failure`,
 :meth:`~CircuitBreaker.record_neutral` (use :func:`is_breaker_failure` to choose between failure and
-neutral). A call that got ``False`` was not sent and records nothing.
+neutral) or :meth:`~CircuitBreaker.record_ignored` (cancelled, or never sent: no evidence). A call that
+got ``False`` was not sent and records nothing.
 
 States::
 
@@ -206,6 +207,12 @@ class CircuitBreaker:
         """
         if self.state is BreakerState.HALF_OPEN:
             self._probe_succeeded()
+
+    def record_ignored(self) -> None:
+        """The call ended without evidence either way (cancelled, the caller's own deadline ran out, nothing was
+        sent): a HALF_OPEN probe permit is given back without counting a success or a failure."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._release_probe()
 
     def reset(self) -> None:
         """Back to CLOSED with empty statistics."""
