@@ -723,3 +723,33 @@ def test_classify_tolerates_html_and_empty_bodies() -> None:
     e2 = classify_error(529, {}, b"")
     assert isinstance(e2, OverloadedError)
     assert e2.retryable is True
+
+
+def test_chat_request_from_wire_refuses_block_fields_it_would_lose() -> None:
+    # cache_control, citations, is_error have no neutral counterpart: refusing beats dropping them silently
+    blocks = (
+        {"type": "text", "text": "doc", "cache_control": {"type": "ephemeral"}},
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "timeout", "is_error": True},
+        {"type": "thinking", "thinking": "hmm", "signature": "Eq"},
+    )
+    for block in blocks:
+        body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [block]}]}
+        with pytest.raises(ConfigurationError):
+            chat_request_from_wire(body)
+    plain = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}
+    assert chat_request_from_wire(plain).messages[0].text == "x"
+
+
+def test_classify_error_non_envelope_bodies_keep_their_text() -> None:
+    html = b"<html><body><h1>500 Internal Server Error</h1></body></html>"
+    err = classify_error(500, {"content-type": "text/html"}, html)
+    assert err.provider_message == html.decode() and err.error_type is None
+    bedrock = classify_error(400, {"x-amzn-requestid": "r1"}, b'{"message": "Malformed input request"}')
+    assert bedrock.provider_message == "Malformed input request"
+    envelope = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"}'
+    over = classify_error(529, {}, envelope)
+    assert (over.provider_message, over.error_type, over.provider_request_id) == (
+        "Overloaded",
+        "overloaded_error",
+        "req_1",
+    )

@@ -608,3 +608,34 @@ def test_chat_request_from_wire_snake_case_and_errors() -> None:
             chat_request_from_wire(bad)
     with pytest.raises(ConfigurationError):
         chat_request_from_wire({"contents": [{"role": "bot", "parts": [{"text": "x"}]}]})
+
+
+def test_chat_request_from_wire_keeps_sdk_shaped_tools_verbatim() -> None:
+    # google-genai sends an OpenAPI "parameters" schema with upper-case types and may add googleSearch:
+    # neither is a neutral Tool, so both stay in extra (with toolConfig) and render back unchanged.
+    tools = [
+        {"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "OBJECT", "properties": {}}}]},
+        {"googleSearch": {}},
+    ]
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "tools": tools,
+        "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+    }
+    req = chat_request_from_wire(body)
+    assert req.tools == () and req.extra["tools"] == tools
+    assert body_of(req) == body
+    # the same tools in our own spelling still become neutral tools
+    ours = body_of(ChatRequest((Message.user("hi"),), tools=(WEATHER,), tool_choice="auto"))
+    assert chat_request_from_wire(ours).tools == (WEATHER,)
+
+
+def test_chat_request_from_wire_refuses_parts_it_would_lose() -> None:
+    # a thinking model's functionCall carries a thoughtSignature that must be sent back: not neutral
+    for part in (
+        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "CiQB0e2K"},
+        {"text": "plan", "thought": True},
+    ):
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": [part]}]}
+        with pytest.raises(ConfigurationError, match="not expressible"):
+            chat_request_from_wire(body)

@@ -23,9 +23,25 @@ def _bad_wire(msg: str) -> ConfigurationError:
     return ConfigurationError(f"anthropic request body: {msg}")
 
 
+#: the block fields a neutral message keeps; others (cache_control, citations, is_error...) would be lost
+_BLOCK_KEYS = {
+    "text": {"type", "text"},
+    "image": {"type", "source"},
+    "tool_use": {"type", "id", "name", "input"},
+    "tool_result": {"type", "tool_use_id", "content"},
+}
+
+
+def _check_block_keys(b: Mapping[str, Any]) -> None:
+    extra = set(b) - _BLOCK_KEYS.get(str(b.get("type")), set(b))
+    if extra:
+        raise _bad_wire(f"{b.get('type')} block fields {sorted(extra)} are not expressible as neutral messages")
+
+
 def _part_from_block(b: Any) -> Part:
     if not isinstance(b, Mapping):
         raise _bad_wire(f"content block must be an object, got {b!r}")
+    _check_block_keys(b)
     t = b.get("type")
     if t == "text" and isinstance(b.get("text"), str):
         return TextPart(b["text"])
@@ -39,6 +55,7 @@ def _part_from_block(b: Any) -> Part:
 
 
 def _tool_result_message(b: Mapping[str, Any]) -> Message:
+    _check_block_keys(b)
     tid = b.get("tool_use_id")
     if not isinstance(tid, str) or not tid:
         raise _bad_wire("tool_result block needs a tool_use_id")
@@ -76,6 +93,7 @@ def _assistant_message(content: Any) -> Message:
     calls: list[ToolCall] = []
     for b in content:
         if isinstance(b, Mapping) and b.get("type") == "tool_use":
+            _check_block_keys(b)
             inp = b.get("input")
             if not isinstance(b.get("id"), str) or not isinstance(b.get("name"), str) or not isinstance(inp, Mapping):
                 raise _bad_wire(f"tool_use block needs id, name and an object input: {str(dict(b))[:120]!r}")

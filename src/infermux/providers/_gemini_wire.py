@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..types import ChatRequest, ImagePart, Message, Part, ResponseFormat, TextPart, Tool, ToolCall
-from ._common import as_str
+from ._common import as_str, function_schema
 
 __all__ = ["chat_request_from_wire"]
 
@@ -28,6 +28,8 @@ def _pick(d: Mapping[str, Any], camel: str, snake: str) -> Any:
 def _wire_part(p: Any) -> Part | dict[str, Any]:
     if not isinstance(p, Mapping):
         raise _bad_wire(f"part must be an object, got {p!r}")
+    if len(p) != 1:  # thought / thoughtSignature / videoMetadata... have no neutral counterpart
+        raise _bad_wire(f"part fields {sorted(p)} are not expressible as neutral messages")
     if isinstance(p.get("text"), str):
         return TextPart(p["text"])
     blob = _pick(p, "inlineData", "inline_data")
@@ -116,18 +118,22 @@ def _wire_config(rest: dict[str, Any], kw: dict[str, Any]) -> None:
 
 
 def _wire_tools(rest: dict[str, Any], kw: dict[str, Any]) -> None:
-    """``tools`` (function declarations only) and ``toolConfig`` -> ``kw["tools"]`` / ``kw["tool_choice"]``."""
-    tools: list[Tool] = []
-    for t in rest.pop("tools", None) or []:
-        decls = _pick(t, "functionDeclarations", "function_declarations") if isinstance(t, Mapping) else None
-        if not isinstance(decls, list) or len(t) != 1:
-            raise _bad_wire(f"only functionDeclarations tools are supported, got {str(t)[:120]!r}")
-        for d in decls:
-            params = _pick(d, "parametersJsonSchema", "parameters_json_schema") or d.get("parameters")
-            if not isinstance(params or {}, Mapping):
-                raise _bad_wire(f"function parameters must be a schema object, got {params!r}")
-            tools.append(Tool(str(d.get("name")), str(d.get("description") or ""), dict(params or {"type": "object"})))
-    kw["tools"] = tuple(tools)
+    """``tools`` (function declarations only) and ``toolConfig`` -> ``kw["tools"]`` / ``kw["tool_choice"]``.
+
+    Tools that :func:`.gemini.build_chat` would not render back identically (an OpenAPI ``parameters``
+    schema as the SDKs send it, ``googleSearch``/``codeExecution`` tools...) stay in ``rest`` verbatim,
+    and so does their ``toolConfig``."""
+    raw = rest.get("tools")
+    if raw is None:
+        return
+    tools = _declared_tools(raw)
+    decls = [function_schema(t, "parametersJsonSchema", strict=False) for t in tools or ()]
+    if not tools or [{"functionDeclarations": decls}] != raw:
+        if not isinstance(raw, list):
+            raise _bad_wire(f"'tools' must be a list, got {str(raw)[:120]!r}")
+        return  # kept verbatim in extra, with toolConfig
+    del rest["tools"]
+    kw["tools"] = tools
     tc = rest.pop("toolConfig", None) or rest.pop("tool_config", None)
     rest.pop("tool_config", None)
     fcc = _pick(tc, "functionCallingConfig", "function_calling_config") if isinstance(tc, Mapping) else None
@@ -138,6 +144,29 @@ def _wire_tools(rest: dict[str, Any], kw: dict[str, Any]) -> None:
             kw["tool_choice"] = allowed[0]
         else:
             kw["tool_choice"] = {"AUTO": "auto", "NONE": "none"}.get(mode, "required")
+
+
+def _declared_tools(raw: Any) -> tuple[Tool, ...] | None:
+    """The function declarations of ``tools`` as :class:`Tool` values; ``None`` when some tool is not a
+    plain ``functionDeclarations`` list or a declaration does not fit :class:`Tool`."""
+    if not isinstance(raw, list):
+        return None
+    tools: list[Tool] = []
+    for t in raw:
+        decls = _pick(t, "functionDeclarations", "function_declarations") if isinstance(t, Mapping) else None
+        if not isinstance(decls, list) or len(t) != 1:
+            return None
+        for d in decls:
+            params = _pick(d, "parametersJsonSchema", "parameters_json_schema") if isinstance(d, Mapping) else None
+            if not isinstance(d, Mapping) or not isinstance(params or {}, Mapping):
+                return None
+            try:
+                tools.append(
+                    Tool(str(d.get("name")), str(d.get("description") or ""), dict(params or {"type": "object"}))
+                )
+            except ConfigurationError:
+                return None
+    return tuple(tools)
 
 
 def _from_wire(body: Mapping[str, Any], model: str | None) -> ChatRequest:

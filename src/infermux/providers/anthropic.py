@@ -56,6 +56,7 @@ from ._anthropic_wire import TOOL_CHOICES, chat_request_from_wire
 from ._base import Provider, ProviderRequest, decode_json, first_header
 from ._common import (
     as_int,
+    extract_error,
     function_schema,
     map_finish_reason,
     merge_extra,
@@ -439,6 +440,8 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIS
     top: Mapping[str, Any] = parsed if isinstance(parsed, Mapping) else {}
     err: Mapping[str, Any] = top["error"] if isinstance(top.get("error"), Mapping) else {}
     etype, message, body_rid = err.get("type"), err.get("message"), top.get("request_id")
+    if not err:  # not Anthropic's envelope (a proxy's HTML page, Bedrock's {"message"}): its text, as elsewhere
+        message = extract_error(parsed, body)[1]
     return status_error(
         status,
         headers,
