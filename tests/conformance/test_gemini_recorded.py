@@ -232,7 +232,11 @@ def check_request(rec: Recording) -> None:
         # except the optional content role the SDK adds.
         items = body["requests"] if method == "batchEmbedContents" else [{"model": f"models/{model}", **body}]
         texts = tuple(p["text"] for it in items for p in it["content"]["parts"])
-        ours = build_embed(EmbedRequest(texts if len(texts) > 1 else (*texts, "second")), model)
+        extra = {k: v for k, v in items[0].items() if k not in ("model", "content", "outputDimensionality")}
+        dims = items[0].get("outputDimensionality")
+        ours = build_embed(
+            EmbedRequest(texts if len(texts) > 1 else (*texts, "second"), dimensions=dims, extra=extra), model
+        )
         assert ours.path == f"/models/{model}:batchEmbedContents"
         for theirs, mine in zip(items, ours.json["requests"], strict=False):
             content = {k: v for k, v in theirs["content"].items() if k != "role"}

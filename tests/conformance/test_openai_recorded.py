@@ -47,7 +47,8 @@ _SUPPORTED = {"chat", "responses", "responses_retrieve", "embeddings", "completi
 #: - ``"stream": false`` is not sent (it is the default);
 #: - streaming chat always adds ``stream_options: {"include_usage": true}`` (usage in the last chunk);
 #: - embeddings always send ``encoding_format`` ("float" unless the caller overrides it);
-#: - ``developer`` messages are sent as ``system`` (the neutral Message has no developer role).
+#: - ``developer`` messages are sent as ``system`` (the neutral Message has no developer role);
+#: - null message fields (``"content": null`` next to ``tool_calls``) are not sent.
 #: Values are compared for every other key, except where our shape is canonical: ``input`` (a string
 #: becomes a list; Responses items lose their server-side ``id``/``status``) and ``stop`` (a string
 #: becomes a list). Chat ``messages`` round-trip exactly (after the developer -> system rename).
@@ -331,10 +332,20 @@ def _rebuild(rec: Recording, kind: str, body: dict[str, Any]) -> tuple[Any, set[
 
 
 def _neutral_messages(messages: Any) -> Any:
-    """The recorded messages as we send them back: ``developer`` becomes ``system`` (documented)."""
+    """The recorded messages as we send them back: ``developer`` becomes ``system`` and null fields (an
+    assistant's ``"content": null`` beside its tool calls) are not sent (both documented above)."""
     if not isinstance(messages, list):
         return messages
-    return [{**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m for m in messages]
+    out = []
+    for m in messages:
+        if isinstance(m, Mapping):
+            kept = {k: v for k, v in m.items() if v is not None}
+            if kept.get("role") == "developer":
+                kept["role"] = "system"
+            out.append(kept)
+        else:
+            out.append(m)
+    return out
 
 
 def check_request(rec: Recording) -> None:

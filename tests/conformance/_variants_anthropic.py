@@ -1,0 +1,430 @@
+"""Synthetic Anthropic Messages API and Bedrock invoke recordings (see ``_variants``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._variant_wire import DATE, Variant, rec, sse
+
+
+def _ant_headers(stream: bool = False) -> dict[str, Any]:
+    return {
+        "anthropic-organization-id": "fe4a1c7e-0000-0000-0000-000000000000",
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-requests-reset": "2026-06-02T10:00:01Z",
+        "content-type": "text/event-stream; charset=utf-8" if stream else "application/json",
+        "date": DATE,
+        "request-id": "req_011CbS1ovABoAsWvrNwGBYhz",
+        "server": "cloudflare",
+        "x-robots-tag": "none",
+    }
+
+
+_ANT_REQ = {
+    "anthropic-version": "2023-06-01",
+    "content-type": "application/json",
+    "user-agent": "Anthropic/Python 0.60.0",
+    "x-api-key": "<redacted>",
+}
+_ANT_TOOL = {
+    "name": "get_weather",
+    "description": "Get the current weather",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def _msg(content: list[dict[str, Any]], stop: str | None, **usage: Any) -> dict[str, Any]:
+    u = {
+        "input_tokens": 120,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 95,
+        "service_tier": "standard",
+        **usage,
+    }
+    return {
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-20250514",
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": u,
+    }
+
+
+def _ant(
+    name: str,
+    body: Any,
+    status: int,
+    response: dict[str, Any],
+    *,
+    stream: bool = False,
+    headers: dict[str, Any] | None = None,
+    skips: dict[str, str] | None = None,
+) -> Variant:
+    kinds = ["chat_stream", "stream", "endpoint:chat"] if stream else ["chat_non_stream", "non_stream", "endpoint:chat"]
+    hdrs = headers if headers is not None else _ant_headers(stream)
+    return Variant(
+        name,
+        rec("anthropic", kinds, "POST", "api.anthropic.com", "/v1/messages", _ANT_REQ, body, status, hdrs, **response),
+        skips or {},
+    )
+
+
+def _anthropic_variants() -> list[Variant]:
+    out = []
+    ask = {
+        "max_tokens": 2048,
+        "messages": [{"role": "user", "content": "Weather in Paris?"}],
+        "model": "claude-sonnet-4-20250514",
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": [_ANT_TOOL],
+    }
+    thinking = {
+        "type": "thinking",
+        "thinking": "The user wants the weather; call the tool.",
+        "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+    }
+    tool_use = {
+        "type": "tool_use",
+        "id": "toolu_01A09q90qw90lq917835lq9",
+        "name": "get_weather",
+        "input": {"city": "Paris"},
+    }
+    out.append(
+        _ant(
+            "anthropic_thinking_text_tool_use",
+            ask,
+            200,
+            {
+                "body": _msg(
+                    [thinking, {"type": "text", "text": "Let me check."}, tool_use],
+                    "tool_use",
+                    cache_read_input_tokens=2048,
+                    cache_creation_input_tokens=12,
+                )
+            },
+        )
+    )
+    redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"}
+    cited = {
+        "type": "text",
+        "text": "The grass is green.",
+        "citations": [
+            {
+                "type": "char_location",
+                "cited_text": "The grass is green.",
+                "document_index": 0,
+                "document_title": "Facts",
+                "start_char_index": 0,
+                "end_char_index": 20,
+            }
+        ],
+    }
+    out.append(
+        _ant(
+            "anthropic_redacted_thinking_citations",
+            {k: v for k, v in ask.items() if k != "tools"},
+            200,
+            {"body": _msg([redacted, cited, {"type": "text", "text": " Also the sky is blue."}], "end_turn")},
+        )
+    )
+    server = [
+        {
+            "type": "server_tool_use",
+            "id": "srvtoolu_01WYG3ziw53XMcoyKL4XcZmE",
+            "name": "web_search",
+            "input": {"query": "paris weather"},
+        },
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": "srvtoolu_01WYG3ziw53XMcoyKL4XcZmE",
+            "content": [
+                {
+                    "type": "web_search_result",
+                    "title": "Paris weather",
+                    "url": "https://example.com/paris",
+                    "encrypted_content": "EqgfCioIARgBIiQ3YTAw",
+                    "page_age": "1 day ago",
+                }
+            ],
+        },
+        {"type": "text", "text": "It is sunny in Paris."},
+    ]
+    web = {**ask, "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}
+    web.pop("thinking")
+    out.append(
+        _ant(
+            "anthropic_server_tool_use",
+            web,
+            200,
+            {"body": _msg(server, "end_turn", server_tool_use={"web_search_requests": 1})},
+        )
+    )
+    for stop, extra in (
+        ("max_tokens", {}),
+        ("stop_sequence", {"stop_sequence": "\n\nHuman:"}),
+        ("refusal", {}),
+        ("pause_turn", {}),
+    ):
+        body = _msg([{"type": "text", "text": "Partial"}] if stop != "refusal" else [], stop)
+        body.update(extra)
+        out.append(
+            _ant(
+                f"anthropic_stop_{stop}",
+                {"max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}], "model": "claude-sonnet-4-20250514"},
+                200,
+                {"body": body},
+            )
+        )
+    # stream: thinking + tool_use (input_json_delta), usage in message_delta
+    start = _msg([], None, output_tokens=1)
+    ev: list[tuple[str | None, Any]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": "Need the tool."},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("ping", {"type": "ping"}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Checking…"}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 2,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                    "name": "get_weather",
+                    "input": {},
+                },
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 2,
+                "delta": {"type": "input_json_delta", "partial_json": '{"city": "Pa'},
+            },
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": 'ris"}'}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 2}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 89},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    out.append(_ant("anthropic_stream_thinking_tool_use", {**ask, "stream": True}, 200, sse(ev), stream=True))
+    # stream interrupted by an overloaded error event
+    ev = [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}},
+        ),
+        (
+            "error",
+            {
+                "type": "error",
+                "error": {"type": "overloaded_error", "message": "Overloaded"},
+                "request_id": "req_011CbS1ovABoAsWvrNwGBYhz",
+            },
+        ),
+    ]
+    out.append(_ant("anthropic_stream_overloaded_event", {**ask, "stream": True}, 200, sse(ev), stream=True))
+    # errors
+    eh = {**_ant_headers(), "x-should-retry": "true"}
+    out.append(
+        _ant(
+            "anthropic_529_overloaded",
+            ask,
+            529,
+            {
+                "body": {
+                    "type": "error",
+                    "error": {"type": "overloaded_error", "message": "Overloaded"},
+                    "request_id": "req_011CbS1ovABoAsWvrNwGBYhz",
+                }
+            },
+            headers=eh,
+        )
+    )
+    rl = {
+        **_ant_headers(),
+        "retry-after": "17",
+        "x-should-retry": "true",
+        "anthropic-ratelimit-input-tokens-remaining": "0",
+    }
+    out.append(
+        _ant(
+            "anthropic_429_rate_limit",
+            ask,
+            429,
+            {
+                "body": {
+                    "type": "error",
+                    "error": {
+                        "type": "rate_limit_error",
+                        "message": (
+                            "This request would exceed the rate limit for your organization of 30,000 input tokens "
+                            "per minute."
+                        ),
+                    },
+                    "request_id": "req_011CbS2",
+                }
+            },
+            headers=rl,
+        )
+    )
+    bad = {**_ant_headers(), "x-should-retry": "false"}
+    bad.pop("request-id")
+    out.append(
+        _ant(
+            "anthropic_400_invalid_request_body_request_id",
+            ask,
+            400,
+            {
+                "body": {
+                    "type": "error",
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "messages.0.content: Input should be a valid list",
+                    },
+                    "request_id": "req_011CbS3",
+                }
+            },
+            headers=bad,
+        )
+    )
+    out.append(
+        _ant(
+            "anthropic_500_html",
+            ask,
+            500,
+            {"body_text": "<html><body><h1>500 Internal Server Error</h1></body></html>"},
+            headers={"content-type": "text/html", "date": DATE, "server": "cloudflare"},
+        )
+    )
+    # request: a history with a thinking block and a tool_result marked is_error (not neutral messages)
+    hist = {
+        **ask,
+        "messages": [
+            ask["messages"][0],
+            {"role": "assistant", "content": [thinking, tool_use]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "timeout", "is_error": True}
+                ],
+            },
+        ],
+    }
+    out.append(
+        _ant(
+            "anthropic_request_thinking_history",
+            hist,
+            200,
+            {"body": _msg([thinking, {"type": "text", "text": "Sorry."}], "end_turn")},
+            skips={"request": "thinking blocks / is_error tool results are not expressible as neutral messages"},
+        )
+    )
+    # request: prompt caching on a content block and a system block list
+    cached = {
+        "model": "claude-sonnet-4-20250514",
+        "max_tokens": 256,
+        "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Long doc…", "cache_control": {"type": "ephemeral"}}]}
+        ],
+    }
+    out.append(
+        _ant(
+            "anthropic_request_cache_control_blocks",
+            cached,
+            200,
+            {"body": _msg([{"type": "text", "text": "Ok."}], "end_turn", cache_creation_input_tokens=1500)},
+            skips={"request": "cache_control on a message content block is not expressible as neutral messages"},
+        )
+    )
+    # Bedrock invoke: the Messages body, Amazon's headers
+    bh = {
+        "content-type": "application/json",
+        "date": DATE,
+        "x-amzn-bedrock-input-token-count": "120",
+        "x-amzn-bedrock-output-token-count": "95",
+        "x-amzn-requestid": "32c10f95-b609-44be-95d4-b82692d2a824",
+    }
+    bb = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Weather?"}],
+        "tools": [_ANT_TOOL],
+    }
+    out.append(
+        Variant(
+            "bedrock_tool_use",
+            rec(
+                "bedrock-anthropic",
+                ["chat_non_stream", "non_stream", "tools", "endpoint:chat"],
+                "POST",
+                "bedrock-runtime.us-east-1.amazonaws.com",
+                "/model/anthropic.claude-3-5-haiku-20241022-v1:0/invoke",
+                {"authorization": "<redacted>", "content-type": "application/json"},
+                bb,
+                200,
+                bh,
+                body={**_msg([tool_use], "tool_use"), "model": "claude-3-5-haiku-20241022"},
+            ),
+            {"request": "Bedrock invoke envelope"},
+        )
+    )
+    return out
