@@ -656,3 +656,67 @@ def test_responses_request_from_wire() -> None:
     assert body["tools"] == wire["tools"] and body["instructions"] == "sys" and body["reasoning"] == {"effort": "low"}
     with pytest.raises(ConfigurationError):
         oar.responses_request_from_wire({"input": [{"type": "reasoning", "summary": []}]})
+
+
+def test_custom_tool_calls_are_tool_calls_in_chat_and_responses() -> None:
+    # GPT-5 custom tools answer with free-form "input", not JSON "arguments": still a call for the caller
+    chat = {
+        "id": "chatcmpl-1",
+        "model": "gpt-5-mini",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "call_c1", "type": "custom", "custom": {"name": "run_sql", "input": "SELECT 1;"}}
+                    ],
+                },
+            }
+        ],
+    }
+    r = oa.parse_chat(json.dumps(chat).encode(), {"content-type": "application/json"})
+    assert [(c.id, c.name, c.arguments, c.raw_arguments) for c in r.tool_calls] == [
+        ("call_c1", "run_sql", None, "SELECT 1;")
+    ]
+    item = {
+        "id": "ctc_1",
+        "type": "custom_tool_call",
+        "status": "completed",
+        "call_id": "call_d4",
+        "input": "SELECT 2;",
+        "name": "run_sql",
+    }
+    resp = {
+        "id": "resp_1",
+        "status": "completed",
+        "model": "gpt-5-mini",
+        "output": [{"type": "reasoning", "id": "rs"}, item],
+    }
+    rr = oar.parse_chat(json.dumps(resp).encode(), {"content-type": "application/json"})
+    assert [(c.id, c.name, c.raw_arguments) for c in rr.tool_calls] == [("call_d4", "run_sql", "SELECT 2;")]
+    assert rr.finish_reason == "tool_calls"
+
+
+def test_responses_stream_custom_tool_call_input_deltas() -> None:
+    item = {"id": "ctc_1", "type": "custom_tool_call", "call_id": "call_d4", "name": "run_sql"}
+
+    def ev(name: str, **data: Any) -> str:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+    raw = (
+        ev("response.created", response={"id": "resp_1", "model": "gpt-5-mini"})
+        + ev("response.output_item.added", output_index=1, item={**item, "input": ""})
+        + ev("response.custom_tool_call_input.delta", output_index=1, delta="SELECT ")
+        + ev("response.custom_tool_call_input.delta", output_index=1, delta="2;")
+        + ev("response.output_item.done", output_index=1, item={**item, "input": "SELECT 2;"})
+        + ev("response.completed", response={"id": "resp_1", "status": "completed", "output": [item]})
+    ).encode()
+    parser = oar.ResponsesStreamParser()
+    acc = StreamAccumulator()
+    for e in parser.feed(raw) + parser.close():
+        acc.add(e)
+    assert [(c.id, c.name, c.raw_arguments) for c in acc.tool_calls()] == [("call_d4", "run_sql", "SELECT 2;")]
+    assert acc.finish_reason == "tool_calls"

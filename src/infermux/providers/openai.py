@@ -275,6 +275,13 @@ def _tool_calls(message: Mapping[str, Any], provider: str) -> tuple[ToolCall, ..
     out: list[ToolCall] = []
     if isinstance(raw, list):
         for c in raw:
+            custom = c.get("custom") if isinstance(c, Mapping) and c.get("type") == "custom" else None
+            if isinstance(custom, Mapping) and isinstance(custom.get("name"), str):  # custom tool: free-form input
+                text = custom.get("input")
+                out.append(
+                    ToolCall(as_str(c.get("id")) or "", custom["name"], None, text if isinstance(text, str) else "")
+                )
+                continue
             fn = c.get("function") if isinstance(c, Mapping) else None
             if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
                 raise malformed(provider, f"tool call without function name: {c!r}", c)
@@ -388,7 +395,11 @@ class ChatStreamParser(StreamParserBase):
         if isinstance(calls, list):
             for pos, call in enumerate(calls):
                 if isinstance(call, Mapping):
-                    self._tool_delta(call.get("index", pos), call.get("id"), call.get("function"), out)
+                    fn = call.get("function")
+                    custom = call.get("custom")
+                    if fn is None and isinstance(custom, Mapping):  # custom tool: "input" pieces
+                        fn = {"name": custom.get("name"), "arguments": custom.get("input")}
+                    self._tool_delta(call.get("index", pos), call.get("id"), fn, out)
         if isinstance(delta.get("function_call"), Mapping):
             self._tool_delta(0, None, delta["function_call"], out)
         if choice.get("finish_reason") is not None:

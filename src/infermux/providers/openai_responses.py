@@ -242,10 +242,16 @@ def parse_usage(raw: object) -> Usage | None:
     return token_usage(raw, "input_tokens", "output_tokens", "input_tokens_details")
 
 
+#: output items that are calls for the caller: function tools (JSON arguments) and custom tools (free text)
+_CALL_ITEMS = frozenset(("function_call", "custom_tool_call"))
+
+
 def _function_call(item: Mapping[str, Any]) -> ToolCall:
-    return ToolCall.from_raw(
-        as_str(item.get("call_id")) or as_str(item.get("id")) or "", item["name"], item.get("arguments")
-    )
+    call_id = as_str(item.get("call_id")) or as_str(item.get("id")) or ""
+    if item.get("type") == "custom_tool_call":  # free-form input, not JSON: kept as the raw text
+        text = item.get("input")
+        return ToolCall(call_id, item["name"], None, text if isinstance(text, str) else "")
+    return ToolCall.from_raw(call_id, item["name"], item.get("arguments"))
 
 
 def _finish(resp: Mapping[str, Any], has_calls: bool) -> FinishReason | None:
@@ -276,15 +282,16 @@ def _output(resp: Mapping[str, Any], provider: str) -> tuple[str, tuple[ToolCall
                 for p in item["content"]
                 if isinstance(p, Mapping) and p.get("type") == "output_text" and isinstance(p.get("text"), str)
             )
-        elif item.get("type") == "function_call":
+        elif item.get("type") in _CALL_ITEMS:
             if not isinstance(item.get("name"), str):
-                raise malformed(provider, "function_call output item without a name", resp)
+                raise malformed(provider, f"{item.get('type')} output item without a name", resp)
             calls.append(_function_call(item))
     return "".join(texts), tuple(calls)
 
 
 def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
-    """A Responses API object as :class:`ChatResponse` (``message`` text and ``function_call`` items)."""
+    """A Responses API object as :class:`ChatResponse` (``message`` text; ``function_call`` and
+    ``custom_tool_call`` items as tool calls, a custom tool's free-form ``input`` as ``raw_arguments``)."""
     data = decode_json(body, headers, provider=provider)
     if not isinstance(data, Mapping):
         raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
@@ -336,12 +343,13 @@ class ResponsesStreamParser(StreamParserBase):
 
     def _item_added(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item")
-        if isinstance(item, Mapping) and item.get("type") == "function_call":
+        if isinstance(item, Mapping) and item.get("type") in _CALL_ITEMS:
             self._calls += 1
             idx = as_int(obj.get("output_index"))
             out.append(ToolCallStart(idx, as_str(item.get("call_id")) or "", as_str(item.get("name")) or ""))
-            if isinstance(item.get("arguments"), str) and item["arguments"]:
-                out.append(ToolCallDelta(idx, item["arguments"]))
+            args = item.get("input" if item.get("type") == "custom_tool_call" else "arguments")
+            if isinstance(args, str) and args:
+                out.append(ToolCallDelta(idx, args))
 
     def _args_delta(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = obj.get("delta")
@@ -350,7 +358,7 @@ class ResponsesStreamParser(StreamParserBase):
 
     def _item_done(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item")
-        if isinstance(item, Mapping) and item.get("type") == "function_call" and isinstance(item.get("name"), str):
+        if isinstance(item, Mapping) and item.get("type") in _CALL_ITEMS and isinstance(item.get("name"), str):
             out.append(ToolCallEnd(as_int(obj.get("output_index")), _function_call(item)))
 
     def _terminal(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
@@ -382,6 +390,7 @@ _HANDLERS = {
     "response.output_text.delta": ResponsesStreamParser._output_text,
     "response.output_item.added": ResponsesStreamParser._item_added,
     "response.function_call_arguments.delta": ResponsesStreamParser._args_delta,
+    "response.custom_tool_call_input.delta": ResponsesStreamParser._args_delta,
     "response.output_item.done": ResponsesStreamParser._item_done,
     **dict.fromkeys(_TERMINAL, ResponsesStreamParser._terminal),
     "error": ResponsesStreamParser._error,
