@@ -607,4 +607,34 @@ def _openai_variants() -> list[Variant]:
             kinds=("non_stream", "endpoint:embeddings"),
         )
     )
+    # Chat Completions custom tool (GPT-5): the call carries free-form "input" under "custom"
+    ctool = {"type": "custom", "custom": {"name": "run_sql", "description": "Run a read-only SQL query"}}
+    ccall = {"id": "call_c1", "type": "custom", "custom": {"name": "run_sql", "input": "SELECT 1;"}}
+    out.append(
+        _oa(
+            "openai_chat_custom_tool_call",
+            {"model": "gpt-5-mini", "messages": ask["messages"], "tools": [ctool]},
+            200,
+            {
+                "body": {
+                    **base,
+                    "model": "gpt-5-mini-2025-08-07",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {
+                                "role": "assistant",
+                                "content": None,
+                                "tool_calls": [ccall],
+                                "refusal": None,
+                                "annotations": [],
+                            },
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                    "usage": usage,
+                }
+            },
+        )
+    )
     return out

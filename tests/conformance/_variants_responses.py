@@ -282,4 +282,72 @@ def _responses_variants() -> list[Variant]:
             stream=True,
         )
     )
+    # a custom (free-form grammar) tool called in a stream: custom_tool_call_input deltas
+    ctool = {"type": "custom", "name": "run_sql", "description": "Run a read-only SQL query and return rows."}
+    ctc = {
+        "id": "ctc_01",
+        "type": "custom_tool_call",
+        "status": "completed",
+        "call_id": "call_d4JQ",
+        "input": "SELECT COUNT(*) FROM users;\n",
+        "name": "run_sql",
+    }
+    ev = [
+        ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
+        (
+            "response.output_item.added",
+            {
+                "type": "response.output_item.added",
+                "sequence_number": 1,
+                "output_index": 0,
+                "item": {**ctc, "status": "in_progress", "input": ""},
+            },
+        ),
+        (
+            "response.custom_tool_call_input.delta",
+            {
+                "type": "response.custom_tool_call_input.delta",
+                "sequence_number": 2,
+                "item_id": "ctc_01",
+                "output_index": 0,
+                "delta": "SELECT COUNT(*) ",
+            },
+        ),
+        (
+            "response.custom_tool_call_input.delta",
+            {
+                "type": "response.custom_tool_call_input.delta",
+                "sequence_number": 3,
+                "item_id": "ctc_01",
+                "output_index": 0,
+                "delta": "FROM users;\n",
+            },
+        ),
+        (
+            "response.custom_tool_call_input.done",
+            {
+                "type": "response.custom_tool_call_input.done",
+                "sequence_number": 4,
+                "item_id": "ctc_01",
+                "output_index": 0,
+                "input": ctc["input"],
+            },
+        ),
+        (
+            "response.output_item.done",
+            {"type": "response.output_item.done", "sequence_number": 5, "output_index": 0, "item": ctc},
+        ),
+        (
+            "response.completed",
+            {
+                "type": "response.completed",
+                "sequence_number": 6,
+                "response": _resp_obj("completed", [ctc], tools=[ctool]),
+            },
+        ),
+    ]
+    cask = {"model": "gpt-5-mini", "input": "Count the users", "tools": [ctool], "stream": True}
+    out.append(
+        _oa("responses_stream_custom_tool_call", cask, 200, sse(ev), path="/v1/responses", kinds=sk, stream=True)
+    )
     return out

@@ -110,8 +110,16 @@ def _stream_expectations(rec: Recording) -> dict[str, Any]:
             done = True
         elif kind == "error" and error is None:
             error = (obj.get("error") or {}).get("message") or json.dumps(obj)[:300]
-    calls = [(t[0], t[1], json.loads("".join(t[2]) or "{}")) for _, t in sorted(tools.items())]
+    calls = [(t[0], t[1], _json_or_raw("".join(t[2]) or "{}")) for _, t in sorted(tools.items())]
     return {"text": "".join(text), "calls": calls, "stop": stop, "usage": usage, "error": error, "done": done}
+
+
+def _json_or_raw(text: str) -> Any:
+    """A tool input's JSON (a stream cut mid-input leaves it unparsable: compared only when complete)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _check_stream(rec: Recording) -> None:

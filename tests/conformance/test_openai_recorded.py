@@ -96,10 +96,10 @@ def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
             text.append(piece or "")
             for pos, tc in enumerate(delta.get("tool_calls") or []):
                 slot = calls.setdefault(tc.get("index", pos), ["", "", []])
-                fn = tc.get("function") or {}
+                fn = tc.get("function") or tc.get("custom") or {}
                 slot[0] = slot[0] or tc.get("id") or ""
                 slot[1] = slot[1] or fn.get("name") or ""
-                slot[2].append(fn.get("arguments") or "")
+                slot[2].append(fn.get("arguments", fn.get("input")) or "")
             if isinstance(delta.get("function_call"), Mapping):
                 slot = calls.setdefault(0, ["", "", []])
                 slot[1] = slot[1] or delta["function_call"].get("name") or ""
@@ -138,9 +138,9 @@ def _responses_stream_expectations(rec: Recording) -> dict[str, Any]:
         kind = obj.get("type") or name
         if kind == "response.output_text.delta":
             text.append(obj.get("delta") or "")
-        elif kind == "response.output_item.done" and (obj.get("item") or {}).get("type") == "function_call":
+        elif kind == "response.output_item.done" and (obj.get("item") or {}).get("type") in _CALL_ITEMS:
             it = obj["item"]
-            calls[obj.get("output_index", len(calls))] = (it.get("call_id") or "", it["name"], it.get("arguments"))
+            calls[obj.get("output_index", len(calls))] = (it.get("call_id") or "", it["name"], _call_input(it))
         elif kind in ("response.completed", "response.incomplete", "response.failed") and terminal is None:
             terminal = obj
         elif kind == "error" and error is None:
@@ -163,6 +163,14 @@ def _responses_stream_expectations(rec: Recording) -> dict[str, Any]:
         "error": error,
         "complete": terminal is not None or error is not None,
     }
+
+
+#: Responses output items that are calls for the caller (function tools; custom tools with free-form input)
+_CALL_ITEMS = ("function_call", "custom_tool_call")
+
+
+def _call_input(item: Mapping[str, Any]) -> Any:
+    return item.get("input") if item.get("type") == "custom_tool_call" else item.get("arguments")
 
 
 def _responses_finish(resp: Mapping[str, Any], has_calls: bool) -> str | None:
@@ -217,8 +225,12 @@ def _check_chat_body(rec: Recording, kind: str) -> None:
             if p.get("type") == "output_text"
         ]
         assert resp.text == "".join(texts)
-        calls = [(it.get("call_id") or it.get("id"), it["name"]) for it in output if it.get("type") == "function_call"]
-        assert [(c.id, c.name) for c in resp.tool_calls] == calls
+        calls = [
+            (it.get("call_id") or it.get("id"), it["name"], _call_input(it))
+            for it in output
+            if it.get("type") in _CALL_ITEMS
+        ]
+        assert [(c.id, c.name, c.raw_arguments) for c in resp.tool_calls] == calls
         assert resp.finish_reason == _responses_finish(body, bool(calls))
         if isinstance(body.get("usage"), Mapping):
             assert resp.usage is not None and resp.usage.input_tokens == body["usage"]["input_tokens"]
@@ -236,8 +248,9 @@ def _check_chat_body(rec: Recording, kind: str) -> None:
             content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
         assert resp.text == (content or "")  # a refusal has content null and its text in "refusal"
         calls = [
-            ("" if c.get("id") is None else str(c["id"]), c["function"]["name"], c["function"].get("arguments"))
+            ("" if c.get("id") is None else str(c["id"]), fn["name"], fn.get("arguments", fn.get("input")))
             for c in msg.get("tool_calls") or []
+            for fn in [c.get("function") or c.get("custom") or {}]  # custom tools: {"name", "input"}
         ]
         if not calls and msg.get("function_call"):
             calls = [("", msg["function_call"]["name"], msg["function_call"].get("arguments"))]
