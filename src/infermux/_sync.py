@@ -7,6 +7,7 @@ the loop thread, and the caller's thread blocks on its result (bounded by the en
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
@@ -25,9 +26,17 @@ __all__ = ["Client", "SyncChatStream"]
 T = TypeVar("T")
 
 
+_POLL_S = 1.0  # how often a blocked caller checks that the loop thread is still alive
+_CLOSE_S = 10.0  # bound on close(): cancelling running calls and closing the transports
+
+
 class _LoopThread:
+    """A private event loop on a daemon thread. Calls block the caller's thread until their coroutine ends; the
+    coroutine is cancelled when the caller is interrupted (Ctrl-C) and when the loop is closed under it."""
+
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._closing = False
         self._thread = threading.Thread(target=self._main, name="infermux-loop", daemon=True)
         self._thread.start()
 
@@ -35,17 +44,59 @@ class _LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    @property
+    def closed(self) -> bool:
+        return self._closing or self.loop.is_closed()
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self.loop.is_closed():
+        if self.closed:
             coro.close()
             raise ConfigurationError("this Client is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            while not concurrent.futures.wait((fut,), timeout=_POLL_S).done:
+                if not self._thread.is_alive():
+                    raise ConfigurationError("this Client's event-loop thread is gone; the call was abandoned")
+            return fut.result()
+        except concurrent.futures.CancelledError:
+            raise ConfigurationError("this Client was closed while the call was running") from None
+        finally:
+            if not fut.done():  # interrupted (KeyboardInterrupt...): stop the call on the loop thread too
+                fut.cancel()
 
-    def close(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
-            self.loop.close()
+    def close(self, final: Coroutine[Any, Any, Any] | None = None) -> None:
+        """Cancel every call still running, run ``final`` (closing the transports), stop the loop: bounded."""
+        if self.closed:
+            if final is not None:
+                final.close()
+            return
+        self._closing = True
+        try:
+            if self._thread.is_alive():
+                fut = asyncio.run_coroutine_threadsafe(self._shutdown(final), self.loop)
+                try:
+                    fut.result(timeout=_CLOSE_S)
+                except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+                    fut.cancel()
+            elif final is not None:
+                final.close()
+        finally:
+            if self._thread.is_alive():
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(timeout=_CLOSE_S)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+    async def _shutdown(self, final: Coroutine[Any, Any, Any] | None) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_S / 2)
+        await self.loop.shutdown_asyncgens()  # streams that were dropped without close()
+        if final is not None:
+            await final
 
 
 class SyncChatStream:
@@ -123,9 +174,10 @@ class Client:
         return self._async.stats()
 
     def close(self) -> None:
-        if not self._portal.loop.is_closed():
-            self._portal.run(self._async.aclose())
-            self._portal.close()
+        """Cancel calls still running (their callers get :class:`ConfigurationError`), close the transports and
+        stop the loop thread; bounded in time. Idempotent."""
+        if not self._portal.closed:
+            self._portal.close(self._async.aclose())
 
     def __enter__(self) -> Client:
         return self

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from .endpoint import Endpoint, EndpointConfig, build_endpoints
-from .errors import ConfigurationError, InfermuxError, MalformedResponseError
+from .errors import ConfigurationError, DeadlineExceededError, InfermuxError, MalformedResponseError
 from .providers import ProviderRequest
 from .providers._base import decode_json
 from .resilience.clock import SYSTEM_CLOCK, Clock
@@ -109,22 +109,56 @@ def build_chat_request(
     """Build a validated :class:`ChatRequest` from friendly arguments (strings, OpenAI-style dicts...)."""
     if isinstance(messages, ChatRequest):
         return messages
-    return ChatRequest(
-        messages=coerce_messages(messages),
-        model=model,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
-        tools=tuple(_coerce_tool(t) for t in tools or ()),
-        tool_choice=tool_choice,
-        parallel_tool_calls=parallel_tool_calls,
-        response_format=_coerce_format(response_format),
-        seed=seed,
-        user=user,
-        metadata=dict(metadata or {}),
-        extra=dict(extra or {}),
-    )
+    msgs = coerce_messages(messages)
+    try:
+        return ChatRequest(
+            messages=msgs,
+            model=model,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+            tools=tuple(_coerce_tool(t) for t in tools or ()),
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=_coerce_format(response_format),
+            seed=seed,
+            user=user,
+            metadata=dict(metadata or {}),
+            extra=dict(extra or {}),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        if isinstance(e, ConfigurationError):
+            raise
+        raise ConfigurationError(f"invalid chat parameters ({type(e).__name__}: {e})") from None
+
+
+class _Budget:
+    """The caller's ``timeout`` for one call, shared by every endpoint the router tries (not per endpoint)."""
+
+    __slots__ = ("at", "clock", "timeout")
+
+    def __init__(self, clock: Clock, timeout: float | None) -> None:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout != timeout
+        ):
+            raise ConfigurationError(f"timeout must be a number of seconds or None, got {timeout!r}")
+        self.clock = clock
+        self.timeout = timeout
+        self.at = None if timeout is None else clock.now() + timeout
+
+    def left(self, ep: Endpoint) -> float | None:
+        """Seconds left for ``ep`` (``None``: each endpoint's own policy deadline); raises once none is left."""
+        if self.at is None:
+            return None
+        rem = self.at - self.clock.now()
+        if rem <= 0:
+            raise DeadlineExceededError(
+                f"the call's timeout of {self.timeout:.3g}s ran out before endpoint {ep.name!r} could be tried",
+                endpoint=ep.name,
+                provider=ep.provider.name,
+            )
+        return rem
 
 
 class ChatStream:
@@ -216,6 +250,7 @@ class AsyncClient:
                 )
         self._endpoints = build_endpoints(endpoints, transport=transport, clock=clock)
         self.router = Router(self._endpoints)
+        self._clock = clock
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -239,7 +274,10 @@ class AsyncClient:
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
-        return await self.router.run(cands, lambda ep: ep.chat(req, priority=priority, timeout=timeout, request_id=rid))
+        budget = _Budget(self._clock, timeout)
+        return await self.router.run(
+            cands, lambda ep: ep.chat(req, priority=priority, timeout=budget.left(ep), request_id=rid)
+        )
 
     def stream(
         self,
@@ -271,11 +309,13 @@ class AsyncClient:
         rid: str,
     ) -> AsyncGenerator[StreamEvent, None]:
         errors: list[InfermuxError] = []
+        budget = _Budget(self._clock, timeout)
         for ep in cands:
             delivered = False
             owner.endpoint, owner.provider = ep.name, ep.provider.name
             try:
-                async with aclosing(ep.stream(req, priority=priority, timeout=timeout, request_id=rid)) as events:
+                events_ = ep.stream(req, priority=priority, timeout=budget.left(ep), request_id=rid)
+                async with aclosing(events_) as events:
                     async for ev in events:
                         delivered = True
                         yield ev
@@ -305,8 +345,9 @@ class AsyncClient:
             req = EmbedRequest(seq, model=model, dimensions=dimensions, extra=dict(extra or {}))
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        budget = _Budget(self._clock, timeout)
         return await self.router.run(
-            cands, lambda ep: ep.embed(req, priority=priority, timeout=timeout, request_id=rid)
+            cands, lambda ep: ep.embed(req, priority=priority, timeout=budget.left(ep), request_id=rid)
         )
 
     async def models(self, *, endpoint: str | None = None) -> dict[str, list[str]]:

@@ -76,8 +76,8 @@ def endpoint_from_dict(d: Mapping[str, Any]) -> EndpointConfig:
 
 def _read_file(path: Path) -> Any:
     try:
-        text = path.read_text()
-    except OSError as e:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigurationError(f"cannot read config file {path}: {e}") from e
     suffix = path.suffix.lower()
     if suffix == ".toml":
@@ -111,6 +111,9 @@ def load_config(path: str | Path) -> list[EndpointConfig]:
     items = data.get("endpoints") if isinstance(data, Mapping) else None
     if not isinstance(items, list) or not items:
         raise ConfigurationError(f"{path}: needs a non-empty 'endpoints' list")
+    bad = [i for i, d in enumerate(items) if not isinstance(d, Mapping)]
+    if bad:
+        raise ConfigurationError(f"{path}: endpoints[{bad[0]}] must be a table of settings, got {items[bad[0]]!r}")
     return [endpoint_from_dict(d) for d in items]
 
 

@@ -131,6 +131,8 @@ class _Deadline:
     __slots__ = ("at", "clock", "total")
 
     def __init__(self, clock: Clock, total: float | None) -> None:
+        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float)) or total != total):
+            raise ConfigurationError(f"timeout must be a number of seconds or None, got {total!r}")
         self.clock = clock
         self.total = total
         self.at = None if total is None else clock.now() + total

@@ -250,9 +250,14 @@ def coerce_messages(messages: MessagesInput) -> tuple[Message, ...]:
         return (Message("user", messages),)
     if isinstance(messages, Message):
         return (messages,)
-    if isinstance(messages, Mapping):
-        return (_message_from_dict(messages),)
-    out = tuple(m if isinstance(m, Message) else _message_from_dict(m) for m in messages)
+    try:
+        if isinstance(messages, Mapping):
+            return (_message_from_dict(messages),)
+        out = tuple(m if isinstance(m, Message) else _message_from_dict(m) for m in messages)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise ConfigurationError(
+            f"messages must be a string, a Message or OpenAI-style message dicts ({type(e).__name__}: {e})"
+        ) from None
     if not out:
         raise ConfigurationError("messages must not be empty")
     return out
