@@ -327,3 +327,19 @@ def test_child_garbage_line_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="unexpected line"):
         srv.start()
     _assert_reaped(srv)
+
+
+def test_unlaunchable_python_is_a_configuration_error_and_leaves_no_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_local_server()
+    import tempfile
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(logs))
+    srv = LocalLlamaServer(python=str(tmp_path / "no-such-python"))
+    with pytest.raises(ConfigurationError, match="cannot start"):
+        srv.start()
+    assert list(logs.iterdir()) == []
+    assert not srv.running

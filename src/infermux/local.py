@@ -223,6 +223,10 @@ class LocalLlamaServer:
                 start_new_session=True,
                 env=env,
             )
+        except OSError as e:  # no such interpreter, not executable...
+            self._log_path.unlink(missing_ok=True)
+            self._log_path = None
+            raise ConfigurationError(f"cannot start the local llama.cpp server with {self._python!r}: {e}") from e
         finally:
             os.close(fd)
         self._finalizer = weakref.finalize(self, _stop_process, self._proc, self._stop_timeout)

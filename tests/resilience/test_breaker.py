@@ -194,6 +194,21 @@ def test_neutral_outcomes() -> None:
     assert b.state is CLOSED
 
 
+def test_ignored_outcome_gives_the_probe_permit_back_without_closing() -> None:
+    clock = FakeClock()
+    b, calls = make(clock, consecutive_failures=1, open_seconds=5.0, half_open_max_calls=1)
+    fail(b)
+    clock.advance(5.0)
+    assert b.try_acquire() and not b.try_acquire()  # the only probe permit is taken
+    b.record_ignored()  # e.g. the probe was cancelled
+    assert b.state is HALF and b.snapshot()["probes_in_flight"] == 0
+    assert b.try_acquire()  # the permit is back
+    b.record_success()
+    assert b.state is CLOSED
+    b.record_ignored()  # in CLOSED it changes nothing
+    assert b.state is CLOSED and b.snapshot()["window_calls"] == 0 and calls[-1] == (HALF, CLOSED)
+
+
 def test_outcomes_recorded_while_open_are_ignored() -> None:
     clock = FakeClock()
     b, _ = make(clock, consecutive_failures=1, open_seconds=5.0)
