@@ -20,7 +20,7 @@ from infermux.sandbox import FaultKind, Sandbox
 from infermux.transport import Timeouts
 from infermux.types import TextDelta
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("error::ResourceWarning")]
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from infermux.cli import main
 from infermux.config import endpoints_from_env, load_config
 from infermux.local import LocalLlamaServer
 
+pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")  # leaks fail the test
+
 
 def _env(monkeypatch: pytest.MonkeyPatch, srv: LocalLlamaServer) -> None:
     monkeypatch.setenv("INFERMUX_PROVIDER", "llamacpp")

@@ -30,6 +30,8 @@ from infermux.resilience.retry import RetryPolicy
 from infermux.transport import HTTPRequest, MockResponse, MockTransport
 from infermux.types import ChatRequest, Message, StreamFinish, TextDelta
 
+pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")  # leaks fail the test
+
 JSON = {"content-type": "application/json"}
 
 

@@ -22,6 +22,8 @@ from infermux.local import DEFAULT_MODEL_ALIAS, LocalLlamaServer, find_default_m
 
 from .conftest import TEST_API_KEY, in_ci, require_local_server
 
+pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")  # leaks fail the test
+
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 

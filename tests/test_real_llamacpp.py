@@ -15,7 +15,7 @@ from infermux.providers import llamacpp
 from infermux.resilience.retry import RetryPolicy
 from infermux.types import StreamFinish, TextDelta, UsageEvent
 
-pytestmark = pytest.mark.realserver
+pytestmark = [pytest.mark.realserver, pytest.mark.filterwarnings("error::ResourceWarning")]
 
 
 def cfg(srv: LocalLlamaServer, **kw: Any) -> EndpointConfig:
