@@ -124,8 +124,11 @@ def test_sdk_stream(sdk: genai.Client) -> None:
 
 async def test_sdk_async_stream(sdk: genai.Client) -> None:
     text = []
-    async for chunk in await sdk.aio.models.generate_content_stream(model=MODEL, contents="async hello"):
-        text.append(chunk.text or "")
+    try:
+        async for chunk in await sdk.aio.models.generate_content_stream(model=MODEL, contents="async hello"):
+            text.append(chunk.text or "")
+    finally:
+        await sdk.aio.aclose()  # the async client's session belongs to this test's event loop
     assert "".join(text) == "echo: async hello"
 
 

@@ -189,6 +189,7 @@ def test_sandbox_thread_configures_its_backend_from_sync_code() -> None:
         sbt.configure_backend("ovms", not_ready=["identity"])
         with pytest.raises(urllib.error.HTTPError) as ei:
             urllib.request.urlopen(url, timeout=5)
+        ei.value.close()
         assert ei.value.code == 503
         assert sbt.backend_state("ovms").not_ready == frozenset({"identity"})
         sbt.reset()

@@ -55,8 +55,12 @@ def test_cli_subprocess_serves_until_terminated() -> None:
         req = urllib.request.Request(base + "/v1/models", headers={"authorization": "Bearer wrong"})
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req, timeout=5)
+        info.value.close()
         assert info.value.code == 401
         assert info.value.headers["x-ratelimit-limit-requests"] == "3"
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
