@@ -200,6 +200,19 @@ def _redact_key(err: InfermuxError, key: str) -> None:
         err.partial_text = _scrub(err.partial_text, key)
 
 
+@dataclass(slots=True)
+class _Call:
+    """One caller's request on this endpoint across its attempts."""
+
+    rid: str
+    model: str | None
+    pol: RetryPolicy
+    deadline: _Deadline
+    started: float
+    priority: Priority
+    number: int = 0
+
+
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
     if isinstance(error, (AuthenticationError, PermissionDeniedError)):
         return "auth_failed"  # by class: some providers (Gemini) reject a bad key with 400 API_KEY_INVALID
@@ -287,35 +300,19 @@ class Endpoint:
         ``timeout`` overrides the policy's overall deadline for this call. Raises a typed
         :class:`InfermuxError` carrying this endpoint's context when every allowed attempt failed.
         """
-        pol = policy or self.config.retry
-        rid = request_id or uuid.uuid4().hex
-        deadline = _Deadline(self.clock, timeout if timeout is not None else pol.deadline)
-        started = self.clock.now()
-        self.counters.requests += 1
-        number = 0
+        call = self._begin(request_id, timeout, model, policy, priority)
         try:
             while True:
-                number += 1
+                call.number += 1
                 try:
-                    result = await self._attempt(
-                        operation, rid=rid, number=number, priority=priority, deadline=deadline
-                    )
+                    result = await self._attempt(operation, call)
                 except InfermuxError as err:
-                    delay = self._after_error(
-                        err,
-                        rid=rid,
-                        model=model,
-                        number=number,
-                        pol=pol,
-                        started=started,
-                        deadline=deadline,
-                        final=False,
-                    )
+                    delay = self._after_error(err, call, final=False)
                     if delay is None:
                         raise
                     await self.clock.sleep(delay)
                     continue
-                self._count_success(started)
+                self._count_success(call.started)
                 return result
         except InfermuxError:
             raise  # counted by _after_error
@@ -323,25 +320,27 @@ class Endpoint:
             self.counters.ended(err)
             raise
 
-    def _after_error(
+    def _begin(
         self,
-        err: InfermuxError,
-        *,
-        rid: str,
+        request_id: str | None,
+        timeout: float | None,
         model: str | None,
-        number: int,
-        pol: RetryPolicy,
-        started: float,
-        deadline: _Deadline,
-        final: bool,
-    ) -> float | None:
+        policy: RetryPolicy | None,
+        priority: Priority,
+    ) -> _Call:
+        pol = policy or self.config.retry
+        deadline = _Deadline(self.clock, timeout if timeout is not None else pol.deadline)
+        self.counters.requests += 1
+        return _Call(request_id or uuid.uuid4().hex, model, pol, deadline, self.clock.now(), priority)
+
+    def _after_error(self, err: InfermuxError, call: _Call, *, final: bool) -> float | None:
         """Put this endpoint's context on ``err``; return the wait before the next attempt, or ``None`` (the
         error is final and counted). ``final``: retrying is not allowed (stream bytes reached the caller)."""
-        err.with_context(provider=self.provider.name, endpoint=self.name, model=model, request_id=rid)
-        err.attempts = number
+        err.with_context(provider=self.provider.name, endpoint=self.name, model=call.model, request_id=call.rid)
+        err.attempts = call.number
         delay = None
         if not final and not isinstance(err, (QueueFullError, CircuitOpenError)):
-            delay = self._retry_delay(pol, err, number, started, deadline)
+            delay = self._retry_delay(err, call)
         if delay is None:
             self.counters.failure(err)
         else:
@@ -352,21 +351,21 @@ class Endpoint:
         self.counters.successes += 1
         self.counters.latencies.append(self.clock.now() - started)
 
-    def _retry_delay(
-        self, pol: RetryPolicy, err: InfermuxError, number: int, started: float, deadline: _Deadline
-    ) -> float | None:
+    def _retry_delay(self, err: InfermuxError, call: _Call) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up. A 429 on one key is retried at
         once when another key of the pool is ready (the advertised delay applies to the limited key)."""
         if (
             isinstance(err, RateLimitError)
             and err.status_code == 429
-            and number <= pol.max_retries
+            and call.number <= call.pol.max_retries
             and self.keys.ready_count() > 0
             and getattr(err, "should_retry_header", None) is not False
         ):
             return 0.0
-        decision = decide(pol, err, retry_number=number, elapsed=self.clock.now() - started, rand=self._rand)
-        rem = deadline.remaining()
+        decision = decide(
+            call.pol, err, retry_number=call.number, elapsed=self.clock.now() - call.started, rand=self._rand
+        )
+        rem = call.deadline.remaining()
         if not decision.retry or (rem is not None and decision.delay >= rem):
             return None
         return decision.delay
@@ -404,20 +403,12 @@ class Endpoint:
         self.counters.attempts += 1
         return lease
 
-    async def _attempt(
-        self,
-        operation: Callable[[Attempt], Awaitable[T]],
-        *,
-        rid: str,
-        number: int,
-        priority: Priority,
-        deadline: _Deadline,
-    ) -> T:
-        lease = await self._admit(priority, deadline)
+    async def _attempt(self, operation: Callable[[Attempt], Awaitable[T]], call: _Call) -> T:
+        lease = await self._admit(call.priority, call.deadline)
         try:
-            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at, started_at=self.clock.now())
+            attempt = self._new_attempt(call, lease)
             try:
-                result = await deadline.run(operation(attempt))
+                result = await call.deadline.run(operation(attempt))
             except BaseException as err:
                 self._record_failure(err, lease, attempt)
                 raise
@@ -425,6 +416,9 @@ class Endpoint:
             return result
         finally:
             self.gate.release()
+
+    def _new_attempt(self, call: _Call, lease: KeyLease) -> Attempt:
+        return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=self.clock.now())
 
     def _record_success(self, lease: KeyLease) -> None:
         self.keys.release(lease, "success")
@@ -626,38 +620,23 @@ class Endpoint:
         protocol's terminal marker, else :class:`IncompleteStreamError` is raised after the partial events."""
         model = self.model_for(request.model)
         preq = self.provider.build_chat(request, model, True)
-        pol = self.config.retry
-        rid = request_id or uuid.uuid4().hex
-        deadline = _Deadline(self.clock, timeout if timeout is not None else pol.deadline)
-        started = self.clock.now()
-        self.counters.requests += 1
-        number = 0
+        call = self._begin(request_id, timeout, model, None, priority)
         delivered = False
         try:
             while True:
-                number += 1
+                call.number += 1
                 try:
-                    agen_ = self._stream_attempt(preq, rid=rid, number=number, priority=priority, deadline=deadline)
-                    async with aclosing(agen_) as agen:
-                        async for ev in agen:
+                    async with aclosing(self._stream_attempt(preq, call)) as events:
+                        async for ev in events:
                             delivered = True
                             yield ev
                 except InfermuxError as err:
-                    delay = self._after_error(
-                        err,
-                        rid=rid,
-                        model=model,
-                        number=number,
-                        pol=pol,
-                        started=started,
-                        deadline=deadline,
-                        final=delivered,
-                    )
+                    delay = self._after_error(err, call, final=delivered)
                     if delay is None:
                         raise
                     await self.clock.sleep(delay)
                     continue
-                self._count_success(started)
+                self._count_success(call.started)
                 return
         except InfermuxError:
             raise  # counted by _after_error
@@ -665,18 +644,11 @@ class Endpoint:
             self.counters.ended(err)
             raise
 
-    async def _stream_attempt(
-        self,
-        preq: ProviderRequest,
-        *,
-        rid: str,
-        number: int,
-        priority: Priority,
-        deadline: _Deadline,
-    ) -> AsyncGenerator[StreamEvent, None]:
-        lease = await self._admit(priority, deadline)
+    async def _stream_attempt(self, preq: ProviderRequest, call: _Call) -> AsyncGenerator[StreamEvent, None]:
+        lease = await self._admit(call.priority, call.deadline)
+        deadline = call.deadline
         try:
-            attempt = Attempt(rid, number, lease.key, lease.label, deadline.at, started_at=self.clock.now())
+            attempt = self._new_attempt(call, lease)
             acc = StreamAccumulator()
             try:
                 resp = await deadline.run(self._send(preq, attempt))
