@@ -9,12 +9,10 @@ engine (any async operation, not only HTTP); :meth:`chat`, :meth:`stream`, :meth
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import random
-import sys
 import time
 import urllib.parse
 import uuid
@@ -43,6 +41,7 @@ from .providers import Provider, ProviderRequest, get_provider
 from .resilience.adaptive import AdaptiveLimit
 from .resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker, is_breaker_failure
 from .resilience.clock import SYSTEM_CLOCK, Clock
+from .resilience.deadline import Deadline
 from .resilience.keypool import KeyLease, KeyPool
 from .resilience.queue import PriorityGate
 from .resilience.retry import RetryPolicy, decide
@@ -124,48 +123,6 @@ class Attempt:
     response_headers: Mapping[str, str] = field(default_factory=dict)
 
 
-class _Deadline:
-    """Runs an awaitable under the remaining time (asyncio timeouts in real time; remaining measured on
-    the endpoint's clock) and turns expiry into :class:`DeadlineExceededError`."""
-
-    __slots__ = ("at", "clock", "total")
-
-    def __init__(self, clock: Clock, total: float | None) -> None:
-        if total is not None and (isinstance(total, bool) or not isinstance(total, (int, float)) or total != total):
-            raise ConfigurationError(f"timeout must be a number of seconds or None, got {total!r}")
-        self.clock = clock
-        self.total = total
-        self.at = None if total is None else clock.now() + total
-
-    def remaining(self) -> float | None:
-        return None if self.at is None else self.at - self.clock.now()
-
-    def expired_error(self) -> DeadlineExceededError:
-        return DeadlineExceededError(f"request deadline of {self.total:.3g}s exceeded")
-
-    async def run(self, aw: Awaitable[T]) -> T:
-        rem = self.remaining()
-        if rem is None:
-            return await aw
-        if rem <= 0:
-            if asyncio.iscoroutine(aw):
-                aw.close()
-            raise self.expired_error()
-        if sys.version_info >= (3, 11):
-            cm = asyncio.timeout(rem)
-            try:
-                async with cm:
-                    return await aw
-            except TimeoutError as e:
-                if cm.expired():  # ours, not a TimeoutError the operation raised itself
-                    raise self.expired_error() from e
-                raise
-        try:  # pragma: no cover - Python 3.10 (an operation's own asyncio.TimeoutError is not told apart here)
-            return await asyncio.wait_for(aw, rem)
-        except asyncio.TimeoutError as e:  # pragma: no cover
-            raise self.expired_error() from e
-
-
 def _check_base_url(name: str, base: object) -> str:
     """``base`` without its trailing slash, or :class:`ConfigurationError` when it cannot be sent to."""
     if not isinstance(base, str) or not base.startswith(("http://", "https://")):
@@ -207,7 +164,7 @@ class _Call:
     rid: str
     model: str | None
     pol: RetryPolicy
-    deadline: _Deadline
+    deadline: Deadline
     started: float
     priority: Priority
     number: int = 0
@@ -329,7 +286,7 @@ class Endpoint:
         priority: Priority,
     ) -> _Call:
         pol = policy or self.config.retry
-        deadline = _Deadline(self.clock, timeout if timeout is not None else pol.deadline)
+        deadline = Deadline(self.clock, timeout if timeout is not None else pol.deadline)
         self.counters.requests += 1
         return _Call(request_id or uuid.uuid4().hex, model, pol, deadline, self.clock.now(), priority)
 
@@ -370,7 +327,7 @@ class Endpoint:
             return None
         return decision.delay
 
-    async def _admit(self, priority: Priority, deadline: _Deadline) -> KeyLease:
+    async def _admit(self, priority: Priority, deadline: Deadline) -> KeyLease:
         """Take a queue slot, pass the breaker and lease a key. On success the caller owns the slot (release
         it with ``gate.release()``), the breaker permit and the lease (end them with one record call)."""
         try:
@@ -671,7 +628,7 @@ class Endpoint:
             self.gate.release()
 
     async def _read_stream(
-        self, resp: HTTPResponse, deadline: _Deadline, acc: StreamAccumulator
+        self, resp: HTTPResponse, deadline: Deadline, acc: StreamAccumulator
     ) -> AsyncGenerator[StreamEvent, None]:
         chunks: Any = None
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .breaker import BreakerConfig, BreakerState, CircuitBreaker, is_breaker_failure
 from .clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock
+from .deadline import Deadline
 from .keypool import KeyLease, KeyOutcome, KeyPool
 from .queue import PriorityGate
 from .retry import (
@@ -27,6 +28,7 @@ __all__ = [
     "BreakerState",
     "CircuitBreaker",
     "Clock",
+    "Deadline",
     "FakeClock",
     "KeyLease",
     "KeyOutcome",
