@@ -119,3 +119,19 @@ def test_providers_lists_every_backend(capsys: pytest.CaptureFixture[str]) -> No
     for name in names:
         assert f"\n{name} " in "\n" + out
     assert out.count("capabilities:") == len(names)
+
+
+def test_yaml_and_json_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    y = tmp_config(
+        monkeypatch,
+        "endpoints:\n  - name: y\n    provider: anthropic\n    model: claude\n    retry:\n      max_retries: 1\n",
+        suffix=".yaml",
+    )
+    (ep,) = load_config(y)
+    assert (ep.name, ep.provider, ep.model, ep.retry.max_retries) == ("y", "anthropic", "claude", 1)
+    j = tmp_config(monkeypatch, '{"endpoints": [{"name": "j", "provider": "openai", "models": ["a", "b"]}]}', ".json")
+    assert load_config(j)[0].models == ("a", "b")
+    with pytest.raises(ConfigurationError, match="invalid YAML"):
+        load_config(tmp_config(monkeypatch, "endpoints: [\n", suffix=".yml"))
+    with pytest.raises(ConfigurationError, match="must end in"):
+        load_config(tmp_config(monkeypatch, "x", suffix=".ini"))
