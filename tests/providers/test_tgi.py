@@ -311,3 +311,12 @@ def test_messages_api_sends_tgi_grammar_response_format() -> None:
     assert p.path == "/chat/completions"
     assert p.json["response_format"] == {"type": "json_object", "value": schema}
     assert "response_format" not in tgi.CHAT_PROVIDER.build_chat(req(), "tgi", False).json
+
+
+def test_model_loading_503_estimated_time_is_the_retry_delay() -> None:
+    body = b'{"error": "Model HuggingFaceH4/zephyr-7b-beta is currently loading", "estimated_time": 20.5}'
+    err = tgi.classify_error(503, {"content-type": "application/json"}, body)
+    assert err.status_code == 503 and err.retryable and err.retry_after == 20.5
+    assert err.provider_message and "currently loading" in err.provider_message
+    with_header = tgi.classify_error(503, {"retry-after": "3"}, body)
+    assert with_header.retry_after == 3.0  # the server's header wins over the body's estimate

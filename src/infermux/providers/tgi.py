@@ -293,6 +293,9 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, prov
     parsed, etype, message = read_error(body)
     if etype is None and parsed is None and (message or "").startswith(("Failed to deserialize", "Failed to parse")):
         etype = "invalid_body"
+    # HF Inference API while a model loads: 503 {"error": "Model ... is currently loading", "estimated_time": 20.0}
+    estimated = parsed.get("estimated_time") if isinstance(parsed, Mapping) else None
+    wait = float(estimated) if isinstance(estimated, (int, float)) and not isinstance(estimated, bool) else None
     return status_error(
         status,
         headers,
@@ -302,6 +305,7 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes, *, prov
         error_type=etype,
         message=message,
         request_id_headers=REQUEST_ID_HEADERS,
+        retry_after=wait if wait is not None and wait >= 0 else None,
         overloaded=(etype or "").lower() == "overloaded",
     )
 
