@@ -485,12 +485,15 @@ class Endpoint:
 
     # ------------------------------------------------------------------ chat / embed
 
-    def _finish_response(self, resp: ChatResponse, model: str, attempt: Attempt, started: float) -> ChatResponse:
+    def _add_provider_metrics(self, raw: Any) -> None:
         extract = self.provider.response_metrics
-        if extract is not None:
+        if extract is not None and raw is not None:
             metrics = self.counters.provider_metrics
-            for k, v in extract(resp.raw).items():
+            for k, v in extract(raw).items():
                 metrics[k] = metrics.get(k, 0.0) + v
+
+    def _finish_response(self, resp: ChatResponse, model: str, attempt: Attempt, started: float) -> ChatResponse:
+        self._add_provider_metrics(resp.raw)
         usage = resp.usage
         if usage is not None:
             self.counters.tokens_in += usage.input_tokens
@@ -619,6 +622,7 @@ class Endpoint:
             except BaseException as err:
                 self._record_failure(err, lease, attempt)
                 raise
+            self._add_provider_metrics(acc.usage_raw)
             if acc.usage is not None:
                 self.counters.tokens_in += acc.usage.input_tokens
                 self.counters.tokens_out += acc.usage.output_tokens

@@ -453,8 +453,12 @@ class ToolCallEnd:
 
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
+    """Token usage reported in the stream; ``raw`` is the provider's usage object when it carries more
+    (e.g. Groq's timing fields), for ``Provider.response_metrics``."""
+
     usage: Usage
     type: Literal["usage"] = "usage"
+    raw: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,7 +491,7 @@ class StreamAccumulator:
     call with the provider's final one.
     """
 
-    __slots__ = ("_calls", "_texts", "finish_reason", "finished", "model", "response_id", "usage")
+    __slots__ = ("_calls", "_texts", "finish_reason", "finished", "model", "response_id", "usage", "usage_raw")
 
     def __init__(self) -> None:
         self._texts: list[str] = []
@@ -495,6 +499,7 @@ class StreamAccumulator:
         self.finish_reason: FinishReason | None = None
         self.finished = False
         self.usage: Usage | None = None
+        self.usage_raw: Any = None
         self.model: str | None = None
         self.response_id: str | None = None
 
@@ -515,6 +520,7 @@ class StreamAccumulator:
             slot[3] = ev.call
         elif isinstance(ev, UsageEvent):
             self.usage = ev.usage
+            self.usage_raw = ev.raw
         elif isinstance(ev, StreamFinish):
             self.finished = True
             if ev.reason is not None:

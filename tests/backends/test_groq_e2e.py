@@ -201,9 +201,12 @@ async def test_chat_stream_timing_and_rate_limits(sb: Sandbox) -> None:
         assert ep.stats()["provider_metrics"]["total_time"] > timing["total_time"]
         limits = ep.stats()["rate_limits"]
         assert limits["x-ratelimit-remaining-requests"] == "14398"
+        before = ep.stats()["provider_metrics"]["total_time"]
         acc = StreamAccumulator()
         async for ev in ep.stream(REQ):
             acc.add(ev)
+        assert gq.groq_timing(acc.usage_raw)["total_time"] > 0  # x_groq.usage of the final chunk
+        assert ep.stats()["provider_metrics"]["total_time"] > before  # streams are counted too
         final = acc.response()
         assert final.text == r.text and final.finish_reason == "stop"
         assert final.usage == r.usage  # from x_groq.usage on the final chunk / the usage chunk

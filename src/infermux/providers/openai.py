@@ -381,7 +381,7 @@ class ChatStreamParser(StreamParserBase):
             usage = x_groq.get("usage")
         parsed = parse_usage(usage)
         if parsed is not None:
-            out.append(UsageEvent(parsed))
+            out.append(UsageEvent(parsed, raw=usage))
 
     def _choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
