@@ -62,6 +62,7 @@ __all__ = ["Attempt", "Endpoint", "EndpointConfig"]
 
 T = TypeVar("T")
 _log = logging.getLogger("infermux")
+_log.addHandler(logging.NullHandler())  # a library does not print unless the application configures logging
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 
 
