@@ -74,15 +74,40 @@ def _ant(
     )
 
 
+def _ev(kind: str, **fields: Any) -> tuple[str | None, Any]:
+    """One Messages stream event: named by its ``type``."""
+    return (kind, {"type": kind, **fields})
+
+
+def _error(kind: str, message: str, request_id: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+
+
 def _anthropic_variants() -> list[Variant]:
-    out = []
-    ask = {
+    ask: dict[str, Any] = {
         "max_tokens": 2048,
         "messages": [{"role": "user", "content": "Weather in Paris?"}],
         "model": "claude-sonnet-4-20250514",
         "thinking": {"type": "enabled", "budget_tokens": 1024},
         "tools": [_ANT_TOOL],
     }
+
+    def reply(
+        name: str,
+        req: Any,
+        content: list[dict[str, Any]],
+        stop: str,
+        *,
+        skips: dict[str, str] | None = None,
+        **usage: Any,
+    ) -> Variant:
+        """A 200 message; ``usage`` overrides its usage fields."""
+        return _ant(name, req, 200, {"body": _msg(content, stop, **usage)}, skips=skips)
+
+    def text(t: str) -> dict[str, Any]:
+        return {"type": "text", "text": t}
+
+    out = []
     thinking = {
         "type": "thinking",
         "thinking": "The user wants the weather; call the tool.",
@@ -94,21 +119,9 @@ def _anthropic_variants() -> list[Variant]:
         "name": "get_weather",
         "input": {"city": "Paris"},
     }
-    out.append(
-        _ant(
-            "anthropic_thinking_text_tool_use",
-            ask,
-            200,
-            {
-                "body": _msg(
-                    [thinking, {"type": "text", "text": "Let me check."}, tool_use],
-                    "tool_use",
-                    cache_read_input_tokens=2048,
-                    cache_creation_input_tokens=12,
-                )
-            },
-        )
-    )
+    mixed = [thinking, text("Let me check."), tool_use]
+    cache: dict[str, Any] = {"cache_read_input_tokens": 2048, "cache_creation_input_tokens": 12}
+    out.append(reply("anthropic_thinking_text_tool_use", ask, mixed, "tool_use", **cache))
     redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"}
     cited = {
         "type": "text",
@@ -124,15 +137,10 @@ def _anthropic_variants() -> list[Variant]:
             }
         ],
     }
-    out.append(
-        _ant(
-            "anthropic_redacted_thinking_citations",
-            {k: v for k, v in ask.items() if k != "tools"},
-            200,
-            {"body": _msg([redacted, cited, {"type": "text", "text": " Also the sky is blue."}], "end_turn")},
-        )
-    )
-    server = [
+    no_tools = {k: v for k, v in ask.items() if k != "tools"}
+    blocks: list[dict[str, Any]] = [redacted, cited, text(" Also the sky is blue.")]
+    out.append(reply("anthropic_redacted_thinking_citations", no_tools, blocks, "end_turn"))
+    server: list[dict[str, Any]] = [
         {
             "type": "server_tool_use",
             "id": "srvtoolu_01WYG3ziw53XMcoyKL4XcZmE",
@@ -152,231 +160,90 @@ def _anthropic_variants() -> list[Variant]:
                 }
             ],
         },
-        {"type": "text", "text": "It is sunny in Paris."},
+        text("It is sunny in Paris."),
     ]
     web = {**ask, "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}
     web.pop("thinking")
-    out.append(
-        _ant(
-            "anthropic_server_tool_use",
-            web,
-            200,
-            {"body": _msg(server, "end_turn", server_tool_use={"web_search_requests": 1})},
-        )
-    )
+    searched = {"web_search_requests": 1}
+    out.append(reply("anthropic_server_tool_use", web, server, "end_turn", server_tool_use=searched))
+    hi = {"max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}], "model": "claude-sonnet-4-20250514"}
     for stop, extra in (
         ("max_tokens", {}),
         ("stop_sequence", {"stop_sequence": "\n\nHuman:"}),
         ("refusal", {}),
         ("pause_turn", {}),
     ):
-        body = _msg([{"type": "text", "text": "Partial"}] if stop != "refusal" else [], stop)
-        body.update(extra)
-        out.append(
-            _ant(
-                f"anthropic_stop_{stop}",
-                {"max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}], "model": "claude-sonnet-4-20250514"},
-                200,
-                {"body": body},
-            )
-        )
+        body = {**_msg([text("Partial")] if stop != "refusal" else [], stop), **extra}
+        out.append(_ant(f"anthropic_stop_{stop}", hi, 200, {"body": body}))
     # stream: thinking + tool_use (input_json_delta), usage in message_delta
-    start = _msg([], None, output_tokens=1)
-    ev: list[tuple[str | None, Any]] = [
-        ("message_start", {"type": "message_start", "message": start}),
-        (
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
-            },
-        ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "thinking_delta", "thinking": "Need the tool."},
-            },
-        ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
-            },
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("ping", {"type": "ping"}),
-        (
-            "content_block_start",
-            {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
-        ),
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Checking…"}},
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-        (
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 2,
-                "content_block": {
-                    "type": "tool_use",
-                    "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
-                    "name": "get_weather",
-                    "input": {},
-                },
-            },
-        ),
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": ""}},
-        ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 2,
-                "delta": {"type": "input_json_delta", "partial_json": '{"city": "Pa'},
-            },
-        ),
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": 'ris"}'}},
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 2}),
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                "usage": {"output_tokens": 89},
-            },
-        ),
-        ("message_stop", {"type": "message_stop"}),
+    start = _ev("message_start", message=_msg([], None, output_tokens=1))
+
+    def block(index: int, content_block: dict[str, Any]) -> tuple[str | None, Any]:
+        return _ev("content_block_start", index=index, content_block=content_block)
+
+    def delta(index: int, kind: str, **fields: Any) -> tuple[str | None, Any]:
+        return _ev("content_block_delta", index=index, delta={"type": kind, **fields})
+
+    def end(index: int) -> tuple[str | None, Any]:
+        return _ev("content_block_stop", index=index)
+
+    call = {"type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather", "input": {}}
+    ev = [
+        start,
+        block(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        delta(0, "thinking_delta", thinking="Need the tool."),
+        delta(0, "signature_delta", signature="EqQBCgIYAhIM1gbcDa9GJwZA"),
+        end(0),
+        _ev("ping"),
+        block(1, text("")),
+        delta(1, "text_delta", text="Checking…"),
+        end(1),
+        block(2, call),
+        delta(2, "input_json_delta", partial_json=""),
+        delta(2, "input_json_delta", partial_json='{"city": "Pa'),
+        delta(2, "input_json_delta", partial_json='ris"}'),
+        end(2),
+        _ev("message_delta", delta={"stop_reason": "tool_use", "stop_sequence": None}, usage={"output_tokens": 89}),
+        _ev("message_stop"),
     ]
     out.append(_ant("anthropic_stream_thinking_tool_use", {**ask, "stream": True}, 200, sse(ev), stream=True))
     # stream interrupted by an overloaded error event
-    ev = [
-        ("message_start", {"type": "message_start", "message": start}),
-        (
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ),
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}},
-        ),
-        (
-            "error",
-            {
-                "type": "error",
-                "error": {"type": "overloaded_error", "message": "Overloaded"},
-                "request_id": "req_011CbS1ovABoAsWvrNwGBYhz",
-            },
-        ),
-    ]
+    overloaded = _error("overloaded_error", "Overloaded", "req_011CbS1ovABoAsWvrNwGBYhz")
+    ev = [start, block(0, text("")), delta(0, "text_delta", text="Hel"), ("error", overloaded)]
     out.append(_ant("anthropic_stream_overloaded_event", {**ask, "stream": True}, 200, sse(ev), stream=True))
     # errors
     eh = {**_ant_headers(), "x-should-retry": "true"}
-    out.append(
-        _ant(
-            "anthropic_529_overloaded",
-            ask,
-            529,
-            {
-                "body": {
-                    "type": "error",
-                    "error": {"type": "overloaded_error", "message": "Overloaded"},
-                    "request_id": "req_011CbS1ovABoAsWvrNwGBYhz",
-                }
-            },
-            headers=eh,
-        )
-    )
     rl = {
         **_ant_headers(),
         "retry-after": "17",
         "x-should-retry": "true",
         "anthropic-ratelimit-input-tokens-remaining": "0",
     }
-    out.append(
-        _ant(
-            "anthropic_429_rate_limit",
-            ask,
-            429,
-            {
-                "body": {
-                    "type": "error",
-                    "error": {
-                        "type": "rate_limit_error",
-                        "message": (
-                            "This request would exceed the rate limit for your organization of 30,000 input tokens "
-                            "per minute."
-                        ),
-                    },
-                    "request_id": "req_011CbS2",
-                }
-            },
-            headers=rl,
-        )
-    )
+    too_many = "This request would exceed the rate limit for your organization of 30,000 input tokens per minute."
+    limited = _error("rate_limit_error", too_many, "req_011CbS2")
     bad = {**_ant_headers(), "x-should-retry": "false"}
     bad.pop("request-id")
-    out.append(
-        _ant(
-            "anthropic_400_invalid_request_body_request_id",
-            ask,
-            400,
-            {
-                "body": {
-                    "type": "error",
-                    "error": {
-                        "type": "invalid_request_error",
-                        "message": "messages.0.content: Input should be a valid list",
-                    },
-                    "request_id": "req_011CbS3",
-                }
-            },
-            headers=bad,
-        )
-    )
-    out.append(
-        _ant(
-            "anthropic_500_html",
-            ask,
-            500,
-            {"body_text": "<html><body><h1>500 Internal Server Error</h1></body></html>"},
-            headers={"content-type": "text/html", "date": DATE, "server": "cloudflare"},
-        )
-    )
+    invalid = _error("invalid_request_error", "messages.0.content: Input should be a valid list", "req_011CbS3")
+    html = "<html><body><h1>500 Internal Server Error</h1></body></html>"
+    hh = {"content-type": "text/html", "date": DATE, "server": "cloudflare"}
+    out += [
+        _ant("anthropic_529_overloaded", ask, 529, {"body": overloaded}, headers=eh),
+        _ant("anthropic_429_rate_limit", ask, 429, {"body": limited}, headers=rl),
+        _ant("anthropic_400_invalid_request_body_request_id", ask, 400, {"body": invalid}, headers=bad),
+        _ant("anthropic_500_html", ask, 500, {"body_text": html}, headers=hh),
+    ]
     # request: a history with a thinking block and a tool_result marked is_error (not neutral messages)
+    failed = {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "timeout", "is_error": True}
     hist = {
         **ask,
         "messages": [
             ask["messages"][0],
             {"role": "assistant", "content": [thinking, tool_use]},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "timeout", "is_error": True}
-                ],
-            },
+            {"role": "user", "content": [failed]},
         ],
     }
-    out.append(
-        _ant(
-            "anthropic_request_thinking_history",
-            hist,
-            200,
-            {"body": _msg([thinking, {"type": "text", "text": "Sorry."}], "end_turn")},
-            skips={"request": "thinking blocks / is_error tool results are not expressible as neutral messages"},
-        )
-    )
+    skip = {"request": "thinking blocks / is_error tool results are not expressible as neutral messages"}
+    out.append(reply("anthropic_request_thinking_history", hist, [thinking, text("Sorry.")], "end_turn", skips=skip))
     # request: prompt caching on a content block and a system block list
     cached = {
         "model": "claude-sonnet-4-20250514",
@@ -386,15 +253,9 @@ def _anthropic_variants() -> list[Variant]:
             {"role": "user", "content": [{"type": "text", "text": "Long doc…", "cache_control": {"type": "ephemeral"}}]}
         ],
     }
-    out.append(
-        _ant(
-            "anthropic_request_cache_control_blocks",
-            cached,
-            200,
-            {"body": _msg([{"type": "text", "text": "Ok."}], "end_turn", cache_creation_input_tokens=1500)},
-            skips={"request": "cache_control on a message content block is not expressible as neutral messages"},
-        )
-    )
+    skip = {"request": "cache_control on a message content block is not expressible as neutral messages"}
+    name = "anthropic_request_cache_control_blocks"
+    out.append(reply(name, cached, [text("Ok.")], "end_turn", cache_creation_input_tokens=1500, skips=skip))
     # Bedrock invoke: the Messages body, Amazon's headers
     bh = {
         "content-type": "application/json",

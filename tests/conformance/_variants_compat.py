@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._variant_wire import DATE, WEATHER_TOOL, Variant, rec, sse
 
+_CHAT = ["chat_non_stream", "non_stream", "endpoint:chat"]
+_STREAM = ["chat_stream", "stream", "endpoint:chat"]
+
+
+def _kinds(req: dict[str, Any]) -> list[str]:
+    """The chat kinds of a request: streamed or not."""
+    return list(_STREAM if req.get("stream") else _CHAT)
+
+
+def _route(
+    provider: str, host: str, path: str, req_h: dict[str, Any], kinds: list[str] | None = None
+) -> Callable[..., Variant]:
+    """The variant maker of one route: ``(name, req, status, headers, **response)``; kinds follow ``stream``."""
+
+    def make(name: str, req: dict[str, Any], status: int, headers: dict[str, Any], **response: Any) -> Variant:
+        k = _kinds(req) if kinds is None else kinds
+        return Variant(name, rec(provider, k, "POST", host, path, req_h, req, status, headers, **response))
+
+    return make
+
 
 def _azure_variants() -> list[Variant]:
-    out: list[Variant] = []
     path = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
     req_h = {"api-key": "<redacted>", "content-type": "application/json", "user-agent": "AzureOpenAI/Python 1.93.0"}
+    aad = {"authorization": "<redacted>", "content-type": "application/json", "user-agent": "AzureOpenAI/Python 1.93.0"}
+
+    azure = _route("azure-openai", "myresource.openai.azure.com", path, req_h)
+    azure_aad = _route("azure-openai", "myresource.openai.azure.com", path, aad)
+
     hdrs = {
         "apim-request-id": "6840c617-4911-4abd-9e02-194b788af85f",
         "content-type": "application/json",
@@ -28,8 +53,6 @@ def _azure_variants() -> list[Variant]:
         "violence": {"filtered": False, "severity": "safe"},
     }
     cf_bad = {**cf_ok, "violence": {"filtered": True, "severity": "high"}}
-    host = "myresource.openai.azure.com"
-    ck = ["chat_non_stream", "non_stream", "endpoint:chat"]
     err = {
         "error": {
             "message": (
@@ -46,12 +69,7 @@ def _azure_variants() -> list[Variant]:
             },
         }
     }
-    out.append(
-        Variant(
-            "azure_400_content_filter", rec("azure-openai", ck, "POST", host, path, req_h, ask, 400, hdrs, body=err)
-        )
-    )
-    body = {
+    body: dict[str, Any] = {
         "choices": [
             {
                 "content_filter_results": cf_ok,
@@ -75,60 +93,38 @@ def _azure_variants() -> list[Variant]:
             "prompt_tokens_details": {"cached_tokens": 0},
         },
     }
-    out.append(
-        Variant(
-            "azure_chat_length_filters",
-            rec("azure-openai", ck, "POST", host, path, req_h, {**ask, "max_tokens": 3}, 200, hdrs, body=body),
-        )
-    )
+    stopped = {**body, "choices": [{**body["choices"][0], "finish_reason": "stop"}]}
 
-    def ch(delta: dict[str, Any], finish: str | None, cf: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "choices": [
-                {"content_filter_results": cf, "delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}
-            ],
-            "created": 1780394400,
-            "id": "chatcmpl-Az2",
-            "model": "gpt-4o-mini-2024-07-18",
-            "object": "chat.completion.chunk",
-            "system_fingerprint": "fp_b705f0c291",
-        }
-
-    items: list[tuple[str | None, Any]] = [
-        (
+    def ch(delta: dict[str, Any], finish: str | None, cf: dict[str, Any]) -> tuple[str | None, Any]:
+        choice = {"content_filter_results": cf, "delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}
+        return (
             None,
             {
-                "choices": [],
-                "created": 0,
-                "id": "",
-                "model": "",
-                "object": "",
-                "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": cf_ok}],
+                "choices": [choice],
+                "created": 1780394400,
+                "id": "chatcmpl-Az2",
+                "model": "gpt-4o-mini-2024-07-18",
+                "object": "chat.completion.chunk",
+                "system_fingerprint": "fp_b705f0c291",
             },
-        ),
-        (None, ch({"content": "", "refusal": None, "role": "assistant"}, None, {})),
-        (None, ch({"content": "The battle"}, None, cf_ok)),
-        (None, ch({}, "content_filter", cf_bad)),
+        )
+
+    prompt_filter = {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": cf_ok}],
+    }
+    items = [
+        (None, prompt_filter),
+        ch({"content": "", "refusal": None, "role": "assistant"}, None, {}),
+        ch({"content": "The battle"}, None, cf_ok),
+        ch({}, "content_filter", cf_bad),
         (None, "[DONE]"),
     ]
     sh = {**hdrs, "content-type": "text/event-stream"}
-    out.append(
-        Variant(
-            "azure_stream_content_filter",
-            rec(
-                "azure-openai",
-                ["chat_stream", "stream", "endpoint:chat"],
-                "POST",
-                host,
-                path,
-                req_h,
-                {**ask, "stream": True},
-                200,
-                sh,
-                **sse(items),
-            ),
-        )
-    )
     rl = {
         "apim-request-id": "7a3d",
         "content-type": "application/json",
@@ -148,30 +144,13 @@ def _azure_variants() -> list[Variant]:
             ),
         }
     }
-    out.append(
-        Variant(
-            "azure_429_retry_after_ms", rec("azure-openai", ck, "POST", host, path, req_h, ask, 429, rl, body=body429)
-        )
-    )
-    aad = {"authorization": "<redacted>", "content-type": "application/json", "user-agent": "AzureOpenAI/Python 1.93.0"}
-    out.append(
-        Variant(
-            "azure_chat_entra_id_auth",
-            rec(
-                "azure-openai",
-                ck,
-                "POST",
-                host,
-                path,
-                aad,
-                ask,
-                200,
-                hdrs,
-                body={**body, "choices": [{**body["choices"][0], "finish_reason": "stop"}]},
-            ),
-        )
-    )
-    return out
+    return [
+        azure("azure_400_content_filter", ask, 400, hdrs, body=err),
+        azure("azure_chat_length_filters", {**ask, "max_tokens": 3}, 200, hdrs, body=body),
+        azure("azure_stream_content_filter", {**ask, "stream": True}, 200, sh, **sse(items)),
+        azure("azure_429_retry_after_ms", ask, 429, rl, body=body429),
+        azure_aad("azure_chat_entra_id_auth", ask, 200, hdrs, body=stopped),
+    ]
 
 
 def _deepseek_variants() -> list[Variant]:
@@ -182,17 +161,21 @@ def _deepseek_variants() -> list[Variant]:
         "x-ds-trace-id": "facf2a6f701bdbda57e96dac345ddaba",
     }
     req_h = {"authorization": "<redacted>", "content-type": "application/json", "user-agent": "OpenAI/Python 1.93.0"}
+    deepseek = _route("deepseek", "api.deepseek.com", "/chat/completions", req_h)
 
-    def c(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> dict[str, Any]:
-        return {
-            "id": "b8f2",
-            "object": "chat.completion.chunk",
-            "created": 1780394400,
-            "model": "deepseek-reasoner",
-            "system_fingerprint": "fp_7e0991cad4_prod0820_fp8_kvcache",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            "usage": usage,
-        }
+    def c(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> tuple[str | None, Any]:
+        return (
+            None,
+            {
+                "id": "b8f2",
+                "object": "chat.completion.chunk",
+                "created": 1780394400,
+                "model": "deepseek-reasoner",
+                "system_fingerprint": "fp_7e0991cad4_prod0820_fp8_kvcache",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "usage": usage,
+            },
+        )
 
     usage = {
         "prompt_tokens": 10,
@@ -203,29 +186,17 @@ def _deepseek_variants() -> list[Variant]:
         "prompt_cache_hit_tokens": 0,
         "prompt_cache_miss_tokens": 10,
     }
-    items: list[tuple[str | None, Any]] = [
-        (None, c({"role": "assistant", "content": None, "reasoning_content": ""})),
-        (None, c({"content": None, "reasoning_content": "The user greets."})),
-        (None, c({"content": "Hello", "reasoning_content": None})),
-        (None, c({"content": "!", "reasoning_content": None})),
-        (None, c({"content": "", "reasoning_content": None}, "stop", usage)),
+    items = [
+        c({"role": "assistant", "content": None, "reasoning_content": ""}),
+        c({"content": None, "reasoning_content": "The user greets."}),
+        c({"content": "Hello", "reasoning_content": None}),
+        c({"content": "!", "reasoning_content": None}),
+        c({"content": "", "reasoning_content": None}, "stop", usage),
         (None, "[DONE]"),
     ]
-    body = {"model": "deepseek-reasoner", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
-    ks = ["chat_stream", "stream", "endpoint:chat"]
     # DeepSeek keeps the connection alive with SSE comments while the request is queued
-    v1 = rec(
-        "deepseek",
-        ks,
-        "POST",
-        "api.deepseek.com",
-        "/chat/completions",
-        req_h,
-        body,
-        200,
-        hdrs,
-        **sse(items, comments=("keep-alive", "keep-alive")),
-    )
+    keepalive = sse(items, comments=("keep-alive", "keep-alive"))
+    body = {"model": "deepseek-reasoner", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
     e402 = {
         "error": {
             "message": "Insufficient Balance",
@@ -234,28 +205,21 @@ def _deepseek_variants() -> list[Variant]:
             "code": "invalid_request_error",
         }
     }
-    v2 = rec(
-        "deepseek",
-        ["chat_non_stream", "non_stream", "endpoint:chat"],
-        "POST",
-        "api.deepseek.com",
-        "/chat/completions",
-        req_h,
-        {**body, "stream": False},
-        402,
-        {**hdrs, "content-type": "application/json"},
-        body=e402,
-    )
-    return [Variant("deepseek_stream_reasoning_keepalive", v1), Variant("deepseek_402_insufficient_balance", v2)]
+    jh = {**hdrs, "content-type": "application/json"}
+    return [
+        deepseek("deepseek_stream_reasoning_keepalive", body, 200, hdrs, **keepalive),
+        deepseek("deepseek_402_insufficient_balance", {**body, "stream": False}, 402, jh, body=e402),
+    ]
 
 
 def _vllm_variants() -> list[Variant]:
     hdrs = {"content-length": "383", "content-type": "application/json", "date": DATE, "server": "uvicorn"}
     req_h = {"content-type": "application/json", "user-agent": "OpenAI/Python 1.51.2"}
+
+    vllm = _route("vllm", "localhost:8000", "/v1/chat/completions", req_h)
+    vllm_embed = _route("vllm", "localhost:8000", "/v1/embeddings", req_h, ["non_stream", "endpoint:embeddings"])
     model = "meta-llama/Llama-3.2-1B-Instruct"
     ask = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "model": model}
-    ck = ["chat_non_stream", "non_stream", "endpoint:chat"]
-    out = []
     old = {
         "object": "error",
         "message": (
@@ -266,23 +230,6 @@ def _vllm_variants() -> list[Variant]:
         "param": None,
         "code": 400,
     }
-    out.append(
-        Variant(
-            "vllm_400_object_error",
-            rec(
-                "vllm",
-                ck,
-                "POST",
-                "localhost:8000",
-                "/v1/chat/completions",
-                req_h,
-                {**ask, "max_tokens": 2000},
-                400,
-                hdrs,
-                body=old,
-            ),
-        )
-    )
     new = {
         "error": {
             "message": "The model `llama` does not exist.",
@@ -291,23 +238,6 @@ def _vllm_variants() -> list[Variant]:
             "code": 404,
         }
     }
-    out.append(
-        Variant(
-            "vllm_404_nested_error",
-            rec(
-                "vllm",
-                ck,
-                "POST",
-                "localhost:8000",
-                "/v1/chat/completions",
-                req_h,
-                {**ask, "model": "llama"},
-                404,
-                {**hdrs, "x-request-id": "chatcmpl-3f1e"},
-                body=new,
-            ),
-        )
-    )
     tc = {
         "id": "chatcmpl-tool-5b2c",
         "type": "function",
@@ -330,57 +260,26 @@ def _vllm_variants() -> list[Variant]:
         "usage": {"prompt_tokens": 180, "total_tokens": 200, "completion_tokens": 20, "prompt_tokens_details": None},
         "prompt_logprobs": None,
     }
-    out.append(
-        Variant(
-            "vllm_chat_tool_call",
-            rec(
-                "vllm",
-                ck,
-                "POST",
-                "localhost:8000",
-                "/v1/chat/completions",
-                req_h,
-                {**ask, "tools": [WEATHER_TOOL], "tool_choice": "auto"},
-                200,
-                {**hdrs, "x-request-id": "chatcmpl-8d1"},
-                body=body,
-            ),
-        )
-    )
 
-    def c(delta: dict[str, Any], finish: str | None = None, **kw: Any) -> dict[str, Any]:
+    def c(delta: dict[str, Any], finish: str | None = None, **kw: Any) -> tuple[str | None, Any]:
         ch = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, **kw}
-        return {
-            "id": "chatcmpl-9a",
-            "object": "chat.completion.chunk",
-            "created": 1780394400,
-            "model": model,
-            "choices": [ch],
-        }
+        return (
+            None,
+            {
+                "id": "chatcmpl-9a",
+                "object": "chat.completion.chunk",
+                "created": 1780394400,
+                "model": model,
+                "choices": [ch],
+            },
+        )
 
-    items: list[tuple[str | None, Any]] = [
-        (None, c({"role": "assistant", "content": ""})),
-        (None, c({"content": "Sunny"})),
-        (None, c({"content": "."}, "stop", stop_reason=None)),
+    items = [
+        c({"role": "assistant", "content": ""}),
+        c({"content": "Sunny"}),
+        c({"content": "."}, "stop", stop_reason=None),
         (None, "[DONE]"),
     ]
-    out.append(
-        Variant(
-            "vllm_chat_stream",
-            rec(
-                "vllm",
-                ["chat_stream", "stream", "endpoint:chat"],
-                "POST",
-                "localhost:8000",
-                "/v1/chat/completions",
-                req_h,
-                {**ask, "stream": True},
-                200,
-                {**hdrs, "content-type": "text/event-stream; charset=utf-8"},
-                **sse(items),
-            ),
-        )
-    )
     emb = {
         "id": "embd-1",
         "object": "list",
@@ -389,24 +288,17 @@ def _vllm_variants() -> list[Variant]:
         "data": [{"index": 0, "object": "embedding", "embedding": [0.1, -0.2, 0.3]}],
         "usage": {"prompt_tokens": 3, "total_tokens": 3, "completion_tokens": 0, "prompt_tokens_details": None},
     }
-    out.append(
-        Variant(
-            "vllm_embeddings_floats",
-            rec(
-                "vllm",
-                ["non_stream", "endpoint:embeddings"],
-                "POST",
-                "localhost:8000",
-                "/v1/embeddings",
-                req_h,
-                {"input": ["hi"], "model": "BAAI/bge-small-en-v1.5", "encoding_format": "float"},
-                200,
-                hdrs,
-                body=emb,
-            ),
-        )
-    )
-    return out
+    ereq = {"input": ["hi"], "model": "BAAI/bge-small-en-v1.5", "encoding_format": "float"}
+    tools = {**ask, "tools": [WEATHER_TOOL], "tool_choice": "auto"}
+    sh = {**hdrs, "content-type": "text/event-stream; charset=utf-8"}
+    nf_h = {**hdrs, "x-request-id": "chatcmpl-3f1e"}
+    return [
+        vllm("vllm_400_object_error", {**ask, "max_tokens": 2000}, 400, hdrs, body=old),
+        vllm("vllm_404_nested_error", {**ask, "model": "llama"}, 404, nf_h, body=new),
+        vllm("vllm_chat_tool_call", tools, 200, {**hdrs, "x-request-id": "chatcmpl-8d1"}, body=body),
+        vllm("vllm_chat_stream", {**ask, "stream": True}, 200, sh, **sse(items)),
+        vllm_embed("vllm_embeddings_floats", ereq, 200, hdrs, body=emb),
+    ]
 
 
 def _groq_variants() -> list[Variant]:
@@ -425,10 +317,9 @@ def _groq_variants() -> list[Variant]:
         "x-request-id": "req_01jmefve36eajb6c1x6k8ppv5m",
     }
     req_h = {"authorization": "<redacted>", "content-type": "application/json", "user-agent": "Groq/Python 0.25.0"}
-    path = "/openai/v1/chat/completions"
+    groq = _route("groq", "api.groq.com", "/openai/v1/chat/completions", req_h)
+
     ask = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "model": "llama-3.3-70b-versatile"}
-    ck = ["chat_non_stream", "non_stream", "endpoint:chat"]
-    out = []
     e429 = {
         "error": {
             "message": (
@@ -440,12 +331,6 @@ def _groq_variants() -> list[Variant]:
             "code": "rate_limit_exceeded",
         }
     }
-    out.append(
-        Variant(
-            "groq_429_retry_after",
-            rec("groq", ck, "POST", "api.groq.com", path, req_h, ask, 429, {**hdrs, "retry-after": "2"}, body=e429),
-        )
-    )
     e400 = {
         "error": {
             "message": (
@@ -456,14 +341,6 @@ def _groq_variants() -> list[Variant]:
             "failed_generation": '<function=get_weather>{"city": "Paris"}</function>',
         }
     }
-    out.append(
-        Variant(
-            "groq_400_tool_use_failed",
-            rec(
-                "groq", ck, "POST", "api.groq.com", path, req_h, {**ask, "tools": [WEATHER_TOOL]}, 400, hdrs, body=e400
-            ),
-        )
-    )
     usage = {
         "queue_time": 0.05,
         "prompt_tokens": 220,
@@ -493,56 +370,32 @@ def _groq_variants() -> list[Variant]:
         "x_groq": {"id": "req_01jmefve36eajb6c1x6k8ppv5m"},
         "service_tier": "on_demand",
     }
-    out.append(
-        Variant(
-            "groq_chat_tool_call",
-            rec(
-                "groq",
-                ck,
-                "POST",
-                "api.groq.com",
-                path,
-                req_h,
-                {**ask, "tools": [WEATHER_TOOL], "tool_choice": "auto"},
-                200,
-                hdrs,
-                body=body,
-            ),
+
+    def c(delta: dict[str, Any], finish: str | None = None, **kw: Any) -> tuple[str | None, Any]:
+        return (
+            None,
+            {
+                "id": "chatcmpl-5e2",
+                "object": "chat.completion.chunk",
+                "created": 1780394400,
+                "model": "llama-3.3-70b-versatile",
+                "system_fingerprint": "fp_3f3b593e33",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                **kw,
+            },
         )
-    )
 
-    def c(delta: dict[str, Any], finish: str | None = None, **kw: Any) -> dict[str, Any]:
-        return {
-            "id": "chatcmpl-5e2",
-            "object": "chat.completion.chunk",
-            "created": 1780394400,
-            "model": "llama-3.3-70b-versatile",
-            "system_fingerprint": "fp_3f3b593e33",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            **kw,
-        }
-
-    items: list[tuple[str | None, Any]] = [
-        (None, c({"role": "assistant", "content": ""}, x_groq={"id": "req_01jmefve36eajb6c1x6k8ppv5m"})),
-        (None, c({"content": "Sunny and"})),
-        (None, c({}, "length", x_groq={"id": "req_01jmefve36eajb6c1x6k8ppv5m", "usage": usage})),
+    items = [
+        c({"role": "assistant", "content": ""}, x_groq={"id": "req_01jmefve36eajb6c1x6k8ppv5m"}),
+        c({"content": "Sunny and"}),
+        c({}, "length", x_groq={"id": "req_01jmefve36eajb6c1x6k8ppv5m", "usage": usage}),
         (None, "[DONE]"),
     ]
-    out.append(
-        Variant(
-            "groq_stream_length_x_groq_usage",
-            rec(
-                "groq",
-                ["chat_stream", "stream", "endpoint:chat"],
-                "POST",
-                "api.groq.com",
-                path,
-                req_h,
-                {**ask, "stream": True, "max_tokens": 3},
-                200,
-                {**hdrs, "content-type": "text/event-stream"},
-                **sse(items),
-            ),
-        )
-    )
-    return out
+    tools = {**ask, "tools": [WEATHER_TOOL]}
+    sh = {**hdrs, "content-type": "text/event-stream"}
+    return [
+        groq("groq_429_retry_after", ask, 429, {**hdrs, "retry-after": "2"}, body=e429),
+        groq("groq_400_tool_use_failed", tools, 400, hdrs, body=e400),
+        groq("groq_chat_tool_call", {**tools, "tool_choice": "auto"}, 200, hdrs, body=body),
+        groq("groq_stream_length_x_groq_usage", {**ask, "stream": True, "max_tokens": 3}, 200, sh, **sse(items)),
+    ]

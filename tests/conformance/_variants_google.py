@@ -56,44 +56,43 @@ def _usage_md(**kw: Any) -> dict[str, Any]:
     }
 
 
+def _cand(parts: list[dict[str, Any]], finish: str | None = "STOP", index: int = 0, **extra: Any) -> dict[str, Any]:
+    """A model candidate (``finish`` None: a stream chunk before the last, without ``finishReason``)."""
+    done = {"finishReason": finish} if finish else {}
+    return {"content": {"parts": parts, "role": "model"}, **done, "index": index, **extra}
+
+
+def _error(code: int, message: str, status: str, *details: dict[str, Any]) -> dict[str, Any]:
+    """The response of a Google error envelope (``details`` only when given)."""
+    more = {"details": list(details)} if details else {}
+    return {"body": {"error": {"code": code, "message": message, "status": status, **more}}}
+
+
 def _gemini_variants() -> list[Variant]:
-    out = []
     ask = {"contents": [{"parts": [{"text": "Weather in Paris?"}], "role": "user"}]}
     rid = {"modelVersion": "gemini-2.5-flash", "responseId": "FjXpaO-TBoC4nvgPk77D6Ak"}
+
+    def answer(candidates: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
+        return {"candidates": candidates, "usageMetadata": usage, **rid}
+
+    def generated(name: str, req: Any, cands: list[dict[str, Any]], usage: dict[str, Any], **kw: Any) -> Variant:
+        return _g(name, req, 200, {"body": answer(cands, usage)}, **kw)
+
+    def streamed(name: str, req: Any, *chunks: dict[str, Any]) -> Variant:
+        return _g(name, req, 200, sse([(None, c) for c in chunks]), method="streamGenerateContent")
+
+    out = []
     ratings = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}]
-    out.append(
-        _g(
-            "gemini_prompt_blocked",
-            ask,
-            200,
-            {
-                "body": {
-                    "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings},
-                    "usageMetadata": {
-                        "promptTokenCount": 8,
-                        "totalTokenCount": 8,
-                        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}],
-                    },
-                    **rid,
-                }
-            },
-        )
-    )
-    out.append(
-        _g(
-            "gemini_candidate_safety_no_content",
-            ask,
-            200,
-            {
-                "body": {
-                    "candidates": [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}],
-                    "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
-                    **rid,
-                }
-            },
-        )
-    )
-    fc = [
+    prompt_only = {"promptTokenCount": 8, "totalTokenCount": 8}
+    blocked = {
+        "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings},
+        "usageMetadata": {**prompt_only, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 8}]},
+        **rid,
+    }
+    out.append(_g("gemini_prompt_blocked", ask, 200, {"body": blocked}))
+    unsafe = [{"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}]
+    out.append(generated("gemini_candidate_safety_no_content", ask, unsafe, prompt_only))
+    fc: list[dict[str, Any]] = [
         {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": "CiQB0e2Kb7z1"},
         {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}},
     ]
@@ -115,208 +114,68 @@ def _gemini_variants() -> list[Variant]:
         ],
         "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
     }
-    out.append(
-        _g(
-            "gemini_function_calls",
-            {**ask, **tools},
-            200,
-            {
-                "body": {
-                    "candidates": [{"content": {"parts": fc, "role": "model"}, "finishReason": "STOP", "index": 0}],
-                    "usageMetadata": _usage_md(thoughtsTokenCount=40, totalTokenCount=60),
-                    **rid,
-                }
-            },
-        )
-    )
-    two = [
-        {
-            "content": {"parts": [{"text": "Sunny."}], "role": "model"},
-            "finishReason": "STOP",
-            "index": 0,
-            "avgLogprobs": -0.2,
-        },
-        {
-            "content": {"parts": [{"text": "Cloudy."}], "role": "model"},
-            "finishReason": "STOP",
-            "index": 1,
-            "avgLogprobs": -0.4,
-        },
+    usage = _usage_md(thoughtsTokenCount=40, totalTokenCount=60)
+    out.append(generated("gemini_function_calls", {**ask, **tools}, [_cand(fc)], usage))
+    two = [_cand([{"text": "Sunny."}], avgLogprobs=-0.2), _cand([{"text": "Cloudy."}], index=1, avgLogprobs=-0.4)]
+    req = {**ask, "generationConfig": {"candidateCount": 2, "temperature": 0.9}}
+    out.append(generated("gemini_two_candidates", req, two, _usage_md(candidatesTokenCount=4, totalTokenCount=12)))
+    thought: list[dict[str, Any]] = [
+        {"text": "**Considering the weather**\nThe user asks…", "thought": True},
+        {"text": "It is sunny."},
     ]
-    out.append(
-        _g(
-            "gemini_two_candidates",
-            {**ask, "generationConfig": {"candidateCount": 2, "temperature": 0.9}},
-            200,
-            {
-                "body": {
-                    "candidates": two,
-                    "usageMetadata": _usage_md(candidatesTokenCount=4, totalTokenCount=12),
-                    **rid,
-                }
-            },
-        )
-    )
-    thought = [{"text": "**Considering the weather**\nThe user asks…", "thought": True}, {"text": "It is sunny."}]
-    out.append(
-        _g(
-            "gemini_thought_parts",
-            {**ask, "generationConfig": {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 512}}},
-            200,
-            {
-                "body": {
-                    "candidates": [
-                        {"content": {"parts": thought, "role": "model"}, "finishReason": "STOP", "index": 0}
-                    ],
-                    "usageMetadata": _usage_md(thoughtsTokenCount=30, totalTokenCount=50),
-                    **rid,
-                }
-            },
-        )
-    )
-    out.append(
-        _g(
-            "gemini_max_tokens_no_parts",
-            {**ask, "generationConfig": {"maxOutputTokens": 16}},
-            200,
-            {
-                "body": {
-                    "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}],
-                    "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 24, "thoughtsTokenCount": 16},
-                    **rid,
-                }
-            },
-        )
-    )
-    out.append(
-        _g(
-            "gemini_tool_use_prompt_tokens_cached",
-            {
-                **ask,
-                "systemInstruction": {"parts": [{"text": "Be terse."}]},
-                "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}],
-            },
-            200,
-            {
-                "body": {
-                    "candidates": [
-                        {"content": {"parts": [{"text": "Sunny"}], "role": "model"}, "finishReason": "STOP", "index": 0}
-                    ],
-                    "usageMetadata": _usage_md(
-                        toolUsePromptTokenCount=5, cachedContentTokenCount=4, totalTokenCount=25
-                    ),
-                    **rid,
-                }
-            },
-        )
-    )
-    chunks: list[tuple[str | None, Any]] = [
-        (
-            None,
-            {
-                "candidates": [{"content": {"parts": [{"text": "It is"}], "role": "model"}, "index": 0}],
-                "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
-                **rid,
-            },
-        ),
-        (
-            None,
-            {
-                "candidates": [
-                    {"content": {"parts": [{"text": " sunny."}], "role": "model"}, "finishReason": "STOP", "index": 0}
-                ],
-                "usageMetadata": _usage_md(candidatesTokenCount=3, totalTokenCount=11),
-                **rid,
-            },
-        ),
-    ]
-    out.append(_g("gemini_stream_text", ask, 200, sse(chunks), method="streamGenerateContent"))
-    chunks = [
-        (
-            None,
-            {
-                "candidates": [{"content": {"parts": fc[:1], "role": "model"}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": _usage_md(),
-                **rid,
-            },
-        )
-    ]
-    out.append(_g("gemini_stream_function_call", {**ask, **tools}, 200, sse(chunks), method="streamGenerateContent"))
+    req = {**ask, "generationConfig": {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 512}}}
+    usage = _usage_md(thoughtsTokenCount=30, totalTokenCount=50)
+    out.append(generated("gemini_thought_parts", req, [_cand(thought)], usage))
+    empty = [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS", "index": 0}]
+    usage = {"promptTokenCount": 8, "totalTokenCount": 24, "thoughtsTokenCount": 16}
+    req = {**ask, "generationConfig": {"maxOutputTokens": 16}}
+    out.append(generated("gemini_max_tokens_no_parts", req, empty, usage))
+    req = {
+        **ask,
+        "systemInstruction": {"parts": [{"text": "Be terse."}]},
+        "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}],
+    }
+    usage = _usage_md(toolUsePromptTokenCount=5, cachedContentTokenCount=4, totalTokenCount=25)
+    out.append(generated("gemini_tool_use_prompt_tokens_cached", req, [_cand([{"text": "Sunny"}])], usage))
+    first = answer([_cand([{"text": "It is"}], None)], prompt_only)
+    last = answer([_cand([{"text": " sunny."}])], _usage_md(candidatesTokenCount=3, totalTokenCount=11))
+    out.append(streamed("gemini_stream_text", ask, first, last))
+    out.append(streamed("gemini_stream_function_call", {**ask, **tools}, answer([_cand(fc[:1])], _usage_md())))
     # errors
-    e429 = {
-        "error": {
-            "code": 429,
-            "message": "You exceeded your current quota, please check your plan and billing details.",
-            "status": "RESOURCE_EXHAUSTED",
-            "details": [
-                {
-                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [
-                        {
-                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                        }
-                    ],
-                },
-                {
-                    "@type": "type.googleapis.com/google.rpc.Help",
-                    "links": [
-                        {"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}
-                    ],
-                },
-                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"},
-            ],
-        }
-    }
-    out.append(_g("gemini_429_retry_info", ask, 429, {"body": e429}))
-    out.append(
-        _g(
-            "gemini_503_overloaded",
-            ask,
-            503,
+    quota = {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
             {
-                "body": {
-                    "error": {
-                        "code": 503,
-                        "message": "The model is overloaded. Please try again later.",
-                        "status": "UNAVAILABLE",
-                    }
-                }
-            },
-        )
-    )
-    bad_key = {
-        "error": {
-            "code": 400,
-            "message": "API key not valid. Please pass a valid API key.",
-            "status": "INVALID_ARGUMENT",
-            "details": [
-                {
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "API_KEY_INVALID",
-                    "domain": "googleapis.com",
-                    "metadata": {"service": "generativelanguage.googleapis.com"},
-                }
-            ],
-        }
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            }
+        ],
     }
-    out.append(_g("gemini_400_api_key_invalid", ask, 400, {"body": bad_key}))
+    help_link = {"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}
+    help_ = {"@type": "type.googleapis.com/google.rpc.Help", "links": [help_link]}
+    retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}
+    exhausted = "You exceeded your current quota, please check your plan and billing details."
+    key_info = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "API_KEY_INVALID",
+        "domain": "googleapis.com",
+        "metadata": {"service": "generativelanguage.googleapis.com"},
+    }
+    bad_key = _error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT", key_info)
     html = (
         "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not "
         "Found)!!1</title>\n  <p><b>404.</b> <ins>That\u2019s an error.</ins>\n  <p>The requested URL "
         "<code>/v1beta/models/gemini-9:generateContent</code> was not found on this server.  <ins>That\u2019s all "
         "we know.</ins>\n"
     )
-    out.append(
-        _g(
-            "gemini_404_html",
-            ask,
-            404,
-            {"body_text": html},
-            model="gemini-9",
-            headers={"content-type": "text/html; charset=UTF-8", "date": DATE, "server": "ESF"},
-        )
-    )
+    overloaded = _error(503, "The model is overloaded. Please try again later.", "UNAVAILABLE")
+    hh = {"content-type": "text/html; charset=UTF-8", "date": DATE, "server": "ESF"}
+    out += [
+        _g("gemini_429_retry_info", ask, 429, _error(429, exhausted, "RESOURCE_EXHAUSTED", quota, help_, retry)),
+        _g("gemini_503_overloaded", ask, 503, overloaded),
+        _g("gemini_400_api_key_invalid", ask, 400, bad_key),
+        _g("gemini_404_html", ask, 404, {"body_text": html}, model="gemini-9", headers=hh),
+    ]
     # request: a history with a functionCall carrying a thoughtSignature and its functionResponse
     hist = {
         "contents": [
@@ -326,34 +185,13 @@ def _gemini_variants() -> list[Variant]:
         ],
         **tools,
     }
-    out.append(
-        _g(
-            "gemini_request_thought_signature_history",
-            hist,
-            200,
-            {
-                "body": {
-                    "candidates": [
-                        {"content": {"parts": [{"text": "18C."}], "role": "model"}, "finishReason": "STOP", "index": 0}
-                    ],
-                    "usageMetadata": _usage_md(),
-                    **rid,
-                }
-            },
-            skips={"request": "thoughtSignature parts are not expressible as neutral messages"},
-        )
-    )
+    skip = {"request": "thoughtSignature parts are not expressible as neutral messages"}
+    name = "gemini_request_thought_signature_history"
+    out.append(generated(name, hist, [_cand([{"text": "18C."}])], _usage_md(), skips=skip))
     # embedContent (single) and the key as a query parameter (older REST clients)
-    out.append(
-        _g(
-            "gemini_embed_content_single",
-            {"content": {"parts": [{"text": "hello"}]}, "taskType": "RETRIEVAL_QUERY"},
-            200,
-            {"body": {"embedding": {"values": [0.01, -0.02, 0.03]}}},
-            method="embedContent",
-            model="gemini-embedding-001",
-        )
-    )
+    req = {"content": {"parts": [{"text": "hello"}]}, "taskType": "RETRIEVAL_QUERY"}
+    emb = {"body": {"embedding": {"values": [0.01, -0.02, 0.03]}}}
+    out.append(_g("gemini_embed_content_single", req, 200, emb, method="embedContent", model="gemini-embedding-001"))
     # Vertex AI publisher route, OAuth
     vh = {
         "authorization": "<redacted>",

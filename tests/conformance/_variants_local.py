@@ -8,7 +8,6 @@ from ._variant_wire import DATE, WEATHER_TOOL, Variant, rec, sse
 
 
 def _hf_variants() -> list[Variant]:
-    out = []
     hdrs = {
         "content-type": "application/json",
         "date": DATE,
@@ -16,12 +15,20 @@ def _hf_variants() -> list[Variant]:
         "x-request-id": "XMk4gR6bC7lYiuNKaa7dP",
         "x-sha": "e7da7f221d5bf496a48136c0cd264e630fe9fcc8",
     }
+    sh = {**hdrs, "content-type": "text/event-stream"}
     req_h = {
         "authorization": "<redacted>",
         "content-type": "application/json",
         "user-agent": "huggingface_hub/0.30.2; python/3.12.9",
     }
     host, path = "router.huggingface.co", "/hf-inference/models/HuggingFaceH4/zephyr-7b-beta"
+    cpath = path + "/v1/chat/completions"
+
+    def hf(name: str, kinds: list[str], req: Any, status: int, headers: dict[str, Any], **response: Any) -> Variant:
+        route = cpath if "endpoint:chat" in kinds else path
+        return Variant(name, rec("huggingface", kinds, "POST", host, route, req_h, req, status, headers, **response))
+
+    # TGI generate: validation error (JSON and text/plain), loading, overloaded
     gk = ["non_stream", "endpoint:tgi_generate"]
     gen = {"inputs": "The sky is", "parameters": {"max_new_tokens": 5000, "details": True}}
     verr = {
@@ -31,63 +38,12 @@ def _hf_variants() -> list[Variant]:
         ),
         "error_type": "validation",
     }
-    out.append(
-        Variant("hf_422_validation", rec("huggingface", gk, "POST", host, path, req_h, gen, 422, hdrs, body=verr))
-    )
+    th = {**hdrs, "content-type": "text/plain; charset=utf-8"}
     plain = "Failed to deserialize the JSON body into the target type: missing field `inputs` at line 1 column 28"
-    out.append(
-        Variant(
-            "hf_422_text_plain",
-            rec(
-                "huggingface",
-                gk,
-                "POST",
-                host,
-                path,
-                req_h,
-                {"input": "x"},
-                422,
-                {**hdrs, "content-type": "text/plain; charset=utf-8"},
-                body_text=plain,
-            ),
-        )
-    )
-    out.append(
-        Variant(
-            "hf_503_loading",
-            rec(
-                "huggingface",
-                gk,
-                "POST",
-                host,
-                path,
-                req_h,
-                gen,
-                503,
-                hdrs,
-                body={"error": "Model HuggingFaceH4/zephyr-7b-beta is currently loading", "estimated_time": 20.0},
-            ),
-        )
-    )
-    out.append(
-        Variant(
-            "hf_429_overloaded",
-            rec(
-                "huggingface",
-                gk,
-                "POST",
-                host,
-                path,
-                req_h,
-                gen,
-                429,
-                hdrs,
-                body={"error": "Model is overloaded", "error_type": "overloaded"},
-            ),
-        )
-    )
-    sh = {**hdrs, "content-type": "text/event-stream"}
+    loading = {"error": "Model HuggingFaceH4/zephyr-7b-beta is currently loading", "estimated_time": 20.0}
+    overloaded = {"error": "Model is overloaded", "error_type": "overloaded"}
 
+    # TGI generate stream: " blue", then what the variant ends with
     def tok(i: int, text: str, special: bool = False) -> dict[str, Any]:
         return {
             "index": i,
@@ -97,70 +53,17 @@ def _hf_variants() -> list[Variant]:
         }
 
     stream_gen = {"inputs": "The sky is", "parameters": {"max_new_tokens": 3, "details": True}, "stream": True}
-    final = {
-        **tok(3, " today"),
-        "generated_text": " blue and today",
-        "details": {"finish_reason": "length", "generated_tokens": 3, "seed": None},
-    }
-    out.append(
-        Variant(
-            "hf_generate_stream_length",
-            rec(
-                "huggingface",
-                ["stream", "endpoint:tgi_generate"],
-                "POST",
-                host,
-                path,
-                req_h,
-                stream_gen,
-                200,
-                sh,
-                **sse([(None, tok(1, " blue")), (None, tok(2, " and")), (None, final)], space=False),
-            ),
-        )
-    )
+
+    def gen_stream(name: str, *rest: dict[str, Any]) -> Variant:
+        events: list[tuple[str | None, Any]] = [(None, e) for e in (tok(1, " blue"), *rest)]
+        return hf(name, ["stream", "endpoint:tgi_generate"], stream_gen, 200, sh, **sse(events, space=False))
+
+    def last(i: int, text: str, generated: str, finish: str, special: bool = False) -> dict[str, Any]:
+        details = {"finish_reason": finish, "generated_tokens": i, "seed": None}
+        return {**tok(i, text, special), "generated_text": generated, "details": details}
+
     oom = {"error": "Request failed during generation: Server error: CUDA out of memory", "error_type": "generation"}
-    out.append(
-        Variant(
-            "hf_generate_stream_error_event",
-            rec(
-                "huggingface",
-                ["stream", "endpoint:tgi_generate"],
-                "POST",
-                host,
-                path,
-                req_h,
-                stream_gen,
-                200,
-                sh,
-                **sse([(None, tok(1, " blue")), (None, oom)], space=False),
-            ),
-        )
-    )
-    eos = {
-        **tok(2, "</s>", special=True),
-        "generated_text": " blue",
-        "details": {"finish_reason": "eos_token", "generated_tokens": 2, "seed": None},
-    }
-    out.append(
-        Variant(
-            "hf_generate_stream_eos",
-            rec(
-                "huggingface",
-                ["stream", "endpoint:tgi_generate"],
-                "POST",
-                host,
-                path,
-                req_h,
-                stream_gen,
-                200,
-                sh,
-                **sse([(None, tok(1, " blue")), (None, eos)], space=False),
-            ),
-        )
-    )
-    # Messages API: tool call (TGI sends arguments as an object and a numeric id), overloaded
-    cpath = path + "/v1/chat/completions"
+    # Messages API: tool call (TGI sends arguments as an object and a numeric id), overloaded, stream
     ck = ["chat_non_stream", "non_stream", "tools", "endpoint:chat"]
     tc = {
         "id": "0",
@@ -188,135 +91,61 @@ def _hf_variants() -> list[Variant]:
         "messages": [{"role": "user", "content": "Weather in Paris?"}],
         "tools": [WEATHER_TOOL],
     }
-    out.append(
-        Variant(
-            "hf_chat_tool_call_object_args",
-            rec("huggingface", ck, "POST", host, cpath, req_h, ask, 200, hdrs, body=body),
-        )
-    )
-    out.append(
-        Variant(
-            "hf_chat_503_overloaded",
-            rec(
-                "huggingface",
-                ck,
-                "POST",
-                host,
-                cpath,
-                req_h,
-                ask,
-                503,
-                hdrs,
-                body={"error": "Model is overloaded", "error_type": "overloaded"},
-            ),
-        )
-    )
 
-    def c(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "object": "chat.completion.chunk",
-            "id": "",
-            "created": 1780394400,
-            "model": "HuggingFaceH4/zephyr-7b-beta",
-            "system_fingerprint": "3.2.1-native",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            "usage": None,
-        }
+    def c(delta: dict[str, Any], finish: str | None = None) -> tuple[str | None, Any]:
+        return (
+            None,
+            {
+                "object": "chat.completion.chunk",
+                "id": "",
+                "created": 1780394400,
+                "model": "HuggingFaceH4/zephyr-7b-beta",
+                "system_fingerprint": "3.2.1-native",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "usage": None,
+            },
+        )
 
-    items: list[tuple[str | None, Any]] = [
-        (None, c({"role": "assistant", "content": "Blue"})),
-        (None, c({"role": "assistant", "content": " sky"}, "eos_token")),
+    items = [
+        c({"role": "assistant", "content": "Blue"}),
+        c({"role": "assistant", "content": " sky"}, "eos_token"),
         (None, "[DONE]"),
     ]
-    out.append(
-        Variant(
-            "hf_chat_stream_eos_token",
-            rec(
-                "huggingface",
-                ["chat_stream", "stream", "endpoint:chat"],
-                "POST",
-                host,
-                cpath,
-                req_h,
-                {**ask, "stream": True},
-                200,
-                sh,
-                **sse(items, space=False),
-            ),
-        )
-    )
-    return out
+    sk = ["chat_stream", "stream", "endpoint:chat"]
+    return [
+        hf("hf_422_validation", gk, gen, 422, hdrs, body=verr),
+        hf("hf_422_text_plain", gk, {"input": "x"}, 422, th, body_text=plain),
+        hf("hf_503_loading", gk, gen, 503, hdrs, body=loading),
+        hf("hf_429_overloaded", gk, gen, 429, hdrs, body=overloaded),
+        gen_stream("hf_generate_stream_length", tok(2, " and"), last(3, " today", " blue and today", "length")),
+        gen_stream("hf_generate_stream_error_event", oom),
+        gen_stream("hf_generate_stream_eos", last(2, "</s>", " blue", "eos_token", special=True)),
+        hf("hf_chat_tool_call_object_args", ck, ask, 200, hdrs, body=body),
+        hf("hf_chat_503_overloaded", ck, ask, 503, hdrs, body=overloaded),
+        hf("hf_chat_stream_eos_token", sk, {**ask, "stream": True}, 200, sh, **sse(items, space=False)),
+    ]
 
 
 def _ollama_variants() -> list[Variant]:
-    out = []
     jh = {"content-type": "application/json; charset=utf-8", "date": DATE}
     nh = {"content-type": "application/x-ndjson", "date": DATE}
     req_h = {"content-type": "application/json", "user-agent": "ollama-python/0.5.1 (x86_64 linux) Python/3.12.9"}
-    host = "127.0.0.1:11434"
+
+    def ollama(
+        name: str,
+        kinds: list[str],
+        req: Any,
+        status: int,
+        headers: dict[str, Any],
+        *,
+        path: str = "/api/chat",
+        **resp: Any,
+    ) -> Variant:
+        return Variant(name, rec("ollama", kinds, "POST", "127.0.0.1:11434", path, req_h, req, status, headers, **resp))
+
     ck = ["chat_non_stream", "non_stream", "endpoint:chat"]
+    sk = ["chat_stream", "stream", "endpoint:chat"]
     ask = {"model": "llama9", "messages": [{"role": "user", "content": "Hi"}], "stream": False}
-    out.append(
-        Variant(
-            "ollama_404_model_not_found",
-            rec(
-                "ollama",
-                ck,
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                ask,
-                404,
-                jh,
-                body={"error": 'model "llama9" not found, try pulling it first'},
-            ),
-        )
-    )
-    out.append(
-        Variant(
-            "ollama_400_no_tools",
-            rec(
-                "ollama",
-                ck,
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                {**ask, "model": "gemma:2b"},
-                400,
-                jh,
-                body={"error": "registry.ollama.ai/library/gemma:2b does not support tools"},
-            ),
-        )
-    )
-    out.append(
-        Variant(
-            "ollama_500_runner",
-            rec(
-                "ollama",
-                ck,
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                {**ask, "model": "llama3.2"},
-                500,
-                {**jh, "content-type": "text/plain; charset=utf-8"},
-                body_text="llama runner process has terminated: signal: killed",
-            ),
-        )
-    )
-    tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Get the current weather",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-            },
-        }
-    ]
     call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
     base = {"model": "llama3.2", "created_at": "2026-06-02T10:00:00.123Z"}
     done = {
@@ -329,114 +158,31 @@ def _ollama_variants() -> list[Variant]:
         "eval_count": 18,
         "eval_duration": 345678901,
     }
-    lines = [
-        {**base, "message": {"role": "assistant", "content": "", "tool_calls": [call]}, "done": False},
-        {**base, "message": {"role": "assistant", "content": ""}, **done},
-    ]
+
+    def said(content: str, **extra: Any) -> dict[str, Any]:
+        return {**base, "message": {"role": "assistant", "content": content, **extra}}
+
     treq = {
         "model": "llama3.2",
         "messages": [{"role": "user", "content": "Weather in Paris?"}],
-        "tools": tools,
+        "tools": [WEATHER_TOOL],
         "stream": True,
         "options": {"temperature": 0, "num_ctx": 4096},
         "keep_alive": "5m",
     }
-    out.append(
-        Variant(
-            "ollama_stream_tool_call",
-            rec(
-                "ollama",
-                ["chat_stream", "stream", "tools", "endpoint:chat"],
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                treq,
-                200,
-                nh,
-                ndjson=lines,
-            ),
-        )
-    )
+    tool_lines = [{**said("", tool_calls=[call]), "done": False}, {**said(""), **done}]
     glines = [
         {**base, "response": "Once", "done": False},
         {**base, "response": " upon", "done": False},
         {**base, "response": "", **done, "done_reason": "length", "context": [1, 2, 3]},
     ]
-    out.append(
-        Variant(
-            "ollama_generate_stream_length",
-            rec(
-                "ollama",
-                ["stream", "endpoint:completions_legacy"],
-                "POST",
-                host,
-                "/api/generate",
-                req_h,
-                {"model": "llama3.2", "prompt": "Tell a story", "options": {"num_predict": 2}},
-                200,
-                nh,
-                ndjson=glines,
-            ),
-        )
-    )
+    greq = {"model": "llama3.2", "prompt": "Tell a story", "options": {"num_predict": 2}}
     elines = [
-        {**base, "message": {"role": "assistant", "content": "Hel"}, "done": False},
+        {**said("Hel"), "done": False},
         {"error": "an error was encountered while running the model: unexpected EOF"},
     ]
-    out.append(
-        Variant(
-            "ollama_stream_error_line",
-            rec(
-                "ollama",
-                ["chat_stream", "stream", "endpoint:chat"],
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                {**ask, "model": "llama3.2", "stream": True},
-                200,
-                nh,
-                ndjson=elines,
-            ),
-        )
-    )
-    think = {
-        **base,
-        "message": {"role": "assistant", "content": "Paris.", "thinking": "The capital of France is Paris."},
-        **done,
-        "done_reason": "length",
-    }
-    out.append(
-        Variant(
-            "ollama_chat_thinking_length",
-            rec(
-                "ollama",
-                ck,
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                {**ask, "model": "qwen3", "think": True, "options": {"num_predict": 8}},
-                200,
-                jh,
-                body=think,
-            ),
-        )
-    )
-    old = {
-        **base,
-        "message": {"role": "assistant", "content": "Hi!"},
-        "done": True,
-        "total_duration": 1,
-        "eval_count": 3,
-    }
-    out.append(
-        Variant(
-            "ollama_chat_no_done_reason",
-            rec("ollama", ck, "POST", host, "/api/chat", req_h, {**ask, "model": "llama3.2"}, 200, jh, body=old),
-        )
-    )
+    think = {**said("Paris.", thinking="The capital of France is Paris."), **done, "done_reason": "length"}
+    old = {**said("Hi!"), "done": True, "total_duration": 1, "eval_count": 3}
     hist = {
         "model": "llava",
         "stream": False,
@@ -456,25 +202,8 @@ def _ollama_variants() -> list[Variant]:
             {"role": "tool", "content": "18C"},
             {"role": "tool", "content": "25C"},
         ],
-        "tools": tools,
+        "tools": [WEATHER_TOOL],
     }
-    out.append(
-        Variant(
-            "ollama_chat_images_tool_results_request",
-            rec(
-                "ollama",
-                ck,
-                "POST",
-                host,
-                "/api/chat",
-                req_h,
-                hist,
-                200,
-                jh,
-                body={**base, "model": "llava", "message": {"role": "assistant", "content": "A red pixel."}, **done},
-            ),
-        )
-    )
     emb = {
         "model": "all-minilm",
         "embeddings": [[0.01, -0.02], [0.03, 0.04]],
@@ -482,21 +211,25 @@ def _ollama_variants() -> list[Variant]:
         "load_duration": 1019500,
         "prompt_eval_count": 8,
     }
-    out.append(
-        Variant(
-            "ollama_embed",
-            rec(
-                "ollama",
-                ["non_stream", "endpoint:embeddings"],
-                "POST",
-                host,
-                "/api/embed",
-                req_h,
-                {"model": "all-minilm", "input": ["a", "b"], "truncate": True},
-                200,
-                jh,
-                body=emb,
-            ),
-        )
-    )
-    return out
+    ereq = {"model": "all-minilm", "input": ["a", "b"], "truncate": True}
+    tk = ["chat_stream", "stream", "tools", "endpoint:chat"]
+    gk = ["stream", "endpoint:completions_legacy"]
+    ek = ["non_stream", "endpoint:embeddings"]
+    no_model = {"error": 'model "llama9" not found, try pulling it first'}
+    no_tools = {"error": "registry.ollama.ai/library/gemma:2b does not support tools"}
+    killed = "llama runner process has terminated: signal: killed"
+    th = {**jh, "content-type": "text/plain; charset=utf-8"}
+    llama, qwen = {**ask, "model": "llama3.2"}, {**ask, "model": "qwen3", "think": True, "options": {"num_predict": 8}}
+    pixel = {**said("A red pixel."), "model": "llava", **done}
+    return [
+        ollama("ollama_404_model_not_found", ck, ask, 404, jh, body=no_model),
+        ollama("ollama_400_no_tools", ck, {**ask, "model": "gemma:2b"}, 400, jh, body=no_tools),
+        ollama("ollama_500_runner", ck, llama, 500, th, body_text=killed),
+        ollama("ollama_stream_tool_call", tk, treq, 200, nh, ndjson=tool_lines),
+        ollama("ollama_generate_stream_length", gk, greq, 200, nh, path="/api/generate", ndjson=glines),
+        ollama("ollama_stream_error_line", sk, {**llama, "stream": True}, 200, nh, ndjson=elines),
+        ollama("ollama_chat_thinking_length", ck, qwen, 200, jh, body=think),
+        ollama("ollama_chat_no_done_reason", ck, llama, 200, jh, body=old),
+        ollama("ollama_chat_images_tool_results_request", ck, hist, 200, jh, body=pixel),
+        ollama("ollama_embed", ek, ereq, 200, jh, path="/api/embed", body=emb),
+    ]

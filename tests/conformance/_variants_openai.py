@@ -61,8 +61,15 @@ def _chunk(cid: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, A
     }
 
 
+def _delta(delta: dict[str, Any], finish: str | None = None, index: int = 0) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+
+def _error(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
 def _openai_variants() -> list[Variant]:
-    out: list[Variant] = []
     ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "What's the weather in Paris and Rome?"}]}
     usage = {
         "prompt_tokens": 1180,
@@ -84,107 +91,40 @@ def _openai_variants() -> list[Variant]:
         "service_tier": "default",
         "system_fingerprint": "fp_07871e2ad8",
     }
+
+    def chat(name: str, req: Any, *choices: dict[str, Any], **over: Any) -> Variant:
+        """A 200 chat completion (``over`` replaces fields of ``base``)."""
+        return _oa(name, req, 200, {"body": {**base, **over, "choices": list(choices), "usage": usage}})
+
+    def msg(content: str | None, *, refusal: str | None = None, **extra: Any) -> dict[str, Any]:
+        return {"role": "assistant", "content": content, **extra, "refusal": refusal, "annotations": []}
+
+    def choice(message: dict[str, Any], finish: str, index: int = 0, logprobs: Any = None) -> dict[str, Any]:
+        return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
+
+    def stream(name: str, req: Any, items: list[tuple[str | None, Any]], tools: bool = False) -> Variant:
+        kinds = ("chat_stream", "stream", *(("tools",) if tools else ()), "endpoint:chat")
+        return _oa(name, req, 200, sse(items), kinds=kinds, stream=True)
+
+    out: list[Variant] = []
     # 200 with a refusal: content null, the text in "refusal"
-    out.append(
-        _oa(
-            "openai_chat_refusal",
-            {"model": "gpt-4o", "messages": [{"role": "user", "content": "How do I pick a lock?"}]},
-            200,
-            {
-                "body": {
-                    **base,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": None,
-                                "refusal": "I'm sorry, I can't help with that.",
-                                "annotations": [],
-                            },
-                            "logprobs": None,
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            },
-        )
-    )
+    lock = {"model": "gpt-4o", "messages": [{"role": "user", "content": "How do I pick a lock?"}]}
+    sorry = msg(None, refusal="I'm sorry, I can't help with that.")
+    out.append(chat("openai_chat_refusal", lock, choice(sorry, "stop")))
     # n=2, finish length on choice 0, logprobs
     lp = {
         "content": [{"token": "Hello", "logprob": -0.0012, "bytes": [72, 101, 108, 108, 111], "top_logprobs": []}],
         "refusal": None,
     }
-    out.append(
-        _oa(
-            "openai_chat_n2_length_logprobs",
-            {**ask, "n": 2, "max_tokens": 5, "logprobs": True},
-            200,
-            {
-                "body": {
-                    **base,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": "Hello there, in Paris",
-                                "refusal": None,
-                                "annotations": [],
-                            },
-                            "logprobs": lp,
-                            "finish_reason": "length",
-                        },
-                        {
-                            "index": 1,
-                            "message": {
-                                "role": "assistant",
-                                "content": "Hi! Rome is",
-                                "refusal": None,
-                                "annotations": [],
-                            },
-                            "logprobs": lp,
-                            "finish_reason": "length",
-                        },
-                    ],
-                    "usage": usage,
-                }
-            },
-        )
-    )
+    n2 = [choice(msg(text), "length", i, lp) for i, text in enumerate(("Hello there, in Paris", "Hi! Rome is"))]
+    out.append(chat("openai_chat_n2_length_logprobs", {**ask, "n": 2, "max_tokens": 5, "logprobs": True}, *n2))
     # parallel tool calls, content null
     calls = [
         {"id": "call_a1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
         {"id": "call_b2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}},
     ]
-    out.append(
-        _oa(
-            "openai_chat_parallel_tool_calls",
-            {**ask, "tools": [WEATHER_TOOL], "tool_choice": "auto"},
-            200,
-            {
-                "body": {
-                    **base,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": None,
-                                "tool_calls": calls,
-                                "refusal": None,
-                                "annotations": [],
-                            },
-                            "logprobs": None,
-                            "finish_reason": "tool_calls",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            },
-        )
-    )
+    treq = {**ask, "tools": [WEATHER_TOOL], "tool_choice": "auto"}
+    out.append(chat("openai_chat_parallel_tool_calls", treq, choice(msg(None, tool_calls=calls), "tool_calls")))
     # a tool loop in the request: assistant tool_calls (content null) + tool results, developer message
     loop = {
         "model": "gpt-4o-mini",
@@ -199,269 +139,52 @@ def _openai_variants() -> list[Variant]:
         "max_completion_tokens": 200,
         "metadata": {"suite": "variants"},
     }
-    out.append(
-        _oa(
-            "openai_chat_tool_loop_request",
-            loop,
-            200,
-            {
-                "body": {
-                    **base,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": "It is 18C and sunny in Paris.",
-                                "refusal": None,
-                                "annotations": [],
-                            },
-                            "logprobs": None,
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            },
-        )
-    )
+    out.append(chat("openai_chat_tool_loop_request", loop, choice(msg("It is 18C and sunny in Paris."), "stop")))
+
     # stream: two parallel tool calls, include_usage, obfuscation
-    sk = "chatcmpl-Cx2"
+    def part(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> tuple[str | None, Any]:
+        return (None, _chunk("chatcmpl-Cx2", [_delta(delta, finish)], usage=None, **extra))
+
+    def call_start(index: int, call_id: str) -> dict[str, Any]:
+        fn = {"name": "get_weather", "arguments": ""}
+        return {"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": fn}]}
+
+    def call_args(index: int, arguments: str) -> dict[str, Any]:
+        return {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}
+
     items: list[tuple[str | None, Any]] = [
-        (
-            None,
-            _chunk(
-                sk,
-                [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": None, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-                usage=None,
-                obfuscation="Xq",
-            ),
-        ),
-        (
-            None,
-            _chunk(
-                sk,
-                [
-                    {
-                        "index": 0,
-                        "delta": {
-                            "tool_calls": [
-                                {
-                                    "index": 0,
-                                    "id": "call_a1",
-                                    "type": "function",
-                                    "function": {"name": "get_weather", "arguments": ""},
-                                }
-                            ]
-                        },
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-                usage=None,
-                obfuscation="a",
-            ),
-        ),
-        (
-            None,
-            _chunk(
-                sk,
-                [
-                    {
-                        "index": 0,
-                        "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"city"'}}]},
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-                usage=None,
-            ),
-        ),
-        (
-            None,
-            _chunk(
-                sk,
-                [
-                    {
-                        "index": 0,
-                        "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ':"Paris"}'}}]},
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-                usage=None,
-            ),
-        ),
-        (
-            None,
-            _chunk(
-                sk,
-                [
-                    {
-                        "index": 0,
-                        "delta": {
-                            "tool_calls": [
-                                {
-                                    "index": 1,
-                                    "id": "call_b2",
-                                    "type": "function",
-                                    "function": {"name": "get_weather", "arguments": ""},
-                                }
-                            ]
-                        },
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-                usage=None,
-            ),
-        ),
-        (
-            None,
-            _chunk(
-                sk,
-                [
-                    {
-                        "index": 0,
-                        "delta": {"tool_calls": [{"index": 1, "function": {"arguments": '{"city":"Rome"}'}}]},
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-                usage=None,
-            ),
-        ),
-        (
-            None,
-            _chunk(
-                sk,
-                [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}],
-                usage=None,
-                obfuscation="k9",
-            ),
-        ),
-        (None, _chunk(sk, [], usage=usage, obfuscation="Zz3")),
+        part({"role": "assistant", "content": None, "refusal": None}, obfuscation="Xq"),
+        part(call_start(0, "call_a1"), obfuscation="a"),
+        part(call_args(0, '{"city"')),
+        part(call_args(0, ':"Paris"}')),
+        part(call_start(1, "call_b2")),
+        part(call_args(1, '{"city":"Rome"}')),
+        part({}, "tool_calls", obfuscation="k9"),
+        (None, _chunk("chatcmpl-Cx2", [], usage=usage, obfuscation="Zz3")),
         (None, "[DONE]"),
     ]
-    stream_kinds = ("chat_stream", "stream", "tools", "endpoint:chat")
     req = {**ask, "tools": [WEATHER_TOOL], "stream": True, "stream_options": {"include_usage": True}}
-    out.append(_oa("openai_stream_parallel_tool_calls", req, 200, sse(items), kinds=stream_kinds, stream=True))
+    out.append(stream("openai_stream_parallel_tool_calls", req, items, tools=True))
+
     # stream n=2 interleaved, length
-    items = [
-        (
-            None,
-            _chunk(
-                "chatcmpl-Cx3",
-                [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}],
-            ),
-        )
-        for i in (0, 1)
-    ]
-    for word in ("Bon", "jour", " à"):
-        for i in (0, 1):
-            items.append(
-                (
-                    None,
-                    _chunk(
-                        "chatcmpl-Cx3",
-                        [
-                            {
-                                "index": i,
-                                "delta": {"content": word if i == 0 else word.upper()},
-                                "logprobs": None,
-                                "finish_reason": None,
-                            }
-                        ],
-                    ),
-                )
-            )
-    items += [
-        (None, _chunk("chatcmpl-Cx3", [{"index": i, "delta": {}, "logprobs": None, "finish_reason": "length"}]))
-        for i in (0, 1)
-    ]
+    def n2_part(index: int, delta: dict[str, Any], finish: str | None = None) -> tuple[str | None, Any]:
+        return (None, _chunk("chatcmpl-Cx3", [_delta(delta, finish, index)]))
+
+    items = [n2_part(i, {"role": "assistant", "content": ""}) for i in (0, 1)]
+    items += [n2_part(i, {"content": w if i == 0 else w.upper()}) for w in ("Bon", "jour", " à") for i in (0, 1)]
+    items += [n2_part(i, {}, "length") for i in (0, 1)]
     items.append((None, "[DONE]"))
-    out.append(
-        _oa(
-            "openai_stream_n2_length",
-            {**ask, "n": 2, "max_tokens": 3, "stream": True},
-            200,
-            sse(items),
-            kinds=("chat_stream", "stream", "endpoint:chat"),
-            stream=True,
-        )
-    )
+    out.append(stream("openai_stream_n2_length", {**ask, "n": 2, "max_tokens": 3, "stream": True}, items))
     # stream with an in-band error after some text (no [DONE])
+    oops = "The server had an error while processing your request. Sorry about that!"
     items = [
-        (
-            None,
-            _chunk(
-                "chatcmpl-Cx4",
-                [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": "Par"},
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-            ),
-        ),
-        (
-            None,
-            {
-                "error": {
-                    "message": "The server had an error while processing your request. Sorry about that!",
-                    "type": "server_error",
-                    "param": None,
-                    "code": None,
-                }
-            },
-        ),
+        (None, _chunk("chatcmpl-Cx4", [_delta({"role": "assistant", "content": "Par"})])),
+        (None, _error(oops, "server_error", None)),
     ]
-    out.append(
-        _oa(
-            "openai_stream_inband_error",
-            {**ask, "stream": True},
-            200,
-            sse(items),
-            kinds=("chat_stream", "stream", "endpoint:chat"),
-            stream=True,
-        )
-    )
+    out.append(stream("openai_stream_inband_error", {**ask, "stream": True}, items))
     # stream cut off: no finish_reason, no [DONE]
-    items = [
-        (
-            None,
-            _chunk(
-                "chatcmpl-Cx5",
-                [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": "It is"},
-                        "logprobs": None,
-                        "finish_reason": None,
-                    }
-                ],
-            ),
-        )
-    ]
-    out.append(
-        _oa(
-            "openai_stream_cut_off",
-            {**ask, "stream": True},
-            200,
-            sse(items),
-            kinds=("chat_stream", "stream", "endpoint:chat"),
-            stream=True,
-        )
-    )
+    items = [(None, _chunk("chatcmpl-Cx5", [_delta({"role": "assistant", "content": "It is"})]))]
+    out.append(stream("openai_stream_cut_off", {**ask, "stream": True}, items))
     # errors
     rl = {
         **_oa_resp_headers(),
@@ -470,171 +193,72 @@ def _openai_variants() -> list[Variant]:
         "x-ratelimit-reset-requests": "20s",
         "x-should-retry": "true",
     }
-    out.append(
-        _oa(
-            "openai_429_rate_limit",
-            ask,
-            429,
-            {
-                "body": {
-                    "error": {
-                        "message": (
-                            "Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): "
-                            "Limit 3, Used "
-                            "3, Requested 1. Please try again in 20s."
-                        ),
-                        "type": "requests",
-                        "param": None,
-                        "code": "rate_limit_exceeded",
-                    }
-                }
-            },
-            headers=rl,
-        )
+    rpm = (
+        "Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 3, Used 3, "
+        "Requested 1. Please try again in 20s."
     )
-    out.append(
-        _oa(
-            "openai_401_invalid_key",
-            ask,
-            401,
-            {
-                "body": {
-                    "error": {
-                        "message": (
-                            "Incorrect API key provided: sk-proj-********************1234. You can find your API key "
-                            "at "
-                            "https://platform.openai.com/account/api-keys."
-                        ),
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": "invalid_api_key",
-                    }
-                }
-            },
-        )
+    bad_key = (
+        "Incorrect API key provided: sk-proj-********************1234. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    too_long = (
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens. "
+        "Please reduce the length of the messages."
     )
     html = (
         "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad "
         "Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n"
     )
-    out.append(
-        _oa(
-            "openai_502_html",
-            ask,
-            502,
-            {"body_text": html},
-            headers={
-                "content-type": "text/html",
-                "date": DATE,
-                "server": "cloudflare",
-                "cf-ray": "a0b61ee66c31e5e2-EWR",
-            },
-        )
-    )
-    out.append(
-        _oa(
-            "openai_400_context_length",
-            ask,
-            400,
-            {
-                "body": {
-                    "error": {
-                        "message": (
-                            "This model's maximum context length is 128000 tokens. However, your messages resulted "
-                            "in 130512 "
-                            "tokens. Please reduce the length of the messages."
-                        ),
-                        "type": "invalid_request_error",
-                        "param": "messages",
-                        "code": "context_length_exceeded",
-                    }
-                }
-            },
-        )
-    )
+    hh = {"content-type": "text/html", "date": DATE, "server": "cloudflare", "cf-ray": "a0b61ee66c31e5e2-EWR"}
+    ctx = _error(too_long, "invalid_request_error", "context_length_exceeded", "messages")
+    out += [
+        _oa("openai_429_rate_limit", ask, 429, {"body": _error(rpm, "requests", "rate_limit_exceeded")}, headers=rl),
+        _oa("openai_401_invalid_key", ask, 401, {"body": _error(bad_key, "invalid_request_error", "invalid_api_key")}),
+        _oa("openai_502_html", ask, 502, {"body_text": html}, headers=hh),
+        _oa("openai_400_context_length", ask, 400, {"body": ctx}),
+    ]
     # legacy completions: finish length, logprobs
-    out.append(
-        _oa(
-            "openai_completion_length",
-            {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 2, "logprobs": 1},
-            200,
+    completion = {
+        "id": "cmpl-9",
+        "object": "text_completion",
+        "created": 1780394400,
+        "model": "gpt-3.5-turbo-instruct",
+        "choices": [
             {
-                "body": {
-                    "id": "cmpl-9",
-                    "object": "text_completion",
-                    "created": 1780394400,
-                    "model": "gpt-3.5-turbo-instruct",
-                    "choices": [
-                        {
-                            "text": "\n\nHi",
-                            "index": 0,
-                            "logprobs": {
-                                "tokens": ["\n\n", "Hi"],
-                                "token_logprobs": [-0.1, -0.2],
-                                "top_logprobs": [{"\n\n": -0.1}, {"Hi": -0.2}],
-                                "text_offset": [6, 8],
-                            },
-                            "finish_reason": "length",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
-                }
-            },
-            path="/v1/completions",
-            kinds=("non_stream", "endpoint:completions_legacy"),
-        )
-    )
+                "text": "\n\nHi",
+                "index": 0,
+                "logprobs": {
+                    "tokens": ["\n\n", "Hi"],
+                    "token_logprobs": [-0.1, -0.2],
+                    "top_logprobs": [{"\n\n": -0.1}, {"Hi": -0.2}],
+                    "text_offset": [6, 8],
+                },
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+    }
+    creq = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 2, "logprobs": 1}
+    lk = ("non_stream", "endpoint:completions_legacy")
+    out.append(_oa("openai_completion_length", creq, 200, {"body": completion}, path="/v1/completions", kinds=lk))
     # embeddings as base64
-
     b64 = base64.b64encode(struct.pack("<4f", 0.1, -0.2, 0.3, 0.4)).decode()
-    out.append(
-        _oa(
-            "openai_embeddings_base64",
-            {"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "base64"},
-            200,
-            {
-                "body": {
-                    "object": "list",
-                    "data": [
-                        {"object": "embedding", "index": 1, "embedding": b64},
-                        {"object": "embedding", "index": 0, "embedding": b64},
-                    ],
-                    "model": "text-embedding-3-small",
-                    "usage": {"prompt_tokens": 2, "total_tokens": 2},
-                }
-            },
-            path="/v1/embeddings",
-            kinds=("non_stream", "endpoint:embeddings"),
-        )
-    )
-    # Chat Completions custom tool (GPT-5): the call carries free-form "input" under "custom"
+    emb = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 1, "embedding": b64},
+            {"object": "embedding", "index": 0, "embedding": b64},
+        ],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+    ereq = {"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "base64"}
+    ek = ("non_stream", "endpoint:embeddings")
+    out.append(_oa("openai_embeddings_base64", ereq, 200, {"body": emb}, path="/v1/embeddings", kinds=ek))
+    # Chat Completions custom tool (GPT-5): the call carries free-form "input" under "custom" (no "logprobs")
     ctool = {"type": "custom", "custom": {"name": "run_sql", "description": "Run a read-only SQL query"}}
     ccall = {"id": "call_c1", "type": "custom", "custom": {"name": "run_sql", "input": "SELECT 1;"}}
-    out.append(
-        _oa(
-            "openai_chat_custom_tool_call",
-            {"model": "gpt-5-mini", "messages": ask["messages"], "tools": [ctool]},
-            200,
-            {
-                "body": {
-                    **base,
-                    "model": "gpt-5-mini-2025-08-07",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {
-                                "role": "assistant",
-                                "content": None,
-                                "tool_calls": [ccall],
-                                "refusal": None,
-                                "annotations": [],
-                            },
-                            "finish_reason": "tool_calls",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            },
-        )
-    )
+    cchoice = {"index": 0, "message": msg(None, tool_calls=[ccall]), "finish_reason": "tool_calls"}
+    sql = {"model": "gpt-5-mini", "messages": ask["messages"], "tools": [ctool]}
+    out.append(chat("openai_chat_custom_tool_call", sql, cchoice, model="gpt-5-mini-2025-08-07"))
     return out

@@ -62,21 +62,32 @@ _RTOOL = {
 }
 
 
+def _events(*items: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """``sse()`` of Responses events: each named by its type, numbered in order (``sequence_number``)."""
+    return sse([(kind, {"type": kind, "sequence_number": n, **fields}) for n, (kind, fields) in enumerate(items)])
+
+
+def _added(index: int, item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return ("response.output_item.added", {"output_index": index, "item": item})
+
+
+def _done(index: int, item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return ("response.output_item.done", {"output_index": index, "item": item})
+
+
 def _responses_variants() -> list[Variant]:
-    out: list[Variant] = []
-    rk = ("non_stream", "responses_api", "endpoint:responses")
-    sk = ("stream", "responses_api", "endpoint:responses")
     ask = {"model": "o4-mini", "input": "Weather in Paris?", "tools": [_RTOOL]}
-    out.append(
-        _oa(
-            "responses_reasoning_function_call",
-            ask,
-            200,
-            {"body": _resp_obj("completed", [_REASONING, _FCALL], tools=[_RTOOL])},
-            path="/v1/responses",
-            kinds=rk,
-        )
-    )
+
+    def answer(name: str, req: Any, response: dict[str, Any]) -> Variant:
+        kinds = ("non_stream", "responses_api", "endpoint:responses")
+        return _oa(name, req, 200, {"body": response}, path="/v1/responses", kinds=kinds)
+
+    def stream(name: str, events: dict[str, Any], req: Any = None) -> Variant:
+        req = {**ask, "stream": True} if req is None else req
+        kinds = ("stream", "responses_api", "endpoint:responses")
+        return _oa(name, req, 200, events, path="/v1/responses", kinds=kinds, stream=True)
+
+    out: list[Variant] = []
     refusal = {
         "id": "msg_1",
         "type": "message",
@@ -84,204 +95,57 @@ def _responses_variants() -> list[Variant]:
         "role": "assistant",
         "content": [{"type": "refusal", "refusal": "I can't help with that."}],
     }
-    out.append(
-        _oa(
-            "responses_refusal",
-            {"model": "o4-mini", "input": "Help me pick a lock"},
-            200,
-            {"body": _resp_obj("completed", [_REASONING, refusal])},
-            path="/v1/responses",
-            kinds=rk,
-        )
-    )
-    out.append(
-        _oa(
-            "responses_incomplete_max_output",
-            {"model": "o4-mini", "input": "Write an essay", "max_output_tokens": 16},
-            200,
-            {
-                "body": _resp_obj(
-                    "incomplete", [_REASONING], incomplete_details={"reason": "max_output_tokens"}, max_output_tokens=16
-                )
-            },
-            path="/v1/responses",
-            kinds=rk,
-        )
-    )
+    lock = {"model": "o4-mini", "input": "Help me pick a lock"}
+    essay = {"model": "o4-mini", "input": "Write an essay", "max_output_tokens": 16}
+    limit = {"reason": "max_output_tokens"}
+    cut = _resp_obj("incomplete", [_REASONING], incomplete_details=limit, max_output_tokens=16)
+    out += [
+        answer("responses_reasoning_function_call", ask, _resp_obj("completed", [_REASONING, _FCALL], tools=[_RTOOL])),
+        answer("responses_refusal", lock, _resp_obj("completed", [_REASONING, refusal])),
+        answer("responses_incomplete_max_output", essay, cut),
+    ]
     # stream: reasoning item, then a function call with argument deltas
     created = _resp_obj("in_progress", [], usage=None, tools=[_RTOOL])
+    start = ("response.created", {"response": created})
     fc_added = {**_FCALL, "status": "in_progress", "arguments": ""}
-    ev: list[tuple[str | None, Any]] = [
-        ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
-        ("response.in_progress", {"type": "response.in_progress", "sequence_number": 1, "response": created}),
-        (
-            "response.output_item.added",
-            {"type": "response.output_item.added", "sequence_number": 2, "output_index": 0, "item": _REASONING},
-        ),
-        (
-            "response.output_item.done",
-            {"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": _REASONING},
-        ),
-        (
-            "response.output_item.added",
-            {"type": "response.output_item.added", "sequence_number": 4, "output_index": 1, "item": fc_added},
-        ),
-        (
-            "response.function_call_arguments.delta",
-            {
-                "type": "response.function_call_arguments.delta",
-                "sequence_number": 5,
-                "item_id": "fc_01",
-                "output_index": 1,
-                "delta": '{"city":',
-                "obfuscation": "x",
-            },
-        ),
-        (
-            "response.function_call_arguments.delta",
-            {
-                "type": "response.function_call_arguments.delta",
-                "sequence_number": 6,
-                "item_id": "fc_01",
-                "output_index": 1,
-                "delta": '"Paris"}',
-                "obfuscation": "y",
-            },
-        ),
-        (
-            "response.function_call_arguments.done",
-            {
-                "type": "response.function_call_arguments.done",
-                "sequence_number": 7,
-                "item_id": "fc_01",
-                "output_index": 1,
-                "arguments": '{"city":"Paris"}',
-            },
-        ),
-        (
-            "response.output_item.done",
-            {"type": "response.output_item.done", "sequence_number": 8, "output_index": 1, "item": _FCALL},
-        ),
-        (
-            "response.completed",
-            {
-                "type": "response.completed",
-                "sequence_number": 9,
-                "response": _resp_obj("completed", [_REASONING, _FCALL], tools=[_RTOOL]),
-            },
-        ),
-    ]
-    out.append(
-        _oa(
-            "responses_stream_function_call",
-            {**ask, "stream": True},
-            200,
-            sse(ev),
-            path="/v1/responses",
-            kinds=sk,
-            stream=True,
-        )
+    fc_args = {"item_id": "fc_01", "output_index": 1}
+    ev = _events(
+        start,
+        ("response.in_progress", {"response": created}),
+        _added(0, _REASONING),
+        _done(0, _REASONING),
+        _added(1, fc_added),
+        ("response.function_call_arguments.delta", {**fc_args, "delta": '{"city":', "obfuscation": "x"}),
+        ("response.function_call_arguments.delta", {**fc_args, "delta": '"Paris"}', "obfuscation": "y"}),
+        ("response.function_call_arguments.done", {**fc_args, "arguments": '{"city":"Paris"}'}),
+        _done(1, _FCALL),
+        ("response.completed", {"response": _resp_obj("completed", [_REASONING, _FCALL], tools=[_RTOOL])}),
     )
+    out.append(stream("responses_stream_function_call", ev))
     # stream that fails
-    failed = _resp_obj(
-        "failed", [], usage=None, error={"code": "server_error", "message": "The model failed to generate a response."}
-    )
-    ev = [
-        ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
-        ("response.failed", {"type": "response.failed", "sequence_number": 1, "response": failed}),
-    ]
-    out.append(
-        _oa(
-            "responses_stream_failed",
-            {**ask, "stream": True},
-            200,
-            sse(ev),
-            path="/v1/responses",
-            kinds=sk,
-            stream=True,
-        )
-    )
+    crash = {"code": "server_error", "message": "The model failed to generate a response."}
+    failed = _resp_obj("failed", [], usage=None, error=crash)
+    out.append(stream("responses_stream_failed", _events(start, ("response.failed", {"response": failed}))))
     # stream with an error event
-    ev = [
-        ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
-        (
-            "error",
-            {
-                "type": "error",
-                "sequence_number": 1,
-                "code": "server_error",
-                "message": "An error occurred while processing your request.",
-                "param": None,
-            },
-        ),
-    ]
-    out.append(
-        _oa(
-            "responses_stream_error_event",
-            {**ask, "stream": True},
-            200,
-            sse(ev),
-            path="/v1/responses",
-            kinds=sk,
-            stream=True,
-        )
-    )
+    oops = {"code": "server_error", "message": "An error occurred while processing your request.", "param": None}
+    out.append(stream("responses_stream_error_event", _events(start, ("error", oops))))
     # stream: text with a refusal delta and an incomplete end (content filter)
     msg = {"id": "msg_2", "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    text = [{"type": "output_text", "text": "Sure, here", "annotations": []}]
     inc = _resp_obj(
         "incomplete",
-        [
-            {
-                **msg,
-                "status": "incomplete",
-                "content": [{"type": "output_text", "text": "Sure, here", "annotations": []}],
-            }
-        ],
+        [{**msg, "status": "incomplete", "content": text}],
         incomplete_details={"reason": "content_filter"},
     )
-    ev = [
-        ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
-        (
-            "response.output_item.added",
-            {"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": msg},
-        ),
-        (
-            "response.output_text.delta",
-            {
-                "type": "response.output_text.delta",
-                "sequence_number": 2,
-                "item_id": "msg_2",
-                "output_index": 0,
-                "content_index": 0,
-                "delta": "Sure, ",
-                "logprobs": [],
-            },
-        ),
-        (
-            "response.output_text.delta",
-            {
-                "type": "response.output_text.delta",
-                "sequence_number": 3,
-                "item_id": "msg_2",
-                "output_index": 0,
-                "content_index": 0,
-                "delta": "here",
-                "logprobs": [],
-            },
-        ),
-        ("response.incomplete", {"type": "response.incomplete", "sequence_number": 4, "response": inc}),
-    ]
-    out.append(
-        _oa(
-            "responses_stream_incomplete_content_filter",
-            {**ask, "stream": True},
-            200,
-            sse(ev),
-            path="/v1/responses",
-            kinds=sk,
-            stream=True,
-        )
+    at_text = {"item_id": "msg_2", "output_index": 0, "content_index": 0}
+    ev = _events(
+        start,
+        _added(0, msg),
+        ("response.output_text.delta", {**at_text, "delta": "Sure, ", "logprobs": []}),
+        ("response.output_text.delta", {**at_text, "delta": "here", "logprobs": []}),
+        ("response.incomplete", {"response": inc}),
     )
+    out.append(stream("responses_stream_incomplete_content_filter", ev))
     # a custom (free-form grammar) tool called in a stream: custom_tool_call_input deltas
     ctool = {"type": "custom", "name": "run_sql", "description": "Run a read-only SQL query and return rows."}
     ctc = {
@@ -292,62 +156,16 @@ def _responses_variants() -> list[Variant]:
         "input": "SELECT COUNT(*) FROM users;\n",
         "name": "run_sql",
     }
-    ev = [
-        ("response.created", {"type": "response.created", "sequence_number": 0, "response": created}),
-        (
-            "response.output_item.added",
-            {
-                "type": "response.output_item.added",
-                "sequence_number": 1,
-                "output_index": 0,
-                "item": {**ctc, "status": "in_progress", "input": ""},
-            },
-        ),
-        (
-            "response.custom_tool_call_input.delta",
-            {
-                "type": "response.custom_tool_call_input.delta",
-                "sequence_number": 2,
-                "item_id": "ctc_01",
-                "output_index": 0,
-                "delta": "SELECT COUNT(*) ",
-            },
-        ),
-        (
-            "response.custom_tool_call_input.delta",
-            {
-                "type": "response.custom_tool_call_input.delta",
-                "sequence_number": 3,
-                "item_id": "ctc_01",
-                "output_index": 0,
-                "delta": "FROM users;\n",
-            },
-        ),
-        (
-            "response.custom_tool_call_input.done",
-            {
-                "type": "response.custom_tool_call_input.done",
-                "sequence_number": 4,
-                "item_id": "ctc_01",
-                "output_index": 0,
-                "input": ctc["input"],
-            },
-        ),
-        (
-            "response.output_item.done",
-            {"type": "response.output_item.done", "sequence_number": 5, "output_index": 0, "item": ctc},
-        ),
-        (
-            "response.completed",
-            {
-                "type": "response.completed",
-                "sequence_number": 6,
-                "response": _resp_obj("completed", [ctc], tools=[ctool]),
-            },
-        ),
-    ]
-    cask = {"model": "gpt-5-mini", "input": "Count the users", "tools": [ctool], "stream": True}
-    out.append(
-        _oa("responses_stream_custom_tool_call", cask, 200, sse(ev), path="/v1/responses", kinds=sk, stream=True)
+    at_call = {"item_id": "ctc_01", "output_index": 0}
+    ev = _events(
+        start,
+        _added(0, {**ctc, "status": "in_progress", "input": ""}),
+        ("response.custom_tool_call_input.delta", {**at_call, "delta": "SELECT COUNT(*) "}),
+        ("response.custom_tool_call_input.delta", {**at_call, "delta": "FROM users;\n"}),
+        ("response.custom_tool_call_input.done", {**at_call, "input": ctc["input"]}),
+        _done(0, ctc),
+        ("response.completed", {"response": _resp_obj("completed", [ctc], tools=[ctool])}),
     )
+    cask = {"model": "gpt-5-mini", "input": "Count the users", "tools": [ctool], "stream": True}
+    out.append(stream("responses_stream_custom_tool_call", ev, cask))
     return out
