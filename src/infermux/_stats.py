@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .types import Usage
 
 __all__ = ["EndpointCounters", "percentile"]
 
@@ -57,6 +60,13 @@ class EndpointCounters:
         self.latencies: deque[float] = deque(maxlen=reservoir)
         self.rate_limit_headers: dict[str, str] = {}
         self.provider_metrics: dict[str, float] = {}
+
+    def add_usage(self, usage: Usage | None) -> None:
+        """Add a response's token usage (chat, stream or embeddings) to the totals."""
+        if usage is not None:
+            self.tokens_in += usage.input_tokens
+            self.tokens_out += usage.output_tokens
+            self.cached_tokens += usage.cached_tokens
 
     def failure(self, error: BaseException) -> None:
         name = type(error).__name__

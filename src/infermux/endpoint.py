@@ -495,11 +495,7 @@ class Endpoint:
 
     def _finish_response(self, resp: ChatResponse, model: str, attempt: Attempt, started: float) -> ChatResponse:
         self._add_provider_metrics(resp.raw)
-        usage = resp.usage
-        if usage is not None:
-            self.counters.tokens_in += usage.input_tokens
-            self.counters.tokens_out += usage.output_tokens
-            self.counters.cached_tokens += usage.cached_tokens
+        self.counters.add_usage(resp.usage)
         return replace(
             resp,
             model=resp.model or model,
@@ -553,8 +549,7 @@ class Endpoint:
         async def op(attempt: Attempt) -> EmbedResponse:
             resp = await self._send(preq, attempt)
             out = parse(await resp.read(), resp.headers)
-            if out.usage is not None:
-                self.counters.tokens_in += out.usage.input_tokens
+            self.counters.add_usage(out.usage)
             return replace(
                 out,
                 model=out.model or model,
@@ -624,10 +619,7 @@ class Endpoint:
                 self._record_failure(err, lease, attempt)
                 raise
             self._add_provider_metrics(acc.usage_raw)
-            if acc.usage is not None:
-                self.counters.tokens_in += acc.usage.input_tokens
-                self.counters.tokens_out += acc.usage.output_tokens
-                self.counters.cached_tokens += acc.usage.cached_tokens
+            self.counters.add_usage(acc.usage)
             self._record_success(lease)
         finally:
             self.gate.release()
