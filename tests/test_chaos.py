@@ -158,6 +158,7 @@ async def test_outage_breaker_stops_the_flood(sandbox: Sandbox) -> None:
         clock=clock,
         retry=RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.05),
         breaker=BreakerConfig(consecutive_failures=5, open_seconds=1.0, half_open_max_calls=1),
+        fail_fast=True,  # the waiting default is covered by the scenario tests in test_resilience_scenarios.py
     )
     outcomes: Counter[str] = Counter()
     try:

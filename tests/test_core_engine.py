@@ -177,11 +177,11 @@ async def test_deadline_during_probe_does_not_close_the_breaker() -> None:
 
 async def test_key_pool_cooldown_is_not_a_probe_success() -> None:
     clock = FakeClock()
-    ep = make(lambda r: error(429), clock=clock, breaker=BREAKER)
+    ep = make(lambda r: error(429), clock=clock, breaker=BREAKER, fail_fast=True)
     with pytest.raises(RateLimitError):
         await ep.chat(REQ)  # the only key now cools down for 1 s
     half_open(ep, clock)
-    ep.keys.release(ep.keys.acquire(), "rate_limited", retry_after=100.0)
+    ep.keys.release(ep.keys.acquire(), "rate_limited", retry_after=100.0, exhausted=True)
     with pytest.raises(RateLimitError) as ei:
         await ep.chat(REQ)
     assert ei.value.status_code is None  # refused by our own key pool: nothing was sent
@@ -332,7 +332,7 @@ async def test_stream_failure_after_delivery_is_not_retried_and_counted_once() -
     ep = make(handler, retry=RetryPolicy(max_retries=3))
     seen = []
     with pytest.raises(InternalServerError):
-        async for ev in ep.stream(REQ):
+        async for ev in ep.stream(REQ, resume=False):
             seen.append(ev)
     assert calls == 1 and seen
     s = ep.stats()

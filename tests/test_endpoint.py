@@ -28,7 +28,7 @@ from infermux.resilience.breaker import BreakerConfig
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
 from infermux.transport import HTTPRequest, MockResponse, MockTransport
-from infermux.types import ChatRequest, Message, StreamFinish, TextDelta
+from infermux.types import ChatRequest, Message, StreamFinish, StreamResumed, TextDelta
 
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")  # leaks fail the test
 
@@ -152,7 +152,7 @@ async def test_401_disables_key_then_pool_exhausted_without_leaking_keys() -> No
 
 async def test_breaker_opens_and_fails_fast_without_touching_the_server() -> None:
     cfg = BreakerConfig(consecutive_failures=3, open_seconds=10.0, minimum_calls=100)
-    ep, t, clock = make(lambda r: error(503), breaker=cfg, retry=RetryPolicy(max_retries=0))
+    ep, t, clock = make(lambda r: error(503), breaker=cfg, retry=RetryPolicy(max_retries=0), fail_fast=True)
     for _ in range(3):
         with pytest.raises(InternalServerError):
             await ep.chat(REQ)
@@ -165,6 +165,21 @@ async def test_breaker_opens_and_fails_fast_without_touching_the_server() -> Non
         await ep.chat(REQ)
     assert len(t.requests) == 4
     assert ep.stats()["breaker"]["state"] == "open"
+
+
+async def test_open_breaker_makes_the_caller_wait_for_the_probe_by_default() -> None:
+    cfg = BreakerConfig(consecutive_failures=3, open_seconds=10.0, minimum_calls=100)
+    answers = [error(503)] * 3 + [MockResponse(200, JSON, completion("back"))]
+    ep, t, clock = make(lambda r: answers.pop(0), breaker=cfg, retry=RetryPolicy(max_retries=0))
+    for _ in range(3):
+        with pytest.raises(InternalServerError):
+            await ep.chat(REQ)
+    assert ep.breaker.state.value == "open"
+    t0 = clock.now()
+    r = await ep.chat(REQ)  # waits out the open period (on the fake clock), goes as the probe, succeeds
+    assert r.text == "back" and r.attempts == 1 and clock.now() - t0 == pytest.approx(10.0)
+    assert ep.breaker.state.value == "closed" and len(t.requests) == 4
+    assert ep.stats()["waits"] >= 1 and ep.stats()["circuit_rejections"] == 0
 
 
 async def test_malformed_200_is_typed_and_retried() -> None:
@@ -207,11 +222,23 @@ async def test_stream_ok_and_incomplete_stream_is_an_error() -> None:
     )
     got: list[str] = []
     with pytest.raises(IncompleteStreamError) as ei:
-        async for ev in ep2.stream(REQ):
+        async for ev in ep2.stream(REQ, resume=False):
             if isinstance(ev, TextDelta):
                 got.append(ev.text)
     assert got == ["a", "b"] and ei.value.partial_text == "ab"
-    assert len(t2.requests) == 1  # bytes reached the caller: never retried
+    assert len(t2.requests) == 1  # content reached the caller and resuming is off: never retried
+
+    # resuming on (the default): every resent stream repeats "ab" and is cut again; the caller sees "ab" once
+    ep3, t3, _ = make(
+        lambda r: MockResponse(200, {"content-type": "text/event-stream"}, sse("a", "b", done=False)),
+        retry=RetryPolicy(max_retries=3),
+    )
+    seen: list[object] = []
+    with pytest.raises(IncompleteStreamError):
+        async for ev in ep3.stream(REQ):
+            seen.append(ev)
+    assert "".join(e.text for e in seen if isinstance(e, TextDelta)) == "ab"
+    assert sum(isinstance(e, StreamResumed) for e in seen) == 3 and len(t3.requests) == 4
 
 
 async def test_stream_retried_when_nothing_was_delivered() -> None:

@@ -27,6 +27,7 @@ class EndpointCounters:
     """
 
     __slots__ = (
+        "attempt_failures",
         "attempts",
         "cached_tokens",
         "cancelled",
@@ -37,11 +38,13 @@ class EndpointCounters:
         "queue_rejected",
         "rate_limit_headers",
         "requests",
+        "resumes",
         "retries",
         "shed",
         "successes",
         "tokens_in",
         "tokens_out",
+        "waits",
     )
 
     def __init__(self, reservoir: int = 2048) -> None:
@@ -50,7 +53,10 @@ class EndpointCounters:
         self.successes = 0
         self.cancelled = 0  # the caller cancelled the call or abandoned its stream
         self.failures: dict[str, int] = {}
+        self.attempt_failures: dict[str, int] = {}  # every failed attempt that reached the server, by error class
         self.retries = 0
+        self.waits = 0  # times a call waited out a protective state (breaker open, keys blocked) locally
+        self.resumes = 0  # streams resumed after content reached the caller
         self.shed = 0
         self.queue_rejected = 0
         self.circuit_rejections = 0
@@ -72,6 +78,10 @@ class EndpointCounters:
         name = type(error).__name__
         self.failures[name] = self.failures.get(name, 0) + 1
 
+    def attempt_failed(self, error: BaseException) -> None:
+        name = type(error).__name__
+        self.attempt_failures[name] = self.attempt_failures.get(name, 0) + 1
+
     def ended(self, error: BaseException) -> None:
         """A call ended with ``error`` that the engine did not count: a cancellation or a non-infermux error."""
         if isinstance(error, Exception):
@@ -87,8 +97,11 @@ class EndpointCounters:
             "successes": self.successes,
             "failures": dict(self.failures),
             "failures_total": sum(self.failures.values()),
+            "attempt_failures": dict(self.attempt_failures),
             "cancelled": self.cancelled,
             "retries": self.retries,
+            "waits": self.waits,
+            "resumes": self.resumes,
             "shed": self.shed,
             "queue_rejected": self.queue_rejected,
             "circuit_rejections": self.circuit_rejections,

@@ -9,6 +9,7 @@ engine (any async operation, not only HTTP); :meth:`chat`, :meth:`stream`, :meth
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -21,15 +22,18 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from ._resume import StreamSplice, resumed_request
 from ._stats import EndpointCounters
 from .errors import (
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     CircuitOpenError,
     ConfigurationError,
     DeadlineExceededError,
     IncompleteStreamError,
     InfermuxError,
+    MalformedResponseError,
     OverloadedError,
     PermissionDeniedError,
     QueueFullError,
@@ -39,12 +43,12 @@ from .errors import (
 )
 from .providers import Provider, ProviderRequest, get_provider
 from .resilience.adaptive import AdaptiveLimit
-from .resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker, is_breaker_failure
+from .resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker, Permit, is_breaker_failure
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.deadline import Deadline
 from .resilience.keypool import KeyLease, KeyPool
 from .resilience.queue import PriorityGate
-from .resilience.retry import RetryPolicy, decide
+from .resilience.retry import RetryPolicy, decide, is_retryable
 from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Timeouts, Transport, safe_url
 from .types import (
     ChatRequest,
@@ -56,9 +60,10 @@ from .types import (
     StreamError,
     StreamEvent,
     StreamFinish,
+    StreamResumed,
 )
 
-__all__ = ["Attempt", "Endpoint", "EndpointConfig"]
+__all__ = ["Attempt", "Endpoint", "EndpointConfig", "StreamInfo"]
 
 T = TypeVar("T")
 _log = logging.getLogger("infermux")
@@ -88,6 +93,12 @@ class EndpointConfig:
     adaptive_concurrency: bool = True  # cut the in-flight limit on 429/529, regrow it on successes (AIMD)
     timeouts: Timeouts = field(default_factory=Timeouts)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold credentials
+    #: refuse at once (CircuitOpenError, or the call's last real error) instead of waiting while the endpoint
+    #: protects itself (breaker open, every key's quota used up); the router always moves on at once when
+    #: another endpoint can serve now
+    fail_fast: bool = False
+    #: resume a stream that broke after text reached the caller (per call: ``resume=``)
+    resume_streams: bool = True
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -168,7 +179,40 @@ class _Call:
     deadline: Deadline
     started: float
     priority: Priority
-    number: int = 0
+    wait: bool = True  # wait out protective states (False: fail fast, another endpoint can serve now)
+    share: bool = False  # the deadline is this endpoint's share of the caller's timeout
+    number: int = 0  # attempts sent to the server
+    malformed: int = 0
+    admitted: bool = False  # the current attempt passed admission (an error before it is final)
+    last_error: InfermuxError | None = None  # the last error the server gave
+
+
+@dataclass(slots=True)
+class StreamInfo:
+    """What a finished (or failed) stream call knows beyond its events: filled in by :meth:`Endpoint.stream`."""
+
+    endpoint: str | None = None
+    provider: str | None = None
+    request_id: str | None = None
+    provider_request_id: str | None = None
+    attempts: int = 0
+    latency_s: float | None = None
+    resumed: int = 0
+
+
+_QUOTA_HEADERS = (
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-remaining",
+)
+
+
+def _quota_exhausted(headers: Mapping[str, str]) -> bool:
+    """A 429 whose rate-limit headers say the key's quota is used up (not a per-request capacity refusal)."""
+    return any(headers.get(h, "").strip() == "0" for h in _QUOTA_HEADERS)
 
 
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
@@ -208,6 +252,8 @@ class Endpoint:
         self._owns_transport = transport is None
         self.transport: Transport = transport or AiohttpTransport(max_connections=max(config.max_concurrency, 1) * 2)
         self.keys = KeyPool(config.resolved_keys(), strategy=config.key_strategy, clock=clock, name=config.name)
+        self._changed: asyncio.Event | None = None
+        self._holding = 0
         self.breaker = CircuitBreaker(
             config.breaker, clock=clock, name=config.name, on_state_change=self._breaker_changed
         )
@@ -230,8 +276,15 @@ class Endpoint:
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
         _log.log(level, "endpoint %s: circuit breaker %s -> %s", self.name, old.value, new.value)
+        if self._changed is not None:  # wake the callers waiting on the breaker
+            self._changed.set()
+            self._changed = None
         if self._on_breaker_change is not None:
             self._on_breaker_change(self.name, old, new)
+
+    def available(self) -> bool:
+        """Could a call start here now: breaker CLOSED (or a free HALF_OPEN probe) and a key not blocked."""
+        return self.breaker.available() and (self.keys.size == 0 or self.keys.usable_count() > 0)
 
     def model_for(self, request_model: str | None) -> str:
         model = request_model or self.config.model
@@ -252,16 +305,21 @@ class Endpoint:
         request_id: str | None = None,
         model: str | None = None,
         policy: RetryPolicy | None = None,
+        wait: bool | None = None,
+        share: bool = False,
     ) -> T:
         """Run ``operation`` under this endpoint's queue, breaker, key pool and retry policy.
 
-        ``timeout`` overrides the policy's overall deadline for this call. Raises a typed
-        :class:`InfermuxError` carrying this endpoint's context when every allowed attempt failed.
+        ``timeout`` overrides the policy's overall deadline for this call. While the endpoint protects itself
+        (breaker open, every key's quota used up) the call waits, bounded by its deadline, unless ``wait`` is
+        false (default: not ``config.fail_fast``). ``share``: ``timeout`` is only this endpoint's share of the
+        caller's budget (the router keeps time for the next endpoint), so running out of it is an attempt
+        timeout, a health signal. Raises a typed :class:`InfermuxError` carrying this endpoint's context when
+        the deadline cannot be met or the error is not retryable.
         """
-        call = self._begin(request_id, timeout, model, policy, priority)
+        call = self._begin(request_id, timeout, model, policy, priority, wait=wait, share=share)
         try:
             while True:
-                call.number += 1
                 try:
                     result = await self._attempt(operation, call)
                 except InfermuxError as err:
@@ -285,20 +343,37 @@ class Endpoint:
         model: str | None,
         policy: RetryPolicy | None,
         priority: Priority,
+        *,
+        wait: bool | None = None,
+        share: bool = False,
     ) -> _Call:
         pol = policy or self.config.retry
         deadline = Deadline(self.clock, timeout if timeout is not None else pol.deadline)
         self.counters.requests += 1
-        return _Call(request_id or uuid.uuid4().hex, model, pol, deadline, self.clock.now(), priority)
+        w = not self.config.fail_fast if wait is None else bool(wait)
+        return _Call(
+            request_id or uuid.uuid4().hex,
+            model,
+            pol,
+            deadline,
+            self.clock.now(),
+            priority,
+            w,
+            share and timeout is not None,
+        )
 
     def _after_error(self, err: InfermuxError, call: _Call, *, final: bool) -> float | None:
         """Put this endpoint's context on ``err``; return the wait before the next attempt, or ``None`` (the
-        error is final and counted). ``final``: retrying is not allowed (stream bytes reached the caller)."""
+        error is final and counted). ``final``: retrying is not allowed (content reached the caller)."""
         err.with_context(provider=self.provider.name, endpoint=self.name, model=call.model, request_id=call.rid)
-        err.attempts = call.number
+        if err.attempts is None or err is not call.last_error:
+            err.attempts = call.number
         delay = None
-        if not final and not isinstance(err, (QueueFullError, CircuitOpenError)):
-            delay = self._retry_delay(err, call)
+        if call.admitted and err is not call.last_error:
+            call.last_error = err
+            self.counters.attempt_failed(err)
+            if not final:
+                delay = self._retry_delay(err, call)
         if delay is None:
             self.counters.failure(err)
         else:
@@ -312,6 +387,10 @@ class Endpoint:
     def _retry_delay(self, err: InfermuxError, call: _Call) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up. A 429 on one key is retried at
         once when another key of the pool is ready (the advertised delay applies to the limited key)."""
+        if isinstance(err, MalformedResponseError) and not isinstance(err, IncompleteStreamError):
+            call.malformed += 1
+            if call.malformed > call.pol.max_malformed_retries:
+                return None
         if (
             isinstance(err, RateLimitError)
             and err.status_code == 429
@@ -328,78 +407,174 @@ class Endpoint:
             return None
         return decision.delay
 
-    async def _admit(self, priority: Priority, deadline: Deadline) -> KeyLease:
-        """Take a queue slot, pass the breaker and lease a key. On success the caller owns the slot (release
-        it with ``gate.release()``), the breaker permit and the lease (end them with one record call)."""
+    # ------------------------------------------------------------------ admission: queue -> breaker -> key
+
+    async def _admit(self, call: _Call) -> tuple[KeyLease, Permit]:
+        """Take a queue slot, a breaker permit and a key lease, waiting out protective states (bounded by the
+        deadline) unless the call fails fast. The caller owns the slot (``gate.release()``), the permit and the
+        lease (one ``_record_*`` call ends both). Local waits spend no retry."""
+        call.admitted = False
+        while True:
+            if not self.breaker.available():
+                await self._hold_for_breaker(call)
+                continue
+            await self._acquire_slot(call)
+            permit = self.breaker.acquire()
+            if permit is None:
+                self.gate.release()
+                continue
+            try:
+                lease = self.keys.acquire()
+            except RateLimitError as blocked:  # every key's quota is used up: wait for the first to be free
+                self.breaker.record_ignored(permit)
+                self.gate.release()
+                await self._hold(call, blocked.retry_after or 0.0, blocked)
+                continue
+            except BaseException:
+                self.breaker.record_ignored(permit)  # nothing was sent: no evidence about the endpoint
+                self.gate.release()
+                raise
+            call.admitted = True
+            call.number += 1
+            self.counters.attempts += 1
+            return lease, permit
+
+    async def _acquire_slot(self, call: _Call) -> None:
         try:
-            await self.gate.acquire(priority, timeout=deadline.remaining())
+            await self.gate.acquire(call.priority, timeout=call.deadline.remaining())
         except RequestShedError:
             self.counters.shed += 1
             raise
         except QueueFullError:
             self.counters.queue_rejected += 1
             raise
-        try:
-            if not self.breaker.try_acquire():
-                self.counters.circuit_rejections += 1
-                retry_at = self.breaker.retry_at
-                wait = None if retry_at is None else max(0.0, retry_at - self.clock.now())
-                raise CircuitOpenError(
-                    f"circuit breaker of endpoint {self.name!r} is open"
-                    + (f"; next probe in {wait:.3g}s" if wait is not None else ""),
-                    retry_at=retry_at,
-                    retry_after=wait,
-                )
-            try:
-                lease = self.keys.acquire()
-            except BaseException:
-                self.breaker.record_ignored()  # nothing was sent: no evidence about the endpoint
-                raise
-        except BaseException:
-            self.gate.release()
+        except DeadlineExceededError as e:
+            if call.last_error is not None:
+                e.__cause__ = call.last_error
             raise
-        self.counters.attempts += 1
-        return lease
+
+    async def _hold_for_breaker(self, call: _Call) -> None:
+        retry_at = self.breaker.retry_at
+        wait = None if retry_at is None else max(0.0, retry_at - self.clock.now())
+        refusal = CircuitOpenError(
+            f"circuit breaker of endpoint {self.name!r} is open"
+            + (f"; next probe in {wait:.3g}s" if wait is not None else "; a probe is in flight"),
+            retry_at=retry_at,
+            retry_after=wait,
+        )
+        await self._hold(call, wait, refusal)
+
+    async def _hold(self, call: _Call, wait: float | None, refusal: InfermuxError) -> None:
+        """Wait (up to ``wait`` seconds, ``None``: until the breaker changes, at most 1 s at a time) for the
+        endpoint to take calls again, or raise: the last real error of this call (with the breaker's state on
+        it) when it has one, else ``refusal``. Fails at once when the call fails fast, when the deadline would
+        run out first, or when too many callers wait already (the queue bound)."""
+        rem = call.deadline.remaining()
+        can_wait = call.wait and (rem is None or wait is None or wait < rem) and (rem is None or rem > 0)
+        if can_wait and self._holding + self.gate.waiting >= self.config.max_queue:
+            can_wait = False
+            refusal = QueueFullError(
+                f"endpoint {self.name!r}: {self._holding} calls wait for it to recover"
+                f" (max_queue={self.config.max_queue})"
+            )
+        if not can_wait:
+            if isinstance(refusal, CircuitOpenError):
+                self.counters.circuit_rejections += 1
+            last = call.last_error
+            if last is not None:
+                last.breaker_state = self.breaker.state.value
+                raise last
+            raise refusal
+        self.counters.waits += 1
+        bound = 1.0 if wait is None else wait
+        if rem is not None:
+            bound = min(bound, rem)
+        self._holding += 1
+        try:
+            await self._sleep_or_change(max(0.0, bound))
+        finally:
+            self._holding -= 1
+
+    async def _sleep_or_change(self, delay: float) -> None:
+        """Sleep ``delay`` seconds on the clock, waking early when the breaker changes state."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        changed = asyncio.ensure_future(self._changed.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        try:
+            await asyncio.wait((changed, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            sleeper.cancel()
+
+    # ------------------------------------------------------------------ one attempt
 
     async def _attempt(self, operation: Callable[[Attempt], Awaitable[T]], call: _Call) -> T:
-        lease = await self._admit(call.priority, call.deadline)
+        lease, permit = await self._admit(call)
         try:
             attempt = self._new_attempt(call, lease)
             try:
                 result = await call.deadline.run(operation(attempt))
             except BaseException as err:
-                self._record_failure(err, lease, attempt)
-                raise
-            self._record_success(lease)
+                failure = self._share_timeout(err, call)
+                self._record_failure(failure, lease, permit, attempt)
+                if failure is err:
+                    raise
+                raise failure from err
+            self._record_success(lease, permit, attempt)
             return result
         finally:
             self.gate.release()
 
+    def _share_timeout(self, err: BaseException, call: _Call) -> BaseException:
+        """Running out of this endpoint's share of the caller's timeout is an attempt timeout (the endpoint is
+        slow or hanging: a breaker failure, and the router moves on); the caller's own deadline is not."""
+        if not (call.share and isinstance(err, DeadlineExceededError)):
+            return err
+        out = APITimeoutError(
+            f"endpoint {self.name!r} did not answer within its {call.deadline.total:.3g}s share of the call's"
+            " timeout (time is kept for the other endpoints)",
+            retryable=True,
+        )
+        out.__cause__ = err
+        return out
+
     def _new_attempt(self, call: _Call, lease: KeyLease) -> Attempt:
         return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=self.clock.now())
 
-    def _record_success(self, lease: KeyLease) -> None:
+    def _record_success(self, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
         self.keys.release(lease, "success")
-        self.breaker.record_success()
+        self.breaker.record_success(permit)
         if self.adaptive is not None:
             self.adaptive.on_success()
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("endpoint %s: request %s attempt %d ok", self.name, attempt.request_id, attempt.number)
 
-    def _record_failure(self, err: BaseException, lease: KeyLease, attempt: Attempt) -> None:
+    def _record_failure(self, err: BaseException, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
         if attempt.key is not None and isinstance(err, InfermuxError):
             _redact_key(err, attempt.key)
         outcome = _outcome_for_key(err)
-        # the server's own capacity signal (not our key pool's cooldown, which has no status)
+        # the server's own capacity signal (not our key pool's local refusal, which has no status)
         overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None
         if self.adaptive is not None and overloaded:
             self.adaptive.on_overload(attempt.started_at, self.gate.in_flight)
         retry_after = err.retry_after if isinstance(err, InfermuxError) else None
-        self.keys.release(lease, outcome, retry_after=retry_after)
+        exhausted = outcome == "rate_limited" and _quota_exhausted(attempt.response_headers)
+        self.keys.release(lease, outcome, retry_after=retry_after, exhausted=exhausted)
         if is_breaker_failure(err):
-            self.breaker.record_failure()
+            self.breaker.record_failure(permit)
         elif isinstance(err, InfermuxError) and not isinstance(err, DeadlineExceededError):
-            self.breaker.record_neutral()  # the server answered (e.g. a 4xx)
+            self.breaker.record_neutral(permit)  # the server answered (e.g. a 4xx)
         else:
-            self.breaker.record_ignored()  # cancelled, abandoned, out of time: no evidence either way
+            self.breaker.record_ignored(permit)  # cancelled, abandoned, out of time: no evidence either way
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "endpoint %s: request %s attempt %d failed: %s",
+                self.name,
+                attempt.request_id,
+                attempt.number,
+                type(err).__name__,
+            )
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -514,6 +689,8 @@ class Endpoint:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         request_id: str | None = None,
+        wait: bool | None = None,
+        share: bool = False,
     ) -> ChatResponse:
         model = self.model_for(request.model)
         preq = self.provider.build_chat(request, model, False)
@@ -525,7 +702,9 @@ class Endpoint:
             parsed = self.provider.parse_chat(body, resp.headers)
             return self._finish_response(parsed, model, attempt, started)
 
-        return await self.run(op, priority=priority, timeout=timeout, request_id=request_id, model=model)
+        return await self.run(
+            op, priority=priority, timeout=timeout, request_id=request_id, model=model, wait=wait, share=share
+        )
 
     async def embed(
         self,
@@ -534,6 +713,8 @@ class Endpoint:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         request_id: str | None = None,
+        wait: bool | None = None,
+        share: bool = False,
     ) -> EmbedResponse:
         build, parse = self.provider.build_embed, self.provider.parse_embed
         if build is None or parse is None:
@@ -562,7 +743,9 @@ class Endpoint:
                 attempts=attempt.number,
             )
 
-        return await self.run(op, priority=priority, timeout=timeout, request_id=request_id, model=model)
+        return await self.run(
+            op, priority=priority, timeout=timeout, request_id=request_id, model=model, wait=wait, share=share
+        )
 
     async def stream(
         self,
@@ -571,26 +754,55 @@ class Endpoint:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         request_id: str | None = None,
+        wait: bool | None = None,
+        share: bool = False,
+        resume: bool | None = None,
+        info: StreamInfo | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Stream events. Retried only while nothing has reached the caller; the stream must end with the
-        protocol's terminal marker, else :class:`IncompleteStreamError` is raised after the partial events."""
+        """Stream events.
+
+        Events that carry no content (start, role-only, usage) are held back until the first content event,
+        so a stream that fails before any content (an in-band ``overloaded_error`` right after
+        ``message_start``, a cut, a 5xx) is retried like any call. Once content reached the caller, a
+        retryable break (cut, incomplete, in-band error) is *resumed* when ``resume`` (default
+        ``config.resume_streams``) and only text was delivered: the request is sent again (with the delivered
+        text as a partial assistant turn where the provider supports prefill), the repeated text is dropped,
+        and a :class:`StreamResumed` event marks the seam. Otherwise the error is raised after the partial
+        events. Every stream must end with the protocol's terminal marker (see each provider's parser), else
+        it is an :class:`IncompleteStreamError`. ``info`` is filled with the call's request IDs, attempts and
+        latency.
+        """
         model = self.model_for(request.model)
+        prefill = "prefill" in self.provider.capabilities
         preq = self.provider.build_chat(request, model, True)
-        call = self._begin(request_id, timeout, model, None, priority)
-        delivered = False
+        call = self._begin(request_id, timeout, model, None, priority, wait=wait, share=share)
+        info = info if info is not None else StreamInfo()
+        info.endpoint, info.provider, info.request_id = self.name, self.provider.name, call.rid
+        may_resume = self.config.resume_streams if resume is None else bool(resume)
+        splice = StreamSplice(prefill=prefill)
         try:
             while True:
-                call.number += 1
+                splice.new_attempt()
                 try:
-                    async with aclosing(self._stream_attempt(preq, call)) as events:
+                    async with aclosing(self._stream_attempt(preq, call, info)) as events:
                         async for ev in events:
-                            delivered = True
-                            yield ev
+                            for out in splice.feed(ev):
+                                yield out
+                    for out in splice.end():
+                        yield out
                 except InfermuxError as err:
-                    delay = self._after_error(err, call, final=delivered)
+                    content = splice.content
+                    resumable = content and may_resume and not splice.tool_content and is_retryable(call.pol, err)
+                    delay = self._after_error(err, call, final=content and not resumable)
                     if delay is None:
                         raise
                     await self.clock.sleep(delay)
+                    if resumable:
+                        text = splice.resume()
+                        preq = self.provider.build_chat(resumed_request(request, text, prefill=prefill), model, True)
+                        info.resumed += 1
+                        self.counters.resumes += 1
+                        yield StreamResumed(self.name, self.name, call.number + 1, len(text), type(err).__name__)
                     continue
                 self._count_success(call.started)
                 return
@@ -599,15 +811,21 @@ class Endpoint:
         except BaseException as err:  # cancelled, or the caller stopped reading (GeneratorExit)
             self.counters.ended(err)
             raise
+        finally:
+            info.attempts = call.number
+            info.latency_s = self.clock.now() - call.started
 
-    async def _stream_attempt(self, preq: ProviderRequest, call: _Call) -> AsyncGenerator[StreamEvent, None]:
-        lease = await self._admit(call.priority, call.deadline)
+    async def _stream_attempt(
+        self, preq: ProviderRequest, call: _Call, info: StreamInfo
+    ) -> AsyncGenerator[StreamEvent, None]:
+        lease, permit = await self._admit(call)
         deadline = call.deadline
         try:
             attempt = self._new_attempt(call, lease)
             acc = StreamAccumulator()
             try:
                 resp = await deadline.run(self._send(preq, attempt))
+                info.provider_request_id = self.provider.provider_request_id(resp.headers)
                 async with aclosing(self._read_stream(resp, deadline, acc)) as events:
                     async for ev in events:
                         yield ev
@@ -616,11 +834,14 @@ class Endpoint:
                         "stream ended without its terminal marker", partial_text=acc.text, provider=self.provider.name
                     )
             except BaseException as err:
-                self._record_failure(err, lease, attempt)
-                raise
+                failure = self._share_timeout(err, call)
+                self._record_failure(failure, lease, permit, attempt)
+                if failure is err:
+                    raise
+                raise failure from err
             self._add_provider_metrics(acc.usage_raw)
             self.counters.add_usage(acc.usage)
-            self._record_success(lease)
+            self._record_success(lease, permit, attempt)
         finally:
             self.gate.release()
 

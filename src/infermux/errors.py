@@ -89,6 +89,9 @@ class InfermuxError(Exception):
     retryable: bool = False
     #: the provider's ``x-should-retry`` header when it sent one (overrides the status-based retry rule)
     should_retry_header: bool | None = None
+    #: the endpoint's circuit-breaker state when the call gave up ("open" when the breaker opened during the
+    #: call's own retries and the deadline could not wait for a probe); ``None`` when it played no part
+    breaker_state: str | None = None
 
     def __init__(
         self,
@@ -136,6 +139,7 @@ class InfermuxError(Exception):
         out["retryable"] = self.retryable
         out["retry_after"] = self.retry_after
         out["attempts"] = self.attempts
+        out["breaker_state"] = self.breaker_state
         return out
 
     def __str__(self) -> str:

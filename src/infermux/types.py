@@ -32,6 +32,7 @@ __all__ = [
     "StreamError",
     "StreamEvent",
     "StreamFinish",
+    "StreamResumed",
     "StreamStart",
     "TextDelta",
     "TextPart",
@@ -479,8 +480,30 @@ class StreamError:
     type: Literal["error"] = "error"
 
 
+@dataclass(frozen=True, slots=True)
+class StreamResumed:
+    """The stream broke after content reached the caller and was resumed: the request was sent again (with the
+    delivered text as a partial assistant turn where the provider supports prefill) and the new stream continues
+    this one with no text repeated. ``from_endpoint``/``to_endpoint`` name where it broke and where it goes on."""
+
+    from_endpoint: str | None
+    to_endpoint: str | None
+    attempt: int
+    delivered_chars: int
+    reason: str = ""
+    type: Literal["resumed"] = "resumed"
+
+
 StreamEvent = (
-    StreamStart | TextDelta | ToolCallStart | ToolCallDelta | ToolCallEnd | UsageEvent | StreamFinish | StreamError
+    StreamStart
+    | TextDelta
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | UsageEvent
+    | StreamFinish
+    | StreamError
+    | StreamResumed
 )
 
 

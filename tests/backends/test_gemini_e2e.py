@@ -543,7 +543,7 @@ async def test_stream_cut(sb: Sandbox, clean: bool) -> None:
         sb.faults.push(Fault.stream_cut(after=2, clean=clean))
         texts: list[str] = []
         with pytest.raises(IncompleteStreamError if clean else APIConnectionError) as ei:
-            async for ev in ep.stream(req("a b c d e f"), request_id="rid-cut"):
+            async for ev in ep.stream(req("a b c d e f"), request_id="rid-cut", resume=False):
                 if isinstance(ev, infermux.TextDelta):
                     texts.append(ev.text)
         assert "".join(texts) == "[sys] echo:"
@@ -551,6 +551,14 @@ async def test_stream_cut(sb: Sandbox, clean: bool) -> None:
         if clean:
             assert isinstance(ei.value, IncompleteStreamError) and ei.value.partial_text == "[sys] echo:"
         assert sb.stats.request_ids() == ["rid-cut"]
+
+        # resumed (the default): the resent request (no prefill for Gemini) repeats the delivered text, which is
+        # dropped, so the caller sees the whole answer once and one StreamResumed event at the seam
+        whole = (await ep.chat(req("a b c d e f"))).text
+        sb.faults.push(Fault.stream_cut(after=2, clean=clean))
+        seen = [ev async for ev in ep.stream(req("a b c d e f"))]
+        assert "".join(e.text for e in seen if isinstance(e, infermux.TextDelta)) == whole
+        assert [type(e).__name__ for e in seen].count("StreamResumed") == 1
     finally:
         await ep.aclose()
 

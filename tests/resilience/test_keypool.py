@@ -80,12 +80,25 @@ def test_rate_limit_default_and_cap() -> None:
     assert cooling == [1.0, 300.0]
 
 
-def test_all_cooling_raises_rate_limit_with_retry_after() -> None:
+def test_all_cooling_still_hands_out_the_key_ready_soonest() -> None:
     clock = FakeClock()
     pool = KeyPool(KEYS[:2], clock=clock, name="ep")
     pool.release(pool.acquire(), "rate_limited", retry_after=5.0)
     pool.release(pool.acquire(), "rate_limited", retry_after=2.0)
     clock.advance(0.5)
+    assert pool.ready_count() == 0 and pool.usable_count() == 2
+    lease = pool.acquire()  # a 429 is about one request: the soonest-ready key still goes, paced by the endpoint
+    assert lease.index == 1
+    pool.release(lease, "success")
+
+
+def test_all_quota_exhausted_raises_rate_limit_with_retry_after() -> None:
+    clock = FakeClock()
+    pool = KeyPool(KEYS[:2], clock=clock, name="ep")
+    pool.release(pool.acquire(), "rate_limited", retry_after=5.0, exhausted=True)
+    pool.release(pool.acquire(), "rate_limited", retry_after=2.0, exhausted=True)
+    clock.advance(0.5)
+    assert pool.usable_count() == 0
     with pytest.raises(RateLimitError) as ei:
         pool.acquire()
     err = ei.value
@@ -121,7 +134,7 @@ def test_disabled_and_cooling_mix_raises_rate_limit() -> None:
     clock = FakeClock()
     pool = KeyPool(KEYS[:2], clock=clock)
     pool.release(pool.acquire(), "auth_failed")
-    pool.release(pool.acquire(), "rate_limited", retry_after=3.0)
+    pool.release(pool.acquire(), "rate_limited", retry_after=3.0, exhausted=True)
     with pytest.raises(RateLimitError) as ei:
         pool.acquire()
     assert ei.value.retry_after == pytest.approx(3.0)

@@ -467,6 +467,6 @@ PROVIDER = Provider(
     auth_headers=auth_headers,
     request_id_headers=REQUEST_ID_HEADERS,
     models_path="/v1/models",
-    capabilities=frozenset({"chat", "stream", "tools", "vision", "json", "count_tokens"}),
+    capabilities=frozenset({"chat", "stream", "tools", "vision", "json", "count_tokens", "prefill"}),
     description="Anthropic Messages API (/v1/messages)",
 )

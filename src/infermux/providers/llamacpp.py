@@ -218,5 +218,7 @@ PROVIDER: Provider = make_openai_compatible(
     description="llama.cpp server (OpenAI-compatible /v1 routes; native routes as pure helpers)",
     build_chat_fn=build_chat,
     request_id_headers=("x-request-id",),
-    capabilities=frozenset(("chat", "stream", "tools", "json", "embed", "tokenize", "detokenize", "props", "health")),
+    capabilities=frozenset(
+        ("chat", "stream", "tools", "json", "embed", "tokenize", "detokenize", "props", "health", "prefill")
+    ),
 )

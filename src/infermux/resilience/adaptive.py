@@ -1,9 +1,14 @@
-"""Adaptive concurrency (AIMD) for an endpoint's priority gate.
+"""Adaptive concurrency for an endpoint's priority gate: AIMD with a memory of the last good limit.
 
-When the server says it is over capacity (429/529), the limit is cut multiplicatively, once per signal
-"generation": answers to attempts that started before the last cut say nothing new and are ignored. Each
-``limit`` successes in a row raise it by one, up to the configured maximum. This is what keeps a client
-with more callers than the server's capacity from turning 429s into a retry storm.
+When the server says it is over capacity (429/529), the limit is cut, once per signal "generation": answers
+to attempts that started before the last cut say nothing new and are ignored. The cut goes back to the last
+limit known to be good (one that served ``limit`` successes in a row without an overload signal) when there
+is one, else halves the concurrency in flight. Each ``limit`` successes in a row raise the limit by one, up to
+the configured maximum; raising it again to a level that was just refused needs twice as many successes each
+time it is refused (up to 32x), so a client settles on the server's capacity and probes above it rarely.
+
+With ten times more callers than the server's capacity, the limit converges in a few round trips and the
+callers wait in the endpoint's queue instead of turning 429s into a retry storm.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any, Protocol
 from .clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["AdaptiveLimit"]
+
+_MAX_PATIENCE = 32
 
 
 class _Limited(Protocol):
@@ -37,14 +44,22 @@ class AdaptiveLimit:
         self.limit = max_limit
         self._last_cut = float("-inf")
         self._streak = 0
+        self._good: int | None = None  # the highest limit that served `limit` successes with no overload since
+        self._refused: dict[int, int] = {}  # limit -> how many times raising to it was refused
         self.cuts = 0
 
     def on_overload(self, attempt_started_at: float, in_flight: int) -> None:
         """The server refused an attempt for capacity. Cut the limit unless the attempt predates the last cut."""
         if attempt_started_at < self._last_cut:
             return
-        base = min(self.limit, max(in_flight, 1))
-        new = max(self.min_limit, int(base * self.decrease_factor))
+        self._refused[self.limit] = min(5, self._refused.get(self.limit, 0) + 1)  # 2**5 == _MAX_PATIENCE
+        if self._good is not None and self._good < self.limit:
+            new = self._good
+        else:
+            base = min(self.limit, max(in_flight, 1))
+            new = int(base * self.decrease_factor)
+            self._good = None
+        new = max(self.min_limit, new)
         self._last_cut = self._clock.now()
         self._streak = 0
         self.cuts += 1
@@ -53,13 +68,19 @@ class AdaptiveLimit:
             self._gate.set_limit(new)
 
     def on_success(self) -> None:
-        if self.limit >= self.max_limit:
-            return
         self._streak += 1
-        if self._streak >= self.limit:
+        if self._streak < self.limit:
+            return
+        if self._good is None or self._good < self.limit:
+            self._good = self.limit
+        if self.limit >= self.max_limit:
+            self._streak = 0
+            return
+        patience = min(_MAX_PATIENCE, 2 ** self._refused.get(self.limit + 1, 0))
+        if self._streak >= self.limit * patience:
             self._streak = 0
             self.limit += 1
             self._gate.set_limit(self.limit)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"limit": self.limit, "max_limit": self.max_limit, "cuts": self.cuts}
+        return {"limit": self.limit, "max_limit": self.max_limit, "cuts": self.cuts, "last_good": self._good}

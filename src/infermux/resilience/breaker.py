@@ -1,21 +1,34 @@
 """Per-endpoint circuit breaker: a pure state machine over an injectable clock.
 
-Protocol: every call that got ``True`` from :meth:`CircuitBreaker.try_acquire` ends with exactly one
-of :meth:`~CircuitBreaker.record_success`, :meth:`~CircuitBreaker.record_failure`,
-:meth:`~CircuitBreaker.record_neutral` (use :func:`is_breaker_failure` to choose between failure and
-neutral) or :meth:`~CircuitBreaker.record_ignored` (cancelled, or never sent: no evidence). A call that
-got ``False`` was not sent and records nothing.
+Protocol: a call asks :meth:`CircuitBreaker.acquire` for a :class:`Permit` (``None``: not allowed now) and ends
+with exactly one of :meth:`~CircuitBreaker.record_success`, :meth:`~CircuitBreaker.record_failure`,
+:meth:`~CircuitBreaker.record_neutral` (use :func:`is_breaker_failure` to choose between failure and neutral) or
+:meth:`~CircuitBreaker.record_ignored` (cancelled, or never sent: no evidence), passing its permit back.
+:meth:`try_acquire` is the older boolean form; outcomes recorded without a permit are matched as before
+(an outcome in HALF_OPEN is taken as the probe's).
 
 States::
 
-    CLOSED --(failure rate >= threshold over the window, or N failures in a row)--> OPEN
-    OPEN --(open_seconds passed; evaluated lazily)--> HALF_OPEN
+    CLOSED --(failures / attempts started >= threshold, with >= minimum_calls started in the window)--> OPEN
+    OPEN --(the open time passed; evaluated lazily)--> HALF_OPEN
     HALF_OPEN --(half_open_successes probe successes)--> CLOSED
-    HALF_OPEN --(a probe fails)--> OPEN (a new open period)
+    HALF_OPEN --(a probe fails)--> OPEN (for the same open time: a sustained outage is probed at a steady pace)
 
-The breaker does not know which call held a probe permit: an outcome recorded in HALF_OPEN is
-treated as a probe outcome (it is the freshest evidence about the endpoint), and outcomes recorded
-while OPEN (slow calls admitted before it opened) are ignored.
+Rules that keep a healthy endpoint closed and a dead one probed at a steady pace:
+
+- **The failure rate is failures over attempts *started* in the window**, not over outcomes received: under
+  concurrency fast failures return before healthy replies, so a burst of 50 with 10 instant faults is 10/50,
+  never 10/10. Nothing opens before ``minimum_calls`` attempts started in the window.
+- ``consecutive_failures`` (off by default) opens after N failures in a row; it can trip on a burst, so it is
+  an explicit opt-in.
+- **The open time grows on repeated trips** (a flapping endpoint: closed, then tripping again): the n-th trip
+  opens for ``open_seconds * open_growth**(n-1)``, capped at ``max_open_seconds`` (Envoy's outlier ejection).
+  The trip count is forgotten after ``max_open_seconds`` spent CLOSED. A failed probe reopens for the current
+  open time without growing it, so an outage is probed every ``open_seconds`` and the first success after
+  recovery comes within about one open time.
+- **Probes are bounded for real**: each permit belongs to a state generation; only the permits handed out in
+  the current HALF_OPEN period are probes, and an outcome of a call admitted before the breaker opened (a
+  stale 4xx, a late failure) neither frees a probe permit nor closes or reopens the breaker.
 """
 
 from __future__ import annotations
@@ -32,17 +45,18 @@ from ..errors import (
     APIConnectionError,
     ConfigurationError,
     DeadlineExceededError,
+    IncompleteStreamError,
     InfermuxError,
     InternalServerError,
-    MalformedResponseError,
 )
 from .clock import SYSTEM_CLOCK, Clock
 from .store import StateStore
 
-__all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "is_breaker_failure"]
+__all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "Permit", "is_breaker_failure"]
 
 _log = logging.getLogger(__name__)
 _MAX_TRANSITIONS_KEPT = 1000
+_START, _FAIL = 0, 1
 
 
 class BreakerState(str, enum.Enum):
@@ -55,18 +69,21 @@ class BreakerState(str, enum.Enum):
 class BreakerConfig:
     """When the breaker opens, how long it stays open, and how it probes.
 
-    It opens when, within the last ``window_seconds``, at least ``minimum_calls`` outcomes were
-    recorded and ``failures / calls >= failure_rate_threshold``; or after ``consecutive_failures``
-    failures in a row (0 disables that rule).
+    It opens when, within the last ``window_seconds``, at least ``minimum_calls`` attempts were started and
+    ``failures / started >= failure_rate_threshold``; or after ``consecutive_failures`` failures in a row
+    (0, the default, disables that rule). The n-th trip in a row opens for ``open_seconds *
+    open_growth**(n-1)`` up to ``max_open_seconds``.
     """
 
     failure_rate_threshold: float = 0.5
-    minimum_calls: int = 10
-    window_seconds: float = 30.0
-    consecutive_failures: int = 5
-    open_seconds: float = 30.0
+    minimum_calls: int = 20
+    window_seconds: float = 10.0
+    consecutive_failures: int = 0
+    open_seconds: float = 1.0
     half_open_max_calls: int = 1
     half_open_successes: int = 1
+    open_growth: float = 2.0
+    max_open_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         t = self.failure_rate_threshold
@@ -81,30 +98,44 @@ class BreakerConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
                 raise ConfigurationError(f"BreakerConfig.{name} must be an int >= {minimum}, got {v!r}")
-        for name in ("window_seconds", "open_seconds"):
+        for name in ("window_seconds", "open_seconds", "max_open_seconds"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise ConfigurationError(f"BreakerConfig.{name} must be a finite number > 0, got {v!r}")
+        g = self.open_growth
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 1:
+            raise ConfigurationError(f"BreakerConfig.open_growth must be a finite number >= 1, got {g!r}")
+        if self.max_open_seconds < self.open_seconds:
+            object.__setattr__(self, "max_open_seconds", float(self.open_seconds))
 
 
 def is_breaker_failure(error: BaseException) -> bool:
-    """Whether ``error`` says the endpoint is unhealthy (5xx/529, connection or timeout, malformed body).
+    """Whether ``error`` says the endpoint is unhealthy: 5xx/529, a connection failure, an attempt timeout or a
+    stream that stopped before its terminal marker.
 
-    Caller errors (4xx including 429), the client's own refusals, configuration errors, the overall
-    deadline and cancellation are not health signals: record them with ``record_neutral``.
+    Caller errors (4xx including 429), malformed 2xx bodies (the server answered; a parser stricter than the
+    provider must not open the breaker on a healthy endpoint), the client's own refusals, configuration errors,
+    the caller's overall deadline and cancellation are not health signals.
     """
-    if not isinstance(error, InfermuxError):
+    if not isinstance(error, InfermuxError) or isinstance(error, DeadlineExceededError):
         return False
-    if isinstance(error, DeadlineExceededError):
-        return False
-    return isinstance(error, (InternalServerError, APIConnectionError, MalformedResponseError))
+    return isinstance(error, (InternalServerError, APIConnectionError, IncompleteStreamError))
+
+
+@dataclass(slots=True)
+class Permit:
+    """The right of one call to go, issued by :meth:`CircuitBreaker.acquire`; pass it to the ``record_*`` call."""
+
+    generation: int
+    probe: bool
+    done: bool = False
 
 
 class CircuitBreaker:
-    """A circuit breaker for one endpoint (see the module docstring for the call protocol).
+    """A circuit breaker for one endpoint (see the module docstring for the rules and the call protocol).
 
     With ``store`` and ``key`` the breaker writes its state record to the store on every transition
-    (an OPEN record expires after ``open_seconds``) and starts OPEN if it finds an OPEN record there,
+    (an OPEN record expires after the open time) and starts OPEN if it finds an OPEN record there,
     so a restarted process or a replica sharing the store does not hammer a failing endpoint.
     """
 
@@ -129,8 +160,13 @@ class CircuitBreaker:
         self._store = store
         self._key = key
         self._state = BreakerState.CLOSED
+        self._generation = 0
         self._opened_at = 0.0
-        self._window: deque[tuple[float, bool]] = deque()
+        self._open_for = config.open_seconds
+        self._closed_at = clock.now()
+        self._trips = 0
+        self._window: deque[tuple[float, int]] = deque()
+        self._window_started = 0
         self._window_failures = 0
         self._consecutive = 0
         self._probes_in_flight = 0
@@ -151,8 +187,8 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
-        """The current state; OPEN turns into HALF_OPEN here once ``open_seconds`` have passed."""
-        if self._state is BreakerState.OPEN and self._clock.now() >= self._opened_at + self.config.open_seconds:
+        """The current state; OPEN turns into HALF_OPEN here once the open time has passed."""
+        if self._state is BreakerState.OPEN and self._clock.now() >= self._opened_at + self._open_for:
             self._transition(BreakerState.HALF_OPEN)
         return self._state
 
@@ -160,63 +196,94 @@ class CircuitBreaker:
     def retry_at(self) -> float | None:
         """Clock time at which the next probe is allowed; ``None`` unless OPEN."""
         if self.state is BreakerState.OPEN:
-            return self._opened_at + self.config.open_seconds
+            return self._opened_at + self._open_for
+        return None
+
+    @property
+    def open_for(self) -> float:
+        """How long the current (or next) open period lasts."""
+        return self._open_for
+
+    def available(self) -> bool:
+        """Could a call be admitted now (CLOSED, or HALF_OPEN with a free probe permit)? Takes nothing."""
+        state = self.state
+        return state is BreakerState.CLOSED or (
+            state is BreakerState.HALF_OPEN and self._probes_in_flight < self.config.half_open_max_calls
+        )
+
+    def acquire(self) -> Permit | None:
+        """A permit for one call, or ``None`` while OPEN or while every HALF_OPEN probe permit is taken."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            self._add(_START)
+            return Permit(self._generation, probe=False)
+        if state is BreakerState.HALF_OPEN and self._probes_in_flight < self.config.half_open_max_calls:
+            self._probes_in_flight += 1
+            return Permit(self._generation, probe=True)
         return None
 
     def try_acquire(self) -> bool:
-        """May a call go now? In HALF_OPEN this takes one of the ``half_open_max_calls`` probe permits."""
-        state = self.state
-        if state is BreakerState.CLOSED:
-            return True
-        if state is BreakerState.HALF_OPEN and self._probes_in_flight < self.config.half_open_max_calls:
-            self._probes_in_flight += 1
-            return True
-        return False
+        """The boolean form of :meth:`acquire` (outcomes are then recorded without a permit)."""
+        return self.acquire() is not None
 
     # ------------------------------------------------------------------ outcomes
 
-    def record_success(self) -> None:
-        """The call succeeded."""
+    def _current(self, permit: Permit | None) -> BreakerState | None:
+        """The state an outcome applies to, or ``None`` when it is stale (issued in an earlier generation)."""
         state = self.state
+        if permit is None:
+            return state
+        if permit.done:
+            return None
+        permit.done = True
+        if permit.generation != self._generation:
+            return None
+        return state
+
+    def record_success(self, permit: Permit | None = None) -> None:
+        """The call succeeded."""
+        state = self._current(permit)
         if state is BreakerState.HALF_OPEN:
             self._probe_succeeded()
         elif state is BreakerState.CLOSED:
             self._consecutive = 0
-            self._add(failed=False)
 
-    def record_failure(self) -> None:
+    def record_failure(self, permit: Permit | None = None) -> None:
         """The call failed in a way that says the endpoint is unhealthy (see :func:`is_breaker_failure`)."""
-        state = self.state
+        state = self._current(permit)
         if state is BreakerState.HALF_OPEN:
             self._release_probe()
-            self._open()
+            self._open(trip=False)
         elif state is BreakerState.CLOSED:
             self._consecutive += 1
-            self._add(failed=True)
+            self._add(_FAIL)
             cfg = self.config
-            calls = len(self._window)
+            started = max(self._window_started, 1)
             if (cfg.consecutive_failures and self._consecutive >= cfg.consecutive_failures) or (
-                calls >= cfg.minimum_calls and self._window_failures >= cfg.failure_rate_threshold * calls
+                self._window_started >= cfg.minimum_calls
+                and self._window_failures >= cfg.failure_rate_threshold * started
             ):
-                self._open()
+                self._open(trip=True)
 
-    def record_neutral(self) -> None:
+    def record_neutral(self, permit: Permit | None = None) -> None:
         """The call ended with an outcome that says nothing about health (e.g. a 4xx).
 
-        In CLOSED it changes nothing; in HALF_OPEN it counts as a probe success (the server answered).
+        In CLOSED it changes nothing; from the current HALF_OPEN probe it counts as a success (the server answered).
         """
-        if self.state is BreakerState.HALF_OPEN:
+        if self._current(permit) is BreakerState.HALF_OPEN:
             self._probe_succeeded()
 
-    def record_ignored(self) -> None:
+    def record_ignored(self, permit: Permit | None = None) -> None:
         """The call ended without evidence either way (cancelled, the caller's own deadline ran out, nothing was
         sent): a HALF_OPEN probe permit is given back without counting a success or a failure."""
-        if self.state is BreakerState.HALF_OPEN:
+        if self._current(permit) is BreakerState.HALF_OPEN:
             self._release_probe()
 
     def reset(self) -> None:
-        """Back to CLOSED with empty statistics."""
+        """Back to CLOSED with empty statistics and no trip history."""
         self._clear()
+        self._trips = 0
+        self._open_for = self.config.open_seconds
         if self._state is not BreakerState.CLOSED:
             self._transition(BreakerState.CLOSED)
 
@@ -231,7 +298,9 @@ class CircuitBreaker:
             "state": state.value,
             "retry_at": retry_at,
             "retry_in": None if retry_at is None else max(0.0, retry_at - now),
-            "window_calls": len(self._window),
+            "open_seconds": self._open_for,
+            "trips": self._trips,
+            "window_calls": self._window_started,
             "window_failures": self._window_failures,
             "consecutive_failures": self._consecutive,
             "transitions": self.transitions_total,
@@ -240,19 +309,23 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ internals
 
-    def _add(self, *, failed: bool) -> None:
+    def _add(self, kind: int) -> None:
         now = self._clock.now()
         self._evict(now)
-        self._window.append((now, failed))
-        if failed:
+        self._window.append((now, kind))
+        if kind == _START:
+            self._window_started += 1
+        else:
             self._window_failures += 1
 
     def _evict(self, now: float) -> None:
         horizon = now - self.config.window_seconds
         window = self._window
         while window and window[0][0] <= horizon:
-            _, failed = window.popleft()
-            if failed:
+            _, kind = window.popleft()
+            if kind == _START:
+                self._window_started -= 1
+            else:
                 self._window_failures -= 1
 
     def _release_probe(self) -> None:
@@ -264,15 +337,28 @@ class CircuitBreaker:
         self._probe_successes += 1
         if self._probe_successes >= self.config.half_open_successes:
             self._clear()
+            self._closed_at = self._clock.now()
             self._transition(BreakerState.CLOSED)
 
-    def _open(self) -> None:
+    def _open(self, *, trip: bool) -> None:
+        now = self._clock.now()
+        cfg = self.config
+        if trip:
+            if now - self._closed_at >= cfg.max_open_seconds:
+                self._trips = 0  # healthy long enough: forget earlier trips
+            self._trips += 1
+            try:
+                grown = cfg.open_seconds * cfg.open_growth ** (self._trips - 1)
+            except OverflowError:
+                grown = math.inf
+            self._open_for = min(cfg.max_open_seconds, grown)
         self._clear()
-        self._opened_at = self._clock.now()
+        self._opened_at = now
         self._transition(BreakerState.OPEN)
 
     def _clear(self) -> None:
         self._window.clear()
+        self._window_started = 0
         self._window_failures = 0
         self._consecutive = 0
         self._probes_in_flight = 0
@@ -281,6 +367,7 @@ class CircuitBreaker:
     def _transition(self, new: BreakerState) -> None:
         old = self._state
         self._state = new
+        self._generation += 1
         if new is BreakerState.HALF_OPEN:
             self._probes_in_flight = 0
             self._probe_successes = 0
@@ -290,7 +377,7 @@ class CircuitBreaker:
         if len(self.transitions) > _MAX_TRANSITIONS_KEPT:
             del self.transitions[: len(self.transitions) - _MAX_TRANSITIONS_KEPT]
         if self._store is not None and self._key:
-            ttl = self.config.open_seconds if new is BreakerState.OPEN else None
+            ttl = self._open_for if new is BreakerState.OPEN else None
             self._store.set(self._key, {"state": new.value, "name": self.name}, ttl=ttl)
         if self._on_state_change is not None:
             try:

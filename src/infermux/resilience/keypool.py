@@ -40,6 +40,7 @@ class KeyLease:
 class _KeyState:
     __slots__ = (
         "auth_failed",
+        "blocked_until",
         "cooldown_until",
         "disabled",
         "disabled_reason",
@@ -60,6 +61,7 @@ class _KeyState:
         self.requests = self.successes = self.failures = self.rate_limited = self.auth_failed = 0
         self.in_flight = 0
         self.cooldown_until = 0.0
+        self.blocked_until = 0.0
         self.disabled = False
         self.disabled_reason: str | None = None
 
@@ -74,7 +76,13 @@ class KeyPool:
 
     ``round_robin`` rotates through usable keys; ``least_loaded`` picks the usable key with the
     fewest calls in flight (ties in round-robin order). A key that got a 429 cools down for the
-    advertised delay; one rejected with 401/403 is disabled for the life of the pool. Every
+    advertised delay: the other keys are preferred meanwhile, but a 429 is a statement about one request,
+    so when every key is cooling the one that is ready soonest is still handed out (the endpoint's adaptive
+    concurrency limit paces them). A 429 that says the key's quota is used up (``exhausted=True``: a
+    ``x-ratelimit-remaining-*: 0`` header) blocks that key until the advertised time; when every key is
+    blocked, :meth:`acquire` raises a local :class:`RateLimitError` (no ``status_code``) whose
+    ``retry_after`` says when one is free, and the caller waits. One rejected with 401/403 is disabled for
+    the life of the pool. Every
     :meth:`acquire` must be followed by one :meth:`release` of its lease (a second release is ignored).
     An empty ``keys`` makes a keyless pool: leases carry ``key=None`` and nothing is ever cooled or disabled.
     """
@@ -118,12 +126,18 @@ class KeyPool:
         return len(self._keys)
 
     def ready_count(self) -> int:
-        """How many keys could be leased right now (neither disabled nor cooling down)."""
+        """How many keys could be leased right now (neither disabled nor cooling down nor blocked)."""
         now = self._clock.now()
-        return sum(1 for st in self._keys if not st.disabled and st.cooldown_until <= now)
+        return sum(1 for st in self._keys if not st.disabled and max(st.cooldown_until, st.blocked_until) <= now)
+
+    def usable_count(self) -> int:
+        """How many keys may be leased now (cooling keys count: only disabled and quota-blocked keys do not)."""
+        now = self._clock.now()
+        return sum(1 for st in self._keys if not st.disabled and st.blocked_until <= now)
 
     def acquire(self) -> KeyLease:
-        """Lease a usable key. Raises KeyPoolExhaustedError (all disabled) or RateLimitError (all cooling down)."""
+        """Lease a usable key. Raises KeyPoolExhaustedError (all disabled) or a local RateLimitError (every
+        usable key is blocked: quota used up; ``retry_after`` says when the first is free again)."""
         now = self._clock.now()
         if not self._keys:
             st = self._keyless
@@ -132,9 +146,13 @@ class KeyPool:
             return KeyLease(None, _KEYLESS_LABEL, -1, now, _pool=id(self))
         n = len(self._keys)
         order = [(self._next + i) % n for i in range(n)]
-        ready = [i for i in order if not self._keys[i].disabled and self._keys[i].cooldown_until <= now]
-        if not ready:
+        keys = self._keys
+        usable = [i for i in order if not keys[i].disabled and keys[i].blocked_until <= now]
+        if not usable:
             raise self._unavailable(now)
+        ready = [i for i in usable if keys[i].cooldown_until <= now]
+        if not ready:  # every usable key is cooling after a 429: the one ready soonest still goes
+            ready = [min(usable, key=lambda i: keys[i].cooldown_until)]
         # least_loaded: the first minimum in round-robin order; round_robin: the first ready key.
         pick = min(ready, key=lambda i: self._keys[i].in_flight) if self.strategy == "least_loaded" else ready[0]
         self._next = (pick + 1) % n
@@ -150,10 +168,12 @@ class KeyPool:
         *,
         retry_after: float | None = None,
         reason: str | None = None,
+        exhausted: bool = False,
     ) -> None:
         """End a lease. ``rate_limited`` cools the key down for ``retry_after`` seconds (default 1, at
-        most 300); ``auth_failed`` disables it (``reason``, e.g. the status, is shown with key text
-        redacted). Releasing the same lease twice does nothing."""
+        most 300), and with ``exhausted`` (its quota is used up) blocks it that long; ``auth_failed`` disables
+        it (``reason``, e.g. the status, is shown with key text redacted). Releasing the same lease twice does
+        nothing."""
         if outcome not in _OUTCOMES:
             raise ConfigurationError(f"KeyPool.release: unknown outcome {outcome!r}")
         if not isinstance(lease, KeyLease) or lease._pool != id(self):
@@ -175,6 +195,8 @@ class KeyPool:
                 delay = DEFAULT_COOLDOWN if retry_after is None or math.isnan(retry_after) else retry_after
                 delay = min(MAX_COOLDOWN, max(0.0, delay))
                 st.cooldown_until = max(st.cooldown_until, self._clock.now() + delay)
+                if exhausted:
+                    st.blocked_until = max(st.blocked_until, self._clock.now() + delay)
         elif outcome == "auth_failed":
             st.auth_failed += 1
             if lease.index >= 0:
@@ -194,6 +216,7 @@ class KeyPool:
                 "auth_failed": st.auth_failed,
                 "in_flight": st.in_flight,
                 "cooling_down_for": max(0.0, st.cooldown_until - now),
+                "blocked_for": max(0.0, st.blocked_until - now),
                 "disabled": st.disabled,
                 "disabled_reason": st.disabled_reason,
             }
@@ -201,17 +224,17 @@ class KeyPool:
         ]
 
     def _unavailable(self, now: float) -> Exception:
-        cooling = [st.cooldown_until for st in self._keys if not st.disabled]
-        if not cooling:
+        blocked = [st.blocked_until for st in self._keys if not st.disabled]
+        if not blocked:
             detail = "; ".join(f"{st.label}: {st.disabled_reason}" for st in self._keys)
             return KeyPoolExhaustedError(
                 f"all {len(self._keys)} API keys of this endpoint were rejected (401/403): {detail}",
                 endpoint=self.name or None,
                 retryable=False,
             )
-        wait = max(0.0, min(cooling) - now)
+        wait = max(0.0, min(blocked) - now)
         return RateLimitError(
-            f"all API keys are cooling down after 429 (next ready in {wait:.3f}s)",
+            f"the quota of every API key is used up (429 with remaining 0; next ready in {wait:.3f}s)",
             endpoint=self.name or None,
             retry_after=wait,
             retryable=True,

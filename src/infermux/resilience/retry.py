@@ -63,6 +63,9 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES
     respect_retry_after: bool = True
     max_retry_after: float = 120.0
+    #: a 2xx whose body is not the protocol's (truncated JSON, an HTML page) may already be billed: it is
+    #: retried at most this many times per request (an incomplete *stream* follows the normal retry rule)
+    max_malformed_retries: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
@@ -89,6 +92,9 @@ class RetryPolicy:
         if bad:
             raise ConfigurationError(f"RetryPolicy.retry_statuses holds invalid HTTP statuses: {sorted(map(str, bad))}")
         object.__setattr__(self, "retry_statuses", statuses)
+        m = self.max_malformed_retries
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise ConfigurationError(f"RetryPolicy.max_malformed_retries must be an int >= 0, got {m!r}")
         if not isinstance(self.respect_retry_after, bool):
             raise ConfigurationError("RetryPolicy.respect_retry_after must be a bool")
 

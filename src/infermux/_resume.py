@@ -1,0 +1,178 @@
+"""Resuming a stream that broke after text reached the caller (pure logic, no I/O).
+
+A stream cut after content was delivered is re-sent. Where the provider continues a trailing assistant turn
+(``"prefill"`` in its capabilities: Anthropic, llama.cpp), the request carries the delivered text as that turn
+and the new stream is its continuation. Elsewhere the original request is sent again and the new stream is
+expected to start by repeating the delivered text (deterministic decoding, or a server that ignores the
+partial turn). Either way :class:`OverlapFilter` drops a repeated prefix, so the caller sees one stream with no
+duplicated text. A resent stream that diverges from what was delivered cannot be spliced: without prefill that
+is an :class:`~infermux.errors.IncompleteStreamError` (the caller keeps the partial text), never a silently
+wrong answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .errors import IncompleteStreamError
+from .types import (
+    ChatRequest,
+    Message,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
+
+__all__ = ["OverlapFilter", "StreamSplice", "is_content", "resumed_request"]
+
+_CONTENT = (ToolCallStart, ToolCallDelta, ToolCallEnd)
+
+
+def is_content(ev: StreamEvent) -> bool:
+    """Whether an event carries answer content (start, role-only, usage and keep-alive events do not)."""
+    return (isinstance(ev, TextDelta) and ev.text != "") or isinstance(ev, _CONTENT)
+
+
+def resumed_request(request: ChatRequest, delivered: str, *, prefill: bool) -> ChatRequest:
+    """The request that continues a stream after ``delivered`` text (a trailing assistant turn with prefill)."""
+    if not prefill or not delivered:
+        return request
+    return replace(request, messages=(*request.messages, Message(role="assistant", content=delivered)))
+
+
+class OverlapFilter:
+    """Maps the text of a resumed stream so that the caller never sees the delivered text twice.
+
+    While the new text matches the delivered text it is held back; once the delivered text is fully
+    repeated, what follows passes through. A mismatch means the new stream is a continuation (``prefill``):
+    the held text is released and everything passes; without prefill it raises IncompleteStreamError.
+    """
+
+    __slots__ = ("_delivered", "_held", "_matching", "_pos", "_prefill")
+
+    def __init__(self, delivered: str, *, prefill: bool) -> None:
+        self._delivered = delivered
+        self._prefill = prefill
+        self._pos = 0
+        self._held: list[str] = []
+        self._matching = bool(delivered)
+
+    @property
+    def settled(self) -> bool:
+        """True once the filter lets every event through unchanged."""
+        return not self._matching
+
+    def text(self, piece: str) -> str:
+        """The part of ``piece`` the caller should see (``""``: held back or dropped)."""
+        if not self._matching:
+            return piece
+        rest = self._delivered[self._pos :]
+        if piece.startswith(rest):  # the repeat is complete: pass what follows it
+            self._matching = False
+            self._held.clear()
+            return piece[len(rest) :]
+        if rest.startswith(piece):  # still repeating
+            self._pos += len(piece)
+            self._held.append(piece)
+            return ""
+        self._matching = False
+        if not self._prefill:
+            raise IncompleteStreamError(
+                "the stream broke after text was delivered, and the resent request produced different text;"
+                " it cannot be spliced without duplicating or losing text",
+                partial_text=self._delivered,
+                retryable=False,
+            )
+        held = "".join(self._held)
+        self._held.clear()
+        return held + piece
+
+    def finish(self) -> str:
+        """The resumed stream ended: text still held back (a continuation shorter than the repeat check)."""
+        if not self._matching:
+            return ""
+        self._matching = False
+        if self._pos == 0 or self._pos >= len(self._delivered):
+            return ""
+        if not self._prefill:
+            raise IncompleteStreamError(
+                "the resent stream ended before repeating the delivered text",
+                partial_text=self._delivered,
+                retryable=False,
+            )
+        held = "".join(self._held)
+        self._held.clear()
+        return held
+
+
+class StreamSplice:
+    """The caller's view of one stream call across its attempts.
+
+    Events are held back until the first content event (so a stream that fails before any content can be
+    retried without the caller seeing two starts); after :meth:`resume` a new attempt's start event and its
+    repetition of the delivered text are dropped. :attr:`content` says whether content reached the caller,
+    :attr:`tool_content` whether any of it was a tool call (such streams are not resumed).
+    """
+
+    __slots__ = ("_delivered", "_held", "_overlap", "_prefill", "content", "tool_content")
+
+    def __init__(self, *, prefill: bool) -> None:
+        self._prefill = prefill
+        self._held: list[StreamEvent] = []
+        self._delivered: list[str] = []
+        self._overlap: OverlapFilter | None = None
+        self.content = False
+        self.tool_content = False
+
+    def new_attempt(self) -> None:
+        self._held.clear()
+
+    def resume(self) -> str:
+        """Start matching the next attempt against the delivered text; returns that text."""
+        text = "".join(self._delivered)
+        self._delivered = [text]
+        self._overlap = OverlapFilter(text, prefill=self._prefill)
+        return text
+
+    def feed(self, ev: StreamEvent) -> list[StreamEvent]:
+        """What the caller should see of ``ev`` (possibly nothing, or held events first)."""
+        ov = self._overlap
+        if ov is not None and not ov.settled:
+            if isinstance(ev, StreamStart):
+                return []
+            if isinstance(ev, TextDelta):
+                text = ov.text(ev.text)
+                if not text:
+                    return []
+                ev = TextDelta(text)
+        out: list[StreamEvent] = []
+        if not self.content:
+            if not is_content(ev):
+                self._held.append(ev)
+                return out
+            self.content = True
+            out.extend(self._held)
+            self._held.clear()
+        elif isinstance(ev, StreamStart):
+            return out
+        if isinstance(ev, StreamFinish) and ov is not None:
+            rest = ov.finish()
+            if rest:
+                self._delivered.append(rest)
+                out.append(TextDelta(rest))
+        if isinstance(ev, TextDelta):
+            self._delivered.append(ev.text)
+        elif is_content(ev):
+            self.tool_content = True
+        out.append(ev)
+        return out
+
+    def end(self) -> list[StreamEvent]:
+        """The attempt completed: events still held (a stream with no content at all)."""
+        held = self._held
+        self._held = []
+        return held
