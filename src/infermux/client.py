@@ -20,12 +20,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .endpoint import Endpoint, EndpointConfig, build_endpoints
+from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
 from .errors import ConfigurationError, DeadlineExceededError, InfermuxError, MalformedResponseError
 from .providers import ProviderRequest
 from .providers._base import decode_json
 from .resilience.clock import SYSTEM_CLOCK, Clock
-from .router import Router, can_fall_back
+from .router import Budget, Router, can_fall_back
 from .transport import Transport
 from .types import (
     ChatRequest,
@@ -133,34 +133,6 @@ def build_chat_request(
         raise ConfigurationError(f"invalid chat parameters ({type(e).__name__}: {e})") from None
 
 
-class _Budget:
-    """The caller's ``timeout`` for one call, shared by every endpoint the router tries (not per endpoint)."""
-
-    __slots__ = ("at", "clock", "timeout")
-
-    def __init__(self, clock: Clock, timeout: float | None) -> None:
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout != timeout
-        ):
-            raise ConfigurationError(f"timeout must be a number of seconds or None, got {timeout!r}")
-        self.clock = clock
-        self.timeout = timeout
-        self.at = None if timeout is None else clock.now() + timeout
-
-    def left(self, ep: Endpoint) -> float | None:
-        """Seconds left for ``ep`` (``None``: each endpoint's own policy deadline); raises once none is left."""
-        if self.at is None:
-            return None
-        rem = self.at - self.clock.now()
-        if rem <= 0:
-            raise DeadlineExceededError(
-                f"the call's timeout of {self.timeout:.3g}s ran out before endpoint {ep.name!r} could be tried",
-                endpoint=ep.name,
-                provider=ep.provider.name,
-            )
-        return rem
-
-
 class ChatStream:
     """One streamed chat call: an async iterator of :mod:`infermux.types` stream events, and an async
     context manager that releases the connection on exit. :meth:`final_response` gives the same
@@ -170,9 +142,17 @@ class ChatStream:
         self._source: AsyncGenerator[StreamEvent, None] | None = source
         self._acc = StreamAccumulator()
         self.request_id = request_id
-        self.endpoint: str | None = None
-        self.provider: str | None = None
+        self.info = StreamInfo(request_id=request_id)
         self._done = False
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint serving (or that last served) this stream."""
+        return self.info.endpoint
+
+    @property
+    def provider(self) -> str | None:
+        return self.info.provider
 
     def attach(self, source: AsyncGenerator[StreamEvent, None]) -> None:
         self._source = source
@@ -205,7 +185,15 @@ class ChatStream:
         """Consume what is left and return the accumulated response."""
         async for _ in self:
             pass
-        return self._acc.response(request_id=self.request_id, endpoint=self.endpoint, provider=self.provider)
+        info = self.info
+        return self._acc.response(
+            request_id=self.request_id,
+            endpoint=info.endpoint,
+            provider=info.provider,
+            provider_request_id=info.provider_request_id,
+            latency_s=info.latency_s,
+            attempts=max(1, info.attempts),
+        )
 
     async def aclose(self) -> None:
         self._done = True
@@ -267,16 +255,24 @@ class AsyncClient:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         request_id: str | None = None,
+        fail_fast: bool = False,
         **params: Any,
     ) -> ChatResponse:
         """One chat completion. ``params`` are :func:`build_chat_request`'s (model, temperature,
-        max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra...)."""
+        max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra...).
+        ``timeout`` bounds the whole call, fallbacks included; ``fail_fast`` refuses at once instead of waiting
+        while every endpoint protects itself (breaker open, key quota used up)."""
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
-        budget = _Budget(self._clock, timeout)
+        budget = Budget(self._clock, timeout)
         return await self.router.run(
-            cands, lambda ep: ep.chat(req, priority=priority, timeout=budget.left(ep), request_id=rid)
+            cands,
+            lambda ep, st: ep.chat(
+                req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
+            ),
+            budget,
+            fail_fast=fail_fast,
         )
 
     def stream(
@@ -287,15 +283,23 @@ class AsyncClient:
         priority: Priority = Priority.NORMAL,
         timeout: float | None = None,
         request_id: str | None = None,
+        fail_fast: bool = False,
+        resume: bool | None = None,
         **params: Any,
     ) -> ChatStream:
         """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
-        only while no event has reached the caller."""
+        only while no content has reached the caller; after that a broken stream is resumed on its endpoint
+        (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`)."""
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        budget = Budget(self._clock, timeout)
         stream = ChatStream(rid)
-        stream.attach(self._stream_events(stream, req, cands, priority=priority, timeout=timeout, rid=rid))
+        stream.attach(
+            self._stream_events(
+                stream, req, cands, priority=priority, budget=budget, rid=rid, fail_fast=fail_fast, resume=resume
+            )
+        )
         return stream
 
     async def _stream_events(
@@ -305,25 +309,39 @@ class AsyncClient:
         cands: list[Endpoint],
         *,
         priority: Priority,
-        timeout: float | None,
+        budget: Budget,
         rid: str,
+        fail_fast: bool,
+        resume: bool | None,
     ) -> AsyncGenerator[StreamEvent, None]:
         errors: list[InfermuxError] = []
-        budget = _Budget(self._clock, timeout)
-        for ep in cands:
-            delivered = False
-            owner.endpoint, owner.provider = ep.name, ep.provider.name
-            try:
-                events_ = ep.stream(req, priority=priority, timeout=budget.left(ep), request_id=rid)
-                async with aclosing(events_) as events:
-                    async for ev in events:
-                        delivered = True
-                        yield ev
-                return
-            except InfermuxError as e:
-                errors.append(e)
-                if delivered or not can_fall_back(e):
-                    raise
+        try:
+            for ep, st in self.router.steps(cands, budget, fail_fast=fail_fast):
+                delivered = False
+                try:
+                    events_ = ep.stream(
+                        req,
+                        priority=priority,
+                        timeout=st.timeout,
+                        request_id=rid,
+                        wait=st.wait,
+                        share=st.share,
+                        resume=resume,
+                        info=owner.info,
+                    )
+                    async with aclosing(events_) as events:
+                        async for ev in events:
+                            delivered = True
+                            yield ev
+                    return
+                except InfermuxError as e:
+                    errors.append(e)
+                    if delivered or not can_fall_back(e):
+                        raise
+        except DeadlineExceededError as e:
+            if not errors:
+                raise
+            errors.append(e)
         raise self.router.all_failed(errors)
 
     async def embed(
@@ -337,6 +355,7 @@ class AsyncClient:
         timeout: float | None = None,
         request_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        fail_fast: bool = False,
     ) -> EmbedResponse:
         if isinstance(inputs, EmbedRequest):
             req = inputs
@@ -345,9 +364,14 @@ class AsyncClient:
             req = EmbedRequest(seq, model=model, dimensions=dimensions, extra=dict(extra or {}))
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
-        budget = _Budget(self._clock, timeout)
+        budget = Budget(self._clock, timeout)
         return await self.router.run(
-            cands, lambda ep: ep.embed(req, priority=priority, timeout=budget.left(ep), request_id=rid)
+            cands,
+            lambda ep, st: ep.embed(
+                req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
+            ),
+            budget,
+            fail_fast=fail_fast,
         )
 
     async def models(self, *, endpoint: str | None = None) -> dict[str, list[str]]:

@@ -4,11 +4,25 @@ The router picks candidates (by endpoint name, else the endpoints that serve the
 configured order) and tries them in turn. A failure moves on to the next endpoint unless it is the
 caller's fault (invalid input), so an outage, an open breaker, a full queue or exhausted keys on one
 endpoint do not fail the call while another endpoint can serve it.
+
+Rules (see the README's "What every call goes through"):
+
+- **Available first.** Endpoints that can take a call now (breaker closed or a free half-open probe, a key not
+  blocked) are tried before those that cannot, each group in the configured order.
+- **Wait only where nothing else can serve.** An endpoint is told to fail fast while a later candidate can
+  serve now, so the router moves on at once; the last one that could serve (or, when none can, the one that
+  recovers first: *panic routing*) is told to wait out its protective state within the deadline, so traffic
+  still flows at the probe's pace instead of every call failing.
+- **Time is kept for the fallbacks.** With a caller ``timeout``, an endpoint gets an equal share of what is
+  left (``remaining / endpoints left``); running out of a share is an attempt timeout for that endpoint (a
+  breaker failure: a hanging endpoint is unhealthy) and the router moves on with the rest. The last endpoint
+  gets all that remains. Without a ``timeout`` each endpoint uses its own retry policy's deadline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from .endpoint import Endpoint
@@ -16,11 +30,13 @@ from .errors import (
     AllEndpointsFailedError,
     BadRequestError,
     ConfigurationError,
+    DeadlineExceededError,
     InfermuxError,
     UnprocessableEntityError,
 )
+from .resilience.clock import Clock
 
-__all__ = ["Router", "can_fall_back"]
+__all__ = ["Budget", "Router", "Step", "can_fall_back"]
 
 T = TypeVar("T")
 
@@ -28,6 +44,46 @@ T = TypeVar("T")
 def can_fall_back(error: InfermuxError) -> bool:
     """Whether another endpoint may succeed where this one failed (not when the input itself is invalid)."""
     return not isinstance(error, (ConfigurationError, BadRequestError, UnprocessableEntityError))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """How one endpoint is tried: ``wait`` out its protective states or fail fast; its ``timeout``, and whether
+    that timeout is only a ``share`` of the caller's (running out of it is then the endpoint's failure)."""
+
+    wait: bool
+    timeout: float | None
+    share: bool
+
+
+class Budget:
+    """The caller's ``timeout`` for one call, shared by every endpoint the router tries (not per endpoint)."""
+
+    __slots__ = ("at", "clock", "timeout")
+
+    def __init__(self, clock: Clock, timeout: float | None) -> None:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout != timeout or timeout <= 0
+        ):
+            raise ConfigurationError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
+        self.clock = clock
+        self.timeout = timeout
+        self.at = None if timeout is None else clock.now() + timeout
+
+    def share(self, ep: Endpoint, endpoints_left: int) -> tuple[float | None, bool]:
+        """``(seconds for ep, whether that is a share)``; raises once nothing is left."""
+        if self.at is None:
+            return None, False
+        rem = self.at - self.clock.now()
+        if rem <= 0:
+            raise DeadlineExceededError(
+                f"the call's timeout of {self.timeout:.3g}s ran out before endpoint {ep.name!r} could be tried",
+                endpoint=ep.name,
+                provider=ep.provider.name,
+            )
+        if endpoints_left <= 1:
+            return rem, False
+        return rem / endpoints_left, True
 
 
 class Router:
@@ -52,15 +108,46 @@ class Router:
                 return serving
         return list(self.endpoints)
 
-    async def run(self, candidates: Sequence[Endpoint], fn: Callable[[Endpoint], Awaitable[T]]) -> T:
+    @staticmethod
+    def plan(candidates: Sequence[Endpoint]) -> list[Endpoint]:
+        """The order to try: endpoints available now (configured order), then the others by when they recover."""
+        ready = [e for e in candidates if e.available()]
+        later = [e for e in candidates if not e.available()]
+        later.sort(key=lambda e: e.breaker.retry_at or 0.0)
+        return ready + later
+
+    def steps(
+        self, candidates: Sequence[Endpoint], budget: Budget | None = None, *, fail_fast: bool = False
+    ) -> Iterator[tuple[Endpoint, Step]]:
+        """Each endpoint to try, in order, with how to try it (evaluated when the previous one has failed)."""
+        order = self.plan(candidates)
+        for i, ep in enumerate(order):
+            wait = not fail_fast and not any(e.available() for e in order[i + 1 :])
+            timeout, share = budget.share(ep, len(order) - i) if budget is not None else (None, False)
+            yield ep, Step(wait, timeout, share)
+
+    async def run(
+        self,
+        candidates: Sequence[Endpoint],
+        fn: Callable[[Endpoint, Step], Awaitable[T]],
+        budget: Budget | None = None,
+        *,
+        fail_fast: bool = False,
+    ) -> T:
         errors: list[InfermuxError] = []
-        for ep in candidates:
-            try:
-                return await fn(ep)
-            except InfermuxError as e:
+        try:
+            for ep, step in self.steps(candidates, budget, fail_fast=fail_fast):
+                try:
+                    return await fn(ep, step)
+                except InfermuxError as e:
+                    errors.append(e)
+                    if not can_fall_back(e):
+                        raise
+        except DeadlineExceededError as e:  # the budget ran out between endpoints
+            if errors:
                 errors.append(e)
-                if not can_fall_back(e):
-                    raise
+                raise self.all_failed(errors) from None
+            raise
         raise self.all_failed(errors)
 
     @staticmethod
