@@ -10,9 +10,10 @@ Header grammar (``x-sandbox-fault``)::
     kind    := status | reset | slow_headers | slow_body | stream_cut | malformed | html
                | wrong_content_type | none
     primary := the kind's main parameter: status -> status, slow_* -> delay, stream_cut/malformed -> after
-    param   := status | retry-after | retry-after-ms | should-retry | delay | after | clean | message | type
+    param   := status | retry-after | retry-after-ms | should-retry | delay | after | clean | message | type | html
 
-e.g. ``status=429;retry-after-ms=250``, ``stream_cut=3;clean=1``, ``slow_headers=0.5``, ``reset``.
+e.g. ``status=429;retry-after-ms=250``, ``status=502;html=1`` (a proxy's HTML error page instead of the
+protocol's JSON error body), ``stream_cut=3;clean=1``, ``slow_headers=0.5``, ``reset``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Fault:
     delay: float = 0.0
     after: int = 1
     clean: bool = False  # stream_cut: end the body cleanly (EOF) instead of aborting the connection
+    html_body: bool = False  # status: answer with a proxy's HTML error page instead of the protocol's error body
 
     @classmethod
     def status_error(
@@ -119,7 +121,9 @@ _PRIMARY = {
     FaultKind.MALFORMED: "after",
 }
 _ALIASES = {"retry-after": "retry_after", "retry-after-ms": "retry_after_ms", "should-retry": "should_retry"}
-_ALIASES.update({"type": "error_type", "error-type": "error_type", "code": "status", "seconds": "delay"})
+_ALIASES.update(
+    {"html": "html_body", "type": "error_type", "error-type": "error_type", "code": "status", "seconds": "delay"}
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -139,7 +143,7 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if name in ("retry_after", "delay"):
             return float(value)
-        if name in ("should_retry", "clean"):
+        if name in ("should_retry", "clean", "html_body"):
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()

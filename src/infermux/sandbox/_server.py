@@ -20,6 +20,7 @@ from infermux.sandbox._model import Responder
 from infermux.sandbox._stats import ATTEMPT_HEADERS, RequestRecord, SandboxStats
 from infermux.sandbox._wire import (
     ANTHROPIC,
+    HTML_PAGE,
     OPENAI,
     Ctx,
     ProtocolError,
@@ -243,8 +244,8 @@ class SandboxApp:
         fault: Fault | None,
         started: float,
     ) -> web.StreamResponse:
-        if self.base_latency:
-            await asyncio.sleep(self.base_latency)
+        if self.base_latency and (fault is None or fault.kind not in (FaultKind.STATUS, FaultKind.RESET)):
+            await asyncio.sleep(self.base_latency)  # faults are answered at once; only replies take time
         if fault is not None and fault.kind is FaultKind.RESET:
             abort_connection(request)
             return web.Response()
@@ -253,6 +254,8 @@ class SandboxApp:
         limit = self.faults.capacity or 10000
         in_flight = self.stats.in_flight
         headers = base_headers(protocol, rid, started, limit=limit, in_flight=in_flight, state=self.state)
+        if fault is not None and fault.kind is FaultKind.STATUS and fault.html_body:
+            return web.Response(status=fault.status, text=HTML_PAGE, content_type="text/html", headers=headers)
         if fault is not None and fault.kind is FaultKind.STATUS:
             failed = fault_reply(protocol, fault, rid, self.state)
             failed.headers = {**headers, **failed.headers}
