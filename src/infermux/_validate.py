@@ -20,6 +20,7 @@ from .errors import ConfigurationError
 __all__ = [
     "check_base_url",
     "check_endpoint_config",
+    "check_fields",
     "check_optional_str",
     "check_positive_number",
     "check_size",
@@ -153,11 +154,43 @@ def url_secrets(query: str) -> tuple[str, ...]:
     return tuple(v for v in dict.fromkeys(values + raw) if len(v) >= 4)
 
 
+#: what an optional request field may hold: None or one of these types (bool is never an int or a number here)
+_KINDS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "number": (int, float),
+    "bool": (bool,),
+    "mapping": (Mapping,),
+}
+
+
+_EXPECTED = {
+    "str": "a non-empty string",
+    "int": "an int",
+    "number": "a number",
+    "bool": "a bool",
+    "mapping": "a mapping",
+}
+
+
+def check_fields(owner: str, obj: object, spec: Mapping[str, str]) -> None:
+    """Each ``field: kind`` of ``spec`` must be ``None`` or of that kind (see ``_KINDS``)."""
+    for name, kind in spec.items():
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        ok = isinstance(value, _KINDS[kind]) and (kind == "bool" or not isinstance(value, bool))
+        if not ok or (kind == "str" and not value):
+            expected = _EXPECTED[kind]
+            raise ConfigurationError(f"{owner}.{name} must be {expected} or None, got {describe(value)}")
+
+
 _CHOICES = {"key_strategy": ("round_robin", "least_loaded"), "overflow": ("reject", "shed_lowest")}
 
 
 def check_endpoint_config(cfg: Any) -> None:
     """Validate and normalise an ``EndpointConfig`` in place (it is frozen: ``object.__setattr__``)."""
+    from .providers._base import Provider
     from .resilience.breaker import BreakerConfig
     from .resilience.retry import RetryPolicy
     from .transport import Limits, Timeouts
@@ -170,7 +203,7 @@ def check_endpoint_config(cfg: Any) -> None:
     def put(attr: str, value: object) -> None:
         object.__setattr__(cfg, attr, value)
 
-    if not isinstance(cfg.provider, str) or not cfg.provider:
+    if not isinstance(cfg.provider, (str, Provider)) or not cfg.provider:
         raise ConfigurationError(
             f"{where}: provider must be a backend's short name (e.g. 'openai'), got {describe(cfg.provider)}"
         )

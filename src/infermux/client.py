@@ -365,8 +365,10 @@ class AsyncClient:
         if isinstance(inputs, EmbedRequest):
             req = inputs
         else:
-            seq = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-            req = EmbedRequest(seq, model=model, dimensions=dimensions, extra=dict(extra or {}))
+            seq: Any = inputs
+            if not isinstance(inputs, (str, list, tuple)) and isinstance(inputs, Iterable):
+                seq = tuple(inputs)  # a generator...; anything else is refused by EmbedRequest, naming the field
+            req = EmbedRequest(seq, model=model, dimensions=dimensions, extra={} if extra is None else extra)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
         budget = Budget(self._clock, timeout)
