@@ -84,7 +84,7 @@ def _check_headers(where: str, headers: object) -> dict[str, str]:
         if not isinstance(value, str):  # the value may be a credential: its type only
             raise ConfigurationError(f"{where}: headers[{name!r}] must be a string, got {type(value).__name__}")
         if not name.isascii() or not name.isprintable() or any(c in name for c in " :\t"):
-            raise ConfigurationError(f"{where}: header name {name[:40]!r} is not a valid HTTP header name")
+            raise ConfigurationError(f"{where}: headers: {name[:40]!r} is not a valid HTTP header name")
         if any(c in value for c in "\r\n\0"):
             raise ConfigurationError(f"{where}: headers[{name!r}] holds a line break or NUL (header injection)")
         out[name] = value

@@ -129,8 +129,8 @@ def build_chat_request(
             response_format=_coerce_format(response_format),
             seed=seed,
             user=user,
-            metadata=dict(metadata or {}),
-            extra=dict(extra or {}),
+            metadata=dict(metadata) if isinstance(metadata, Mapping) else metadata or {},  # else: refused, named
+            extra=dict(extra) if isinstance(extra, Mapping) else extra or {},
         )
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         if isinstance(e, ConfigurationError):
