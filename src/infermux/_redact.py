@@ -19,13 +19,48 @@ def secrets_of(static_headers: Mapping[str, str], base_query: str) -> tuple[str,
     return tuple(sorted(set(found), key=len, reverse=True))  # longest first: "Bearer X" before "X"
 
 
+#: a secret's first (or last) this many characters anywhere in a text are redacted too, with as much of the
+#: secret as follows (precedes) them: error texts quote bodies cut at N characters, which can cut an echoed key
+_MIN_PARTIAL = 8
+
+
+def _scrub_heads(text: str, secret: str) -> str:
+    head, start = secret[:_MIN_PARTIAL], 0
+    while (i := text.find(head, start)) != -1:
+        n = _MIN_PARTIAL
+        while n < len(secret) and i + n < len(text) and text[i + n] == secret[n]:
+            n += 1
+        text = text[:i] + REDACTED + text[i + n :]
+        start = i + len(REDACTED)
+    return text
+
+
+def _scrub_tails(text: str, secret: str) -> str:
+    tail, end = secret[-_MIN_PARTIAL:], len(text)
+    while (i := text.rfind(tail, 0, end)) != -1:
+        stop, n = i + _MIN_PARTIAL, _MIN_PARTIAL
+        while n < len(secret) and i - 1 >= 0 and text[i - 1] == secret[-n - 1]:
+            i, n = i - 1, n + 1
+        text = text[:i] + REDACTED + text[stop:]
+        end = i
+    return text
+
+
+def _scrub_text(text: str, secrets: tuple[str, ...]) -> str:
+    for s in secrets:
+        if s in text:
+            text = text.replace(s, REDACTED)
+    for s in secrets:
+        if len(s) > _MIN_PARTIAL:
+            text = _scrub_tails(_scrub_heads(text, s), s)
+    return text
+
+
 def scrub(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` (str, or dicts/lists/tuples of them) with every secret replaced by ``[redacted]``."""
+    """``value`` (str, or dicts/lists/tuples of them) with every secret replaced by ``[redacted]``, also a
+    secret cut short at either end of a text (a quoted body truncated in the middle of an echoed key)."""
     if isinstance(value, str):
-        for s in secrets:
-            if s in value:
-                value = value.replace(s, REDACTED)
-        return value
+        return _scrub_text(value, secrets)
     if isinstance(value, dict):
         return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
