@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -95,6 +94,8 @@ def check_base_url(where: str, base: object) -> tuple[str, str]:
     """``(base, query)``: ``base`` without trailing slash, query or fragment, and the query to send with every
     request (e.g. ``?api-version=...`` or ``?key=...``). User info (``http://user:secret@host``) is refused: give
     credentials as ``api_keys`` or ``headers`` (they are kept out of reprs and errors; a URL is not)."""
+    import urllib.parse  # lazily: `import infermux` stays light
+
     if not isinstance(base, str) or not base.startswith(("http://", "https://")):
         shown = redact_url(base) if isinstance(base, str) else type(base).__name__
         raise ConfigurationError(f"{where}: base_url must start with http:// or https://, got {shown!r}")
@@ -116,6 +117,8 @@ def check_base_url(where: str, base: object) -> tuple[str, str]:
 
 def redact_url(url: object) -> str:
     """``url`` without user info, with every query value replaced by ``***`` (names kept, for debugging)."""
+    import urllib.parse  # lazily: `import infermux` stays light
+
     if not isinstance(url, str):
         return type(url).__name__
     try:
@@ -149,6 +152,8 @@ def secret_header_values(headers: Mapping[str, str]) -> tuple[str, ...]:
 
 def url_secrets(query: str) -> tuple[str, ...]:
     """The values of a base URL's query (any of them may be a key), to scrub from errors."""
+    import urllib.parse  # lazily: `import infermux` stays light
+
     values = [v for _, v in urllib.parse.parse_qsl(query, keep_blank_values=False)]
     raw = [p.split("=", 1)[1] for p in query.split("&") if "=" in p]
     return tuple(v for v in dict.fromkeys(values + raw) if len(v) >= 4)
