@@ -432,3 +432,11 @@ def test_scrub_removes_whole_and_cut_secrets(text: Any, expected: Any) -> None:
     from infermux._redact import scrub
 
     assert scrub(text, ("sk-abcdefghijkl",)) == expected
+
+
+def test_only_credential_like_query_values_are_scrubbed_from_errors() -> None:
+    from infermux._validate import url_secrets
+
+    found = url_secrets(f"api-version=2024-10-21&key={QUERY}&sig=abcd%2Bef&x=short&blob={'z' * 20}")
+    assert QUERY in found and "abcd+ef" in found and "z" * 20 in found
+    assert "2024-10-21" not in found and "short" not in found

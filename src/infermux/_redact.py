@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._validate import secret_header_values, url_secrets
@@ -13,9 +13,9 @@ __all__ = ["redact_error", "scrub", "secrets_of"]
 REDACTED = "[redacted]"
 
 
-def secrets_of(static_headers: Mapping[str, str], base_query: str) -> tuple[str, ...]:
-    """An endpoint's credentials other than its API keys: credential-like header values and URL query values."""
-    found = secret_header_values(static_headers) + url_secrets(base_query)
+def secrets_of(static_headers: Mapping[str, str], base_query: str, keys: Sequence[str] = ()) -> tuple[str, ...]:
+    """An endpoint's credentials: its API keys, credential-like header values and URL query values."""
+    found = tuple(keys) + secret_header_values(static_headers) + url_secrets(base_query)
     return tuple(sorted(set(found), key=len, reverse=True))  # longest first: "Bearer X" before "X"
 
 

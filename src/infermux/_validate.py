@@ -151,12 +151,17 @@ def secret_header_values(headers: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def url_secrets(query: str) -> tuple[str, ...]:
-    """The values of a base URL's query (any of them may be a key), to scrub from errors."""
+    """The values of a base URL's query that may be credentials (a credential-like name such as ``key``,
+    ``token``, ``sig``, or a long value), to scrub from errors; ``api-version=2024-...`` is left alone."""
     import urllib.parse  # lazily: `import infermux` stays light
 
-    values = [v for _, v in urllib.parse.parse_qsl(query, keep_blank_values=False)]
-    raw = [p.split("=", 1)[1] for p in query.split("&") if "=" in p]
-    return tuple(v for v in dict.fromkeys(values + raw) if len(v) >= 4)
+    out: list[str] = []
+    for name, value in urllib.parse.parse_qsl(query, keep_blank_values=False):
+        lname = name.lower()
+        if len(value) >= 4 and (len(value) >= 16 or lname == "sig" or any(w in lname for w in _SECRET_HEADER_WORDS)):
+            out.append(value)
+            out.append(urllib.parse.quote_plus(value))  # as it travels (and may be echoed) in the URL
+    return tuple(dict.fromkeys(out))
 
 
 #: what an optional request field may hold: None or one of these types (bool is never an int or a number here)
@@ -239,9 +244,10 @@ def check_endpoint_config(cfg: Any) -> None:
             raise ConfigurationError(f"{where}: {attr} must be an int >= {minimum}, got {describe(v)}")
     if cfg.queue_aging is not None:
         check_positive_number(f"{where}: queue_aging", cfg.queue_aging)
-    if not isinstance(cfg.adaptive_concurrency, bool):
-        got = describe(cfg.adaptive_concurrency)
-        raise ConfigurationError(f"{where}: adaptive_concurrency must be a bool, got {got}")
+    for attr in ("adaptive_concurrency", "fail_fast", "resume_streams"):
+        v = getattr(cfg, attr, False)
+        if not isinstance(v, bool):
+            raise ConfigurationError(f"{where}: {attr} must be a bool, got {describe(v)}")
     put("headers", _check_headers(where, cfg.headers))
 
 

@@ -220,7 +220,8 @@ class Endpoint:
         self._rand = rand
         self._owns_transport = transport is None
         self.transport: Transport = transport or AiohttpTransport(max_connections=max(config.max_concurrency, 1) * 2)
-        self.keys = KeyPool(config.resolved_keys(), strategy=config.key_strategy, clock=clock, name=config.name)
+        keys = config.resolved_keys()
+        self.keys = KeyPool(keys, strategy=config.key_strategy, clock=clock, name=config.name)
         self._changed: asyncio.Event | None = None
         self._holding = 0
         self.breaker = CircuitBreaker(
@@ -238,7 +239,7 @@ class Endpoint:
         )
         self.counters = EndpointCounters()
         self._static_headers = {k.lower(): v for k, v in config.headers.items()}
-        self._secrets = secrets_of(self._static_headers, self._base_query)
+        self._secrets = secrets_of(self._static_headers, self._base_query, keys)
 
     def __repr__(self) -> str:
         return f"Endpoint(name={self.name!r}, provider={self.provider.name!r}, base_url={self.shown_url!r})"
@@ -340,6 +341,7 @@ class Endpoint:
     def _after_error(self, err: InfermuxError, call: _Call, *, final: bool) -> float | None:
         """Put this endpoint's context on ``err``; return the wait before the next attempt, or ``None`` (the
         error is final and counted). ``final``: retrying is not allowed (content reached the caller)."""
+        redact_error(err, self._secrets)  # also errors raised outside an attempt (a stream splice's partial text)
         err.with_context(provider=self.provider.name, endpoint=self.name, model=call.model, request_id=call.rid)
         if err.attempts is None or err is not call.last_error:
             err.attempts = call.number
@@ -527,7 +529,7 @@ class Endpoint:
 
     def _record_failure(self, err: BaseException, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
         if isinstance(err, InfermuxError):
-            redact_error(err, self._secrets if attempt.key is None else (attempt.key, *self._secrets))
+            redact_error(err, self._secrets)
         outcome = _outcome_for_key(err)
         # the server's own capacity signal (not our key pool's local refusal, which has no status)
         overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None
