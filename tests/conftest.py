@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,6 +64,36 @@ def require_local_server() -> None:
     if in_ci():
         pytest.fail(f"{reason}; CI=true, so real-server tests must run, not skip", pytrace=False)
     pytest.skip(reason)
+
+
+_RECORDINGS_KEY = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Recorded-traffic (conformance) tests must not vanish silently when the recordings are missing: under
+    CI=true the run fails; elsewhere a warning and a terminal summary line say what was not checked."""
+    from tests.conformance._recordings import recordings_problem
+
+    collected = sum(1 for item in items if item.get_closest_marker("conformance"))
+    problem = recordings_problem() if collected else None
+    if problem is None:
+        return
+    msg = (
+        f"{problem}: the {collected} recorded-traffic (conformance) tests collected run without their"
+        " recordings, so none of the recorded cases is checked; set INFERMUX_RECORDINGS or check out"
+        " ../shared beside the repository"
+    )
+    if in_ci():
+        raise pytest.UsageError(f"{msg}. CI=true: recordings are required, failing the run")
+    config.stash[_RECORDINGS_KEY] = msg
+    warnings.warn(pytest.PytestWarning(msg), stacklevel=1)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    msg = config.stash.get(_RECORDINGS_KEY, None)
+    if msg is not None:
+        terminalreporter.write_sep("!", "recorded-traffic tests skipped", yellow=True, bold=True)
+        terminalreporter.write_line(msg, yellow=True)
 
 
 @pytest.fixture(autouse=True)

@@ -33,8 +33,9 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import AsyncClient, Client
+    from .client import AsyncClient, Client, ModelListing
     from .endpoint import Endpoint, EndpointConfig
+    from .transport import Limits, Timeouts
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,9 @@ _LAZY = {
     "Client": "._sync",
     "Endpoint": ".endpoint",
     "EndpointConfig": ".endpoint",
+    "Limits": ".transport",
+    "ModelListing": ".client",
+    "Timeouts": ".transport",
 }
 
 __all__ = [  # noqa: PLE0604
@@ -55,7 +59,9 @@ __all__ = [  # noqa: PLE0604
     "Endpoint",
     "EndpointConfig",
     "ImagePart",
+    "Limits",
     "Message",
+    "ModelListing",
     "Priority",
     "ResponseFormat",
     "StreamAccumulator",
@@ -66,6 +72,7 @@ __all__ = [  # noqa: PLE0604
     "StreamStart",
     "TextDelta",
     "TextPart",
+    "Timeouts",
     "Tool",
     "ToolCall",
     "ToolCallDelta",

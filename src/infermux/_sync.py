@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .client import AsyncClient, ChatStream
+from .client import AsyncClient, ChatStream, ModelListing
 from .endpoint import Endpoint, EndpointConfig
 from .errors import ConfigurationError
 from .resilience.clock import SYSTEM_CLOCK, Clock
@@ -167,7 +167,7 @@ class Client:
     def embed(self, inputs: Any, **kw: Any) -> EmbedResponse:
         return self._portal.run(self._async.embed(inputs, **kw))
 
-    def models(self, **kw: Any) -> dict[str, list[str]]:
+    def models(self, **kw: Any) -> ModelListing:
         return self._portal.run(self._async.models(**kw))
 
     def stats(self) -> dict[str, Any]:

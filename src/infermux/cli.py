@@ -77,10 +77,13 @@ async def _models(args: argparse.Namespace, endpoints: list[Any]) -> int:
     from .client import AsyncClient
 
     async with AsyncClient(endpoints) as client:
-        for name, ids in (await client.models(endpoint=args.endpoint)).items():
+        listing = await client.models(endpoint=args.endpoint)
+        for name, ids in listing.items():
             for mid in ids:
                 print(f"{name}\t{mid}")
-    return 0
+        for name, err in listing.errors.items():  # the endpoints that answered are listed all the same
+            print(f"infermux: endpoint {name}: {type(err).__name__}: {err}", file=sys.stderr)
+    return 1 if listing.errors else 0
 
 
 async def _stats(args: argparse.Namespace, endpoints: list[Any]) -> int:

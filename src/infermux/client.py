@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
@@ -21,9 +22,9 @@ from types import TracebackType
 from typing import Any
 
 from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
-from .errors import ConfigurationError, DeadlineExceededError, InfermuxError, MalformedResponseError
+from .errors import ConfigurationError, DeadlineExceededError, InfermuxError
 from .providers import ProviderRequest
-from .providers._base import decode_json
+from .providers._common import parse_model_ids
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .router import Budget, Router, can_fall_back
 from .transport import Transport
@@ -42,7 +43,7 @@ from .types import (
     coerce_messages,
 )
 
-__all__ = ["AsyncClient", "ChatStream", "build_chat_request"]
+__all__ = ["AsyncClient", "ChatStream", "ModelListing", "build_chat_request"]
 
 _UNSET: Any = object()
 
@@ -81,12 +82,16 @@ def _coerce_format(rf: ResponseFormat | Mapping[str, Any] | str | None) -> Respo
     raise ConfigurationError(f"unsupported response_format {dict(rf)!r}")
 
 
-def _parse_openai_models(provider: str, body: bytes, headers: Mapping[str, str]) -> list[str]:
-    data = decode_json(body, headers, provider=provider, what="model list")
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise MalformedResponseError(f"{provider} model list has no 'data' array", provider=provider)
-    return [str(m.get("id")) for m in items if isinstance(m, dict)]
+class ModelListing(dict[str, list[str]]):
+    """What :meth:`AsyncClient.models` returns: model IDs by endpoint name for the endpoints that answered,
+    and ``errors``: the typed error of each endpoint that did not (so one failing endpoint hides nothing)."""
+
+    def __init__(self, ids: Mapping[str, list[str]], errors: Mapping[str, InfermuxError]) -> None:
+        super().__init__(ids)
+        self.errors: dict[str, InfermuxError] = dict(errors)
+
+    def __repr__(self) -> str:
+        return f"ModelListing({dict(self)!r}, errors={ {k: type(e).__name__ for k, e in self.errors.items()}!r})"
 
 
 def build_chat_request(
@@ -124,8 +129,8 @@ def build_chat_request(
             response_format=_coerce_format(response_format),
             seed=seed,
             user=user,
-            metadata=dict(metadata or {}),
-            extra=dict(extra or {}),
+            metadata=dict(metadata) if isinstance(metadata, Mapping) else metadata or {},  # else: refused, named
+            extra=dict(extra) if isinstance(extra, Mapping) else extra or {},
         )
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         if isinstance(e, ConfigurationError):
@@ -360,8 +365,10 @@ class AsyncClient:
         if isinstance(inputs, EmbedRequest):
             req = inputs
         else:
-            seq = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-            req = EmbedRequest(seq, model=model, dimensions=dimensions, extra=dict(extra or {}))
+            seq: Any = inputs
+            if not isinstance(inputs, (str, list, tuple)) and isinstance(inputs, Iterable):
+                seq = tuple(inputs)  # a generator...; anything else is refused by EmbedRequest, naming the field
+            req = EmbedRequest(seq, model=model, dimensions=dimensions, extra={} if extra is None else extra)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
         budget = Budget(self._clock, timeout)
@@ -374,18 +381,36 @@ class AsyncClient:
             fail_fast=fail_fast,
         )
 
-    async def models(self, *, endpoint: str | None = None) -> dict[str, list[str]]:
-        """Model IDs each endpoint lists (its native model list, or ``GET .../models``), by endpoint name."""
-        out: dict[str, list[str]] = {}
-        for ep in [self.router.get(endpoint)] if endpoint else self._endpoints:
-            prov = ep.provider
-            if prov.build_models is not None and prov.parse_models is not None:
-                out[ep.name] = await ep.call(prov.build_models(), prov.parse_models)
+    async def models(self, *, endpoint: str | None = None, timeout: float | None = None) -> ModelListing:
+        """Model IDs each endpoint lists (its native model list, or ``GET .../models``), by endpoint name.
+
+        Every endpoint is asked, concurrently, each with its own error: an endpoint that fails is absent from
+        the mapping and its error is in ``listing.errors``. Raises when ``endpoint`` names one that failed, or
+        when every endpoint failed (:class:`AllEndpointsFailedError` when there were several). ``timeout``
+        bounds the whole listing."""
+        eps = [self.router.get(endpoint)] if endpoint else self._endpoints
+        budget = Budget(self._clock, timeout)
+        results = await asyncio.gather(*(self._list_models(ep, budget) for ep in eps), return_exceptions=True)
+        ids: dict[str, list[str]] = {}
+        errors: dict[str, InfermuxError] = {}
+        for ep, res in zip(eps, results, strict=True):
+            if isinstance(res, InfermuxError):
+                errors[ep.name] = res
+            elif isinstance(res, BaseException):
+                raise res  # a bug or a cancellation, not an endpoint's answer
             else:
-                out[ep.name] = await ep.call(
-                    ProviderRequest("GET", prov.models_path), functools.partial(_parse_openai_models, prov.name)
-                )
-        return out
+                ids[ep.name] = res
+        if not ids:
+            raise self.router.all_failed(list(errors.values()))
+        return ModelListing(ids, errors)
+
+    async def _list_models(self, ep: Endpoint, budget: Budget) -> list[str]:
+        prov = ep.provider
+        timeout = budget.share(ep, 1)[0]  # endpoints are asked concurrently: each may use all that is left
+        if prov.build_models is not None and prov.parse_models is not None:
+            return await ep.call(prov.build_models(), prov.parse_models, timeout=timeout)
+        parse = functools.partial(parse_model_ids, prov.name)
+        return await ep.call(ProviderRequest("GET", prov.models_path), parse, timeout=timeout)
 
     def stats(self) -> dict[str, Any]:
         """A plain-data snapshot of every endpoint's counters, queue, breaker and keys."""

@@ -16,11 +16,16 @@ File shape (TOML; YAML the same keys)::
     consecutive_failures = 5
     [endpoints.timeouts]               # connect / read seconds
     read = 60
+    [endpoints.limits]                 # response size bounds in bytes (default 128 MiB each)
+    max_body_bytes = 67108864
 
 Environment (when no endpoints and no file are given): ``INFERMUX_CONFIG`` (a file path), else one endpoint
 from ``INFERMUX_PROVIDER`` (default ``openai``), ``INFERMUX_BASE_URL``, ``INFERMUX_MODEL`` and
 ``INFERMUX_API_KEY`` (comma-separated for a key pool), else ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``
 endpoints for the hosted APIs.
+
+Error messages name the file, the endpoint and the setting, never a setting's value where it may be a
+credential (``api_keys``, ``headers``, the ``base_url`` query): see ``infermux._validate``.
 """
 
 from __future__ import annotations
@@ -36,11 +41,17 @@ from .endpoint import EndpointConfig
 from .errors import ConfigurationError
 from .resilience.breaker import BreakerConfig
 from .resilience.retry import RetryPolicy
-from .transport import Timeouts
+from .transport import Limits, Timeouts
 
 __all__ = ["endpoint_from_dict", "endpoints_from_env", "load_config"]
 
-_NESTED = {"retry": RetryPolicy, "breaker": BreakerConfig, "timeouts": Timeouts}
+_NESTED = {"retry": RetryPolicy, "breaker": BreakerConfig, "timeouts": Timeouts, "limits": Limits}
+
+
+def _label(d: Mapping[str, Any]) -> str:
+    """How an entry is named in messages: its ``name`` when it is a plain short string."""
+    name = d.get("name")
+    return repr(name) if isinstance(name, str) and len(name) <= 80 else "(without a valid name)"
 
 
 def endpoint_from_dict(d: Mapping[str, Any]) -> EndpointConfig:
@@ -50,28 +61,28 @@ def endpoint_from_dict(d: Mapping[str, Any]) -> EndpointConfig:
     for key, raw in d.items():
         value = raw
         if key not in fields:
-            raise ConfigurationError(f"endpoint {d.get('name')!r}: unknown setting {key!r}; known: {sorted(fields)}")
+            raise ConfigurationError(f"endpoint {_label(d)}: unknown setting {key!r}; known: {sorted(fields)}")
         cls = _NESTED.get(key)
         if cls is not None:
             if not isinstance(value, Mapping):
-                raise ConfigurationError(f"endpoint {d.get('name')!r}: {key} must be a table")
+                raise ConfigurationError(f"endpoint {_label(d)}: {key} must be a table")
             try:
                 table = dict(value)
                 if key == "retry" and "retry_statuses" in table:
                     table["retry_statuses"] = frozenset(table["retry_statuses"])
                 value = cls(**table)
             except TypeError as e:
-                raise ConfigurationError(f"endpoint {d.get('name')!r}: bad {key} settings: {e}") from e
+                raise ConfigurationError(f"endpoint {_label(d)}: bad {key} settings: {e}") from e
         elif isinstance(value, list):
             value = tuple(value)
         kw[key] = value
     for required in ("name", "provider"):
-        if required not in kw:
-            raise ConfigurationError(f"an endpoint needs {required!r}: {dict(d)!r}")
+        if required not in kw:  # the settings' names only: their values may be keys or auth headers
+            raise ConfigurationError(f"endpoint {_label(d)} needs {required!r} (it has: {', '.join(map(str, d))})")
     try:
         return EndpointConfig(**kw)
     except TypeError as e:
-        raise ConfigurationError(f"endpoint {d.get('name')!r}: {e}") from e
+        raise ConfigurationError(f"endpoint {_label(d)}: {e}") from e
 
 
 def _read_file(path: Path) -> Any:
@@ -88,7 +99,7 @@ def _read_file(path: Path) -> Any:
         try:
             return tomllib.loads(text)
         except ValueError as e:
-            raise ConfigurationError(f"{path}: invalid TOML: {e}") from e
+            raise ConfigurationError(f"{path}: invalid TOML: {e}") from None  # the error may hold the file text
     if suffix in (".yaml", ".yml"):
         try:
             import yaml
@@ -96,13 +107,16 @@ def _read_file(path: Path) -> Any:
             raise ConfigurationError("YAML config needs PyYAML: pip install 'infermux[yaml]'") from e
         try:
             return yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigurationError(f"{path}: invalid YAML: {e}") from e
+        except yaml.YAMLError as e:  # not str(e): PyYAML quotes the offending line, which may hold a key
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise ConfigurationError(f"{path}: invalid YAML{at}: {str(problem)[:80]}") from None
     if suffix == ".json":
         try:
             return json.loads(text)
         except ValueError as e:
-            raise ConfigurationError(f"{path}: invalid JSON: {e}") from e
+            raise ConfigurationError(f"{path}: invalid JSON: {e}") from None  # the error may hold the file text
     raise ConfigurationError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
 
 
@@ -113,7 +127,8 @@ def load_config(path: str | Path) -> list[EndpointConfig]:
         raise ConfigurationError(f"{path}: needs a non-empty 'endpoints' list")
     bad = [i for i, d in enumerate(items) if not isinstance(d, Mapping)]
     if bad:
-        raise ConfigurationError(f"{path}: endpoints[{bad[0]}] must be a table of settings, got {items[bad[0]]!r}")
+        got = type(items[bad[0]]).__name__
+        raise ConfigurationError(f"{path}: endpoints[{bad[0]}] must be a table of settings, got {got}")
     return [endpoint_from_dict(d) for d in items]
 
 

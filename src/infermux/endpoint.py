@@ -10,20 +10,20 @@ engine (any async operation, not only HTTP); :meth:`chat`, :meth:`stream`, :meth
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
 import time
-import urllib.parse
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from ._redact import redact_error, secrets_of
 from ._resume import StreamSplice, resumed_request
 from ._stats import EndpointCounters
+from ._validate import check_base_url, check_endpoint_config, encode_json_body, join_url, redact_url
 from .errors import (
     APIStatusError,
     APITimeoutError,
@@ -49,7 +49,7 @@ from .resilience.deadline import Deadline
 from .resilience.keypool import KeyLease, KeyPool
 from .resilience.queue import PriorityGate
 from .resilience.retry import RetryPolicy, decide, is_retryable
-from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Timeouts, Transport, safe_url
+from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Limits, Timeouts, Transport, safe_url
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -74,7 +74,9 @@ _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 @dataclass(frozen=True, slots=True)
 class EndpointConfig:
     """Static description of an endpoint. Keys come from ``api_keys`` and/or the env vars named in
-    ``api_key_env`` (read once, when the endpoint is built); they never appear in reprs or errors."""
+    ``api_key_env`` (read once, when the endpoint is built); they never appear in reprs or errors.
+    ``base_url`` may carry a query (sent with every request; its values are redacted like keys) but no user
+    info. Every field is validated on construction (:class:`ConfigurationError` naming the field)."""
 
     name: str
     provider: str
@@ -99,18 +101,17 @@ class EndpointConfig:
     fail_fast: bool = False
     #: resume a stream that broke after text reached the caller (per call: ``resume=``)
     resume_streams: bool = True
+    limits: Limits = field(default_factory=Limits)  # response size bounds
 
     def __post_init__(self) -> None:
-        if not self.name:
-            raise ConfigurationError("EndpointConfig.name must not be empty")
-        for attr in ("api_keys", "api_key_env", "models"):
-            v = getattr(self, attr)
-            if isinstance(v, str):
-                object.__setattr__(self, attr, (v,))
-            elif isinstance(v, list):
-                object.__setattr__(self, attr, tuple(v))
-        if self.max_concurrency < 1 or self.max_queue < 0:
-            raise ConfigurationError(f"endpoint {self.name!r}: max_concurrency must be >= 1 and max_queue >= 0")
+        check_endpoint_config(self)
+
+    def __repr__(self) -> str:  # keys and header values never; the URL's query values redacted
+        url = None if self.base_url is None else redact_url(self.base_url)
+        return (
+            f"EndpointConfig(name={self.name!r}, provider={self.provider!r}, base_url={url!r}, model={self.model!r},"
+            f" api_keys=<{len(self.api_keys)}>, api_key_env={self.api_key_env!r}, headers={sorted(self.headers)!r})"
+        )
 
     def resolved_keys(self) -> tuple[str, ...]:
         keys = list(self.api_keys)
@@ -133,40 +134,6 @@ class Attempt:
     deadline_at: float | None  # on the endpoint's clock
     started_at: float = 0.0  # on the endpoint's clock
     response_headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def _check_base_url(name: str, base: object) -> str:
-    """``base`` without its trailing slash, or :class:`ConfigurationError` when it cannot be sent to."""
-    if not isinstance(base, str) or not base.startswith(("http://", "https://")):
-        raise ConfigurationError(f"endpoint {name!r}: base_url must start with http:// or https://: {base!r}")
-    try:
-        parts = urllib.parse.urlsplit(base)
-        _ = parts.port  # ValueError when out of range
-    except ValueError as e:
-        raise ConfigurationError(f"endpoint {name!r}: invalid base_url {safe_url(base)!r}: {e}") from None
-    if not parts.hostname or not base.isprintable() or any(c.isspace() for c in base):
-        raise ConfigurationError(f"endpoint {name!r}: invalid base_url {safe_url(base)!r} (host, spaces)")
-    return base.rstrip("/")
-
-
-def _scrub(value: Any, key: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(key, "[redacted]") if key in value else value
-    if isinstance(value, dict):
-        return {k: _scrub(v, key) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_scrub(v, key) for v in value)
-    return value
-
-
-def _redact_key(err: InfermuxError, key: str) -> None:
-    """Remove ``key`` from an error's text and body (some servers echo the credential they rejected)."""
-    err.message = _scrub(err.message, key)
-    err.args = _scrub(err.args, key)
-    err.provider_message = _scrub(err.provider_message, key)
-    err.body = _scrub(err.body, key)
-    if isinstance(err, IncompleteStreamError):
-        err.partial_text = _scrub(err.partial_text, key)
 
 
 @dataclass(slots=True)
@@ -246,12 +213,15 @@ class Endpoint:
         self._on_breaker_change = on_breaker_change
         self.name = config.name
         self.provider: Provider = get_provider(config.provider)
-        self.base_url = _check_base_url(config.name, config.base_url or self.provider.default_base_url)
+        self.base_url, self._base_query = check_base_url(
+            f"endpoint {config.name!r}", config.base_url or self.provider.default_base_url
+        )
         self.clock = clock
         self._rand = rand
         self._owns_transport = transport is None
         self.transport: Transport = transport or AiohttpTransport(max_connections=max(config.max_concurrency, 1) * 2)
-        self.keys = KeyPool(config.resolved_keys(), strategy=config.key_strategy, clock=clock, name=config.name)
+        keys = config.resolved_keys()
+        self.keys = KeyPool(keys, strategy=config.key_strategy, clock=clock, name=config.name)
         self._changed: asyncio.Event | None = None
         self._holding = 0
         self.breaker = CircuitBreaker(
@@ -269,9 +239,15 @@ class Endpoint:
         )
         self.counters = EndpointCounters()
         self._static_headers = {k.lower(): v for k, v in config.headers.items()}
+        self._secrets = secrets_of(self._static_headers, self._base_query, keys)
 
     def __repr__(self) -> str:
-        return f"Endpoint(name={self.name!r}, provider={self.provider.name!r}, base_url={self.base_url!r})"
+        return f"Endpoint(name={self.name!r}, provider={self.provider.name!r}, base_url={self.shown_url!r})"
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL as reprs, stats and logs show it (query values redacted)."""
+        return redact_url(join_url(self.base_url, "", self._base_query))
 
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
@@ -365,6 +341,7 @@ class Endpoint:
     def _after_error(self, err: InfermuxError, call: _Call, *, final: bool) -> float | None:
         """Put this endpoint's context on ``err``; return the wait before the next attempt, or ``None`` (the
         error is final and counted). ``final``: retrying is not allowed (content reached the caller)."""
+        redact_error(err, self._secrets)  # also errors raised outside an attempt (a stream splice's partial text)
         err.with_context(provider=self.provider.name, endpoint=self.name, model=call.model, request_id=call.rid)
         if err.attempts is None or err is not call.last_error:
             err.attempts = call.number
@@ -551,8 +528,8 @@ class Endpoint:
             _log.debug("endpoint %s: request %s attempt %d ok", self.name, attempt.request_id, attempt.number)
 
     def _record_failure(self, err: BaseException, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
-        if attempt.key is not None and isinstance(err, InfermuxError):
-            _redact_key(err, attempt.key)
+        if isinstance(err, InfermuxError):
+            redact_error(err, self._secrets)
         outcome = _outcome_for_key(err)
         # the server's own capacity signal (not our key pool's local refusal, which has no status)
         overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None
@@ -587,13 +564,14 @@ class Endpoint:
         headers["x-infermux-attempt"] = str(attempt.number)
         body = None
         if preq.json is not None:
-            body = json.dumps(preq.json, separators=(",", ":"), ensure_ascii=False).encode()
+            body = encode_json_body(preq.json)
             headers.setdefault("content-type", "application/json")
         elif preq.content is not None:
             body = preq.content
         if preq.stream:
             headers.setdefault("accept", "text/event-stream")
-        return HTTPRequest(preq.method, self.base_url + preq.path, headers, body, self.config.timeouts)
+        url = join_url(self.base_url, preq.path, self._base_query)
+        return HTTPRequest(preq.method, url, headers, body, self.config.timeouts, self.config.limits)
 
     def _note_headers(self, headers: Mapping[str, str]) -> None:
         for k, v in headers.items():
@@ -895,7 +873,7 @@ class Endpoint:
             {
                 "endpoint": self.name,
                 "provider": self.provider.name,
-                "base_url": self.base_url,
+                "base_url": self.shown_url,
                 "model": self.config.model,
                 "in_flight": self.gate.in_flight,
                 "queue_depth": self.gate.depth_by_priority(),

@@ -19,8 +19,9 @@ Every failure a caller can see is an :class:`InfermuxError`. The tree has four b
     │   ├── APIConnectionError              could not connect / connection dropped
     │   │   └── APITimeoutError             a timeout elapsed (connect, read or the overall deadline)
     │   │       └── DeadlineExceededError   the per-request deadline ran out across attempts
-    │   └── MalformedResponseError          a 2xx whose body is not what the protocol promises
-    │       └── IncompleteStreamError       a stream that ended without its terminal marker
+    │   ├── MalformedResponseError          a 2xx whose body is not what the protocol promises
+    │   │   └── IncompleteStreamError       a stream that ended without its terminal marker
+    │   └── ResponseTooLargeError           a body or stream over the endpoint's ``Limits`` (not retried)
     └── ResilienceError                     the client itself refused to send the request
         ├── CircuitOpenError                the endpoint's breaker is open (``retry_at``)
         ├── QueueFullError                  the endpoint's queue rejected the newcomer
@@ -63,6 +64,7 @@ __all__ = [
     "RequestShedError",
     "RequestTimeoutStatusError",
     "ResilienceError",
+    "ResponseTooLargeError",
     "UnprocessableEntityError",
     "status_error_class",
 ]
@@ -259,6 +261,20 @@ class IncompleteStreamError(MalformedResponseError):
     def __init__(self, message: str, *, partial_text: str = "", **kw: Any) -> None:
         super().__init__(message, **kw)
         self.partial_text = partial_text
+
+
+class ResponseTooLargeError(APIError):
+    """A response body (or the total of a stream) exceeded the endpoint's :class:`~infermux.transport.Limits`.
+
+    Not retried: the same request would most likely overflow the same way. Another endpoint may answer it
+    (the router falls back). ``limit`` is the bound in bytes that was exceeded.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, limit: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.limit = limit
 
 
 class ResilienceError(InfermuxError):

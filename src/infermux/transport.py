@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import APIConnectionError, APITimeoutError, ConfigurationError
+from ._validate import check_positive_number, check_size
+from .errors import APIConnectionError, APITimeoutError, ConfigurationError, ResponseTooLargeError
 
 if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
@@ -23,6 +24,7 @@ __all__ = [
     "AiohttpTransport",
     "HTTPRequest",
     "HTTPResponse",
+    "Limits",
     "MockTransport",
     "Timeouts",
     "Transport",
@@ -40,14 +42,46 @@ class Timeouts:
     connect: float = 10.0
     read: float = 120.0
 
+    def __post_init__(self) -> None:
+        # 0 would silently disable aiohttp's timeout and a string would only fail inside aiohttp's timer
+        check_positive_number("Timeouts.connect", self.connect)
+        check_positive_number("Timeouts.read", self.read)
+
+
+#: default bound of a non-stream body and of a whole stream: 128 MiB (decompressed)
+DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one response may make the client hold, in bytes after decompression.
+
+    ``max_body_bytes`` bounds a non-stream body (2xx or error); a larger declared ``Content-Length`` fails
+    before anything is read. ``max_stream_bytes`` bounds the total of one streamed body (so also what the
+    stream's accumulators keep). Exceeding either raises :class:`~infermux.errors.ResponseTooLargeError`
+    (not retried). An error body over the bound is dropped and the status error raised without it.
+    """
+
+    max_body_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_stream_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __post_init__(self) -> None:
+        check_size("Limits.max_body_bytes", self.max_body_bytes)
+        check_size("Limits.max_stream_bytes", self.max_stream_bytes)
+
 
 @dataclass(slots=True)
 class HTTPRequest:
     method: str
-    url: str
+    url: str = field(repr=False)  # its query may hold a key: the repr shows safe_url(url)
     headers: dict[str, str] = field(repr=False)  # holds the API key
-    body: bytes | None = None
+    body: bytes | None = field(default=None, repr=False)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
+
+    def __repr__(self) -> str:
+        size = None if self.body is None else len(self.body)
+        return f"HTTPRequest(method={self.method!r}, url={safe_url(self.url)!r}, body_bytes={size})"
 
 
 class HTTPResponse(Protocol):
@@ -105,41 +139,69 @@ def _describe(error: BaseException, url: str) -> str:
     return f"{type(error).__name__}: {text}"[:500]
 
 
-class _AiohttpResponse:
-    __slots__ = ("_resp", "_url", "headers", "status")
+def too_large(what: str, limit: int, url: str) -> ResponseTooLargeError:
+    """The error for a body (``what``) over ``limit`` bytes."""
+    return ResponseTooLargeError(
+        f"{what} from {safe_url(url)} is larger than the limit of {limit} bytes"
+        " (raise it with EndpointConfig(limits=Limits(...)) if such answers are expected)",
+        limit=limit,
+    )
 
-    def __init__(self, resp: aiohttp.ClientResponse, url: str) -> None:
+
+class _AiohttpResponse:
+    __slots__ = ("_limits", "_resp", "_url", "headers", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse, url: str, limits: Limits) -> None:
         self._resp = resp
         self._url = url
+        self._limits = limits
         self.status = resp.status
         self.headers = {k.lower(): v for k, v in resp.headers.items()}
+
+    async def _read_bounded(self) -> bytes:
+        limit = self._limits.max_body_bytes
+        declared = self._resp.content_length
+        if declared is not None and declared > limit:  # compressed size > limit: so is the decoded body
+            raise too_large(f"the declared body ({declared} bytes)", limit, self._url)
+        if declared is not None and "content-encoding" not in self.headers:
+            return await self._resp.read()  # aiohttp stops at Content-Length: bounded already
+        buf = bytearray()
+        async for chunk in self._resp.content.iter_any():
+            buf += chunk
+            if len(buf) > limit:
+                raise too_large("the response body", limit, self._url)
+        return bytes(buf)
 
     async def read(self) -> bytes:
         import aiohttp
 
         try:
-            return await self._resp.read()
+            return await self._read_bounded()
         except asyncio.TimeoutError as e:
             raise APITimeoutError("timed out reading the response body") from e
         except aiohttp.ClientError as e:
             raise APIConnectionError(
                 f"connection broke while reading the body of {safe_url(self._url)}: {_describe(e, self._url)}"
-            ) from e
+            ) from None
         finally:
             self._resp.release()
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         import aiohttp
 
+        limit, total = self._limits.max_stream_bytes, 0
         try:
             async for chunk in self._resp.content.iter_any():
+                total += len(chunk)
+                if total > limit:
+                    raise too_large("the stream", limit, self._url)
                 yield chunk
         except asyncio.TimeoutError as e:
             raise APITimeoutError("timed out waiting for the next stream chunk") from e
         except aiohttp.ClientError as e:
             raise APIConnectionError(
                 f"connection broke mid-stream from {safe_url(self._url)}: {_describe(e, self._url)}"
-            ) from e
+            ) from None
         finally:
             self._resp.release()
 
@@ -190,12 +252,13 @@ class AiohttpTransport:
         except aiohttp.InvalidURL as e:
             raise ConfigurationError(f"invalid URL {safe_url(request.url)!r}: {_describe(e, request.url)}") from None
         except aiohttp.ClientError as e:
-            raise APIConnectionError(f"could not reach {safe_url(request.url)}: {_describe(e, request.url)}") from e
+            # not chained: aiohttp's exceptions can carry the request's URL (its query) and headers
+            raise APIConnectionError(f"could not reach {safe_url(request.url)}: {_describe(e, request.url)}") from None
         except ValueError as e:  # header injection, a header aiohttp cannot encode...: raised before any I/O
             raise ConfigurationError(
                 f"invalid request to {safe_url(request.url)}: {type(e).__name__} (check API keys and headers)"
             ) from None
-        return _AiohttpResponse(resp, request.url)
+        return _AiohttpResponse(resp, request.url, request.limits)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -208,23 +271,29 @@ class AiohttpTransport:
 
 @dataclass(slots=True)
 class MockResponse:
-    """What a :class:`MockTransport` handler returns: a status, headers and a body given whole or as chunks."""
+    """What a :class:`MockTransport` handler returns: a status, headers and a body given whole or as chunks.
+
+    The request's :class:`Limits` apply as they do on the wire (:class:`MockTransport` sets ``limits``)."""
 
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | Iterable[bytes] = b""
+    limits: Limits = field(default_factory=Limits, repr=False)
+    url: str = field(default="", repr=False)
 
     async def read(self) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
-        return b"".join(self.body)
+        data = self.body if isinstance(self.body, bytes) else b"".join(self.body)
+        if len(data) > self.limits.max_body_bytes:
+            raise too_large("the response body", self.limits.max_body_bytes, self.url)
+        return data
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
-        if isinstance(self.body, bytes):
-            if self.body:
-                yield self.body
-            return
-        for chunk in self.body:
+        chunks = ([self.body] if self.body else []) if isinstance(self.body, bytes) else self.body
+        total = 0
+        for chunk in chunks:
+            total += len(chunk)
+            if total > self.limits.max_stream_bytes:
+                raise too_large("the stream", self.limits.max_stream_bytes, self.url)
             yield chunk
 
     async def aclose(self) -> None:
@@ -248,6 +317,7 @@ class MockTransport:
             result = await result
         resp: MockResponse = result
         resp.headers = {k.lower(): v for k, v in resp.headers.items()}
+        resp.limits, resp.url = request.limits, request.url
         return resp
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._validate import check_fields, check_str_tuple
 from .errors import ConfigurationError
 
 __all__ = [
@@ -281,6 +282,20 @@ class ResponseFormat:
             raise ConfigurationError("ResponseFormat(type='json_schema') needs schema=")
 
 
+_CHAT_FIELD_KINDS = {
+    "model": "str",
+    "temperature": "number",
+    "top_p": "number",
+    "max_tokens": "int",
+    "tool_choice": "str",
+    "parallel_tool_calls": "bool",
+    "seed": "int",
+    "user": "str",
+    "metadata": "mapping",
+    "extra": "mapping",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A provider-neutral chat request. ``model=None`` means the endpoint's default model.
@@ -308,10 +323,8 @@ class ChatRequest:
             object.__setattr__(self, "messages", tuple(self.messages))
         if not self.messages:
             raise ConfigurationError("ChatRequest.messages must not be empty")
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        elif isinstance(self.stop, list):
-            object.__setattr__(self, "stop", tuple(self.stop))
+        check_fields("ChatRequest", self, _CHAT_FIELD_KINDS)
+        object.__setattr__(self, "stop", check_str_tuple("ChatRequest.stop", self.stop))
         if isinstance(self.tools, list):
             object.__setattr__(self, "tools", tuple(self.tools))
         if self.temperature is not None and not 0 <= self.temperature <= 2:
@@ -349,6 +362,12 @@ class EmbedRequest:
             object.__setattr__(self, "inputs", (self.inputs,))
         elif isinstance(self.inputs, list):
             object.__setattr__(self, "inputs", tuple(self.inputs))
+        elif not isinstance(self.inputs, tuple):
+            got = type(self.inputs).__name__
+            raise ConfigurationError(f"EmbedRequest.inputs must be a string or a list of strings, got {got}")
+        check_fields("EmbedRequest", self, {"model": "str", "dimensions": "int", "extra": "mapping"})
+        if self.dimensions is not None and self.dimensions < 1:
+            raise ConfigurationError(f"EmbedRequest.dimensions must be >= 1, got {self.dimensions}")
         if not self.inputs:
             raise ConfigurationError("EmbedRequest.inputs must not be empty")
         for i, s in enumerate(self.inputs):

@@ -19,6 +19,17 @@ def recordings_dir() -> Path:
     return Path(os.environ.get("INFERMUX_RECORDINGS") or _DEFAULT)
 
 
+def recordings_problem() -> str | None:
+    """Why the recorded-traffic tests cannot run here (folder missing or without recordings), else ``None``."""
+    root = recordings_dir()
+    source = "INFERMUX_RECORDINGS" if os.environ.get("INFERMUX_RECORDINGS") else "the default ../shared folder"
+    if not root.is_dir():
+        return f"recordings folder {root} (from {source}) does not exist"
+    if next((p for p in root.rglob("*.json") if p.name != "manifest.json"), None) is None:
+        return f"recordings folder {root} (from {source}) holds no recordings (*.json)"
+    return None
+
+
 @dataclass(frozen=True)
 class Recording:
     path: Path

@@ -56,6 +56,9 @@ def get_provider(name: str | Provider) -> Provider:
     """Look a provider up by short name (``"openai"``, ``"anthropic"``, ``"llamacpp"``...)."""
     if isinstance(name, Provider):
         return name
+    if not isinstance(name, str):
+        got = type(name).__name__
+        raise ConfigurationError(f"provider must be a short name such as 'openai' or a Provider, got {got}")
     key = _ALIASES.get(name.lower(), name.lower())
     cached = _CACHE.get(key)
     if cached is not None:

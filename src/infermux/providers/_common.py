@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
 from ..resilience.retry import parse_retry_after
 from ..types import FinishReason, ImagePart, Message, TextPart, Tool, ToolCall, Usage
-from ._base import error_from_body, first_header, header
+from ._base import decode_json, error_from_body, first_header, header
 
 __all__ = [
     "FINISH_REASONS",
@@ -321,3 +321,12 @@ def server_root(base_url: str, api_prefix: str = "/v1") -> str:
     """The server root for native routes: ``base_url`` without a trailing ``api_prefix`` (and slash)."""
     root = base_url.rstrip("/")
     return root[: -len(api_prefix)] if root.endswith(api_prefix) else root
+
+
+def parse_model_ids(provider: str, body: bytes, headers: Mapping[str, str]) -> list[str]:
+    """The model IDs of an OpenAI-shaped list ``{"data": [{"id": ...}]}`` (also Anthropic's ``/v1/models``)."""
+    data = decode_json(body, headers, provider=provider, what="model list")
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise MalformedResponseError(f"{provider} model list has no 'data' array", provider=provider)
+    return [str(m.get("id")) for m in items if isinstance(m, dict)]

@@ -61,6 +61,7 @@ from ._common import (
     map_finish_reason,
     merge_extra,
     parse_error_body,
+    parse_model_ids,
     status_error,
     tool_arguments,
 )
@@ -75,11 +76,13 @@ __all__ = [
     "auth_headers",
     "build_chat",
     "build_count_tokens",
+    "build_models",
     "chat_request_from_wire",
     "classify_error",
     "map_stop_reason",
     "parse_chat",
     "parse_count_tokens",
+    "parse_models",
 ]
 
 NAME = "anthropic"
@@ -89,6 +92,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+MODELS_PATH = "/v1/models"
 REQUEST_ID_HEADERS = ("request-id", "x-request-id")
 
 
@@ -100,6 +104,16 @@ def map_stop_reason(reason: str | None) -> FinishReason | None:
 
 def auth_headers(key: str) -> dict[str, str]:
     return {"x-api-key": key}
+
+
+def build_models() -> ProviderRequest:
+    """``GET /v1/models`` with ``anthropic-version`` (required on every route) and the largest page (1000)."""
+    return ProviderRequest("GET", MODELS_PATH + "?limit=1000", headers={"anthropic-version": ANTHROPIC_VERSION})
+
+
+def parse_models(body: bytes, headers: Mapping[str, str]) -> list[str]:
+    """Model IDs of a ``/v1/models`` answer (``{"data": [{"type": "model", "id": ...}], "has_more": ...}``)."""
+    return parse_model_ids(NAME, body, headers)
 
 
 # --------------------------------------------------------------------------- request building
@@ -466,7 +480,9 @@ PROVIDER = Provider(
     classify_error=classify_error,
     auth_headers=auth_headers,
     request_id_headers=REQUEST_ID_HEADERS,
-    models_path="/v1/models",
+    models_path=MODELS_PATH,
+    build_models=build_models,
+    parse_models=parse_models,
     capabilities=frozenset({"chat", "stream", "tools", "vision", "json", "count_tokens", "prefill"}),
     description="Anthropic Messages API (/v1/messages)",
 )

@@ -11,6 +11,7 @@ import sys
 from infermux.errors import ConfigurationError
 from infermux.sandbox._runner import Sandbox
 from infermux.sandbox._server import DEFAULT_MODELS
+from infermux.sandbox._stats import DEFAULT_MAX_RECORDS
 
 __all__ = ["build_parser", "main"]
 
@@ -25,6 +26,12 @@ def build_parser(prog: str = "python -m infermux.sandbox") -> argparse.ArgumentP
     p.add_argument("--embedding-dim", type=int, default=64, help="embedding vector size (default 64)")
     p.add_argument("--latency", type=float, default=0.0, help="base latency before each response, seconds")
     p.add_argument("--token-delay", type=float, default=0.0, help="delay between stream chunks, seconds")
+    p.add_argument(
+        "--max-records",
+        type=int,
+        default=DEFAULT_MAX_RECORDS,
+        help=f"requests kept in the /_sandbox/stats log, latest first out (default {DEFAULT_MAX_RECORDS})",
+    )
     p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model ids for /v1/models")
     p.add_argument(
         "--backend",
@@ -61,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             token_delay=args.token_delay,
             models=[m.strip() for m in args.models.split(",") if m.strip()],
             backends=[b.strip() for b in args.backend.split(",") if b.strip()],
+            max_records=args.max_records,
         )
         asyncio.run(_serve(sandbox))
     except ConfigurationError as exc:

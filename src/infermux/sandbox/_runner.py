@@ -14,7 +14,7 @@ from infermux.errors import ConfigurationError
 from infermux.sandbox._faults import FaultController
 from infermux.sandbox._model import Responder
 from infermux.sandbox._server import BUILTIN_BACKENDS, DEFAULT_MODELS, SandboxApp
-from infermux.sandbox._stats import SandboxStats
+from infermux.sandbox._stats import DEFAULT_MAX_RECORDS, SandboxStats
 
 __all__ = ["Sandbox", "SandboxThread"]
 
@@ -42,7 +42,9 @@ class Sandbox:
         capacity_retry_after_ms: int = 100,
         shutdown_timeout: float = 1.0,
         backends: Iterable[str] = BUILTIN_BACKENDS,
+        max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
+        """``max_records``: how many of the latest requests ``stats`` keeps in its log (a ring buffer)."""
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"port must be 0-65535, got {port}")
         self.host = host
@@ -58,6 +60,7 @@ class Sandbox:
             capacity=capacity,
             capacity_retry_after_ms=capacity_retry_after_ms,
             backends=backends,
+            max_records=max_records,
         )
         self._runner: web.AppRunner | None = None
 

@@ -17,7 +17,7 @@ from infermux.errors import ConfigurationError
 from infermux.sandbox import _anthropic, _openai, _responses
 from infermux.sandbox._faults import Fault, FaultController, FaultKind, parse_fault
 from infermux.sandbox._model import Responder
-from infermux.sandbox._stats import ATTEMPT_HEADERS, RequestRecord, SandboxStats
+from infermux.sandbox._stats import ATTEMPT_HEADERS, DEFAULT_MAX_RECORDS, RequestRecord, SandboxStats
 from infermux.sandbox._wire import (
     ANTHROPIC,
     HTML_PAGE,
@@ -135,6 +135,7 @@ class SandboxApp:
         capacity: int | None = None,
         capacity_retry_after_ms: int = 100,
         backends: Iterable[str] = BUILTIN_BACKENDS,
+        max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
         if embedding_dim < 1:
             raise ConfigurationError("embedding_dim must be >= 1")
@@ -148,7 +149,7 @@ class SandboxApp:
         self.token_delay = token_delay
         self.faults = FaultController()
         self.faults.set_capacity(capacity, capacity_retry_after_ms)
-        self.stats = SandboxStats()
+        self.stats = SandboxStats(max_records)
         self.state: dict[str, Any] = {}
         self.backend_names = tuple(backends)
         self._backends = {b: load_backend(b) for b in self.backend_names if b not in BUILTIN_BACKENDS}

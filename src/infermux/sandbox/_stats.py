@@ -1,13 +1,23 @@
-"""What reached the sandbox: per-route and per-fault counts, concurrency, and every request's IDs."""
+"""What reached the sandbox: per-route and per-fault counts, concurrency, and the latest requests' IDs.
+
+The request log is a ring buffer of ``max_records`` entries (default :data:`DEFAULT_MAX_RECORDS`): a sandbox
+left running keeps bounded memory. Counters (``total``, ``routes``, ``faults``) count every request; the
+log keeps the latest ones and ``dropped`` says how many older records were discarded.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["RequestRecord", "SandboxStats"]
+from infermux.errors import ConfigurationError
+
+__all__ = ["DEFAULT_MAX_RECORDS", "RequestRecord", "SandboxStats"]
+
+#: requests kept in the log by default (about 300 bytes each: a few MB at most)
+DEFAULT_MAX_RECORDS = 10_000
 
 # Headers read for the attempt number, first match wins (ours, then the OpenAI/Anthropic SDKs' retry count).
 ATTEMPT_HEADERS = ("x-infermux-attempt", "x-stainless-retry-count")
@@ -28,9 +38,13 @@ class RequestRecord:
 
 
 class SandboxStats:
-    """Counters and request log; thread-safe reads (``snapshot()`` returns plain JSON-able data)."""
+    """Counters and a bounded request log (the latest ``max_records``); thread-safe reads (``snapshot()``
+    returns plain JSON-able data)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+        if not isinstance(max_records, int) or isinstance(max_records, bool) or max_records < 1:
+            raise ConfigurationError(f"max_records must be an int >= 1, got {max_records!r}")
+        self.max_records = max_records
         self._lock = threading.Lock()
         self.reset()
 
@@ -38,7 +52,8 @@ class SandboxStats:
         with self._lock:
             self._routes: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
-            self._records: list[RequestRecord] = []
+            self._records: deque[RequestRecord] = deque(maxlen=self.max_records)
+            self._total = 0
             self.in_flight = 0
             self.max_in_flight = 0
             self.completed = 0
@@ -48,7 +63,8 @@ class SandboxStats:
             self._routes[rec.route] += 1
             if rec.fault is not None:
                 self._faults[rec.fault] += 1
-            self._records.append(rec)
+            self._records.append(rec)  # the oldest record drops out once max_records are kept
+            self._total += 1
 
     def enter(self) -> None:
         with self._lock:
@@ -62,9 +78,15 @@ class SandboxStats:
 
     @property
     def total(self) -> int:
-        """Requests received on protocol routes (control routes are not counted)."""
+        """Requests received on protocol routes (control routes are not counted), all of them."""
         with self._lock:
-            return len(self._records)
+            return self._total
+
+    @property
+    def dropped(self) -> int:
+        """Records discarded from the log (the oldest ones) to keep it within ``max_records``."""
+        with self._lock:
+            return self._total - len(self._records)
 
     @property
     def routes(self) -> dict[str, int]:
@@ -78,11 +100,12 @@ class SandboxStats:
 
     @property
     def records(self) -> list[RequestRecord]:
+        """The latest ``max_records`` requests, oldest first."""
         with self._lock:
             return list(self._records)
 
     def request_ids(self) -> list[str | None]:
-        """The client X-Request-ID of every request, in arrival order (None where absent)."""
+        """The client X-Request-ID of every logged request, in arrival order (None where absent)."""
         return [r.request_id for r in self.records]
 
     def duplicates(self) -> dict[str, int]:
@@ -93,7 +116,9 @@ class SandboxStats:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "total": len(self._records),
+                "total": self._total,
+                "max_records": self.max_records,
+                "dropped": self._total - len(self._records),
                 "routes": dict(self._routes),
                 "faults": dict(self._faults),
                 "in_flight": self.in_flight,
