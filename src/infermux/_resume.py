@@ -27,7 +27,7 @@ from .types import (
     ToolCallStart,
 )
 
-__all__ = ["OverlapFilter", "StreamSplice", "is_content", "resumed_request"]
+__all__ = ["OverlapFilter", "StreamSplice", "is_content", "prefill_text", "resumed_request"]
 
 _CONTENT = (ToolCallStart, ToolCallDelta, ToolCallEnd)
 
@@ -37,76 +37,87 @@ def is_content(ev: StreamEvent) -> bool:
     return (isinstance(ev, TextDelta) and ev.text != "") or isinstance(ev, _CONTENT)
 
 
+def prefill_text(delivered: str) -> str:
+    """The partial assistant turn to send: the delivered text without trailing whitespace (Anthropic refuses a
+    final assistant turn that ends with whitespace; the continuation then starts with it again)."""
+    return delivered.rstrip()
+
+
 def resumed_request(request: ChatRequest, delivered: str, *, prefill: bool) -> ChatRequest:
     """The request that continues a stream after ``delivered`` text (a trailing assistant turn with prefill)."""
-    if not prefill or not delivered:
+    turn = prefill_text(delivered)
+    if not prefill or not turn:
         return request
-    return replace(request, messages=(*request.messages, Message(role="assistant", content=delivered)))
+    return replace(request, messages=(*request.messages, Message(role="assistant", content=turn)))
 
 
 class OverlapFilter:
     """Maps the text of a resumed stream so that the caller never sees the delivered text twice.
 
-    While the new text matches the delivered text it is held back; once the delivered text is fully
-    repeated, what follows passes through. A mismatch means the new stream is a continuation (``prefill``):
-    the held text is released and everything passes; without prefill it raises IncompleteStreamError.
+    The new stream may repeat the whole delivered text (a server that ignores the partial turn, or a resend
+    without prefill), or, with prefill, continue the partial turn (repeating only the whitespace that was cut
+    from its end). Text is held back while it may still be such a repeat; the repeat is dropped and what follows
+    passes through. Text that repeats nothing is a continuation with prefill; without prefill it means the resent
+    request produced different text, which cannot be spliced: IncompleteStreamError (not retryable).
     """
 
-    __slots__ = ("_delivered", "_held", "_matching", "_pos", "_prefill")
+    __slots__ = ("_buf", "_candidates", "_delivered", "_matching", "_prefill")
 
     def __init__(self, delivered: str, *, prefill: bool) -> None:
         self._delivered = delivered
         self._prefill = prefill
-        self._pos = 0
-        self._held: list[str] = []
-        self._matching = bool(delivered)
+        tail = delivered[len(prefill_text(delivered)) :] if prefill else ""
+        cands = [delivered] + ([tail] if tail else [])
+        self._candidates = [c for c in cands if c]
+        self._buf = ""
+        self._matching = bool(self._candidates)
 
     @property
     def settled(self) -> bool:
         """True once the filter lets every event through unchanged."""
         return not self._matching
 
+    def _diverged(self) -> IncompleteStreamError:
+        return IncompleteStreamError(
+            "the stream broke after text was delivered, and the resent request produced different text;"
+            " it cannot be spliced without duplicating or losing text",
+            partial_text=self._delivered,
+            retryable=False,
+        )
+
     def text(self, piece: str) -> str:
         """The part of ``piece`` the caller should see (``""``: held back or dropped)."""
         if not self._matching:
             return piece
-        rest = self._delivered[self._pos :]
-        if piece.startswith(rest):  # the repeat is complete: pass what follows it
-            self._matching = False
-            self._held.clear()
-            return piece[len(rest) :]
-        if rest.startswith(piece):  # still repeating
-            self._pos += len(piece)
-            self._held.append(piece)
-            return ""
-        self._matching = False
-        if not self._prefill:
-            raise IncompleteStreamError(
-                "the stream broke after text was delivered, and the resent request produced different text;"
-                " it cannot be spliced without duplicating or losing text",
-                partial_text=self._delivered,
-                retryable=False,
-            )
-        held = "".join(self._held)
-        self._held.clear()
-        return held + piece
+        buf = self._buf + piece
+        live = [c for c in self._candidates if c.startswith(buf) or buf.startswith(c)]
+        if not live:
+            self._matching, self._buf = False, ""
+            if not self._prefill:
+                raise self._diverged()
+            return buf  # a continuation of the partial turn
+        longest = max(live, key=len)
+        if buf.startswith(longest):  # the repeat is complete: pass what follows it
+            self._matching, self._buf = False, ""
+            return buf[len(longest) :]
+        self._buf = buf
+        return ""
 
     def finish(self) -> str:
         """The resumed stream ended: text still held back (a continuation shorter than the repeat check)."""
         if not self._matching:
             return ""
-        self._matching = False
-        if self._pos == 0 or self._pos >= len(self._delivered):
+        self._matching, buf = False, self._buf
+        self._buf = ""
+        if not buf or self._delivered.startswith(buf):
+            if buf and not self._prefill:
+                raise IncompleteStreamError(
+                    "the resent stream ended before repeating the delivered text",
+                    partial_text=self._delivered,
+                    retryable=False,
+                )
             return ""
-        if not self._prefill:
-            raise IncompleteStreamError(
-                "the resent stream ended before repeating the delivered text",
-                partial_text=self._delivered,
-                retryable=False,
-            )
-        held = "".join(self._held)
-        self._held.clear()
-        return held
+        return buf
 
 
 class StreamSplice:

@@ -20,6 +20,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
+from ._ratelimit import quota_block_seconds
 from ._redact import redact_error, secrets_of
 from ._resume import StreamSplice, resumed_request
 from ._stats import EndpointCounters
@@ -167,21 +168,6 @@ class StreamInfo:
     resumed: int = 0
 
 
-_QUOTA_HEADERS = (
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-remaining-tokens",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-tokens-remaining",
-    "anthropic-ratelimit-input-tokens-remaining",
-    "anthropic-ratelimit-output-tokens-remaining",
-)
-
-
-def _quota_exhausted(headers: Mapping[str, str]) -> bool:
-    """A 429 whose rate-limit headers say the key's quota is used up (not a per-request capacity refusal)."""
-    return any(headers.get(h, "").strip() == "0" for h in _QUOTA_HEADERS)
-
-
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
     if isinstance(error, (AuthenticationError, PermissionDeniedError)):
         return "auth_failed"  # by class: some providers (Gemini) reject a bad key with 400 API_KEY_INVALID
@@ -261,6 +247,16 @@ class Endpoint:
     def available(self) -> bool:
         """Could a call start here now: breaker CLOSED (or a free HALF_OPEN probe) and a key not blocked."""
         return self.breaker.available() and (self.keys.size == 0 or self.keys.usable_count() > 0)
+
+    def has_capacity(self) -> bool:
+        """Would a call start at once (a free slot under the current, possibly adaptive, limit; nobody queued)?"""
+        gate = self.gate
+        return gate.in_flight < gate.max_concurrency and gate.waiting == 0
+
+    def load(self) -> float:
+        """Calls in flight and queued per slot of the current limit (for spreading work over busy endpoints)."""
+        gate = self.gate
+        return (gate.in_flight + gate.waiting + self._holding) / gate.max_concurrency
 
     def model_for(self, request_model: str | None) -> str:
         model = request_model or self.config.model
@@ -536,8 +532,10 @@ class Endpoint:
         if self.adaptive is not None and overloaded:
             self.adaptive.on_overload(attempt.started_at, self.gate.in_flight)
         retry_after = err.retry_after if isinstance(err, InfermuxError) else None
-        exhausted = outcome == "rate_limited" and _quota_exhausted(attempt.response_headers)
-        self.keys.release(lease, outcome, retry_after=retry_after, exhausted=exhausted)
+        block = quota_block_seconds(attempt.response_headers) if outcome == "rate_limited" else None
+        if block:  # the key's quota is used up: blocked until its reset (else only this request was refused)
+            retry_after = block
+        self.keys.release(lease, outcome, retry_after=retry_after, exhausted=block is not None)
         if is_breaker_failure(err):
             self.breaker.record_failure(permit)
         elif isinstance(err, InfermuxError) and not isinstance(err, DeadlineExceededError):

@@ -7,8 +7,10 @@ endpoint do not fail the call while another endpoint can serve it.
 
 Rules (see the README's "What every call goes through"):
 
-- **Available first.** Endpoints that can take a call now (breaker closed or a free half-open probe, a key not
-  blocked) are tried before those that cannot, each group in the configured order.
+- **Available first.** Endpoints that can start a call now (breaker closed or a free half-open probe, a key not
+  blocked, a free slot under the adaptive concurrency limit) are tried first, in the configured order; then
+  those that are only saturated, least loaded first (so their queues fill evenly and every endpoint's capacity
+  is used); then those that protect themselves, the one that recovers first ahead.
 - **Wait only where nothing else can serve.** An endpoint is told to fail fast while a later candidate can
   serve now, so the router moves on at once; the last one that could serve (or, when none can, the one that
   recovers first: *panic routing*) is told to wait out its protective state within the deadline, so traffic
@@ -110,11 +112,15 @@ class Router:
 
     @staticmethod
     def plan(candidates: Sequence[Endpoint]) -> list[Endpoint]:
-        """The order to try: endpoints available now (configured order), then the others by when they recover."""
-        ready = [e for e in candidates if e.available()]
-        later = [e for e in candidates if not e.available()]
-        later.sort(key=lambda e: e.breaker.retry_at or 0.0)
-        return ready + later
+        """The order to try: endpoints that can start a call now (configured order), then the saturated ones
+        (least loaded first), then the ones protecting themselves (by when they recover)."""
+        if len(candidates) == 1:
+            return list(candidates)
+        up = [e for e in candidates if e.available()]
+        free = [e for e in up if e.has_capacity()]
+        busy = sorted((e for e in up if not e.has_capacity()), key=lambda e: e.load())
+        down = sorted((e for e in candidates if not e.available()), key=lambda e: e.breaker.retry_at or 0.0)
+        return free + busy + down
 
     def steps(
         self, candidates: Sequence[Endpoint], budget: Budget | None = None, *, fail_fast: bool = False

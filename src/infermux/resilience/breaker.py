@@ -16,9 +16,10 @@ States::
 
 Rules that keep a healthy endpoint closed and a dead one probed at a steady pace:
 
-- **The failure rate is failures over attempts *started* in the window**, not over outcomes received: under
-  concurrency fast failures return before healthy replies, so a burst of 50 with 10 instant faults is 10/50,
-  never 10/10. Nothing opens before ``minimum_calls`` attempts started in the window.
+- **The failure rate is failures over attempts *started***, not over outcomes received: under concurrency fast
+  failures return before healthy replies, so a burst of 50 with 10 instant faults is 10/50, never 10/10. The
+  window is the last ``window_calls`` attempts started within ``window_seconds`` (so a long healthy history
+  does not delay the trip when an outage begins), and nothing opens before ``minimum_calls`` of them.
 - ``consecutive_failures`` (off by default) opens after N failures in a row; it can trip on a burst, so it is
   an explicit opt-in.
 - **The open time grows on repeated trips** (a flapping endpoint: closed, then tripping again): the n-th trip
@@ -56,7 +57,7 @@ __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "Permit", "is_brea
 
 _log = logging.getLogger(__name__)
 _MAX_TRANSITIONS_KEPT = 1000
-_START, _FAIL = 0, 1
+_LEGACY_PERMITS_KEPT = 10_000
 
 
 class BreakerState(str, enum.Enum):
@@ -69,14 +70,16 @@ class BreakerState(str, enum.Enum):
 class BreakerConfig:
     """When the breaker opens, how long it stays open, and how it probes.
 
-    It opens when, within the last ``window_seconds``, at least ``minimum_calls`` attempts were started and
-    ``failures / started >= failure_rate_threshold``; or after ``consecutive_failures`` failures in a row
+    It opens when, among the last ``window_calls`` attempts started within ``window_seconds``, at least
+    ``minimum_calls`` were started and ``failures / started >= failure_rate_threshold``; or after
+    ``consecutive_failures`` failures in a row
     (0, the default, disables that rule). The n-th trip in a row opens for ``open_seconds *
     open_growth**(n-1)`` up to ``max_open_seconds``.
     """
 
     failure_rate_threshold: float = 0.5
     minimum_calls: int = 20
+    window_calls: int = 50
     window_seconds: float = 10.0
     consecutive_failures: int = 0
     open_seconds: float = 1.0
@@ -91,6 +94,7 @@ class BreakerConfig:
             raise ConfigurationError(f"BreakerConfig.failure_rate_threshold must be in (0, 1], got {t!r}")
         for name, minimum in (
             ("minimum_calls", 1),
+            ("window_calls", 1),
             ("consecutive_failures", 0),
             ("half_open_max_calls", 1),
             ("half_open_successes", 1),
@@ -105,6 +109,8 @@ class BreakerConfig:
         g = self.open_growth
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 1:
             raise ConfigurationError(f"BreakerConfig.open_growth must be a finite number >= 1, got {g!r}")
+        if self.window_calls < self.minimum_calls:  # the window must be able to hold the minimum volume
+            object.__setattr__(self, "window_calls", self.minimum_calls)
         if self.max_open_seconds < self.open_seconds:
             object.__setattr__(self, "max_open_seconds", float(self.open_seconds))
 
@@ -122,6 +128,17 @@ def is_breaker_failure(error: BaseException) -> bool:
     return isinstance(error, (InternalServerError, APIConnectionError, IncompleteStreamError))
 
 
+class _Start:
+    """One attempt started in CLOSED, in the window until evicted; ``failed`` once it failed."""
+
+    __slots__ = ("at", "failed", "live")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.failed = False
+        self.live = True
+
+
 @dataclass(slots=True)
 class Permit:
     """The right of one call to go, issued by :meth:`CircuitBreaker.acquire`; pass it to the ``record_*`` call."""
@@ -129,6 +146,7 @@ class Permit:
     generation: int
     probe: bool
     done: bool = False
+    start: _Start | None = None
 
 
 class CircuitBreaker:
@@ -165,7 +183,8 @@ class CircuitBreaker:
         self._open_for = config.open_seconds
         self._closed_at = clock.now()
         self._trips = 0
-        self._window: deque[tuple[float, int]] = deque()
+        self._window: deque[_Start] = deque()
+        self._legacy: deque[Permit] = deque(maxlen=_LEGACY_PERMITS_KEPT)
         self._window_started = 0
         self._window_failures = 0
         self._consecutive = 0
@@ -215,16 +234,20 @@ class CircuitBreaker:
         """A permit for one call, or ``None`` while OPEN or while every HALF_OPEN probe permit is taken."""
         state = self.state
         if state is BreakerState.CLOSED:
-            self._add(_START)
-            return Permit(self._generation, probe=False)
+            return Permit(self._generation, probe=False, start=self._add())
         if state is BreakerState.HALF_OPEN and self._probes_in_flight < self.config.half_open_max_calls:
             self._probes_in_flight += 1
             return Permit(self._generation, probe=True)
         return None
 
     def try_acquire(self) -> bool:
-        """The boolean form of :meth:`acquire` (outcomes are then recorded without a permit)."""
-        return self.acquire() is not None
+        """The boolean form of :meth:`acquire`: outcomes recorded without a permit are matched to these calls
+        in order."""
+        permit = self.acquire()
+        if permit is None:
+            return False
+        self._legacy.append(permit)
+        return True
 
     # ------------------------------------------------------------------ outcomes
 
@@ -232,7 +255,9 @@ class CircuitBreaker:
         """The state an outcome applies to, or ``None`` when it is stale (issued in an earlier generation)."""
         state = self.state
         if permit is None:
-            return state
+            if not self._legacy:
+                return state
+            permit = self._legacy.popleft()
         if permit.done:
             return None
         permit.done = True
@@ -250,13 +275,18 @@ class CircuitBreaker:
 
     def record_failure(self, permit: Permit | None = None) -> None:
         """The call failed in a way that says the endpoint is unhealthy (see :func:`is_breaker_failure`)."""
+        if permit is None and self._legacy:
+            permit = self._legacy.popleft()
+        start = permit.start if permit is not None else None
         state = self._current(permit)
         if state is BreakerState.HALF_OPEN:
             self._release_probe()
             self._open(trip=False)
         elif state is BreakerState.CLOSED:
             self._consecutive += 1
-            self._add(_FAIL)
+            if start is not None and start.live and not start.failed:
+                start.failed = True
+                self._window_failures += 1
             cfg = self.config
             started = max(self._window_started, 1)
             if (cfg.consecutive_failures and self._consecutive >= cfg.consecutive_failures) or (
@@ -309,23 +339,22 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ internals
 
-    def _add(self, kind: int) -> None:
+    def _add(self) -> _Start:
         now = self._clock.now()
+        start = _Start(now)
+        self._window.append(start)
+        self._window_started += 1
         self._evict(now)
-        self._window.append((now, kind))
-        if kind == _START:
-            self._window_started += 1
-        else:
-            self._window_failures += 1
+        return start
 
     def _evict(self, now: float) -> None:
         horizon = now - self.config.window_seconds
-        window = self._window
-        while window and window[0][0] <= horizon:
-            _, kind = window.popleft()
-            if kind == _START:
-                self._window_started -= 1
-            else:
+        window, keep = self._window, self.config.window_calls
+        while window and (window[0].at <= horizon or len(window) > keep):
+            old = window.popleft()
+            old.live = False
+            self._window_started -= 1
+            if old.failed:
                 self._window_failures -= 1
 
     def _release_probe(self) -> None:
@@ -357,6 +386,8 @@ class CircuitBreaker:
         self._transition(BreakerState.OPEN)
 
     def _clear(self) -> None:
+        for start in self._window:
+            start.live = False
         self._window.clear()
         self._window_started = 0
         self._window_failures = 0

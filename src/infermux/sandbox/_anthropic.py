@@ -90,6 +90,7 @@ def parse_messages(body: Any, ctx: Ctx, *, need_max_tokens: bool = True) -> Conv
         raise ctx.error(400, "max_tokens: Input should be greater than or equal to 1")
     conv = Conversation(model=str(body["model"]), system=_system(body.get("system")))
     conv.max_tokens = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    parsed: list[tuple[str, str, int, str | None]] = []
     for i, msg in enumerate(messages):
         role = msg.get("role") if isinstance(msg, dict) else None
         if role == "system":
@@ -103,12 +104,25 @@ def parse_messages(body: Any, ctx: Ctx, *, need_max_tokens: bool = True) -> Conv
         assert isinstance(msg, dict)
         text, images, result = _blocks_text(msg.get("content"), ctx, f"messages.{i}.content")
         conv.messages.append((role, text if result is None else f"{text} {result}".strip()))
-        if i == len(messages) - 1 and role == "user":
-            conv.last_user_text, conv.images, conv.tool_result = text, images, result
+        parsed.append((role, text, images, result))
+    _last_turns(conv, parsed, ctx)
     _tools(body, conv, ctx)
     stops = body.get("stop_sequences")
     conv.stop = [s for s in stops if isinstance(s, str)] if isinstance(stops, list) else []
     return conv
+
+
+def _last_turns(conv: Conversation, parsed: list[tuple[str, str, int, str | None]], ctx: Ctx) -> None:
+    """The question is the last user turn; a final assistant turn after it is a prefill the model continues."""
+    role, text, images, result = parsed[-1]
+    if role == "assistant" and result is None and len(parsed) >= 2 and parsed[-2][0] == "user":
+        if text != text.rstrip():
+            raise ctx.error(400, "messages: final assistant content cannot end with trailing whitespace")
+        conv.prefill = text
+        _, text, images, result = parsed[-2]
+        role = "user"
+    if role == "user":
+        conv.last_user_text, conv.images, conv.tool_result = text, images, result
 
 
 def _usage(gen: Generation) -> dict[str, Any]:

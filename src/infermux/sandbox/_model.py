@@ -63,6 +63,7 @@ class Conversation:
     json_schema: dict[str, Any] | None = None
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
+    prefill: str | None = None  # a final assistant turn the model continues (Anthropic prefill)
 
 
 Responder = Callable[[Conversation], str]
@@ -186,6 +187,8 @@ def generate(conv: Conversation, responder: Responder | None = None) -> Generati
         used = sum(len(c.arguments.split()) + 1 for c in calls)
         return Generation("", [], calls, "tool_calls", None, prompt, used)
     text = (responder or default_reply)(conv)
+    if conv.prefill and text.startswith(conv.prefill):
+        text = text[len(conv.prefill) :]  # the answer continues the partial assistant turn
     finish, stop_seq = "stop", None
     hits = [(text.find(s), s) for s in conv.stop if s and s in text]
     if hits:

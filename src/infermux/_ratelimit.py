@@ -1,0 +1,69 @@
+"""Rate-limit headers that say a key's quota is used up, and when it comes back (pure parsing, no I/O).
+
+OpenAI, Groq and compatible servers send ``x-ratelimit-remaining-{requests,tokens}`` with
+``x-ratelimit-reset-{requests,tokens}`` as a duration (``6ms``, ``1.5s``, ``1m30s``, ``2h0m0s``); Anthropic sends
+``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-remaining`` with ``-reset`` as an RFC 3339
+time. A 429 whose headers show a dimension at 0 is a quota refusal (the key is blocked until the reset); one
+without is a refusal of that request (capacity, burst), and says nothing about the next request.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+__all__ = ["parse_duration", "quota_block_seconds"]
+
+_DIMENSIONS = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
+)
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str) -> float | None:
+    """``"1m30.5s"`` -> 90.5, ``"6ms"`` -> 0.006; ``None`` when it is not such a duration."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    pos, total = 0, 0.0
+    for m in _PART.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _UNIT[m.group(2)]
+        pos = m.end()
+    return total if pos == len(text) else None
+
+
+def _reset_seconds(value: str, now: float) -> float | None:
+    d = parse_duration(value)
+    if d is not None:
+        return d
+    try:
+        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return max(0.0, at.timestamp() - now)
+
+
+def quota_block_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """How long the key is out of quota (the latest reset of the dimensions at 0), or ``None`` when no
+    dimension is at 0. A dimension at 0 whose reset cannot be read gives ``0.0`` (the caller falls back to the
+    response's ``retry-after``)."""
+    wall = time.time() if now is None else now
+    block: float | None = None
+    for remaining, reset in _DIMENSIONS:
+        if headers.get(remaining, "").strip() != "0":
+            continue
+        secs = _reset_seconds(headers.get(reset, ""), wall)
+        block = max(block or 0.0, secs or 0.0)
+    return block
