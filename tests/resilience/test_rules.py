@@ -233,15 +233,28 @@ def sse(*chunks: str, done: bool = True, role_first: bool = True) -> list[bytes]
 
 
 async def test_in_band_overloaded_error_right_after_start_is_retried() -> None:
-    start = b'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","model":"c","usage":{"input_tokens":1,"output_tokens":0}}}\n\n'
-    overloaded = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
-    good = (
-        start
-        + b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
-        + b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}\n\n'
-        + b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
-        + b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}\n\n'
-        + b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    def ev(name: str, data: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    usage = {"input_tokens": 1, "output_tokens": 0}
+    start = ev("message_start", {"type": "message_start", "message": {"id": "m1", "model": "c", "usage": usage}})
+    overloaded = ev("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    block = {"type": "text", "text": ""}
+    good = b"".join(
+        [
+            start,
+            ev("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+            ev(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+            ),
+            ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ev(
+                "message_delta",
+                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}},
+            ),
+            ev("message_stop", {"type": "message_stop"}),
+        ]
     )
     answers = [MockResponse(200, SSE, [start, overloaded]), MockResponse(200, SSE, [good])]
     clock = FakeClock()
