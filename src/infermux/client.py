@@ -278,6 +278,7 @@ class AsyncClient:
             ),
             budget,
             fail_fast=fail_fast,
+            priority=priority,
         )
 
     def stream(
@@ -320,6 +321,7 @@ class AsyncClient:
         resume: bool | None,
     ) -> AsyncGenerator[StreamEvent, None]:
         errors: list[InfermuxError] = []
+        await self.router.await_capacity(cands, budget, priority)
         try:
             for ep, st in self.router.steps(cands, budget, fail_fast=fail_fast):
                 delivered = False
@@ -379,6 +381,7 @@ class AsyncClient:
             ),
             budget,
             fail_fast=fail_fast,
+            priority=priority,
         )
 
     async def models(self, *, endpoint: str | None = None, timeout: float | None = None) -> ModelListing:
@@ -417,6 +420,7 @@ class AsyncClient:
         return {ep.name: ep.stats() for ep in self._endpoints}
 
     async def aclose(self) -> None:
+        self.router.detach()
         for ep in self._endpoints:
             await ep.aclose()
 

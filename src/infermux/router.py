@@ -15,6 +15,10 @@ Rules (see the README's "What every call goes through"):
   serve now, so the router moves on at once; the last one that could serve (or, when none can, the one that
   recovers first: *panic routing*) is told to wait out its protective state within the deadline, so traffic
   still flows at the probe's pace instead of every call failing.
+- **One queue for the group.** When every endpoint that can serve is saturated, a call (below HIGH priority)
+  waits in the router's FIFO and goes to the first endpoint that frees a slot, rather than joining one
+  endpoint's queue: the endpoints' capacity is shared like one server pool's, none idles while another has a
+  backlog. The wait is bounded by the call's deadline.
 - **Time is kept for the fallbacks.** With a caller ``timeout``, an endpoint gets an equal share of what is
   left (``remaining / endpoints left``); running out of a share is an attempt timeout for that endpoint (a
   breaker failure: a hanging endpoint is unhealthy) and the router moves on with the rest. The last endpoint
@@ -23,6 +27,8 @@ Rules (see the README's "What every call goes through"):
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -37,6 +43,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .resilience.clock import Clock
+from .types import Priority
 
 __all__ = ["Budget", "Router", "Step", "can_fall_back"]
 
@@ -94,6 +101,51 @@ class Router:
             raise ConfigurationError("a client needs at least one endpoint")
         self.endpoints = list(endpoints)
         self._by_name = {e.name: e for e in self.endpoints}
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        if len(self.endpoints) > 1:
+            for e in self.endpoints:
+                e.gate.on_free.append(self._slot_freed)
+
+    def detach(self) -> None:
+        """Stop listening to the endpoints' queues (the client is closing)."""
+        for e in self.endpoints:
+            if self._slot_freed in e.gate.on_free:
+                e.gate.on_free.remove(self._slot_freed)
+
+    def _slot_freed(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    async def await_capacity(
+        self, candidates: Sequence[Endpoint], budget: Budget | None, priority: Priority = Priority.NORMAL
+    ) -> None:
+        """With several endpoints that can serve and all of them saturated, wait (FIFO) until one has a free slot.
+        Returns at once for one endpoint, for HIGH priority (it queues at an endpoint, ahead of others), when
+        an endpoint is free, or when the budget is spent (the endpoint then applies its own deadline)."""
+        if priority is Priority.HIGH or len(candidates) < 2:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            up = [e for e in candidates if e.available()]
+            if len(up) < 2 or any(e.has_capacity() for e in up):
+                return
+            wait = 1.0  # re-check at least every second (breaker and key states change without a free slot)
+            if budget is not None and budget.at is not None:
+                wait = min(wait, budget.at - budget.clock.now())
+                if wait <= 0:
+                    return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(fut)
+            try:
+                await asyncio.wait_for(fut, wait)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if not fut.done():
+                    fut.cancel()
 
     def get(self, name: str) -> Endpoint:
         ep = self._by_name.get(name)
@@ -139,8 +191,10 @@ class Router:
         budget: Budget | None = None,
         *,
         fail_fast: bool = False,
+        priority: Priority = Priority.NORMAL,
     ) -> T:
         errors: list[InfermuxError] = []
+        await self.await_capacity(candidates, budget, priority)
         try:
             for ep, step in self.steps(candidates, budget, fail_fast=fail_fast):
                 try:

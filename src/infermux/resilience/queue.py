@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from ..errors import ConfigurationError, DeadlineExceededError, QueueFullError, RequestShedError
@@ -88,6 +88,9 @@ class PriorityGate:
         self.shed = 0
         self.timed_out = 0
         self.admitted = 0
+        #: called (no arguments) whenever a slot is left free with nobody waiting for it: a router sharing
+        #: one queue over several endpoints hands it to its next waiter
+        self.on_free: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return (
@@ -174,6 +177,7 @@ class PriorityGate:
             raise ConfigurationError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
         self.max_concurrency = max_concurrency
         self._dispatch()
+        self._notify_free()
 
     def release(self) -> None:
         """Give a slot back: it goes to the best waiter, or becomes free."""
@@ -181,6 +185,12 @@ class PriorityGate:
             raise ConfigurationError("PriorityGate.release() called without a matching acquire()")
         self._in_flight -= 1
         self._dispatch()
+        self._notify_free()
+
+    def _notify_free(self) -> None:
+        if self.on_free and self._in_flight < self.max_concurrency and not self._waiting:
+            for callback in self.on_free:
+                callback()
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> AsyncIterator[None]:
