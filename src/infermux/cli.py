@@ -214,9 +214,6 @@ def _main(argv: Sequence[str] | None) -> int:
         if hint:
             print(hint, file=sys.stderr)
         return 2
-    except asyncio.TimeoutError:
-        print(f"infermux: error: no answer within --timeout {args.timeout:g}s", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
 
