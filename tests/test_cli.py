@@ -135,3 +135,80 @@ def test_yaml_and_json_config(monkeypatch: pytest.MonkeyPatch) -> None:
         load_config(tmp_config(monkeypatch, "endpoints: [\n", suffix=".yml"))
     with pytest.raises(ConfigurationError, match="must end in"):
         load_config(tmp_config(monkeypatch, "x", suffix=".ini"))
+
+
+# ---------------------------------------------------------------------- first-hour CLI behaviour
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens there once closed: connection refused
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from infermux import __version__
+
+    with pytest.raises(SystemExit) as ei:
+        main(["--version"])
+    assert ei.value.code == 0 and capsys.readouterr().out.strip() == f"infermux {__version__}"
+
+
+@pytest.mark.parametrize("argv", [[], ["chat"], ["models"], ["stats"], ["providers"], ["sandbox"]])
+def test_help_texts_are_plain(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and "usage: infermux" in out
+    if argv == ["sandbox"]:
+        from infermux.sandbox._cli import ALL_BACKENDS
+
+        assert "usage: infermux sandbox" in out and "python -m" not in out
+        assert len(ALL_BACKENDS) >= 10 and all(b in out for b in ALL_BACKENDS)
+    if argv == ["chat"]:
+        assert "--timeout" in out and "--retries" in out
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_wrong_port_is_reported_at_once(
+    stream: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    monkeypatch.setenv("INFERMUX_PROVIDER", "openai")
+    monkeypatch.setenv("INFERMUX_BASE_URL", f"http://127.0.0.1:{_closed_port()}/v1")
+    monkeypatch.setenv("INFERMUX_MODEL", "m")
+    started = time.monotonic()
+    assert main(["chat", "hi"] if stream else ["chat", "--no-stream", "hi"]) == 2
+    assert time.monotonic() - started < 5  # was 26 s of backoff, then "circuit breaker is open"
+    err = capsys.readouterr().err
+    assert "APIConnectionError" in err and "attempts=2" in err and "circuit breaker" not in err
+    assert "hint: no server answered" in err
+
+
+def test_retries_and_timeout_options(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from infermux.sandbox import Fault, SandboxThread
+
+    with SandboxThread() as sb:
+        monkeypatch.setenv("INFERMUX_PROVIDER", "openai")
+        monkeypatch.setenv("INFERMUX_BASE_URL", sb.openai_base_url)
+        monkeypatch.setenv("INFERMUX_MODEL", "gpt-4o-mini")
+        monkeypatch.setenv("INFERMUX_API_KEY", "sk-test")
+        sb.faults.push(Fault.status_error(503, retry_after_ms=1), times=2)
+        assert main(["chat", "--no-stream", "--retries", "2", "hi"]) == 0  # two 503s, then the answer
+        assert sb.stats.total == 3
+        sb.faults.set_default(Fault.slow_headers(5.0))
+        started = time.monotonic()
+        assert main(["chat", "--no-stream", "--timeout", "0.5", "hi"]) == 2
+        assert time.monotonic() - started < 3
+        assert "DeadlineExceededError" in capsys.readouterr().err
+        sb.faults.set_default(None)
+        assert main(["models", "--timeout", "5"]) == 0
+    with pytest.raises(SystemExit):
+        main(["chat", "--timeout", "0", "hi"])
+    with pytest.raises(SystemExit):
+        main(["chat", "--retries", "-1", "hi"])

@@ -229,7 +229,16 @@ def test_invalid_model_file_fails_fast_with_log(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"api_prefix": "openai"}, {"api_prefix": "/openai/"}, {"port": 70000}, {"n_parallel": 0}, {"startup_timeout": 0}],
+    [
+        {"api_prefix": "openai"},
+        {"api_prefix": "/openai/"},
+        {"port": 70000},
+        {"n_parallel": 0},
+        {"startup_timeout": 0},
+        {"temperature": 3},
+        {"temperature": "0"},
+        {"temperature": True},
+    ],
 )
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
@@ -345,3 +354,21 @@ def test_unlaunchable_python_is_a_configuration_error_and_leaves_no_log(
         srv.start()
     assert list(logs.iterdir()) == []
     assert not srv.running
+
+
+def test_defaults_for_the_embedded_model(tmp_path: Path) -> None:
+    """The default model gets the bundled template and greedy decoding; another GGUF keeps its own template."""
+    default = LocalLlamaServer(api_key="sk-x", api_prefix="/openai")
+    argv = default._argv(tmp_path / "m.gguf")
+    assert argv[argv.index("--chat-template") + 1] == str(tools_chat_template())
+    assert argv[argv.index("--temperature") + 1] == "0.0"
+    other = LocalLlamaServer(tmp_path / "other.gguf", temperature=None)
+    argv = other._argv(tmp_path / "other.gguf")
+    assert "--chat-template" not in argv and "--temperature" not in argv
+
+
+def test_endpoint_config_describes_the_running_server(llama_server_keyed: LocalLlamaServer) -> None:
+    cfg = llama_server_keyed.endpoint_config("mine", max_concurrency=2)
+    assert cfg.name == "mine" and cfg.provider == "llamacpp" and cfg.base_url == llama_server_keyed.openai_base_url
+    assert cfg.model == DEFAULT_MODEL_ALIAS and cfg.api_keys == (llama_server_keyed.api_key,)
+    assert cfg.max_concurrency == 2

@@ -53,11 +53,15 @@ async def test_max_tokens_and_stop_sequence(llama_server: LocalLlamaServer) -> N
     async with infermux.AsyncClient([cfg(llama_server)]) as client:
         r = await client.chat("Count from 1 to 50 separated by spaces.", max_tokens=5, temperature=0)
         assert r.finish_reason == "length" and r.usage is not None and r.usage.output_tokens == 5
-        full = await client.chat("Count from 1 to 20 separated by spaces.", max_tokens=40, temperature=0)
+        full = await client.chat(
+            "List the numbers from 1 to 20 with a comma between them.", max_tokens=40, temperature=0
+        )
         words = full.text.split()
         assert len(words) > 3
         stop = words[2]
-        cut = await client.chat("Count from 1 to 20 separated by spaces.", max_tokens=40, temperature=0, stop=[stop])
+        cut = await client.chat(
+            "List the numbers from 1 to 20 with a comma between them.", max_tokens=40, temperature=0, stop=[stop]
+        )
         assert cut.finish_reason == "stop" and stop not in cut.text and len(cut.text) < len(full.text)
 
 

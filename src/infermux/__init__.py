@@ -33,43 +33,61 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import AsyncClient, Client, ModelListing
+    from ._sync import Client, SyncChatStream
+    from .client import AsyncClient, ChatParams, ChatStream, ModelListing
     from .endpoint import Endpoint, EndpointConfig
+    from .resilience.breaker import BreakerConfig, BreakerState
+    from .resilience.clock import FakeClock
+    from .resilience.retry import RetryPolicy
     from .transport import Limits, Timeouts
 
 __version__ = "0.1.0"
 
-_LAZY = {
+_LAZY = {  # imported on first use: `import infermux` stays light
     "AsyncClient": ".client",
+    "BreakerConfig": ".resilience.breaker",
+    "BreakerState": ".resilience.breaker",
+    "ChatParams": ".client",
+    "ChatStream": ".client",
     "Client": "._sync",
     "Endpoint": ".endpoint",
     "EndpointConfig": ".endpoint",
+    "FakeClock": ".resilience.clock",
     "Limits": ".transport",
     "ModelListing": ".client",
+    "RetryPolicy": ".resilience.retry",
+    "SyncChatStream": "._sync",
     "Timeouts": ".transport",
 }
 
 __all__ = [  # noqa: PLE0604
     "AsyncClient",
+    "BreakerConfig",
+    "BreakerState",
+    "ChatParams",
     "ChatRequest",
     "ChatResponse",
+    "ChatStream",
     "Client",
     "EmbedRequest",
     "EmbedResponse",
     "Endpoint",
     "EndpointConfig",
+    "FakeClock",
     "ImagePart",
     "Limits",
     "Message",
     "ModelListing",
     "Priority",
     "ResponseFormat",
+    "RetryPolicy",
     "StreamAccumulator",
     "StreamError",
     "StreamResumed",
     "StreamEvent",
     "StreamFinish",
     "StreamStart",
+    "SyncChatStream",
     "TextDelta",
     "TextPart",
     "Timeouts",

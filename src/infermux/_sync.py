@@ -1,15 +1,19 @@
 """The sync facade: :class:`Client` runs the same async engine on a private event-loop thread.
 
-No logic is duplicated: every call is the :class:`~infermux.client.AsyncClient` coroutine, submitted to
-the loop thread, and the caller's thread blocks on its result (bounded by the engine's own deadline).
+No logic is duplicated: every call is the :class:`~infermux.client.AsyncClient` coroutine, created and run
+on the loop thread, and the caller's thread blocks on its result (bounded by the engine's own deadline).
+Everything that touches engine state (``stats()`` included) runs on the loop thread. A client that is never
+closed is closed when it is garbage collected (its thread, loop and connections do not leak).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -19,7 +23,18 @@ from .endpoint import Endpoint, EndpointConfig
 from .errors import ConfigurationError
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .transport import Transport
-from .types import ChatResponse, EmbedResponse, StreamEvent, TextDelta
+from .types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    EmbedResponse,
+    MessagesInput,
+    Priority,
+    ResponseFormat,
+    StreamEvent,
+    TextDelta,
+    Tool,
+)
 
 __all__ = ["Client", "SyncChatStream"]
 
@@ -42,18 +57,28 @@ class _LoopThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()  # stopped by close(): free the selector and its descriptors here
 
     @property
     def closed(self) -> bool:
         return self._closing or self.loop.is_closed()
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run ``make()`` on the loop thread and block until it ends. The awaitable is created there, so an
+        interrupt (Ctrl-C) wherever it lands in this method leaves nothing running: before the submission
+        nothing was scheduled; after it, ``finally`` cancels the future, and :meth:`_start` starts nothing
+        for a cancelled future or cancels the task it started."""
         if self.closed:
-            coro.close()
             raise ConfigurationError("this Client is closed")
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         try:
+            try:
+                self.loop.call_soon_threadsafe(self._start, make, fut)
+            except RuntimeError:  # closed by another thread between the check and the submission
+                raise ConfigurationError("this Client is closed") from None
             while not concurrent.futures.wait((fut,), timeout=_POLL_S).done:
                 if not self._thread.is_alive():
                     raise ConfigurationError("this Client's event-loop thread is gone; the call was abandoned")
@@ -64,6 +89,36 @@ class _LoopThread:
             if not fut.done():  # interrupted (KeyboardInterrupt...): stop the call on the loop thread too
                 fut.cancel()
 
+    def _start(self, make: Callable[[], Awaitable[T]], fut: concurrent.futures.Future[T]) -> None:
+        """On the loop thread: start ``make()`` as a task tied to ``fut`` both ways (result; cancellation)."""
+        if fut.cancelled():
+            return
+        try:
+            task = asyncio.ensure_future(make())
+        except Exception as e:  # noqa: BLE001 - a bad argument while creating the coroutine: the caller's error
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(e)
+            return
+
+        def deliver(t: asyncio.Future[T]) -> None:
+            exc = None if t.cancelled() else t.exception()  # retrieved even when nobody waits any more
+            if not fut.set_running_or_notify_cancel():
+                return  # the caller gave up; it cancelled the task too
+            if t.cancelled():
+                fut.set_exception(concurrent.futures.CancelledError())
+            elif exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(t.result())
+
+        def cancel(f: concurrent.futures.Future[T]) -> None:
+            if f.cancelled():
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    self.loop.call_soon_threadsafe(task.cancel)
+
+        task.add_done_callback(deliver)
+        fut.add_done_callback(cancel)  # runs at once when the caller cancelled meanwhile
+
     def close(self, final: Coroutine[Any, Any, Any] | None = None) -> None:
         """Cancel every call still running, run ``final`` (closing the transports), stop the loop: bounded."""
         if self.closed:
@@ -71,6 +126,10 @@ class _LoopThread:
                 final.close()
             return
         self._closing = True
+        if threading.current_thread() is self._thread:  # a finalizer run by the GC on the loop thread itself
+            task = self.loop.create_task(self._shutdown(final))
+            task.add_done_callback(lambda _: self.loop.stop())
+            return
         try:
             if self._thread.is_alive():
                 fut = asyncio.run_coroutine_threadsafe(self._shutdown(final), self.loop)
@@ -82,7 +141,8 @@ class _LoopThread:
                 final.close()
         finally:
             if self._thread.is_alive():
-                self.loop.call_soon_threadsafe(self.loop.stop)
+                with contextlib.suppress(RuntimeError):  # the loop thread closed it just now
+                    self.loop.call_soon_threadsafe(self.loop.stop)
                 self._thread.join(timeout=_CLOSE_S)
             if not self._thread.is_alive():
                 self.loop.close()
@@ -102,17 +162,26 @@ class _LoopThread:
 class SyncChatStream:
     """Iterator of stream events for the sync client; use it in a ``with`` block."""
 
-    def __init__(self, inner: ChatStream, portal: _LoopThread) -> None:
+    def __init__(self, inner: ChatStream, portal: _LoopThread, owner: Client) -> None:
         self._inner = inner
         self._portal = portal
+        self._owner = owner  # the client must outlive its streams (its finalizer stops the loop)
         self.request_id = inner.request_id
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._inner.endpoint
+
+    @property
+    def provider(self) -> str | None:
+        return self._inner.provider
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self
 
     def __next__(self) -> StreamEvent:
         try:
-            return self._portal.run(self._inner.__anext__())
+            return self._portal.run(self._inner.__anext__)
         except StopAsyncIteration:
             raise StopIteration from None
 
@@ -122,10 +191,13 @@ class SyncChatStream:
                 yield ev.text
 
     def final_response(self) -> ChatResponse:
-        return self._portal.run(self._inner.final_response())
+        return self._portal.run(self._inner.final_response)
 
     def close(self) -> None:
-        self._portal.run(self._inner.aclose())
+        """Release the stream's connection and queue slot (a no-op once the client is closed: its close
+        already ended every stream)."""
+        if not self._portal.closed:
+            self._portal.run(self._inner.aclose)
 
     def __enter__(self) -> SyncChatStream:
         return self
@@ -134,8 +206,14 @@ class SyncChatStream:
         self.close()
 
 
+def _close_client(portal: _LoopThread, client: AsyncClient) -> None:
+    portal.close(client.aclose())
+
+
 class Client:
-    """Blocking twin of :class:`AsyncClient` with the same arguments and methods."""
+    """Blocking twin of :class:`AsyncClient` with the same arguments and methods.
+
+    Close it (``with`` or :meth:`close`); one that is dropped unclosed is closed by the garbage collector."""
 
     def __init__(
         self,
@@ -152,32 +230,169 @@ class Client:
         except BaseException:
             self._portal.close()
             raise
+        self._finalizer = weakref.finalize(self, _close_client, self._portal, self._async)
 
     @property
     def aio(self) -> AsyncClient:
         """The underlying async client (its coroutines must run on this client's loop)."""
         return self._async
 
-    def chat(self, messages: Any, **kw: Any) -> ChatResponse:
-        return self._portal.run(self._async.chat(messages, **kw))
+    def chat(
+        self,
+        messages: MessagesInput | ChatRequest,
+        *,
+        endpoint: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        fail_fast: bool = False,
+        model: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        tools: Iterable[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: ResponseFormat | Mapping[str, Any] | str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        max_retries: int | None = None,
+    ) -> ChatResponse:
+        """One chat completion; the arguments are :meth:`AsyncClient.chat`'s."""
+        return self._portal.run(
+            lambda: self._async.chat(
+                messages,
+                endpoint=endpoint,
+                priority=priority,
+                timeout=timeout,
+                request_id=request_id,
+                fail_fast=fail_fast,
+                model=model,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_tokens,
+                stop=stop,
+                tools=tools,
+                tool_choice=tool_choice,
+                parallel_tool_calls=parallel_tool_calls,
+                response_format=response_format,
+                seed=seed,
+                user=user,
+                metadata=metadata,
+                extra=extra,
+                extra_headers=extra_headers,
+                max_retries=max_retries,
+            )
+        )
 
-    def stream(self, messages: Any, **kw: Any) -> SyncChatStream:
-        return SyncChatStream(self._async.stream(messages, **kw), self._portal)
+    def stream(
+        self,
+        messages: MessagesInput | ChatRequest,
+        *,
+        endpoint: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        fail_fast: bool = False,
+        model: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        tools: Iterable[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: ResponseFormat | Mapping[str, Any] | str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        max_retries: int | None = None,
+        resume: bool | None = None,
+    ) -> SyncChatStream:
+        """A streamed chat completion (use ``with`` and iterate); the arguments are :meth:`chat`'s."""
+        inner = self._async.stream(
+            messages,
+            endpoint=endpoint,
+            priority=priority,
+            timeout=timeout,
+            request_id=request_id,
+            fail_fast=fail_fast,
+            resume=resume,
+            model=model,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            stop=stop,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            response_format=response_format,
+            seed=seed,
+            user=user,
+            metadata=metadata,
+            extra=extra,
+            extra_headers=extra_headers,
+            max_retries=max_retries,
+        )
+        return SyncChatStream(inner, self._portal, self)
 
-    def embed(self, inputs: Any, **kw: Any) -> EmbedResponse:
-        return self._portal.run(self._async.embed(inputs, **kw))
+    def embed(
+        self,
+        inputs: str | Sequence[str] | EmbedRequest,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+        dimensions: int | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        fail_fast: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        max_retries: int | None = None,
+    ) -> EmbedResponse:
+        """Embed one text or several (``.vectors``: one vector per input); see :meth:`AsyncClient.embed`."""
+        return self._portal.run(
+            lambda: self._async.embed(
+                inputs,
+                model=model,
+                endpoint=endpoint,
+                dimensions=dimensions,
+                priority=priority,
+                timeout=timeout,
+                request_id=request_id,
+                extra=extra,
+                fail_fast=fail_fast,
+                extra_headers=extra_headers,
+                max_retries=max_retries,
+            )
+        )
 
-    def models(self, **kw: Any) -> ModelListing:
-        return self._portal.run(self._async.models(**kw))
+    def models(self, *, endpoint: str | None = None, timeout: float | None = None) -> ModelListing:
+        """Model IDs each endpoint lists, by endpoint name (failures in ``.errors``); see
+        :meth:`AsyncClient.models`."""
+        return self._portal.run(lambda: self._async.models(endpoint=endpoint, timeout=timeout))
 
     def stats(self) -> dict[str, Any]:
+        """Every endpoint's stats, read on the loop thread (reading may move a breaker from OPEN to HALF_OPEN:
+        that transition and its callback belong to the engine's thread, never the caller's)."""
+        if self._portal.closed:
+            return self._async.stats()  # no loop runs any more: nothing to race with
+        return self._portal.run(self._stats)
+
+    async def _stats(self) -> dict[str, Any]:
         return self._async.stats()
 
     def close(self) -> None:
         """Cancel calls still running (their callers get :class:`ConfigurationError`), close the transports and
         stop the loop thread; bounded in time. Idempotent."""
-        if not self._portal.closed:
-            self._portal.close(self._async.aclose())
+        self._finalizer()
 
     def __enter__(self) -> Client:
         return self

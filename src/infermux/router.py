@@ -106,12 +106,6 @@ class Router:
             for e in self.endpoints:
                 e.gate.on_free.append(self._slot_freed)
 
-    def detach(self) -> None:
-        """Stop listening to the endpoints' queues (the client is closing)."""
-        for e in self.endpoints:
-            if self._slot_freed in e.gate.on_free:
-                e.gate.on_free.remove(self._slot_freed)
-
     def _slot_freed(self) -> None:
         while self._waiters:
             fut = self._waiters.popleft()

@@ -11,11 +11,11 @@ import base64
 import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 from ._validate import check_fields, check_str_tuple
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MalformedResponseError
 
 __all__ = [
     "ChatRequest",
@@ -296,11 +296,26 @@ _CHAT_FIELD_KINDS = {
 }
 
 
+def check_call_options(extra_headers: object, max_retries: object) -> None:
+    """Validate the per-call options ``extra_headers`` and ``max_retries`` (see :class:`ChatRequest`)."""
+    if not isinstance(extra_headers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in extra_headers.items()
+    ):
+        raise ConfigurationError("extra_headers must be a mapping of header names to string values")
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise ConfigurationError(f"max_retries must be an int >= 0 or None, got {max_retries!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A provider-neutral chat request. ``model=None`` means the endpoint's default model.
 
     ``extra`` is merged into the provider's JSON body last (escape hatch for provider-only fields).
+    Two per-call options are not part of the body: ``extra_headers`` (HTTP headers sent on every attempt,
+    over the endpoint's and the provider's own) and ``max_retries`` (replaces the endpoint's
+    ``RetryPolicy.max_retries`` for this call; ``0``: one attempt).
     """
 
     messages: tuple[Message, ...]
@@ -317,8 +332,11 @@ class ChatRequest:
     user: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold credentials
+    max_retries: int | None = None
 
     def __post_init__(self) -> None:
+        check_call_options(self.extra_headers, self.max_retries)
         if isinstance(self.messages, list):
             object.__setattr__(self, "messages", tuple(self.messages))
         if not self.messages:
@@ -356,8 +374,11 @@ class EmbedRequest:
     model: str | None = None
     dimensions: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # as in ChatRequest
+    max_retries: int | None = None
 
     def __post_init__(self) -> None:
+        check_call_options(self.extra_headers, self.max_retries)
         if isinstance(self.inputs, str):
             object.__setattr__(self, "inputs", (self.inputs,))
         elif isinstance(self.inputs, list):
@@ -409,8 +430,27 @@ class ChatResponse:
     raw: Any = None
 
     def json(self) -> Any:
-        """Parse ``text`` as JSON (for JSON mode). Raises ``ValueError`` when it is not JSON."""
-        return json.loads(self.text)
+        """Parse the reply ``text`` as JSON (for JSON mode / ``response_format``). To serialize the whole
+        response use :meth:`to_dict`. Raises :class:`~infermux.errors.MalformedResponseError` (not retryable)
+        when the reply is not JSON."""
+        try:
+            return json.loads(self.text)
+        except ValueError as e:
+            raise MalformedResponseError(
+                f"the reply text is not JSON ({e}); ChatResponse.json() parses the reply of a JSON-mode call,"
+                " to serialize the whole response use to_dict()",
+                provider=self.provider,
+                endpoint=self.endpoint,
+                model=self.model,
+                request_id=self.request_id,
+                provider_request_id=self.provider_request_id,
+                retryable=False,
+            ) from None
+
+    def to_dict(self, *, raw: bool = True) -> dict[str, Any]:
+        """The response as plain JSON-ready data (``json.dumps(r.to_dict())`` works); ``raw=False`` leaves
+        out the provider's payload."""
+        return plain_fields(self, skip=() if raw else ("raw",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +469,31 @@ class EmbedResponse:
     @property
     def dimensions(self) -> int:
         return len(self.vectors[0]) if self.vectors else 0
+
+    def to_dict(self, *, raw: bool = True) -> dict[str, Any]:
+        """The response as plain JSON-ready data; ``raw=False`` leaves out the provider's payload."""
+        return plain_fields(self, skip=() if raw else ("raw",))
+
+
+def plain_fields(obj: Any, *, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """A dataclass instance's fields (but those in ``skip``) as JSON-ready data, see :func:`to_plain`."""
+    return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj) if f.name not in skip}
+
+
+def to_plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: dataclasses become dicts, enums their value, tuples lists; anything else
+    JSON cannot hold becomes its ``str``."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain_fields(value)
+    if isinstance(value, enum.Enum):
+        return to_plain(value.value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return str(value)
 
 
 # --------------------------------------------------------------------------- stream events

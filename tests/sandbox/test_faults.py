@@ -268,3 +268,22 @@ async def test_unknown_route_and_validation(sb: Sandbox) -> None:
         st, _, body = await post(s, url, CHAT, {})
         assert st == 401 and json.loads(body)["error"]["code"] == "invalid_api_key"
     assert "GET /v1/chat/completions" not in sb.stats.routes  # unknown routes are not API requests
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"pushh": "status=503"},  # a typo at the top
+        {"push": "status=503", "outage": False, "extra": 1},
+        {"capacity": {"limit": 1, "retry_after": 5}},
+        {"outage": {"enabled": True, "count": 2}},
+        {"random": {"weights": {"status": 1}, "sed": 1}},
+        {"push": [{"kind": "status", "statuss": 503}]},
+        {"push": ["status=503", {"kind": "status", "statuss": 503}]},  # the good first fault is not queued either
+    ],
+)
+async def test_control_api_rejects_unknown_keys(sb: Sandbox, doc: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession() as s, s.post(sb.base_url + "/_sandbox/faults", json=doc) as r:
+        assert r.status == 400, await r.text()
+        assert (await r.json())["error"]
+    assert sb.faults.pending == 0 and not sb.faults.outage  # nothing of a refused document was applied

@@ -10,14 +10,22 @@ import sys
 
 from infermux.errors import ConfigurationError
 from infermux.sandbox._runner import Sandbox
-from infermux.sandbox._server import DEFAULT_MODELS
+from infermux.sandbox._server import _BACKEND_MODULES, BUILTIN_BACKENDS, DEFAULT_MODELS
 from infermux.sandbox._stats import DEFAULT_MAX_RECORDS
 
 __all__ = ["build_parser", "main"]
 
+ALL_BACKENDS = (*BUILTIN_BACKENDS, *_BACKEND_MODULES)
+
 
 def build_parser(prog: str = "python -m infermux.sandbox") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="OpenAI + Anthropic API emulator with fault injection.")
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            f"Protocol-faithful emulators of inference APIs ({', '.join(ALL_BACKENDS)}) with fault injection"
+            " (POST /_sandbox/faults, see the README), on one HTTP server."
+        ),
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8089, help="port (0: any free port; the URL is printed)")
     p.add_argument("--keys", default=None, help="comma-separated accepted API keys (default: any non-empty key)")
@@ -36,7 +44,7 @@ def build_parser(prog: str = "python -m infermux.sandbox") -> argparse.ArgumentP
     p.add_argument(
         "--backend",
         default="openai,anthropic",
-        help="comma-separated emulated backends (openai, anthropic, gemini, groq, ollama, tgi, tei, vllm, ovms, opea)",
+        help=f"comma-separated emulated backends, any of: {', '.join(ALL_BACKENDS)} (default openai,anthropic)",
     )
     return p
 
@@ -52,9 +60,9 @@ async def _serve(sandbox: Sandbox) -> None:
         await stop.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m infermux.sandbox") -> int:
     """Run the server until SIGINT/SIGTERM; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     try:
         sandbox = Sandbox(

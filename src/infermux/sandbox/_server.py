@@ -120,6 +120,40 @@ def _bearer(value: str) -> str:
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
+_CONTROL_KEYS = frozenset({"clear", "push", "times", "default", "random", "capacity", "outage"})
+_CONTROL_OBJECT_KEYS = {
+    "capacity": frozenset({"limit", "retry_after_ms"}),
+    "outage": frozenset({"enabled", "requests"}),
+    "random": frozenset({"weights", "seed"}),
+}
+
+
+def _known_keys(what: str, obj: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(str(k) for k in obj if k not in allowed)
+    if unknown:
+        raise ConfigurationError(f"unknown key(s) {unknown} in {what}; known: {sorted(allowed)}")
+
+
+def _parse_pushes(spec: Mapping[str, Any]) -> list[tuple[Fault, int]]:
+    if "push" not in spec:
+        return []
+    items = spec["push"] if isinstance(spec["push"], list) else [spec["push"]]
+    out: list[tuple[Fault, int]] = []
+    for item in items:
+        times = item.get("times", spec.get("times", 1)) if isinstance(item, dict) else spec.get("times", 1)
+        one = {k: v for k, v in item.items() if k != "times"} if isinstance(item, dict) else item
+        out.append((parse_fault(one), int(times)))
+    return out
+
+
+def _check_control(spec: Mapping[str, Any]) -> None:
+    """Refuse keys a control document does not define, at the top and in its objects."""
+    _known_keys("the control document", spec, _CONTROL_KEYS)
+    for key, allowed in _CONTROL_OBJECT_KEYS.items():
+        if isinstance(spec.get(key), Mapping):
+            _known_keys(repr(key), spec[key], allowed)
+
+
 class SandboxApp:
     """Owns the aiohttp application and the state its handlers share (faults, stats, configuration)."""
 
@@ -380,15 +414,14 @@ class SandboxApp:
     # -- control API -----------------------------------------------------------------------------------
 
     def configure(self, spec: Mapping[str, Any]) -> None:
-        """Apply a control document (the JSON of ``POST /_sandbox/faults``); raises ConfigurationError."""
+        """Apply a control document (the JSON of ``POST /_sandbox/faults``, format in the README); raises
+        ConfigurationError, also for a key it does not know (a typo must not be answered with ``ok``)."""
+        _check_control(spec)
+        pushes = _parse_pushes(spec)  # every fault parsed before anything changes: a bad one applies nothing
         if spec.get("clear"):
             self.faults.clear()
-        if "push" in spec:
-            items = spec["push"] if isinstance(spec["push"], list) else [spec["push"]]
-            for item in items:
-                times = item.get("times", spec.get("times", 1)) if isinstance(item, dict) else spec.get("times", 1)
-                one = {k: v for k, v in item.items() if k != "times"} if isinstance(item, dict) else item
-                self.faults.push(parse_fault(one), int(times))
+        for fault, times in pushes:
+            self.faults.push(fault, times)
         if "default" in spec:
             self.faults.set_default(None if spec["default"] is None else parse_fault(spec["default"]))
         if "random" in spec:
@@ -406,7 +439,7 @@ class SandboxApp:
             else:
                 self.faults.set_outage(bool(out))
 
-    def _configure_random(self, rnd: Any) -> None:
+    def _configure_random(self, rnd: Any) -> None:  # keys checked by configure()
         if rnd is None:
             self.faults.set_random(None)
         elif isinstance(rnd, dict) and isinstance(rnd.get("weights"), dict):
