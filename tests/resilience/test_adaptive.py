@@ -10,7 +10,7 @@ from infermux.resilience.queue import PriorityGate
 def test_cut_once_per_generation_and_regrow() -> None:
     clock = FakeClock()
     gate = PriorityGate(40, clock=clock)
-    lim = AdaptiveLimit(gate, 40, clock=clock)
+    lim = AdaptiveLimit(gate, 40, clock=clock, trigger=1)
     started = clock.now()
     clock.advance(0.01)
     lim.on_overload(started, in_flight=40)
@@ -31,7 +31,7 @@ def test_cut_once_per_generation_and_regrow() -> None:
 def test_never_below_one() -> None:
     clock = FakeClock()
     gate = PriorityGate(2, clock=clock)
-    lim = AdaptiveLimit(gate, 2, clock=clock)
+    lim = AdaptiveLimit(gate, 2, clock=clock, trigger=1)
     for _ in range(5):
         clock.advance(1)
         lim.on_overload(clock.now(), in_flight=1)
@@ -49,3 +49,20 @@ async def test_gate_set_limit_admits_waiters() -> None:
     gate.set_limit(2)
     await asyncio.wait_for(waiter, 1)
     assert gate.in_flight == 2
+
+
+def test_a_lone_refusal_is_not_a_capacity_signal() -> None:
+    """Sporadic 429s (about 1 in 20 requests) do not cut the limit; three among the last 20 outcomes do."""
+    clock = FakeClock()
+    gate = PriorityGate(64, clock=clock)
+    lim = AdaptiveLimit(gate, 64, clock=clock)
+    for i in range(400):
+        clock.advance(0.01)
+        if i % 20 == 0:
+            lim.on_overload(clock.now(), 50)
+        else:
+            lim.on_success()
+    assert lim.cuts == 0 and lim.limit == 64
+    for _ in range(3):
+        lim.on_overload(clock.now(), 50)
+    assert lim.cuts == 1 and lim.limit == 25  # half of the 50 in flight

@@ -1,7 +1,8 @@
 """Adaptive concurrency for an endpoint's priority gate: AIMD with a memory of the last good limit.
 
-When the server says it is over capacity (429/529), the limit is cut, once per signal "generation": answers
-to attempts that started before the last cut say nothing new and are ignored. The cut goes back to the last
+When the server says it is over capacity (429/529) *repeatedly* (``trigger`` refusals among the last ``window``
+outcomes: a lone 429 is a statement about one request, not about capacity), the limit is cut, once per signal
+"generation": answers to attempts that started before the last cut say nothing new and are ignored. The cut goes back to the last
 limit known to be good (one that served ``limit`` successes in a row without an overload signal) when there
 is one, else halves the concurrency in flight. Each ``limit`` successes in a row raise the limit by one, up to
 the configured maximum; raising it again to a level that was just refused needs twice as many successes each
@@ -13,6 +14,7 @@ callers wait in the endpoint's queue instead of turning 429s into a retry storm.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Protocol
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -35,6 +37,8 @@ class AdaptiveLimit:
         min_limit: int = 1,
         decrease_factor: float = 0.5,
         clock: Clock = SYSTEM_CLOCK,
+        window: int = 20,
+        trigger: int = 3,
     ) -> None:
         self._gate = gate
         self.max_limit = max_limit
@@ -46,12 +50,18 @@ class AdaptiveLimit:
         self._streak = 0
         self._good: int | None = None  # the highest limit that served `limit` successes with no overload since
         self._refused: dict[int, int] = {}  # limit -> how many times raising to it was refused
+        self._recent: deque[bool] = deque(maxlen=window)  # outcomes since the last cut: True = refused
+        self._trigger = max(1, trigger)
         self.cuts = 0
 
     def on_overload(self, attempt_started_at: float, in_flight: int) -> None:
         """The server refused an attempt for capacity. Cut the limit unless the attempt predates the last cut."""
         if attempt_started_at < self._last_cut:
             return
+        self._recent.append(True)
+        if sum(self._recent) < self._trigger:
+            return
+        self._recent.clear()
         self._refused[self.limit] = min(5, self._refused.get(self.limit, 0) + 1)  # 2**5 == _MAX_PATIENCE
         if self._good is not None and self._good < self.limit:
             new = self._good
@@ -68,6 +78,7 @@ class AdaptiveLimit:
             self._gate.set_limit(new)
 
     def on_success(self) -> None:
+        self._recent.append(False)
         self._streak += 1
         if self._streak < self.limit:
             return
