@@ -2,11 +2,12 @@
 
 When the server says it is over capacity (429/529) *repeatedly* (``trigger`` refusals among the last ``window``
 outcomes: a lone 429 is a statement about one request, not about capacity), the limit is cut, once per signal
-"generation": answers to attempts that started before the last cut say nothing new and are ignored. The cut goes back to the last
-limit known to be good (one that served ``limit`` successes in a row without an overload signal) when there
-is one, else halves the concurrency in flight. Each ``limit`` successes in a row raise the limit by one, up to
-the configured maximum; raising it again to a level that was just refused needs twice as many successes each
-time it is refused (up to 32x), so a client settles on the server's capacity and probes above it rarely.
+"generation": answers to attempts that started before the last cut say nothing new and are ignored. The cut
+goes back to the last limit known to be good (one that served ``limit`` successes in a row without an overload
+signal) when there is one, else halves the concurrency in flight. Each ``limit`` successes in a row raise the
+limit by one, up to the configured maximum; raising it again to a level that was just refused needs twice as
+many successes each time it is refused (up to 32x), so a client settles on the server's capacity and probes
+above it rarely.
 
 With ten times more callers than the server's capacity, the limit converges in a few round trips and the
 callers wait in the endpoint's queue instead of turning 429s into a retry storm.
