@@ -119,7 +119,7 @@ async def test_scenario_b_outage_callers_wait_and_all_succeed() -> None:
             await asyncio.gather(*tasks)
             stats = client.stats()["ep"]
     assert out["ok"] == 150, out
-    # before the breaker opens (20+ failed attempts among the last 50 started), then one probe per 1 s open period
+    # before the breaker opens (20+ failed attempts among the last 50 started), then one probe per 0.5 s open period
     assert into <= 45, into
     assert stats["waits"] > 0 and stats["breaker"]["state"] == "closed"
     first_after = min(t for t, _ in ended if t >= off_at)

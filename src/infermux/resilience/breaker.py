@@ -82,7 +82,7 @@ class BreakerConfig:
     window_calls: int = 50
     window_seconds: float = 10.0
     consecutive_failures: int = 0
-    open_seconds: float = 1.0
+    open_seconds: float = 0.5
     half_open_max_calls: int = 1
     half_open_successes: int = 1
     open_growth: float = 2.0
