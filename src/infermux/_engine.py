@@ -381,8 +381,7 @@ class EngineCore:
             try:
                 result = await call.deadline.run(operation(attempt))
             except BaseException as err:
-                failure = self._share_timeout(err, call)
-                self._record_failure(failure, lease, permit, attempt)
+                failure = self._attempt_failed(err, call, lease, permit, attempt)
                 if failure is err:
                     raise
                 raise failure from err
@@ -390,6 +389,15 @@ class EngineCore:
             return result
         finally:
             self.gate.release()
+
+    def _attempt_failed(
+        self, err: BaseException, call: Call, lease: KeyLease, permit: Permit, attempt: Attempt
+    ) -> BaseException:
+        """Record a failed attempt; returns the exception the caller should see (a share overrun becomes an
+        attempt timeout)."""
+        failure = self._share_timeout(err, call)
+        self._record_failure(failure, lease, permit, attempt)
+        return failure
 
     def _share_timeout(self, err: BaseException, call: Call) -> BaseException:
         """Running out of this endpoint's share of the caller's timeout is an attempt timeout (the endpoint is

@@ -24,22 +24,33 @@ _DIMENSIONS = (
     ("anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
     ("anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"),
 )
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-def parse_duration(text: str) -> float | None:
-    """``"1m30.5s"`` -> 90.5, ``"6ms"`` -> 0.006; ``None`` when it is not such a duration."""
-    text = text.strip().lower()
-    if not text:
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(text: str | None) -> float | None:
+    """A Go-style duration (``"2m59.56s"``, ``"7.66s"``, ``"120ms"``, ``"1h2m"``) or plain seconds (``"12"``)
+    in seconds; ``None`` when absent or not a duration (header values are untrusted)."""
+    if text is None:
         return None
+    s = text.strip()
+    if not s:
+        return None
+    try:
+        v = float(s)
+    except ValueError:
+        pass
+    else:
+        return v if v >= 0 and v == v and v != float("inf") else None
     pos, total = 0, 0.0
-    for m in _PART.finditer(text):
+    for m in _DURATION_PART.finditer(s):
         if m.start() != pos:
             return None
-        total += float(m.group(1)) * _UNIT[m.group(2)]
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
-    return total if pos == len(text) else None
+    return total if pos == len(s) and pos > 0 else None
 
 
 def _reset_seconds(value: str, now: float) -> float | None:

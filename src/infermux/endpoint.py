@@ -473,8 +473,7 @@ class Endpoint(EngineCore):
                         "stream ended without its terminal marker", partial_text=acc.text, provider=self.provider.name
                     )
             except BaseException as err:
-                failure = self._share_timeout(err, call)
-                self._record_failure(failure, lease, permit, attempt)
+                failure = self._attempt_failed(err, call, lease, permit, attempt)
                 if failure is err:
                     raise
                 raise failure from err

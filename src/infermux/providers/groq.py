@@ -15,11 +15,11 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._ratelimit import parse_duration
 from ..errors import APIStatusError, ConfigurationError, OverloadedError
 from ..types import ChatRequest, ChatResponse, ImagePart
 from ._base import Provider, ProviderRequest, header
@@ -205,32 +205,6 @@ class GroqTimingTotals:
 
 
 # --------------------------------------------------------------------------- rate limits
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|us|µs|ns|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def parse_duration(text: str | None) -> float | None:
-    """A Go-style duration (``"2m59.56s"``, ``"7.66s"``, ``"120ms"``, ``"1h2m"``) or plain seconds (``"12"``)
-    in seconds; ``None`` when absent or not a duration (header values are untrusted)."""
-    if text is None:
-        return None
-    s = text.strip()
-    if not s:
-        return None
-    try:
-        v = float(s)
-    except ValueError:
-        pass
-    else:
-        return v if v >= 0 and v == v and v != float("inf") else None
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(s):
-        if m.start() != pos:
-            return None
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    return total if pos == len(s) and pos > 0 else None
 
 
 def _int(headers: Mapping[str, str], name: str) -> int | None:
