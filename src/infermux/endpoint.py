@@ -164,7 +164,9 @@ class Endpoint(EngineCore):
             clock=clock,
         )
         self.adaptive = (
-            AdaptiveLimit(self.gate, config.max_concurrency, clock=clock) if config.adaptive_concurrency else None
+            AdaptiveLimit(self.gate, config.max_concurrency, clock=clock, initial_limit=min(16, config.max_concurrency))
+            if config.adaptive_concurrency
+            else None
         )
         self.counters = EndpointCounters()
         self._static_headers = {k.lower(): v for k, v in config.headers.items()}

@@ -66,3 +66,19 @@ def test_a_lone_refusal_is_not_a_capacity_signal() -> None:
     for _ in range(3):
         lim.on_overload(clock.now(), 50)
     assert lim.cuts == 1 and lim.limit == 25  # half of the 50 in flight
+
+
+def test_slow_start_doubles_until_the_first_refusal() -> None:
+    clock = FakeClock()
+    gate = PriorityGate(64, clock=clock)
+    lim = AdaptiveLimit(gate, 64, clock=clock, initial_limit=16)
+    assert lim.limit == 16 and gate.max_concurrency == 16  # no opening burst of 64
+    for _ in range(16):
+        lim.on_success()
+    assert lim.limit == 32
+    for _ in range(3):
+        lim.on_overload(clock.now(), 32)
+    assert lim.limit == 16  # slow start ends at the first cut; growth is additive from here
+    for _ in range(16):
+        lim.on_success()
+    assert lim.limit == 17

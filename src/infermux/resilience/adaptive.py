@@ -9,6 +9,10 @@ limit by one, up to the configured maximum; raising it again to a level that was
 many successes each time it is refused (up to 32x), so a client settles on the server's capacity and probes
 above it rarely.
 
+With ``initial_limit`` the limit starts there and doubles after each ``limit`` successes in a row (slow start,
+as TCP does) until the first refusal or the maximum: a client does not open with a burst of ``max_limit``
+requests against a server that serves far fewer.
+
 With ten times more callers than the server's capacity, the limit converges in a few round trips and the
 callers wait in the endpoint's queue instead of turning 429s into a retry storm.
 """
@@ -40,6 +44,7 @@ class AdaptiveLimit:
         clock: Clock = SYSTEM_CLOCK,
         window: int = 20,
         trigger: int = 3,
+        initial_limit: int | None = None,
     ) -> None:
         self._gate = gate
         self.max_limit = max_limit
@@ -47,6 +52,10 @@ class AdaptiveLimit:
         self.decrease_factor = decrease_factor
         self._clock = clock
         self.limit = max_limit
+        self._slow_start = initial_limit is not None and initial_limit < max_limit
+        if initial_limit is not None and self._slow_start:
+            self.limit = max(self.min_limit, initial_limit)
+            gate.set_limit(self.limit)
         self._last_cut = float("-inf")
         self._streak = 0
         self._good: int | None = None  # the highest limit that served `limit` successes with no overload since
@@ -63,6 +72,7 @@ class AdaptiveLimit:
         if sum(self._recent) < self._trigger:
             return
         self._recent.clear()
+        self._slow_start = False
         self._refused[self.limit] = min(5, self._refused.get(self.limit, 0) + 1)  # 2**5 == _MAX_PATIENCE
         if self._good is not None and self._good < self.limit:
             new = self._good
@@ -87,6 +97,11 @@ class AdaptiveLimit:
             self._good = self.limit
         if self.limit >= self.max_limit:
             self._streak = 0
+            return
+        if self._slow_start:
+            self._streak = 0
+            self.limit = min(self.max_limit, self.limit * 2)
+            self._gate.set_limit(self.limit)
             return
         patience = min(_MAX_PATIENCE, 2 ** self._refused.get(self.limit + 1, 0))
         if self._streak >= self.limit * patience:
