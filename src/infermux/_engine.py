@@ -138,6 +138,14 @@ class EngineCore:
         """Could a call start here now: breaker CLOSED (or a free HALF_OPEN probe) and a key not blocked."""
         return self.breaker.available() and (self.keys.size == 0 or self.keys.usable_count() > 0)
 
+    def available_at(self) -> float | None:
+        """When an endpoint that is not :meth:`available` may be again (breaker probe time, first key reset), on
+        its clock; ``None`` when it is available now or the time is unknown (a probe in flight, keys disabled)."""
+        if self.available():
+            return None
+        times = [t for t in (self.breaker.retry_at, self.keys.ready_at()) if t is not None]
+        return max(times) if times else None
+
     def has_capacity(self) -> bool:
         """Would a call start at once (a free slot under the current, possibly adaptive, limit; nobody queued)?"""
         gate = self.gate

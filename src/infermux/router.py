@@ -122,11 +122,18 @@ class Router:
         if priority is Priority.HIGH or len(candidates) < 2:
             return
         loop = asyncio.get_running_loop()
+        bound = sum(e.config.max_queue for e in candidates)
         while True:
             up = [e for e in candidates if e.available()]
-            if len(up) < 2 or any(e.has_capacity() for e in up):
+            # nothing can serve now: the steps' panic routing decides; or one can start it now; or the shared queue
+            # is as long as the endpoints' queues together (then an endpoint's own bound applies)
+            if not up or any(e.has_capacity() for e in up) or len(self._waiters) >= bound:
                 return
             wait = 1.0  # re-check at least every second (breaker and key states change without a free slot)
+            for e in candidates:  # ...and when an endpoint that protects itself may take calls again
+                at = e.available_at()
+                if at is not None:
+                    wait = min(wait, max(0.0, at - e.clock.now()))
             if budget is not None and budget.at is not None:
                 wait = min(wait, budget.at - budget.clock.now())
                 if wait <= 0:

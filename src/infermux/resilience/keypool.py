@@ -135,6 +135,13 @@ class KeyPool:
         now = self._clock.now()
         return sum(1 for st in self._keys if not st.disabled and st.blocked_until <= now)
 
+    def ready_at(self) -> float | None:
+        """Clock time at which a key may be leased again when every usable key is blocked; ``None`` otherwise."""
+        if not self._keys or self.usable_count() > 0:
+            return None
+        blocked = [st.blocked_until for st in self._keys if not st.disabled]
+        return min(blocked) if blocked else None
+
     def acquire(self) -> KeyLease:
         """Lease a usable key. Raises KeyPoolExhaustedError (all disabled) or a local RateLimitError (every
         usable key is blocked: quota used up; ``retry_after`` says when the first is free again)."""
