@@ -65,7 +65,11 @@ def test_a_lone_refusal_is_not_a_capacity_signal() -> None:
     assert lim.cuts == 0 and lim.limit == 64
     for _ in range(3):
         lim.on_overload(clock.now(), 50)
-    assert lim.cuts == 1 and lim.limit == 25  # half of the 50 in flight
+    assert lim.cuts == 1 and lim.limit == 63  # a few refusals at the known-good level: one step down
+    clock.advance(0.01)
+    for _ in range(20):  # then nearly everything is refused: capacity dropped, halve what is in flight
+        lim.on_overload(clock.now(), 50)
+    assert lim.limit == 25
 
 
 def test_slow_start_doubles_until_the_first_refusal() -> None:

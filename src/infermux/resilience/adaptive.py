@@ -4,7 +4,8 @@ When the server says it is over capacity (429/529) *repeatedly* (``trigger`` ref
 outcomes: a lone 429 is a statement about one request, not about capacity), the limit is cut, once per signal
 "generation": answers to attempts that started before the last cut say nothing new and are ignored. The cut
 goes back to the last limit known to be good (one that served ``limit`` successes in a row without an overload
-signal) when there is one, one below it when refused at that level, else halves the concurrency in flight.
+signal) when there is one, one below it when a few were refused at that level, else (most refused: capacity
+dropped) halves the concurrency in flight.
 Each ``limit`` successes in a row raise the limit by one, up to the configured maximum; raising it again to a
 level that was just refused needs twice as many successes each time it is refused (up to 32x), so a client
 settles on the server's capacity and probes above it rarely.
@@ -69,15 +70,17 @@ class AdaptiveLimit:
         if attempt_started_at < self._last_cut:
             return
         self._recent.append(True)
-        if sum(self._recent) < self._trigger:
+        refused = sum(self._recent)
+        if refused < self._trigger:
             return
+        mostly_refused = refused * 2 >= len(self._recent)
         self._recent.clear()
         self._slow_start = False
         self._refused[self.limit] = min(5, self._refused.get(self.limit, 0) + 1)  # 2**5 == _MAX_PATIENCE
         if self._good is not None and self._good < self.limit:
             new = self._good
-        elif self._good is not None:  # refused at the level known to be good: capacity shrank a little (or the
-            new = self._good = self.limit - 1  # server still drains the level above): step down, do not halve
+        elif self._good is not None and not mostly_refused:  # a few refusals at the level known to be good: the
+            new = self._good = self.limit - 1  # server drains the level above, or lost a little: step down by one
         else:
             base = min(self.limit, max(in_flight, 1))
             new = int(base * self.decrease_factor)
