@@ -252,7 +252,9 @@ async def test_strategies_order_only_free_endpoints_saturated_ones_go_last() -> 
 
 
 def test_error_categories() -> None:
-    ctx = BadRequestError("x", status_code=400, error_type="invalid_request_error", body={"error": {"code": "context_length_exceeded"}})
+    ctx = BadRequestError(
+        "x", status_code=400, error_type="invalid_request_error", body={"error": {"code": "context_length_exceeded"}}
+    )
     llama = BadRequestError("x", status_code=400, error_type="exceed_context_size_error")
     claude = BadRequestError("x", status_code=400, provider_message="prompt is too long: 210000 tokens > 200000")
     policy = BadRequestError("x", status_code=400, body={"error": {"code": "content_policy_violation"}})

@@ -368,9 +368,7 @@ class AsyncClient:
             raise ConfigurationError(f"health must be a HealthConfig or None, got {type(health).__name__}")
         if on_health_change is not None and health is None:
             health = HealthConfig(probe=False)
-        self.monitor = HealthMonitor(
-            self._endpoints, health, clock=clock, on_change=on_health_change, gate=health is not None
-        )
+        self.monitor = HealthMonitor(self._endpoints, health, on_change=on_health_change, gate=health is not None)
         self.router = Router(self._endpoints, groups or (), health=self.monitor if health is not None else None)
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None

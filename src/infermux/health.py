@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._engine import Attempt
 from ._validate import join_url
-from .errors import InfermuxError
+from .errors import DeadlineExceededError, InfermuxError
 from .providers import ProviderRequest
 from .resilience.breaker import BreakerState
-from .resilience.clock import SYSTEM_CLOCK, Clock
+from .resilience.deadline import Deadline
 from .resilience.health import EndpointHealth, HealthConfig, HealthState
 from .transport import HTTPRequest, Timeouts
 
@@ -74,25 +74,24 @@ def probe_request(ep: Endpoint, timeout: float) -> HTTPRequest:
 
 
 class HealthMonitor:
-    """Health of a set of endpoints. ``gate``: whether the router skips endpoints that are down (a client
-    without a health configuration still reports passive health but does not gate on it)."""
+    """Health of a set of endpoints, each judged and probed on its own clock. ``gate``: whether the router
+    skips endpoints that are down (a client without a health configuration still reports passive health but
+    does not gate on it)."""
 
     def __init__(
         self,
         endpoints: Sequence[Endpoint],
         config: HealthConfig | None = None,
         *,
-        clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
         on_change: HealthCallback | Sequence[HealthCallback] | None = None,
         gate: bool = True,
     ) -> None:
         self.config = config or HealthConfig(probe=False)
         self.gate = gate
-        self._clock = clock
         self._rand = rand
         self._eps = {e.name: e for e in endpoints}
-        self._state = {e.name: EndpointHealth(self.config, clock) for e in endpoints}
+        self._state = {e.name: EndpointHealth(self.config, e.clock) for e in endpoints}
         if on_change is None:
             self._callbacks: list[HealthCallback] = []
         elif callable(on_change):
@@ -122,7 +121,7 @@ class HealthMonitor:
     def state(self, ep: Endpoint) -> HealthState:
         """The endpoint's health now (evaluated on the spot; a change fires the callbacks)."""
         h = self._state[ep.name]
-        now = self._clock.now()
+        now = ep.clock.now()
         c = ep.counters
         verdict, changed = h.update(
             breaker_open=ep.breaker.state is BreakerState.OPEN,
@@ -149,9 +148,9 @@ class HealthMonitor:
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Every endpoint's health as plain data."""
-        now = self._clock.now()
         out: dict[str, dict[str, Any]] = {}
         for name, ep in self._eps.items():
+            now = ep.clock.now()
             st = self.state(ep)
             h = self._state[name]
             c = ep.counters
@@ -186,19 +185,19 @@ class HealthMonitor:
     async def probe(self, ep: Endpoint) -> bool:
         """Probe ``ep`` once now (bounded by ``timeout``); record and return whether it answered 2xx."""
         timeout = self.config.timeout
-        started = self._clock.now()
+        started = ep.clock.now()
         ok, error = False, None
-        try:
-            resp = await asyncio.wait_for(self._send(ep, timeout), timeout)
+        try:  # Deadline, not asyncio.wait_for: before 3.12 wait_for can swallow a cancellation (aclose)
+            resp = await Deadline(ep.clock, timeout).run(self._send(ep, timeout))
             ok = resp < 300
             error = None if ok else f"HTTP {resp}"
-        except asyncio.TimeoutError:
+        except DeadlineExceededError:
             error = f"no answer within {timeout:g}s"
         except InfermuxError as e:
             error = type(e).__name__ + (f" (HTTP {e.status_code})" if e.status_code else "")
         except (OSError, ValueError) as e:  # a transport failure the transport did not type
             error = type(e).__name__
-        self._state[ep.name].record_probe(ok, error=error, seconds=self._clock.now() - started)
+        self._state[ep.name].record_probe(ok, error=error, seconds=ep.clock.now() - started)
         self.state(ep)
         return ok
 
@@ -227,7 +226,7 @@ class HealthMonitor:
         cfg = self.config
         while True:
             delay = cfg.interval * (1.0 + cfg.jitter * (2.0 * self._rand() - 1.0))
-            await self._clock.sleep(delay)
+            await ep.clock.sleep(delay)
             try:
                 await self.probe(ep)
             except Exception:  # noqa: BLE001 - a bug in a probe must not end the endpoint's monitoring: log it, probe again
