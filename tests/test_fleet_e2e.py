@@ -66,7 +66,8 @@ async def test_health_probes_and_forward_progress_gate_a_group_of_real_servers()
             got = [(await c.chat("hello", model="fleet", max_tokens=8)).endpoint for _ in range(4)]
             assert got == ["b"] * 4  # the hung server gets no new calls
             assert b'infermux_health_up{endpoint="a",model="' in exposition(c)
-            assert 'infermux_health_up{endpoint="a",model="%s"} 0.0' % emu.DEFAULT_VLLM_MODEL in exposition(c).decode()
+            down = f'infermux_health_up{{endpoint="a",model="{emu.DEFAULT_VLLM_MODEL}"}} 0.0'
+            assert down in exposition(c).decode()
             hung.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await hung
