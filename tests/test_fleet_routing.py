@@ -464,3 +464,17 @@ async def test_groups_and_health_from_a_toml_file(tmp_path: Path) -> None:
     path.write_text(FLEET_TOML + "\n[extra]\nx = 1\n")
     with pytest.raises(ConfigurationError, match="unknown top-level setting 'extra'"):
         infermux.AsyncClient(config=path, trust_env=False)
+
+
+def test_the_readme_fleet_toml_example_loads(tmp_path: Path) -> None:
+    from infermux.config import load_fleet
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    fleet = readme[readme.index("## Fleet") :]
+    toml = fleet[fleet.index("```toml\n") + 8 : fleet.index("```", fleet.index("```toml\n") + 8)]
+    path = tmp_path / "infermux.toml"
+    path.write_text(toml)
+    loaded = load_fleet(path)
+    assert [e.name for e in loaded.endpoints] == ["local", "hosted", "hosted-long"]
+    assert loaded.groups[0].fallbacks["context_window"] == ("long",) and loaded.health is not None
+    assert loaded.health.stall_after == 60
