@@ -82,6 +82,7 @@ def test_embed_response_to_dict() -> None:
         "latency_s": None,
         "attempts": 1,
         "raw": None,
+        "route": [],  # the endpoints the router tried (none: this response was built by hand)
     }
 
 

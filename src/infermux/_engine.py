@@ -253,9 +253,10 @@ class EngineCore:
             self.counters.retries += 1
         return delay
 
-    def _count_success(self, started: float) -> None:
+    def _count_success(self, started: float, *, stream: bool = False) -> None:
         self.counters.successes += 1
-        self.counters.latencies.append(self.clock.now() - started)
+        now = self.clock.now()
+        self.counters.observe_latency(now - started, now, stream=stream)
 
     def _retry_delay(self, err: InfermuxError, call: Call) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to give up. A 429 on one key is retried at
@@ -422,9 +423,12 @@ class EngineCore:
 
     def _new_attempt(self, call: Call, lease: KeyLease) -> Attempt:
         _log.debug("endpoint %s: request %s attempt %d (key %s)", self.name, call.rid, call.number, lease.label)
-        return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=self.clock.now())
+        now = self.clock.now()
+        self.counters.attempt_started(now)
+        return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=now)
 
     def _record_success(self, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
+        self.counters.attempt_ended(self.clock.now(), answered=True)
         self.keys.release(lease, "success")
         self.breaker.record_success(permit)
         if self.adaptive is not None:
@@ -435,6 +439,10 @@ class EngineCore:
     def _record_failure(self, err: BaseException, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
         if isinstance(err, InfermuxError):
             redact_error(err, self._secrets)
+        # a status error or a malformed body is an answer (progress); a cut, a timeout, a cancellation is not
+        self.counters.attempt_ended(
+            self.clock.now(), answered=isinstance(err, (APIStatusError, MalformedResponseError))
+        )
         outcome = _outcome_for_key(err)
         # the server's own capacity signal (not our key pool's local refusal, which has no status)
         overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None

@@ -21,7 +21,10 @@ from typing import Any, TypeVar
 from .client import AsyncClient, ChatStream, ModelListing
 from .endpoint import Endpoint, EndpointConfig
 from .errors import ConfigurationError
+from .fleet import GroupConfig
+from .health import HealthCallback
 from .resilience.clock import SYSTEM_CLOCK, Clock
+from .resilience.health import HealthConfig
 from .transport import Transport
 from .types import (
     ChatRequest,
@@ -31,6 +34,7 @@ from .types import (
     MessagesInput,
     Priority,
     ResponseFormat,
+    RouteHop,
     StreamEvent,
     TextDelta,
     Tool,
@@ -173,6 +177,10 @@ class SyncChatStream:
         return self._inner.endpoint
 
     @property
+    def route(self) -> tuple[RouteHop, ...]:
+        return self._inner.route
+
+    @property
     def provider(self) -> str | None:
         return self._inner.provider
 
@@ -223,10 +231,22 @@ class Client:
         transport: Transport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         trust_env: bool = True,
+        groups: Sequence[GroupConfig] | None = None,
+        health: HealthConfig | None = None,
+        on_health_change: HealthCallback | None = None,
     ) -> None:
         self._portal = _LoopThread()
         try:
-            self._async = AsyncClient(endpoints, config=config, transport=transport, clock=clock, trust_env=trust_env)
+            self._async = AsyncClient(
+                endpoints,
+                config=config,
+                transport=transport,
+                clock=clock,
+                trust_env=trust_env,
+                groups=groups,
+                health=health,
+                on_health_change=on_health_change,
+            )
         except BaseException:
             self._portal.close()
             raise
@@ -246,6 +266,8 @@ class Client:
         timeout: float | None = None,
         request_id: str | None = None,
         fail_fast: bool = False,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
         model: str | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -271,6 +293,8 @@ class Client:
                 timeout=timeout,
                 request_id=request_id,
                 fail_fast=fail_fast,
+                endpoints=endpoints,
+                strategy=strategy,
                 model=model,
                 temperature=temperature,
                 top_p=top_p,
@@ -298,6 +322,8 @@ class Client:
         timeout: float | None = None,
         request_id: str | None = None,
         fail_fast: bool = False,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
         model: str | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -324,6 +350,8 @@ class Client:
             request_id=request_id,
             fail_fast=fail_fast,
             resume=resume,
+            endpoints=endpoints,
+            strategy=strategy,
             model=model,
             temperature=temperature,
             top_p=top_p,
@@ -356,6 +384,8 @@ class Client:
         fail_fast: bool = False,
         extra_headers: Mapping[str, str] | None = None,
         max_retries: int | None = None,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
     ) -> EmbedResponse:
         """Embed one text or several (``.vectors``: one vector per input); see :meth:`AsyncClient.embed`."""
         return self._portal.run(
@@ -371,6 +401,8 @@ class Client:
                 fail_fast=fail_fast,
                 extra_headers=extra_headers,
                 max_retries=max_retries,
+                endpoints=endpoints,
+                strategy=strategy,
             )
         )
 
@@ -388,6 +420,19 @@ class Client:
 
     async def _stats(self) -> dict[str, Any]:
         return self._async.stats()
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Every endpoint's health (read on the loop thread); see :meth:`AsyncClient.health`."""
+        if self._portal.closed:
+            return self._async.health()
+        return self._portal.run(self._health)
+
+    async def _health(self) -> dict[str, Any]:
+        return self._async.health()
+
+    def check_health(self) -> dict[str, bool]:
+        """Probe every endpoint once now; see :meth:`AsyncClient.check_health`."""
+        return self._portal.run(self._async.check_health)
 
     def close(self) -> None:
         """Cancel calls still running (their callers get :class:`ConfigurationError`), close the transports and

@@ -22,16 +22,21 @@ import uuid
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
-from .errors import ConfigurationError, DeadlineExceededError, InfermuxError
+from .errors import ConfigurationError, InfermuxError
+from .fleet import GroupConfig
+from .health import HealthCallback, HealthMonitor
 from .providers import ProviderRequest
 from .providers._common import parse_model_ids
 from .resilience.clock import SYSTEM_CLOCK, Clock
-from .router import Budget, Router, can_fall_back
+from .resilience.health import HealthConfig
+from .router import Budget, Router, Target
+from .strategies import prefix_key
 from .transport import Transport
 from .types import (
     ChatRequest,
@@ -41,6 +46,7 @@ from .types import (
     MessagesInput,
     Priority,
     ResponseFormat,
+    RouteHop,
     StreamAccumulator,
     StreamEvent,
     TextDelta,
@@ -238,6 +244,12 @@ class ChatStream:
         self._done = False
         self._on_start = on_start
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self.route_hops: list[RouteHop] = []  # filled by the event source (it holds this list, not the stream)
+
+    @property
+    def route(self) -> tuple[RouteHop, ...]:
+        """The endpoints tried so far, in order, and why each was left (see :class:`RouteHop`)."""
+        return tuple(self.route_hops)
 
     @property
     def endpoint(self) -> str | None:
@@ -293,6 +305,7 @@ class ChatStream:
             provider_request_id=info.provider_request_id,
             latency_s=info.latency_s,
             attempts=max(1, info.attempts),
+            route=tuple(self.route_hops),
         )
 
     async def aclose(self) -> None:
@@ -313,8 +326,14 @@ class AsyncClient:
     """A client over one or more endpoints, with routing and fallback in the configured order.
 
     ``endpoints`` may be :class:`EndpointConfig` or ready :class:`Endpoint` objects. Without endpoints,
-    ``config`` (a TOML/YAML file path) is read; without both, the environment (see
-    :func:`infermux.config.endpoints_from_env`) when ``trust_env`` is true.
+    ``config`` (a TOML/YAML/JSON file path: endpoints, groups, health) is read; without both, the environment
+    (see :func:`infermux.config.endpoints_from_env`) when ``trust_env`` is true.
+
+    ``groups``: model groups (:class:`~infermux.fleet.GroupConfig`): a call whose ``model`` names a group is
+    routed over its endpoints with its strategy and fallback groups. ``health``: watch the endpoints
+    (:class:`~infermux.resilience.health.HealthConfig`: active probes, forward progress) and skip those that
+    are down; ``on_health_change(endpoint, old, new, reason)`` is called on every change (given alone, it
+    turns on passive health: breaker and forward progress, without probes).
     """
 
     def __init__(
@@ -325,12 +344,18 @@ class AsyncClient:
         transport: Transport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         trust_env: bool = True,
+        groups: Sequence[GroupConfig] | None = None,
+        health: HealthConfig | None = None,
+        on_health_change: HealthCallback | None = None,
     ) -> None:
         from . import config as _config
 
         if endpoints is None:
             if config is not None:
-                endpoints = _config.load_config(config)
+                fleet = _config.load_fleet(config)
+                endpoints = fleet.endpoints
+                groups = [*fleet.groups, *(groups or ())]
+                health = health or fleet.health
             elif trust_env:
                 endpoints = _config.endpoints_from_env()
             if not endpoints:
@@ -339,7 +364,12 @@ class AsyncClient:
                     " or set INFERMUX_CONFIG / INFERMUX_BASE_URL"
                 )
         self._endpoints = build_endpoints(endpoints, transport=transport, clock=clock)
-        self.router = Router(self._endpoints)
+        if health is not None and not isinstance(health, HealthConfig):
+            raise ConfigurationError(f"health must be a HealthConfig or None, got {type(health).__name__}")
+        if on_health_change is not None and health is None:
+            health = HealthConfig(probe=False)
+        self.monitor = HealthMonitor(self._endpoints, health, on_change=on_health_change, gate=health is not None)
+        self.router = Router(self._endpoints, groups or (), health=self.monitor if health is not None else None)
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -348,6 +378,7 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            self.monitor.start()  # the probe loops run on the client's loop (when probes are on)
         elif self._loop is not loop:
             raise ConfigurationError(
                 "this AsyncClient is used by another event loop than the one of its first call (two"
@@ -371,28 +402,49 @@ class AsyncClient:
         timeout: float | None = None,
         request_id: str | None = None,
         fail_fast: bool = False,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
         **params: Unpack[ChatParams],
     ) -> ChatResponse:
         """One chat completion. ``params`` are :func:`build_chat_request`'s (model, temperature,
         max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra, extra_headers,
         max_retries), see :class:`ChatParams`.
         ``timeout`` bounds the whole call, fallbacks included; ``fail_fast`` refuses at once instead of waiting
-        while every endpoint protects itself (breaker open, key quota used up)."""
+        while every endpoint protects itself (breaker open, key quota used up). ``model`` may name a group;
+        ``endpoints`` (names) and ``strategy`` override the group's for this call. The response's ``route``
+        lists the endpoints tried."""
         _check_params("AsyncClient.chat", params)
         self._bind_loop()
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
-        cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        target, req = self._target(req, endpoint, endpoints, strategy)
         budget = Budget(self._clock, timeout)
         return await self.router.run(
-            cands,
+            target,
             lambda ep, st: ep.chat(
                 req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
             ),
             budget,
             fail_fast=fail_fast,
             priority=priority,
+            refused=_refused,
         )
+
+    def _target(
+        self, req: ChatRequest, endpoint: str | None, endpoints: Sequence[str] | None, strategy: str | None
+    ) -> tuple[Target, ChatRequest]:
+        """The call's routing target, and the request as its endpoints get it (a group's name is not a model:
+        each member answers with its own)."""
+        target = self.router.target(
+            model=req.model,
+            endpoint=endpoint,
+            endpoints=endpoints,
+            strategy=strategy,
+            key=functools.partial(_chat_prefix, req),
+        )
+        if target.group is not None and req.model is not None:
+            req = replace(req, model=None)
+        return target, req
 
     def stream(
         self,
@@ -404,21 +456,32 @@ class AsyncClient:
         request_id: str | None = None,
         fail_fast: bool = False,
         resume: bool | None = None,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
         **params: Unpack[ChatParams],
     ) -> ChatStream:
         """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
         only while no content has reached the caller; after that a broken stream is resumed on its endpoint
         (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`). ``params`` as
-        in :meth:`chat`."""
+        in :meth:`chat` (``model`` may name a group; ``endpoints``, ``strategy``); ``stream.route`` and the final
+        response's ``route`` list the endpoints tried."""
         _check_params("AsyncClient.stream", params)
         req = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
-        cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        target, req = self._target(req, endpoint, endpoints, strategy)
         budget = Budget(self._clock, timeout)
         stream = ChatStream(rid, on_start=self._bind_loop)
         stream.attach(
             self._stream_events(
-                stream.info, req, cands, priority=priority, budget=budget, rid=rid, fail_fast=fail_fast, resume=resume
+                stream.info,
+                req,
+                target,
+                priority=priority,
+                budget=budget,
+                rid=rid,
+                fail_fast=fail_fast,
+                resume=resume,
+                hops=stream.route_hops,
             )
         )
         return stream
@@ -427,18 +490,18 @@ class AsyncClient:
         self,
         info: StreamInfo,
         req: ChatRequest,
-        cands: list[Endpoint],
+        target: Target,
         *,
         priority: Priority,
         budget: Budget,
         rid: str,
         fail_fast: bool,
         resume: bool | None,
+        hops: list[RouteHop],
     ) -> AsyncGenerator[StreamEvent, None]:
-        errors: list[InfermuxError] = []
-        await self.router.await_capacity(cands, budget, priority)
+        routing = self.router.routing(target, budget, fail_fast=fail_fast, priority=priority)
         try:
-            for ep, st in self.router.steps(cands, budget, fail_fast=fail_fast):
+            async for ep, st in routing:
                 delivered = False
                 try:
                     events_ = ep.stream(
@@ -455,16 +518,17 @@ class AsyncClient:
                         async for ev in events:
                             delivered = True
                             yield ev
-                    return
                 except InfermuxError as e:
-                    errors.append(e)
-                    if delivered or not can_fall_back(e):
+                    routing.failed(ep, e)
+                    if delivered:  # content reached the caller: no other endpoint can take over (resumed above)
+                        e.route = routing.route()
                         raise
-        except DeadlineExceededError as e:
-            if not errors:
-                raise
-            errors.append(e)
-        raise self.router.all_failed(errors)
+                    continue
+                routing.succeeded(ep, None)
+                return
+            routing.outcome()  # raises the final error
+        finally:
+            hops[:] = routing.route()
 
     async def embed(
         self,
@@ -480,8 +544,12 @@ class AsyncClient:
         fail_fast: bool = False,
         extra_headers: Mapping[str, str] | None = None,
         max_retries: int | None = None,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
     ) -> EmbedResponse:
-        """Embed one text or several: ``.vectors`` holds one vector per input, in order."""
+        """Embed one text or several: ``.vectors`` holds one vector per input, in order. ``model`` may name a
+        group (``endpoints``, ``strategy`` as in :meth:`chat`); the response's ``route`` lists the endpoints
+        tried."""
         self._bind_loop()
         if isinstance(inputs, EmbedRequest):
             req = inputs
@@ -499,10 +567,18 @@ class AsyncClient:
                 max_retries=max_retries,
             )
         rid = request_id or uuid.uuid4().hex
-        cands = self.router.candidates(model=req.model, endpoint=endpoint)
+        target = self.router.target(
+            model=req.model,
+            endpoint=endpoint,
+            endpoints=endpoints,
+            strategy=strategy,
+            key=functools.partial(prefix_key, req.inputs),
+        )
+        if target.group is not None and req.model is not None:
+            req = replace(req, model=None)
         budget = Budget(self._clock, timeout)
         return await self.router.run(
-            cands,
+            target,
             lambda ep, st: ep.embed(
                 req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
             ),
@@ -547,8 +623,22 @@ class AsyncClient:
         """A plain-data snapshot of every endpoint's counters, queue, breaker and keys."""
         return {ep.name: ep.stats() for ep in self._endpoints}
 
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Every endpoint's health as plain data: ``state`` (``up``/``down``), ``reason``, how long in it,
+        whether routing is gated on it, breaker, forward progress (attempts running, stalled for, last
+        progress) and the last active probe. Without a ``health`` configuration it reports passive health
+        only (and routing does not use it)."""
+        return self.monitor.report()
+
+    async def check_health(self) -> dict[str, bool]:
+        """Probe every endpoint once now (its health route, else its model list); ``{name: answered 2xx}``."""
+        self._bind_loop()
+        return await self.monitor.probe_all()
+
     async def aclose(self) -> None:
-        """Close every endpoint's connections; the client may then be used again, from any loop."""
+        """Close every endpoint's connections and stop health probes; the client may then be used again,
+        from any loop."""
+        await self.monitor.aclose()
         for ep in self._endpoints:
             await ep.aclose()
         self._loop = None
@@ -560,6 +650,15 @@ class AsyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _refused(resp: ChatResponse) -> bool:
+    return resp.finish_reason == "content_filter"
+
+
+def _chat_prefix(req: ChatRequest, chars: int) -> str:
+    """The start of the prompt (roles and texts), the affinity key of ``prefix_affinity``."""
+    return prefix_key((f"{m.role}:{m.text}" for m in req.messages), chars)
 
 
 def __getattr__(name: str) -> Any:

@@ -19,6 +19,18 @@ File shape (TOML; YAML the same keys)::
     [endpoints.limits]                 # response size bounds in bytes (default 128 MiB each)
     max_body_bytes = 67108864
 
+    [[groups]]                         # a logical model served by several endpoints (infermux.fleet)
+    name = "chat"
+    endpoints = ["local", "hosted"]
+    strategy = "weighted"              # ordered, round_robin, weighted, least_loaded, lowest_latency, prefix_affinity
+    weights = { local = 3, hosted = 0.5 }
+    [groups.fallbacks]                 # error class -> groups to try next
+    context_window = ["long"]
+
+    [health]                           # HealthConfig fields: active probes, forward progress
+    interval = 10
+    stall_after = 60
+
 Environment (when no endpoints and no file are given): ``INFERMUX_CONFIG`` (a file path), else one endpoint
 from ``INFERMUX_PROVIDER`` (default ``openai``), ``INFERMUX_BASE_URL``, ``INFERMUX_MODEL`` and
 ``INFERMUX_API_KEY`` (comma-separated for a key pool), else ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``
@@ -34,16 +46,19 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .endpoint import EndpointConfig
 from .errors import ConfigurationError
+from .fleet import GroupConfig, group_from_dict
 from .resilience.breaker import BreakerConfig
+from .resilience.health import HealthConfig
 from .resilience.retry import RetryPolicy
 from .transport import Limits, Timeouts
 
-__all__ = ["endpoint_from_dict", "endpoints_from_env", "load_config"]
+__all__ = ["Fleet", "endpoint_from_dict", "endpoints_from_env", "load_config", "load_fleet"]
 
 _NESTED = {"retry": RetryPolicy, "breaker": BreakerConfig, "timeouts": Timeouts, "limits": Limits}
 
@@ -120,8 +135,45 @@ def _read_file(path: Path) -> Any:
     raise ConfigurationError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
 
 
-def load_config(path: str | Path) -> list[EndpointConfig]:
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """What a config file describes: endpoints, model groups and the health configuration."""
+
+    endpoints: list[EndpointConfig]
+    groups: list[GroupConfig] = field(default_factory=list)
+    health: HealthConfig | None = None
+
+
+def load_fleet(path: str | Path) -> Fleet:
+    """Endpoints, ``[[groups]]`` and ``[health]`` of a config file (unknown top-level tables are refused)."""
     data = _read_file(Path(path))
+    endpoints = _endpoints(path, data)
+    assert isinstance(data, Mapping)
+    unknown = [k for k in data if k not in ("endpoints", "groups", "health")]
+    if unknown:
+        raise ConfigurationError(f"{path}: unknown top-level setting {unknown[0]!r}; known: endpoints, groups, health")
+    raw_groups = data.get("groups", [])
+    if not isinstance(raw_groups, list) or not all(isinstance(g, Mapping) for g in raw_groups):
+        raise ConfigurationError(f"{path}: 'groups' must be a list of tables ([[groups]])")
+    groups = [group_from_dict(g) for g in raw_groups]
+    raw_health = data.get("health")
+    health = None
+    if raw_health is not None:
+        if not isinstance(raw_health, Mapping):
+            raise ConfigurationError(f"{path}: 'health' must be a table ([health])")
+        try:
+            health = HealthConfig(**raw_health)
+        except TypeError as e:
+            raise ConfigurationError(f"{path}: bad health settings: {e}") from e
+    return Fleet(endpoints, groups, health)
+
+
+def load_config(path: str | Path) -> list[EndpointConfig]:
+    """The endpoints of a config file (see :func:`load_fleet` for groups and health too)."""
+    return _endpoints(path, _read_file(Path(path)))
+
+
+def _endpoints(path: str | Path, data: Any) -> list[EndpointConfig]:
     items = data.get("endpoints") if isinstance(data, Mapping) else None
     if not isinstance(items, list) or not items:
         raise ConfigurationError(f"{path}: needs a non-empty 'endpoints' list")

@@ -427,7 +427,12 @@ class Endpoint(EngineCore):
                 try:
                     async with aclosing(self._stream_attempt(preq, call, info)) as events:
                         async for ev in events:
+                            first = not splice.content
                             for out in splice.feed(ev):
+                                if first and splice.content:  # the first content reaches the caller
+                                    first = False
+                                    now = self.clock.now()
+                                    self.counters.observe_ttft(now - call.started, now)
                                 yield out
                     for out in splice.end():
                         yield out
@@ -445,7 +450,7 @@ class Endpoint(EngineCore):
                         self.counters.resumes += 1
                         yield StreamResumed(self.name, self.name, call.number + 1, len(text), type(err).__name__)
                     continue
-                self._count_success(call.started)
+                self._count_success(call.started, stream=True)
                 return
         except InfermuxError:
             raise  # counted by _after_error
@@ -497,6 +502,7 @@ class Endpoint(EngineCore):
                     chunk = await deadline.run(chunks.__anext__())
                 except StopAsyncIteration:
                     break
+                self.counters.progressed(self.clock.now())
                 for ev in parser.feed(chunk):
                     self._check_stream_event(ev, acc)
                     yield ev

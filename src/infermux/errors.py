@@ -94,6 +94,9 @@ class InfermuxError(Exception):
     #: the endpoint's circuit-breaker state when the call gave up ("open" when the breaker opened during the
     #: call's own retries and the deadline could not wait for a probe); ``None`` when it played no part
     breaker_state: str | None = None
+    #: the endpoints the router tried, in order, and why it left each (``infermux.types.RouteHop`` values);
+    #: empty when the error did not come through the router
+    route: tuple[Any, ...] = ()
 
     def __init__(
         self,
@@ -142,6 +145,7 @@ class InfermuxError(Exception):
         out["retry_after"] = self.retry_after
         out["attempts"] = self.attempts
         out["breaker_state"] = self.breaker_state
+        out["route"] = [hop.to_dict() for hop in self.route]
         return out
 
     def __str__(self) -> str:

@@ -20,9 +20,18 @@ Rules (see the README's "What every call goes through"):
   endpoint's queue: the endpoints' capacity is shared like one server pool's, none idles while another has a
   backlog. The wait is bounded by the call's deadline.
 - **Time is kept for the fallbacks.** With a caller ``timeout``, an endpoint gets an equal share of what is
-  left (``remaining / endpoints left``); running out of a share is an attempt timeout for that endpoint (a
-  breaker failure: a hanging endpoint is unhealthy) and the router moves on with the rest. The last endpoint
-  gets all that remains. Without a ``timeout`` each endpoint uses its own retry policy's deadline.
+  left (``remaining / endpoints left``, one more share kept while a fallback group may follow); running out
+  of a share is an attempt timeout for that endpoint (a breaker failure: a hanging endpoint is unhealthy) and
+  the router moves on with the rest. The last endpoint gets all that remains. Without a ``timeout`` each
+  endpoint uses its own retry policy's deadline.
+- **Groups and strategies.** A call whose model names a group (:class:`~infermux.fleet.GroupConfig`) goes to
+  the group's endpoints; the group's strategy (or the call's) orders the *free* ones (see
+  :mod:`infermux.strategies`); the rules above stay around it. Endpoints that health monitoring finds down
+  are skipped like open breakers (and used like them when nothing else is left).
+- **Fallback groups.** When a group cannot answer, the class of its error picks the next groups
+  (:meth:`GroupConfig.fallbacks_for`); a ``content_filter`` answer does the same when ``content_policy``
+  fallbacks are configured (the refusal is returned if none answers). Every response and error carries its
+  ``route`` (:class:`~infermux.types.RouteHop`: each endpoint tried, in order, and why it was left).
 """
 
 from __future__ import annotations
@@ -31,8 +40,9 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from ._routing import Group, Routing, Target
 from .endpoint import Endpoint
 from .errors import (
     AllEndpointsFailedError,
@@ -42,10 +52,15 @@ from .errors import (
     InfermuxError,
     UnprocessableEntityError,
 )
+from .fleet import GroupConfig
 from .resilience.clock import Clock
+from .strategies import Strategy, make_strategy
 from .types import Priority
 
-__all__ = ["Budget", "Router", "Step", "can_fall_back"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .health import HealthMonitor
+
+__all__ = ["Budget", "Group", "Router", "Routing", "Step", "Target", "can_fall_back"]
 
 T = TypeVar("T")
 
@@ -80,7 +95,8 @@ class Budget:
         self.at = None if timeout is None else clock.now() + timeout
 
     def share(self, ep: Endpoint, endpoints_left: int) -> tuple[float | None, bool]:
-        """``(seconds for ep, whether that is a share)``; raises once nothing is left."""
+        """``(seconds for ep, whether that is a share)``; raises once nothing is left. ``endpoints_left``
+        counts ``ep`` and every endpoint (or reserved share) after it."""
         if self.at is None:
             return None, False
         rem = self.at - self.clock.now()
@@ -96,15 +112,57 @@ class Budget:
 
 
 class Router:
-    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        groups: Sequence[GroupConfig] = (),
+        *,
+        health: HealthMonitor | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         if not endpoints:
             raise ConfigurationError("a client needs at least one endpoint")
         self.endpoints = list(endpoints)
         self._by_name = {e.name: e for e in self.endpoints}
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.health = health
+        self.clock = clock or self.endpoints[0].clock
+        self.groups: dict[str, Group] = {}
+        for cfg in groups:
+            self._add_group(cfg)
+        for g in self.groups.values():
+            for names in g.config.fallbacks.values():
+                missing = [n for n in names if n not in self.groups]
+                if missing:
+                    raise ConfigurationError(
+                        f"group {g.name!r}: fallback group {missing[0]!r} is not configured"
+                        f" (groups: {', '.join(self.groups)})"
+                    )
+        self._loose: dict[str, Strategy] = {}  # strategies of calls outside any group (per-call override)
         if len(self.endpoints) > 1:
             for e in self.endpoints:
                 e.gate.on_free.append(self._slot_freed)
+
+    def _add_group(self, g: GroupConfig) -> None:
+        if not isinstance(g, GroupConfig):
+            raise ConfigurationError(f"groups must be GroupConfig values, got {type(g).__name__}")
+        if g.name in self.groups:
+            raise ConfigurationError(f"two groups are named {g.name!r}")
+        members: list[Endpoint] = []
+        for name in g.endpoints:
+            ep = self._by_name.get(name)
+            if ep is None:
+                raise ConfigurationError(
+                    f"group {g.name!r}: unknown endpoint {name!r}; configured: {', '.join(self._by_name)}"
+                )
+            if not ep.config.model:
+                raise ConfigurationError(
+                    f"group {g.name!r}: endpoint {name!r} has no default model (each member of a group answers"
+                    " with its own model: set EndpointConfig.model)",
+                    endpoint=name,
+                )
+            members.append(ep)
+        self.groups[g.name] = Group(g, members)
 
     def _slot_freed(self) -> None:
         while self._waiters:
@@ -112,6 +170,10 @@ class Router:
             if not fut.done():
                 fut.set_result(None)
                 return
+
+    def usable(self, ep: Endpoint) -> bool:
+        """Could a call start at ``ep`` now: :meth:`Endpoint.available` and not found down by health checks."""
+        return ep.available() and not (self.health is not None and self.health.is_down(ep))
 
     async def await_capacity(
         self, candidates: Sequence[Endpoint], budget: Budget | None, priority: Priority = Priority.NORMAL
@@ -124,7 +186,7 @@ class Router:
         loop = asyncio.get_running_loop()
         bound = sum(e.config.max_queue for e in candidates)
         while True:
-            up = [e for e in candidates if e.available()]
+            up = [e for e in candidates if self.usable(e)]
             # nothing can serve now: the steps' panic routing decides; or one can start it now; or the shared queue
             # is as long as the endpoints' queues together (then an endpoint's own bound applies)
             if not up or any(e.has_capacity() for e in up) or len(self._waiters) >= bound:
@@ -158,58 +220,123 @@ class Router:
         if endpoint is not None:
             return [self.get(endpoint)]
         if model is not None:
+            group = self.groups.get(model)
+            if group is not None:
+                return list(group.endpoints)
             serving = [e for e in self.endpoints if model in e.config.models or model == e.config.model]
             if serving:
                 return serving
         return list(self.endpoints)
 
-    @staticmethod
-    def plan(candidates: Sequence[Endpoint]) -> list[Endpoint]:
-        """The order to try: endpoints that can start a call now (configured order), then the saturated ones
-        (least loaded first), then the ones protecting themselves (by when they recover)."""
+    def target(
+        self,
+        *,
+        model: str | None = None,
+        endpoint: str | None = None,
+        endpoints: Sequence[str] | None = None,
+        strategy: str | None = None,
+        key: Callable[[int], str | None] | None = None,
+    ) -> Target:
+        """What a call is routed over: its group (when ``model`` names one), the endpoints (``endpoint``, or
+        the per-call list ``endpoints``, else the group's or those serving ``model``) and the strategy (the
+        call's ``strategy``, else the group's). ``key(chars)`` gives the prompt prefix for affinity."""
+        group = self.groups.get(model) if model is not None else None
+        if endpoint is not None and endpoints is not None:
+            raise ConfigurationError("give endpoint= (one) or endpoints= (a list), not both")
+        if endpoints is not None:
+            if isinstance(endpoints, str) or not isinstance(endpoints, Sequence) or not endpoints:
+                raise ConfigurationError(f"endpoints must be a non-empty list of endpoint names, got {endpoints!r}")
+            cands = [self.get(n) for n in dict.fromkeys(endpoints)]
+        elif endpoint is not None:
+            cands = [self.get(endpoint)]
+        else:
+            cands = self.candidates(model=model)
+        strat: Strategy | None = None
+        if group is not None:
+            strat = group.strategy(strategy)
+        elif strategy is not None:
+            strat = self._loose.get(strategy)
+            if strat is None:
+                strat = self._loose[strategy] = make_strategy(strategy)
+        return Target(group, cands, strat, key)
+
+    def group_target(self, name: str, base: Target) -> Target:
+        """The target of fallback group ``name`` for a call first routed as ``base``."""
+        group = self.groups[name]
+        return Target(group, list(group.endpoints), group.strategy(None), base.key)
+
+    def plan(
+        self, candidates: Sequence[Endpoint], strategy: Strategy | None = None, key: str | None = None
+    ) -> list[Endpoint]:
+        """The order to try: endpoints that can start a call now (in the strategy's order, else the configured
+        one), then the saturated ones (least loaded first), then the ones protecting themselves or found down
+        (by when they recover)."""
         if len(candidates) == 1:
             return list(candidates)
-        up = [e for e in candidates if e.available()]
+        up = [e for e in candidates if self.usable(e)]
         free = [e for e in up if e.has_capacity()]
+        if strategy is not None and len(free) > 1:
+            free = strategy.order(free, candidates, key, self.clock.now())
         busy = sorted((e for e in up if not e.has_capacity()), key=lambda e: e.load())
-        down = sorted((e for e in candidates if not e.available()), key=lambda e: e.breaker.retry_at or 0.0)
+        down = sorted((e for e in candidates if e not in up), key=lambda e: e.breaker.retry_at or 0.0)
         return free + busy + down
 
     def steps(
-        self, candidates: Sequence[Endpoint], budget: Budget | None = None, *, fail_fast: bool = False
+        self,
+        candidates: Sequence[Endpoint],
+        budget: Budget | None = None,
+        *,
+        fail_fast: bool = False,
+        strategy: Strategy | None = None,
+        key: str | None = None,
+        reserve: int = 0,
     ) -> Iterator[tuple[Endpoint, Step]]:
-        """Each endpoint to try, in order, with how to try it (evaluated when the previous one has failed)."""
-        order = self.plan(candidates)
+        """Each endpoint to try, in order, with how to try it (evaluated when the previous one has failed).
+        ``reserve``: shares of the budget kept for what may follow (fallback groups)."""
+        order = self.plan(candidates, strategy, key)
         for i, ep in enumerate(order):
-            wait = not fail_fast and not any(e.available() for e in order[i + 1 :])
-            timeout, share = budget.share(ep, len(order) - i) if budget is not None else (None, False)
+            wait = not fail_fast and not any(self.usable(e) for e in order[i + 1 :])
+            left = len(order) - i + reserve
+            timeout, share = budget.share(ep, left) if budget is not None else (None, False)
             yield ep, Step(wait, timeout, share)
+
+    def routing(
+        self,
+        target: Target | Sequence[Endpoint],
+        budget: Budget | None = None,
+        *,
+        fail_fast: bool = False,
+        priority: Priority = Priority.NORMAL,
+    ) -> Routing:
+        """One call's way through the router (iterate it for ``(endpoint, step)``; see :class:`Routing`)."""
+        if not isinstance(target, Target):
+            target = Target(None, list(target), None, None)
+        return Routing(self, target, budget, fail_fast=fail_fast, priority=priority)
 
     async def run(
         self,
-        candidates: Sequence[Endpoint],
+        target: Target | Sequence[Endpoint],
         fn: Callable[[Endpoint, Step], Awaitable[T]],
         budget: Budget | None = None,
         *,
         fail_fast: bool = False,
         priority: Priority = Priority.NORMAL,
+        refused: Callable[[T], bool] | None = None,
     ) -> T:
-        errors: list[InfermuxError] = []
-        await self.await_capacity(candidates, budget, priority)
-        try:
-            for ep, step in self.steps(candidates, budget, fail_fast=fail_fast):
-                try:
-                    return await fn(ep, step)
-                except InfermuxError as e:
-                    errors.append(e)
-                    if not can_fall_back(e):
-                        raise
-        except DeadlineExceededError as e:  # the budget ran out between endpoints
-            if errors:
-                errors.append(e)
-                raise self.all_failed(errors) from None
-            raise
-        raise self.all_failed(errors)
+        """Call ``fn`` on the endpoints in turn until one answers; ``refused(result)``: the answer is a content
+        filter's refusal (a ``content_policy`` fallback group is tried, the refusal returned if none answers).
+        The result (a response dataclass with a ``route`` field) and the error carry the route."""
+        routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
+        async for ep, step in routing:
+            try:
+                result = await fn(ep, step)
+            except InfermuxError as e:
+                routing.failed(ep, e)
+                continue
+            if refused is not None and refused(result) and routing.refusal(ep, result):
+                continue
+            return routing.succeeded(ep, result)  # type: ignore[no-any-return]
+        return routing.outcome()  # type: ignore[no-any-return]
 
     @staticmethod
     def all_failed(errors: list[InfermuxError]) -> InfermuxError:

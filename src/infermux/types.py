@@ -29,6 +29,7 @@ __all__ = [
     "Part",
     "Priority",
     "ResponseFormat",
+    "RouteHop",
     "StreamAccumulator",
     "StreamError",
     "StreamEvent",
@@ -400,6 +401,27 @@ class EmbedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteHop:
+    """One endpoint a call was sent to, in order: ``outcome`` is ``"ok"`` for the one that answered, else the
+    error class that made the router leave it; ``reason`` says why it moved on (plain data, no secrets)."""
+
+    endpoint: str
+    group: str | None
+    outcome: str
+    reason: str | None = None
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "group": self.group,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
@@ -428,6 +450,8 @@ class ChatResponse:
     latency_s: float | None = None
     attempts: int = 1
     raw: Any = None
+    #: the endpoints the router tried, in order, and why it left each (:class:`RouteHop`)
+    route: tuple[RouteHop, ...] = ()
 
     def json(self) -> Any:
         """Parse the reply ``text`` as JSON (for JSON mode / ``response_format``). To serialize the whole
@@ -465,6 +489,8 @@ class EmbedResponse:
     latency_s: float | None = None
     attempts: int = 1
     raw: Any = None
+    #: the endpoints the router tried, in order, and why it left each (:class:`RouteHop`)
+    route: tuple[RouteHop, ...] = ()
 
     @property
     def dimensions(self) -> int:

@@ -82,6 +82,9 @@ class Provider:
     parse_models: Callable[[bytes, Mapping[str, str]], list[str]] | None = None
     capabilities: frozenset[str] = frozenset()
     description: str = ""
+    #: the route an active health probe GETs (2xx = up), relative to the server root (the base URL without a
+    #: trailing ``/v1``-style version segment); ``None``: the provider has none and probes list the models
+    health_path: str | None = None
 
     def provider_request_id(self, headers: Mapping[str, str]) -> str | None:
         return first_header(headers, self.request_id_headers)

@@ -221,4 +221,5 @@ PROVIDER: Provider = make_openai_compatible(
     capabilities=frozenset(
         ("chat", "stream", "tools", "json", "embed", "tokenize", "detokenize", "props", "health", "prefill")
     ),
+    health_path="/health",
 )

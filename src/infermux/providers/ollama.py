@@ -681,6 +681,7 @@ PROVIDER: Provider = Provider(
         ("chat", "stream", "tools", "vision", "json", "embed", "generate", "pull", "show", "tags", "ps", "version")
     ),
     description="Ollama native API (/api/chat, /api/embed; generate, tags, show, pull, ps, version as helpers)",
+    health_path="/api/version",
 )
 
 OPENAI_PROVIDER: Provider = make_openai_compatible(
@@ -688,4 +689,5 @@ OPENAI_PROVIDER: Provider = make_openai_compatible(
     DEFAULT_BASE_URL + "/v1",
     description="Ollama's OpenAI-compatible /v1 routes (chat completions, embeddings, models)",
     capabilities=frozenset(("chat", "stream", "tools", "vision", "json", "embed")),
+    health_path="/api/version",
 )

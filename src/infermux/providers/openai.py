@@ -536,6 +536,7 @@ def make_openai_compatible(
     request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
     capabilities: frozenset[str] = frozenset(),
     embeddings: bool = True,
+    health_path: str | None = None,
 ) -> Provider:
     """A :class:`Provider` speaking OpenAI chat completions (and embeddings) under another name."""
 
@@ -561,6 +562,7 @@ def make_openai_compatible(
         parse_embed=_parse_embed if embeddings else None,
         capabilities=capabilities,
         description=description,
+        health_path=health_path,
     )
 
 

@@ -398,4 +398,5 @@ PROVIDER: Provider = make_openai_compatible(
     "TFS REST as pure helpers",
     request_id_headers=(),
     capabilities=frozenset(("chat", "stream", "tools", "vision", "json", "embed", "completions", "kserve", "tfs")),
+    health_path="/v2/health/ready",
 )

@@ -371,4 +371,5 @@ PROVIDER: Provider = Provider(
     parse_embed=parse_embed,
     capabilities=frozenset(("embed", "embed_sparse", "embed_all", "rerank", "predict", "similarity", "info", "health")),
     description="Hugging Face TEI native /embed (+ rerank, predict, sparse, similarity, /v1/embeddings helpers)",
+    health_path="/health",
 )

@@ -459,6 +459,7 @@ PROVIDER: Provider = Provider(
     models_path="/v1/models",
     capabilities=frozenset(("chat", "stream", "json", "grammar", "info", "health", "metrics", "tokenize")),
     description="Hugging Face TGI native /generate and /generate_stream (prompt rendered from messages)",
+    health_path="/health",
 )
 
 
@@ -475,6 +476,7 @@ CHAT_PROVIDER: Provider = replace(
         request_id_headers=REQUEST_ID_HEADERS,
         capabilities=frozenset(("chat", "stream", "tools", "json", "vision")),
         embeddings=False,
+        health_path="/health",
     ),
     classify_error=_classify_chat,  # TGI's {"error", "error_type"} bodies, also on the Messages API
 )

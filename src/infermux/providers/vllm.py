@@ -486,6 +486,7 @@ PROVIDER: Provider = dataclasses.replace(
                 "guided",
             )
         ),
+        health_path="/health",
     ),
     classify_error=classify_error,
 )

@@ -1,0 +1,220 @@
+"""One call's way through the router: the groups it may use, the endpoints tried, fallbacks, and its route.
+
+:class:`Routing` is an async iterator of ``(endpoint, step)``. The caller tries each endpoint and reports
+back (:meth:`Routing.failed`, :meth:`Routing.refusal`, :meth:`Routing.succeeded`) before asking for the
+next one; when the current group has nothing left (or its error is not one another endpoint can fix), the
+error's class picks the next fallback group of the call's first group. :meth:`Routing.outcome` is the
+final error (or a kept refusal) once nothing is left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import DeadlineExceededError, InfermuxError
+from .fleet import GroupConfig
+from .strategies import Strategy, make_strategy
+from .types import Priority, RouteHop
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .endpoint import Endpoint
+    from .router import Budget, Router
+
+__all__ = ["Group", "Routing", "Target"]
+
+
+@dataclass(slots=True)
+class Group:
+    """A configured group: its endpoints and its strategies' state (one per strategy name, made on use, so a
+    per-call override keeps its own rotation)."""
+
+    config: GroupConfig
+    endpoints: list[Endpoint]
+    _strategies: dict[str, Strategy] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def strategy(self, name: str | None) -> Strategy:
+        name = name or self.config.strategy
+        s = self._strategies.get(name)
+        if s is None:
+            s = self._strategies[name] = make_strategy(name, self.config.weights)
+        return s
+
+
+@dataclass(slots=True)
+class Target:
+    """What one call is routed over: its group (or none), the candidate endpoints, the strategy, and
+    ``key(chars)``: the call's prompt prefix for ``prefix_affinity`` (computed only when needed)."""
+
+    group: Group | None
+    endpoints: list[Endpoint]
+    strategy: Strategy | None
+    key: Callable[[int], str | None] | None
+
+    def affinity_key(self) -> str | None:
+        if self.key is None or self.strategy is None or self.strategy.name != "prefix_affinity":
+            return None
+        chars = self.group.config.affinity_chars if self.group is not None else 512
+        return self.key(chars)
+
+
+class Routing:
+    """One call's routing state (see the module docstring)."""
+
+    __slots__ = (
+        "_done",
+        "_fail_fast",
+        "_group",
+        "_left",
+        "_priority",
+        "_tried",
+        "budget",
+        "errors",
+        "hops",
+        "refused",
+        "root",
+        "router",
+    )
+
+    def __init__(
+        self, router: Router, target: Target, budget: Budget | None, *, fail_fast: bool, priority: Priority
+    ) -> None:
+        self.router = router
+        self.root = target
+        self.budget = budget
+        self._fail_fast = fail_fast
+        self._priority = priority
+        self.hops: list[list[Any]] = []  # [endpoint, group, outcome, reason, attempts], frozen in route()
+        self.errors: list[InfermuxError] = []
+        self.refused: Any = None  # a content filter's answer kept while fallback groups are tried
+        self._group: str | None = None
+        self._tried: set[str] = set()
+        self._done = False  # the current group cannot help further (an error another endpoint cannot fix)
+        self._left: Endpoint | None = None  # the endpoint just left (counted as a fallback once another is tried)
+
+    def route(self) -> tuple[RouteHop, ...]:
+        return tuple(RouteHop(*h) for h in self.hops)
+
+    def __aiter__(self) -> AsyncIterator[tuple[Endpoint, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[tuple[Endpoint, Any]]:
+        router, budget = self.router, self.budget
+        target: Target | None = self.root
+        while target is not None:
+            self._group = target.group.name if target.group is not None else None
+            if self._group is not None:
+                self._tried.add(self._group)
+            self._done = False
+            await router.await_capacity(target.endpoints, budget, self._priority)
+            reserve = 1 if self._fallbacks_left() else 0
+            try:
+                for ep, step in router.steps(
+                    target.endpoints,
+                    budget,
+                    fail_fast=self._fail_fast,
+                    strategy=target.strategy,
+                    key=target.affinity_key(),
+                    reserve=reserve,
+                ):
+                    if self._left is not None:
+                        self._left.counters.fallbacks += 1
+                        self._left = None
+                    yield ep, step
+                    if self._done:
+                        break
+            except DeadlineExceededError as e:  # the budget ran out between endpoints
+                self.errors.append(e)
+                return
+            target = self._next_target()
+
+    def _fallbacks_left(self) -> bool:
+        g = self.root.group
+        return g is not None and any(n not in self._tried for ns in g.config.fallbacks.values() for n in ns)
+
+    def _next_target(self) -> Target | None:
+        """The next fallback group for the last failure (or the kept refusal), else ``None``."""
+        g = self.root.group
+        if g is None:
+            return None
+        if self.refused is not None and (not self.errors or self._refused_last()):
+            names = g.config.fallbacks.get("content_policy", ())
+            why = "content_policy"
+        elif self.errors:
+            err = self.errors[-1]
+            names = g.config.fallbacks_for(err)
+            why = next((k for k in _keys(err) if g.config.fallbacks.get(k)), "")
+        else:
+            return None
+        for name in names:
+            if name not in self._tried:
+                if self.hops:
+                    self.hops[-1][3] = f"fallback ({why}) to group {name!r}"
+                return self.router.group_target(name, self.root)
+        return None
+
+    def _refused_last(self) -> bool:
+        return bool(self.hops) and self.hops[-1][2] == "content_filter"
+
+    # ------------------------------------------------------------------ what the caller reports
+
+    def failed(self, ep: Endpoint, err: InfermuxError) -> None:
+        from .router import can_fall_back
+
+        self.errors.append(err)
+        movable = can_fall_back(err)
+        reason = "next endpoint" if movable else "not retryable elsewhere"
+        self.hops.append([ep.name, self._group, type(err).__name__, reason, err.attempts or 0])
+        self._left = ep
+        if not movable:
+            self._done = True
+
+    def refusal(self, ep: Endpoint, result: Any) -> bool:
+        """``result`` is a content filter's refusal: whether to try a ``content_policy`` fallback group (the
+        refusal is kept and returned when none answers)."""
+        g = self.root.group
+        names = g.config.fallbacks.get("content_policy", ()) if g is not None else ()
+        if not any(n not in self._tried for n in names):
+            return False
+        self.refused = result
+        self.hops.append([ep.name, self._group, "content_filter", "refused", getattr(result, "attempts", 0)])
+        self._left = ep
+        self._done = True
+        return True
+
+    def succeeded(self, ep: Endpoint, result: Any) -> Any:
+        self.hops.append([ep.name, self._group, "ok", None, getattr(result, "attempts", 0)])
+        return self.with_route(result)
+
+    def with_route(self, result: Any) -> Any:
+        if dataclasses.is_dataclass(result) and not isinstance(result, type) and hasattr(result, "route"):
+            return dataclasses.replace(result, route=self.route())
+        return result
+
+    def outcome(self) -> Any:
+        """Nothing answered: the kept refusal (with its route), else raise the final error (with the route)."""
+        if self.refused is not None:
+            return self.with_route(self.refused)
+        from .router import Router, can_fall_back
+
+        if self.hops and self.hops[-1][3] == "next endpoint":
+            self.hops[-1][3] = "no endpoint left"
+        errors = self.errors
+        if not errors:  # pragma: no cover - a target always has an endpoint
+            raise DeadlineExceededError("no endpoint could be tried")
+        last = errors[-1]
+        err = last if not can_fall_back(last) else Router.all_failed(errors)
+        err.route = self.route()
+        raise err
+
+
+def _keys(err: InfermuxError) -> list[str]:
+    from .fleet import fallback_keys
+
+    return fallback_keys(err)
