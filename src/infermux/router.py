@@ -203,9 +203,7 @@ class Router:
             fut: asyncio.Future[None] = loop.create_future()
             self._waiters.append(fut)
             try:
-                await asyncio.wait_for(fut, wait)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait((fut,), timeout=wait)  # not wait_for: it can swallow a cancellation before 3.12
             finally:
                 if not fut.done():
                     fut.cancel()
