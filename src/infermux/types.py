@@ -27,7 +27,9 @@ __all__ = [
     "Message",
     "MessagesInput",
     "Part",
+    "REASONING_EFFORTS",
     "Priority",
+    "ReasoningEffort",
     "ResponseFormat",
     "RouteHop",
     "StreamAccumulator",
@@ -54,6 +56,10 @@ _ROLES = frozenset(("system", "user", "assistant", "tool"))
 #: Normalised finish reasons. Providers' own values are mapped onto these; the original is kept in
 #: ``ChatResponse.raw``.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 class Priority(enum.IntEnum):
@@ -335,9 +341,16 @@ class ChatRequest:
     extra: Mapping[str, Any] = field(default_factory=dict)
     extra_headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold credentials
     max_retries: int | None = None
+    #: reasoning models' effort (OpenAI ``reasoning_effort``, Responses ``reasoning.effort``); providers
+    #: without such a knob refuse it with ConfigurationError rather than drop it
+    reasoning_effort: ReasoningEffort | None = None
 
     def __post_init__(self) -> None:
         check_call_options(self.extra_headers, self.max_retries)
+        if self.reasoning_effort is not None and self.reasoning_effort not in REASONING_EFFORTS:
+            raise ConfigurationError(
+                f"reasoning_effort must be one of {list(REASONING_EFFORTS)}, got {self.reasoning_effort!r}"
+            )
         if isinstance(self.messages, list):
             object.__setattr__(self, "messages", tuple(self.messages))
         if not self.messages:
@@ -423,9 +436,13 @@ class RouteHop:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts. ``cached_tokens`` are part of ``input_tokens``; ``reasoning_tokens`` (a reasoning
+    model's hidden thinking, when the provider reports it) are part of ``output_tokens``."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

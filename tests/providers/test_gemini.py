@@ -282,7 +282,7 @@ def test_parse_chat_text_usage_and_thoughts() -> None:
     r = parse_chat(jbytes(body), JSON_H)
     assert r.text == "Hello world"
     assert r.finish_reason == "stop"
-    assert r.usage == Usage(input_tokens=5, output_tokens=18, cached_tokens=2)
+    assert r.usage == Usage(input_tokens=5, output_tokens=18, cached_tokens=2, reasoning_tokens=11)
     assert (r.model, r.response_id, r.provider) == ("gemini-2.5-flash", "r1", "gemini")
 
 

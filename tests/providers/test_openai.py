@@ -128,10 +128,17 @@ def test_build_chat_all_options() -> None:
         "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True},
     }
     assert body["stop"] == ["END"]
-    assert (body["top_p"], body["max_tokens"], body["seed"], body["user"]) == (0.9, 50, 7, "u1")
+    # the official API gets max_completion_tokens (its reasoning models refuse max_tokens)
+    assert (body["top_p"], body["max_completion_tokens"], body["seed"], body["user"]) == (0.9, 50, 7, "u1")
+    assert "max_tokens" not in body
     assert body["parallel_tool_calls"] is False
     assert body["temperature"] == 0.3 and body["logprobs"] is True  # extra merged last
     assert "metadata" not in body  # infermux-side only
+    compatible = oa.build_compatible_chat(req, "m", False).json  # OpenAI-compatible servers: max_tokens
+    assert compatible["max_tokens"] == 50 and "max_completion_tokens" not in compatible
+    assert {k: v for k, v in compatible.items() if k != "max_tokens"} == {
+        k: v for k, v in body.items() if k != "max_completion_tokens"
+    }
 
 
 @pytest.mark.parametrize("choice", ["auto", "none", "required"])
@@ -168,8 +175,9 @@ def test_chat_request_from_wire_round_trips() -> None:
     req = oa.chat_request_from_wire(wire)
     assert req.messages[0].role == "system"
     assert req.tool_choice == "f" and req.max_tokens == 5 and req.stop == ("x",)
-    assert req.extra == {"n": 2, "metadata": {"k": "v"}}
+    assert req.extra == {"n": 2, "metadata": {"k": "v"}, "max_tokens": 5}  # the wire's spelling of the limit
     body = oa.build_chat(req, "gpt-4o", False).json
+    assert body["max_tokens"] == 5 and "max_completion_tokens" not in body  # sent back as it came
     assert body["tools"] == wire["tools"] and body["tool_choice"] == wire["tool_choice"]
     assert body["n"] == 2 and "logprobs" not in body and "stream" not in body
 

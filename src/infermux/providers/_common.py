@@ -175,16 +175,25 @@ def floats(v: object) -> tuple[float, ...] | None:
     return None
 
 
-def token_usage(raw: object, input_key: str, output_key: str, details_key: str | None = None) -> Usage | None:
-    """:class:`Usage` from a usage object with counts under ``input_key``/``output_key`` and cached prompt
-    tokens under ``details_key.cached_tokens``; ``None`` when ``raw`` is not an object."""
+def token_usage(
+    raw: object,
+    input_key: str,
+    output_key: str,
+    details_key: str | None = None,
+    output_details_key: str | None = None,
+) -> Usage | None:
+    """:class:`Usage` from a usage object with counts under ``input_key``/``output_key``, cached prompt
+    tokens under ``details_key.cached_tokens`` and reasoning tokens under
+    ``output_details_key.reasoning_tokens``; ``None`` when ``raw`` is not an object."""
     if not isinstance(raw, Mapping):
         return None
     details = raw.get(details_key) if details_key else None
+    out_details = raw.get(output_details_key) if output_details_key else None
     return Usage(
         input_tokens=as_int(raw.get(input_key)),
         output_tokens=as_int(raw.get(output_key)),
         cached_tokens=as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0,
+        reasoning_tokens=as_int(out_details.get("reasoning_tokens")) if isinstance(out_details, Mapping) else 0,
     )
 
 

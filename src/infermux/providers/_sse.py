@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from ..errors import MalformedResponseError
 
-__all__ = ["NDJSONDecoder", "SSEDecoder", "SSEMessage"]
+__all__ = ["MAX_EVENT_BYTES", "NDJSONDecoder", "SSEDecoder", "SSEMessage"]
 
-_MAX_BUFFER = 16 * 1024 * 1024  # a single event larger than this is a broken stream, not a big answer
+_MAX_BUFFER = 16 * 1024 * 1024  # a single line larger than this is a broken stream, not a big answer
+#: the default bound of one event's data (all its ``data:`` lines together)
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +24,18 @@ class SSEMessage:
 class SSEDecoder:
     """Server-sent events per the WHATWG spec: lines end in LF, CRLF or CR; ``data:`` lines are joined
     with LF; one leading space after the colon is dropped (TGI writes ``data:{...}`` with none);
-    comment lines (``:``) are ignored; an event is dispatched at a blank line."""
+    comment lines (``:``) are ignored; an event is dispatched at a blank line.
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr", "_retry")
+    Memory is bounded: an unfinished line over 16 MiB, or an event whose ``data:`` lines add up to more
+    than ``max_event_bytes`` (a stream of ``data:`` lines that never ends its event), raise
+    :class:`MalformedResponseError`."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buf", "_data", "_data_size", "_event", "_id", "_max_event", "_pending_cr", "_retry")
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
         self._buf = bytearray()
+        self._max_event = max_event_bytes
+        self._data_size = 0
         self._event: str | None = None
         self._data: list[str] = []
         self._id: str | None = None
@@ -78,6 +86,12 @@ class SSEDecoder:
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_size += len(value) + 1
+            if self._data_size > self._max_event:
+                raise MalformedResponseError(
+                    f"SSE stream: one event's data lines exceed {self._max_event} characters without a blank line"
+                    " ending the event"
+                )
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -93,6 +107,7 @@ class SSEDecoder:
         msg = SSEMessage(self._event, "\n".join(self._data), self._id, self._retry)
         self._event = None
         self._data = []
+        self._data_size = 0
         self._retry = None
         return msg
 

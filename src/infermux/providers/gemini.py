@@ -364,6 +364,7 @@ def _usage(raw: object) -> Usage | None:
         input_tokens=as_int(raw.get("promptTokenCount")) + as_int(raw.get("toolUsePromptTokenCount")),
         output_tokens=as_int(raw.get("candidatesTokenCount")) + as_int(raw.get("thoughtsTokenCount")),
         cached_tokens=as_int(raw.get("cachedContentTokenCount")),
+        reasoning_tokens=as_int(raw.get("thoughtsTokenCount")),
     )
 
 

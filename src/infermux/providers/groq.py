@@ -23,7 +23,7 @@ from .._ratelimit import parse_duration
 from ..errors import APIStatusError, ConfigurationError, OverloadedError
 from ..types import ChatRequest, ChatResponse, ImagePart
 from ._base import Provider, ProviderRequest, header
-from .openai import build_chat as _openai_build_chat
+from .openai import build_compatible_chat as _openai_build_chat
 from .openai import classify_error as _openai_classify_error
 from .openai import make_openai_compatible
 

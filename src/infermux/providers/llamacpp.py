@@ -27,7 +27,7 @@ from ._base import Provider, ProviderRequest, decode_json
 from ._common import JSON_HEADERS, as_int, as_str, compact, malformed, map_finish_reason, merge_extra, server_root
 from ._sse import SSEMessage
 from ._stream import StreamParserBase
-from .openai import build_chat as _openai_build_chat
+from .openai import build_compatible_chat as _openai_build_chat
 from .openai import classify_error as _openai_classify_error
 from .openai import make_openai_compatible
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import APIStatusError, ConfigurationError
 from ..types import (
+    REASONING_EFFORTS,
     ChatRequest,
     ChatResponse,
     EmbedRequest,
@@ -59,10 +61,12 @@ __all__ = [
     "ChatStreamParser",
     "auth_headers",
     "build_chat",
+    "build_compatible_chat",
     "build_completion",
     "build_embed",
     "chat_request_from_wire",
     "classify_error",
+    "is_reasoning_model",
     "make_openai_compatible",
     "parse_chat",
     "parse_completion",
@@ -121,15 +125,27 @@ def _response_format(rf: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": js}
 
 
-def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
-    """``POST /chat/completions``; only options that are set are sent; ``req.extra`` is merged last."""
+#: the two spellings of the output-token limit; one given in ``extra`` replaces the builder's own
+LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
+_REASONING_MODEL = re.compile(r"^(?:o\d+(?:$|-)|gpt-5(?!.*-chat))")
+
+
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI's reasoning models (``o1``, ``o3-mini``, ``o4-mini``, ``gpt-5``, ``gpt-5.1``...; not the
+    ``gpt-5*-chat`` ones): they refuse ``max_tokens`` and a non-default ``temperature``/``top_p``."""
+    return bool(_REASONING_MODEL.match(model.rsplit("/", 1)[-1]))
+
+
+def _chat_body(req: ChatRequest, model: str, stream: bool, limit_key: str) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": [_message(m) for m in req.messages]}
+    if not any(k in req.extra for k in LIMIT_KEYS) and req.max_tokens is not None:
+        body[limit_key] = req.max_tokens
     body.update(
         compact(
             {
                 "temperature": req.temperature,
                 "top_p": req.top_p,
-                "max_tokens": req.max_tokens,
+                "reasoning_effort": req.reasoning_effort,
                 "stop": list(req.stop) or None,
                 "tools": [_tool(t) for t in req.tools] or None,
                 "tool_choice": _tool_choice(req.tool_choice) if req.tool_choice is not None else None,
@@ -143,7 +159,40 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    merge_extra(body, req.extra)
+    return merge_extra(body, req.extra)
+
+
+def build_compatible_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
+    """``POST /chat/completions`` for OpenAI-compatible servers (llama.cpp, vLLM, Groq, Ollama, TGI, OVMS,
+    OPEA...): the output limit is sent as ``max_tokens``, the one name every such server knows. Only options
+    that are set are sent; ``req.extra`` is merged last."""
+    body = _chat_body(req, model, stream, "max_tokens")
+    return ProviderRequest("POST", "/chat/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
+
+
+def _check_reasoning_model(req: ChatRequest, model: str) -> None:
+    if not is_reasoning_model(model) or req.reasoning_effort == "none":
+        return
+    for name, value in (("temperature", req.temperature), ("top_p", req.top_p)):
+        if value is not None and value != 1:
+            raise ConfigurationError(
+                f"openai: {model!r} is a reasoning model and refuses {name}={value} (only the default 1 is"
+                f" supported; leave {name} unset, or use reasoning_effort='none' where the model has it)"
+            )
+
+
+def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
+    """``POST /chat/completions`` on the official OpenAI API (and Azure OpenAI).
+
+    The output limit goes out as ``max_completion_tokens`` (every current OpenAI chat model takes it; the
+    reasoning models, see :func:`is_reasoning_model`, refuse ``max_tokens``); a reasoning model's request
+    with a ``temperature``/``top_p`` other than 1 is refused with :class:`ConfigurationError` before I/O, as
+    the API would refuse it. ``reasoning_effort`` is sent as is. A ``max_tokens`` given in ``extra`` is
+    sent instead (a recorded request keeps its spelling). Only options that are set are sent; ``req.extra``
+    is merged last. OpenAI-compatible servers use :func:`build_compatible_chat` (``max_tokens``).
+    """
+    _check_reasoning_model(req, model)
+    body = _chat_body(req, model, stream, "max_completion_tokens")
     return ProviderRequest("POST", "/chat/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
 
 
@@ -222,7 +271,9 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     Fields we model are mapped when that is lossless (``build_chat`` renders them back identically);
     everything else, including ``metadata``, ``n``, ``logprobs`` and odd shapes of ``tools``, goes to
     ``extra`` unchanged. ``stream``/``stream_options`` are dropped (the caller chooses streaming) and so
-    are JSON nulls; ``developer`` messages become ``system``. Raises :class:`ConfigurationError`.
+    are JSON nulls; ``developer`` messages become ``system``. The output limit (``max_completion_tokens``
+    or ``max_tokens``) is read into ``max_tokens`` and also kept in ``extra`` under the wire's own name,
+    so the same provider gets it back as it came. Raises :class:`ConfigurationError`.
     """
     if not isinstance(body, Mapping):
         raise ConfigurationError("chat request body must be a JSON object")
@@ -235,8 +286,12 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     for key, typ in (("temperature", (int, float)), ("top_p", (int, float)), ("seed", int), ("user", str)):
         if isinstance(rest.get(key), typ) and not isinstance(rest.get(key), bool):
             kw[key] = rest.pop(key)
-    if isinstance(rest.get("max_tokens"), int) and not isinstance(rest["max_tokens"], bool):
-        kw["max_tokens"] = rest.pop("max_tokens")
+    for key in LIMIT_KEYS:  # the wire's spelling stays in extra too: it is sent back as it came
+        limit = rest.get(key)
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1 and "max_tokens" not in kw:
+            kw["max_tokens"] = limit
+    if isinstance(rest.get("reasoning_effort"), str) and rest["reasoning_effort"] in REASONING_EFFORTS:
+        kw["reasoning_effort"] = rest.pop("reasoning_effort")
     if isinstance(rest.get("parallel_tool_calls"), bool):
         kw["parallel_tool_calls"] = rest.pop("parallel_tool_calls")
     stop = rest.get("stop")
@@ -250,8 +305,8 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
 
 
 def parse_usage(raw: object) -> Usage | None:
-    """OpenAI ``usage`` (prompt/completion tokens, cached prompt tokens) as :class:`Usage`."""
-    return token_usage(raw, "prompt_tokens", "completion_tokens", "prompt_tokens_details")
+    """OpenAI ``usage`` (prompt/completion tokens, cached prompt tokens, reasoning tokens) as :class:`Usage`."""
+    return token_usage(raw, "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details")
 
 
 def _first_choice(data: Any, provider: str) -> Mapping[str, Any]:
@@ -353,6 +408,8 @@ class ChatStreamParser(StreamParserBase):
     def __init__(self, provider: str | None = None) -> None:
         super().__init__(provider)
         self._tools_started: set[int] = set()
+        self._tool_ids: dict[str, int] = {}  # call id -> index (for calls sent without "index")
+        self._last_tool: int | None = None
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         if data == "[DONE]":
@@ -393,21 +450,39 @@ class ChatStreamParser(StreamParserBase):
         self._text_delta(text, out)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
-            for pos, call in enumerate(calls):
+            for call in calls:
                 if isinstance(call, Mapping):
                     fn = call.get("function")
                     custom = call.get("custom")
                     if fn is None and isinstance(custom, Mapping):  # custom tool: "input" pieces
                         fn = {"name": custom.get("name"), "arguments": custom.get("input")}
-                    self._tool_delta(call.get("index", pos), call.get("id"), fn, out)
+                    fn = fn if isinstance(fn, Mapping) else {}
+                    self._tool_delta(self._call_index(call), call.get("id"), fn, out)
         if isinstance(delta.get("function_call"), Mapping):
             self._tool_delta(0, None, delta["function_call"], out)
         if choice.get("finish_reason") is not None:
             self._set_finish(map_finish_reason(choice["finish_reason"]))
 
-    def _tool_delta(self, index: object, call_id: object, fn: object, out: list[StreamEvent]) -> None:
-        idx = index if isinstance(index, int) else 0
-        fn = fn if isinstance(fn, Mapping) else {}
+    def _call_index(self, call: Mapping[str, Any]) -> int:
+        """The index of a streamed tool-call piece. OpenAI sends ``index``; Gemini's OpenAI-compatible
+        endpoint and some proxies send each call with its own ``id`` and no ``index``: a new id is a new
+        call, a piece without index and id continues the last call."""
+        index = call.get("index")
+        cid = as_str(call.get("id"))
+        if isinstance(index, int) and not isinstance(index, bool) and index >= 0:
+            idx = index
+        elif cid and cid in self._tool_ids:
+            idx = self._tool_ids[cid]
+        elif cid or self._last_tool is None:
+            idx = max(self._tools_started, default=-1) + 1
+        else:
+            idx = self._last_tool
+        if cid:
+            self._tool_ids.setdefault(cid, idx)
+        self._last_tool = idx
+        return idx
+
+    def _tool_delta(self, idx: int, call_id: object, fn: Mapping[str, Any], out: list[StreamEvent]) -> None:
         name = fn.get("name")
         if idx not in self._tools_started and (call_id or name):
             self._tools_started.add(idx)
@@ -532,7 +607,7 @@ def make_openai_compatible(
     default_base_url: str,
     *,
     description: str = "",
-    build_chat_fn: Callable[[ChatRequest, str, bool], ProviderRequest] = build_chat,
+    build_chat_fn: Callable[[ChatRequest, str, bool], ProviderRequest] = build_compatible_chat,
     request_id_headers: tuple[str, ...] = REQUEST_ID_HEADERS,
     capabilities: frozenset[str] = frozenset(),
     embeddings: bool = True,
@@ -570,6 +645,7 @@ PROVIDER: Provider = make_openai_compatible(
     NAME,
     DEFAULT_BASE_URL,
     description="OpenAI Chat Completions and Embeddings",
+    build_chat_fn=build_chat,
     capabilities=frozenset(("chat", "stream", "tools", "json", "vision", "embed", "completions")),
 )
 

@@ -238,8 +238,8 @@ def responses_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
 
 
 def parse_usage(raw: object) -> Usage | None:
-    """Responses API ``usage`` (input/output tokens, cached input tokens) as :class:`Usage`."""
-    return token_usage(raw, "input_tokens", "output_tokens", "input_tokens_details")
+    """Responses API ``usage`` (input/output tokens, cached input tokens, reasoning tokens) as :class:`Usage`."""
+    return token_usage(raw, "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
 
 
 #: output items that are calls for the caller: function tools (JSON arguments) and custom tools (free text)

@@ -52,7 +52,7 @@ from ._common import (
 from ._prometheus import Sample, parse_prometheus, sample_sum, sample_value
 from ._sse import SSEMessage
 from ._stream import StreamParserBase
-from .openai import build_chat as _openai_build_chat
+from .openai import build_compatible_chat as _openai_build_chat
 from .openai import make_openai_compatible
 
 __all__ = [

@@ -28,7 +28,7 @@ from ._base import Provider, ProviderRequest, decode_json
 from ._common import JSON_HEADERS, as_str, malformed, opt_int, server_root
 from ._prometheus import parse_prometheus as _parse_samples
 from ._prometheus import samples_by_name
-from .openai import build_chat as _openai_build_chat
+from .openai import build_compatible_chat as _openai_build_chat
 from .openai import classify_error as _openai_classify_error
 from .openai import make_openai_compatible
 
