@@ -18,6 +18,7 @@ from ._validate import check_fields, check_str_tuple
 from .errors import ConfigurationError, MalformedResponseError
 
 __all__ = [
+    "REASONING_EFFORTS",
     "ChatRequest",
     "ChatResponse",
     "EmbedRequest",
@@ -27,7 +28,6 @@ __all__ = [
     "Message",
     "MessagesInput",
     "Part",
-    "REASONING_EFFORTS",
     "Priority",
     "ReasoningEffort",
     "ResponseFormat",
@@ -152,11 +152,17 @@ class ToolCall:
     raw_arguments: str
 
     @classmethod
-    def from_raw(cls, id: str, name: str, raw_arguments: str | Mapping[str, Any] | None) -> ToolCall:
+    def from_raw(cls, id: str, name: str, raw_arguments: object) -> ToolCall:
         if raw_arguments is None or raw_arguments == "":
             return cls(id=id, name=name, arguments={}, raw_arguments=raw_arguments or "")
         if isinstance(raw_arguments, Mapping):
             return cls(id=id, name=name, arguments=dict(raw_arguments), raw_arguments=json.dumps(raw_arguments))
+        if not isinstance(raw_arguments, str):  # a list/number/bool where a JSON text belongs: kept as JSON
+            try:
+                text = json.dumps(raw_arguments)
+            except (TypeError, ValueError) as e:
+                raise ConfigurationError(f"tool call {name!r}: arguments must be a JSON text or object") from e
+            return cls(id=id, name=name, arguments=raw_arguments, raw_arguments=text)
         try:
             parsed: Any = json.loads(raw_arguments)
         except ValueError:
@@ -263,7 +269,9 @@ def coerce_messages(messages: MessagesInput) -> tuple[Message, ...]:
         if isinstance(messages, Mapping):
             return (_message_from_dict(messages),)
         out = tuple(m if isinstance(m, Message) else _message_from_dict(m) for m in messages)
-    except (KeyError, TypeError, AttributeError, IndexError) as e:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+        if isinstance(e, ConfigurationError):
+            raise
         raise ConfigurationError(
             f"messages must be a string, a Message or OpenAI-style message dicts ({type(e).__name__}: {e})"
         ) from None

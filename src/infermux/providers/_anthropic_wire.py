@@ -60,6 +60,8 @@ def _tool_result_message(b: Mapping[str, Any]) -> Message:
     if not isinstance(tid, str) or not tid:
         raise _bad_wire("tool_result block needs a tool_use_id")
     c = b.get("content", "")
+    if c is not None and not isinstance(c, (str, list)):
+        raise _bad_wire(f"tool_result content must be a string or a list of blocks, got {str(c)[:120]!r}")
     content: str | tuple[Part, ...] = c if isinstance(c, str) else tuple(_part_from_block(x) for x in c or ())
     return Message("tool", content if content else "", tool_call_id=tid)
 

@@ -391,7 +391,9 @@ def _specs(raw: Any, what: str) -> tuple[TensorSpec, ...]:
     for s in raw:
         if not isinstance(s, Mapping) or not isinstance(s.get("name"), str) or not isinstance(s.get("shape"), list):
             raise malformed(_NAME, f"bad tensor spec in model metadata {what}: {s!r}", s)
-        out.append(TensorSpec(s["name"], str(s.get("datatype")), tuple(int(d) for d in s["shape"])))
+        if not all(isinstance(d, int) and not isinstance(d, bool) for d in s["shape"]):
+            raise malformed(_NAME, f"tensor spec shape in model metadata {what} is not a list of integers: {s!r}", s)
+        out.append(TensorSpec(s["name"], str(s.get("datatype")), tuple(s["shape"])))
     return tuple(out)
 
 

@@ -166,7 +166,7 @@ def _wire_item(item: Any, out: list[Message]) -> None:
     if not isinstance(item, Mapping):
         raise ConfigurationError("input items must be objects")
     kind = item.get("type", "message")
-    role = _ROLES.get(item.get("role"))
+    role = _ROLES.get(as_str(item.get("role")))
     if kind == "message" and role is not None:
         out.append(Message(role, _wire_content(item.get("content"))))
     elif kind == "function_call":
@@ -196,11 +196,15 @@ def _wire_tools(rest: dict[str, Any], kw: dict[str, Any]) -> None:
         )
     except (KeyError, ConfigurationError):
         return
-    kw["tools"] = made
-    del rest["tools"]
-    choice = rest.pop("tool_choice", None)
+    choice = rest.get("tool_choice")
     if isinstance(choice, Mapping) and choice.get("type") == "function":
         choice = choice.get("name")
+    allowed = {t.name for t in made} | {"auto", "none", "required"}
+    if choice is not None and not (isinstance(choice, str) and choice in allowed):
+        return  # an odd tool_choice: tools and choice both stay as they came (in extra)
+    kw["tools"] = made
+    del rest["tools"]
+    rest.pop("tool_choice", None)
     if choice is not None:
         kw["tool_choice"] = choice
 
@@ -222,7 +226,10 @@ def responses_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     elif isinstance(raw_input, list):
         for item in raw_input:
             _wire_item(item, messages)
-    kw: dict[str, Any] = {"messages": tuple(messages), "model": rest.pop("model", None)}
+    model = rest.pop("model", None)
+    if model is not None and not isinstance(model, str):
+        raise ConfigurationError(f"'model' must be a string, got {type(model).__name__}")
+    kw: dict[str, Any] = {"messages": tuple(messages), "model": model}
     for wire, ours in (("max_output_tokens", "max_tokens"), ("temperature", "temperature"), ("top_p", "top_p")):
         if isinstance(rest.get(wire), (int, float)) and not isinstance(rest.get(wire), bool):
             kw[ours] = rest.pop(wire)
@@ -282,7 +289,7 @@ def _output(resp: Mapping[str, Any], provider: str) -> tuple[str, tuple[ToolCall
                 for p in item["content"]
                 if isinstance(p, Mapping) and p.get("type") == "output_text" and isinstance(p.get("text"), str)
             )
-        elif item.get("type") in _CALL_ITEMS:
+        elif as_str(item.get("type")) in _CALL_ITEMS:
             if not isinstance(item.get("name"), str):
                 raise malformed(provider, f"{item.get('type')} output item without a name", resp)
             calls.append(_function_call(item))
@@ -343,7 +350,7 @@ class ResponsesStreamParser(StreamParserBase):
 
     def _item_added(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item")
-        if isinstance(item, Mapping) and item.get("type") in _CALL_ITEMS:
+        if isinstance(item, Mapping) and as_str(item.get("type")) in _CALL_ITEMS:
             self._calls += 1
             idx = as_int(obj.get("output_index"))
             out.append(ToolCallStart(idx, as_str(item.get("call_id")) or "", as_str(item.get("name")) or ""))
@@ -358,7 +365,7 @@ class ResponsesStreamParser(StreamParserBase):
 
     def _item_done(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item")
-        if isinstance(item, Mapping) and item.get("type") in _CALL_ITEMS and isinstance(item.get("name"), str):
+        if isinstance(item, Mapping) and as_str(item.get("type")) in _CALL_ITEMS and isinstance(item.get("name"), str):
             out.append(ToolCallEnd(as_int(obj.get("output_index")), _function_call(item)))
 
     def _terminal(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
