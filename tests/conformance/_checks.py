@@ -5,13 +5,19 @@ checks every stream and error case goes through."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from infermux.errors import APIStatusError, IncompleteStreamError, OverloadedError, status_error_class
+from infermux.errors import (
+    APIStatusError,
+    ConfigurationError,
+    IncompleteStreamError,
+    OverloadedError,
+    status_error_class,
+)
 from infermux.types import StreamAccumulator, StreamError, StreamEvent, StreamFinish, TextDelta
 
 from ._recordings import Recording
@@ -205,3 +211,18 @@ def not_skipped(what: str) -> Iterator[None]:
         yield
     except pytest.skip.Exception as e:
         pytest.fail(f"{what}: skipped ({e.msg}) but it is a supported shape")
+
+
+_T = TypeVar("_T")
+
+
+def rebuilt_unless_refused(rec: Recording, build: Callable[[], _T]) -> _T | None:
+    """``build()`` (our request rebuilt from the recorded one), or ``None`` when we refuse it before I/O with
+    :class:`ConfigurationError` and the server refused it too (a 4xx such as 422 for an empty ``messages``):
+    refusing what the provider refuses is right. A refusal of a request the server accepted still fails."""
+    try:
+        return build()
+    except ConfigurationError:
+        if int(rec.response["status"]) >= 400:
+            return None
+        raise

@@ -144,7 +144,14 @@ def _azure_variants() -> list[Variant]:
             ),
         }
     }
+    filtered = {
+        **body,
+        "choices": [
+            {"content_filter_results": cf_bad, "finish_reason": "content_filter", "index": 0, "logprobs": None}
+        ],
+    }
     return [
+        azure("azure_chat_filtered_without_message", ask, 200, hdrs, body=filtered),
         azure("azure_400_content_filter", ask, 400, hdrs, body=err),
         azure("azure_chat_length_filters", {**ask, "max_tokens": 3}, 200, hdrs, body=body),
         azure("azure_stream_content_filter", {**ask, "stream": True}, 200, sh, **sse(items)),
@@ -292,7 +299,15 @@ def _vllm_variants() -> list[Variant]:
     tools = {**ask, "tools": [WEATHER_TOOL], "tool_choice": "auto"}
     sh = {**hdrs, "content-type": "text/event-stream; charset=utf-8"}
     nf_h = {**hdrs, "x-request-id": "chatcmpl-3f1e"}
+    empty = {
+        "object": "error",
+        "message": "[{'type': 'too_short', 'loc': ('body', 'messages'), 'msg': 'List should have at least 1 item'}]",
+        "type": "Bad Request",
+        "param": None,
+        "code": 422,
+    }
     return [
+        vllm("vllm_422_empty_messages", {**ask, "messages": []}, 422, hdrs, body=empty),
         vllm("vllm_400_object_error", {**ask, "max_tokens": 2000}, 400, hdrs, body=old),
         vllm("vllm_404_nested_error", {**ask, "model": "llama"}, 404, nf_h, body=new),
         vllm("vllm_chat_tool_call", tools, 200, {**hdrs, "x-request-id": "chatcmpl-8d1"}, body=body),

@@ -16,7 +16,14 @@ from infermux.providers import openai as oa
 from infermux.providers import vllm
 from infermux.types import EmbedRequest
 
-from ._checks import check_status_error, expected_finish, has_done_marker, run_stream, sse_objects
+from ._checks import (
+    check_status_error,
+    expected_finish,
+    has_done_marker,
+    rebuilt_unless_refused,
+    run_stream,
+    sse_objects,
+)
 from ._recordings import Recording, load
 
 pytestmark = pytest.mark.conformance
@@ -112,7 +119,12 @@ def check_request(rec: Recording) -> None:
     stream = bool(body.get("stream"))
     sent = {k: v for k, v in body.items() if v is not None and not (k == "stream" and v is False)}
     if kind == "chat":
-        pr = vllm.PROVIDER.build_chat(oa.chat_request_from_wire(body), body["model"], stream)
+        rebuilt = rebuilt_unless_refused(
+            rec, lambda: vllm.PROVIDER.build_chat(oa.chat_request_from_wire(body), body["model"], stream)
+        )
+        if rebuilt is None:
+            return
+        pr = rebuilt
         if stream and "stream_options" not in sent:
             sent["stream_options"] = {"include_usage": True}  # documented: always asked for
         assert pr.json == sent

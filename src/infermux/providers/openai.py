@@ -66,6 +66,7 @@ __all__ = [
     "build_embed",
     "chat_request_from_wire",
     "classify_error",
+    "content_filter_results",
     "is_reasoning_model",
     "make_openai_compatible",
     "parse_chat",
@@ -380,14 +381,37 @@ def _response(
 
 
 def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
-    """A chat completion body as :class:`ChatResponse`; bad shapes raise ``MalformedResponseError``."""
+    """A chat completion body as :class:`ChatResponse`; bad shapes raise ``MalformedResponseError``.
+
+    Content filtering (Azure OpenAI): a choice that ends with ``finish_reason: "content_filter"`` and
+    carries no ``message`` is a response with ``text == ""`` and ``finish_reason == "content_filter"``; the
+    verdicts stay in ``raw`` (``choices[0].content_filter_results``, ``prompt_filter_results``), see
+    :func:`content_filter_results`. A prompt refused by the filter (HTTP 200 or 400 with an ``error`` whose
+    code is ``content_filter``) raises a non-retryable error carrying ``error_type="content_filter"``."""
     data = decode_json(body, headers, provider=provider)
     choice = _first_choice(data, provider)
     message = choice.get("message")
+    if message is None and choice.get("finish_reason") == "content_filter":
+        # Azure OpenAI: the output was filtered away; why is in choices[0].content_filter_results
+        return _response(data, choice, headers, provider, text="")
     if not isinstance(message, Mapping):
         raise malformed(provider, "choices[0].message is missing or not an object", data)
     text = _content_text(message.get("content"))
     return _response(data, choice, headers, provider, text=text, tool_calls=_tool_calls(message, provider))
+
+
+def content_filter_results(response: ChatResponse) -> dict[str, Any]:
+    """Azure OpenAI's content-filter verdicts of a non-stream response: ``{"prompt": [...], "completion":
+    {...}}`` (``prompt_filter_results`` and ``choices[0].content_filter_results``; empty when absent)."""
+    raw = response.raw if isinstance(response.raw, Mapping) else {}
+    out: dict[str, Any] = {}
+    if isinstance(raw.get("prompt_filter_results"), list):
+        out["prompt"] = raw["prompt_filter_results"]
+    choices = raw.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
+    if isinstance(first.get("content_filter_results"), Mapping):
+        out["completion"] = first["content_filter_results"]
+    return out
 
 
 # --------------------------------------------------------------------------- streaming

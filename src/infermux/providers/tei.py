@@ -87,6 +87,15 @@ def build_embed(req: EmbedRequest, model: str) -> ProviderRequest:
     return ProviderRequest("POST", "/embed", headers=dict(JSON_HEADERS), json=body)
 
 
+def _mean_pool(tokens: Any) -> tuple[float, ...] | None:
+    """The mean of per-token vectors (``[[float, ...], ...]``, all the same length), else ``None``."""
+    rows = [floats(t) for t in tokens] if isinstance(tokens, list) and tokens else []
+    if not rows or not all(rows) or len({len(r) for r in rows if r}) != 1:
+        return None
+    vecs = [r for r in rows if r]
+    return tuple(sum(col) / len(vecs) for col in zip(*vecs, strict=True))
+
+
 def _matrix(data: Any, what: str) -> tuple[tuple[float, ...], ...]:
     one = floats(data)
     if one:  # one input as a bare vector (HF Inference API feature-extraction)
@@ -94,11 +103,18 @@ def _matrix(data: Any, what: str) -> tuple[tuple[float, ...], ...]:
     rows = [floats(v) for v in data] if isinstance(data, list) and data else []
     if rows and all(rows):
         return tuple(r for r in rows if r)
+    pooled = [_mean_pool(v) for v in data] if isinstance(data, list) and data else []
+    if pooled and all(pooled):  # token-level models: per input, one vector per token -> mean pooled
+        return tuple(p for p in pooled if p)
     raise malformed(NAME, f"{what} answer is not a list of number lists", data)
 
 
 def parse_embed(body: bytes, headers: Mapping[str, str]) -> EmbedResponse:
-    """``[[float, ...], ...]`` (one vector per input, in order); a bare ``[float, ...]`` is one vector."""
+    """One vector per input, in order, from each shape TEI and the HF Inference API feature-extraction
+    task answer with: ``[[float, ...], ...]`` (a vector per input); a bare ``[float, ...]`` (one input);
+    ``[[[float, ...], ...], ...]`` (a token-level model: a vector per token of each input), mean-pooled
+    per input (the sentence-transformers default; call ``/embed_all`` via :func:`parse_embed_all` to
+    keep the token vectors)."""
     data = decode_json(body, headers, provider=NAME, what="embed response")
     return EmbedResponse(
         vectors=_matrix(data, "/embed"),
