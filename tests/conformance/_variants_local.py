@@ -112,6 +112,8 @@ def _hf_variants() -> list[Variant]:
         (None, "[DONE]"),
     ]
     sk = ["chat_stream", "stream", "endpoint:chat"]
+    fk = ["non_stream", "endpoint:embeddings"]
+    token_level = [[[0.5, 1.0, -1.0], [1.5, 0.0, 1.0]], [[0.0, 2.0, 4.0]]]  # 2 inputs x tokens x 3 dims
     return [
         hf("hf_422_validation", gk, gen, 422, hdrs, body=verr),
         hf("hf_422_text_plain", gk, {"input": "x"}, 422, th, body_text=plain),
@@ -123,6 +125,10 @@ def _hf_variants() -> list[Variant]:
         hf("hf_chat_tool_call_object_args", ck, ask, 200, hdrs, body=body),
         hf("hf_chat_503_overloaded", ck, ask, 503, hdrs, body=overloaded),
         hf("hf_chat_stream_eos_token", sk, {**ask, "stream": True}, 200, sh, **sse(items, space=False)),
+        # feature extraction answers in three shapes: one flat vector, a vector per input, per-token vectors
+        hf("hf_feature_extraction_flat", fk, {"inputs": "Today is a sunny day"}, 200, hdrs, body=[0.25, -0.5, 1.0]),
+        hf("hf_feature_extraction_batch", fk, {"inputs": ["a", "b"]}, 200, hdrs, body=[[0.1, 0.2], [0.3, 0.4]]),
+        hf("hf_feature_extraction_tokens", fk, {"inputs": ["hi there"]}, 200, hdrs, body=token_level),
     ]
 
 
