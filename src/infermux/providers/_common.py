@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
 from ..resilience.retry import parse_retry_after
-from ..types import FinishReason, ImagePart, Message, TextPart, Tool, ToolCall, Usage
+from ..types import ChatRequest, FinishReason, ImagePart, Message, TextPart, Tool, ToolCall, Usage
 from ._base import decode_json, error_from_body, first_header, header
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "opt_int",
     "parse_error_body",
     "read_error",
+    "refuse_reasoning_effort",
     "server_root",
     "status_error",
     "text_only",
@@ -140,6 +141,15 @@ def text_only(m: Message, *, tools_error: str, images_error: str) -> str:
     if isinstance(m.content, tuple) and any(not isinstance(p, TextPart) for p in m.content):
         raise ConfigurationError(images_error)
     return m.text
+
+
+def refuse_reasoning_effort(req: ChatRequest, provider: str, hint: str) -> None:
+    """:class:`ConfigurationError` when ``req`` sets ``reasoning_effort`` on a wire without that knob (rather
+    than dropping it silently); ``hint`` names the provider's own field to pass through ``extra``."""
+    if req.reasoning_effort is not None:
+        raise ConfigurationError(
+            f"{provider}: reasoning_effort={req.reasoning_effort!r} has no equivalent on this API; {hint}"
+        )
 
 
 def image_data_url(part: ImagePart) -> str:

@@ -62,6 +62,7 @@ from ._common import (
     merge_extra,
     parse_error_body,
     parse_model_ids,
+    refuse_reasoning_effort,
     status_error,
     tool_arguments,
 )
@@ -231,6 +232,7 @@ def _merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> None:
 
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """``POST /v1/messages`` for ``req`` (see the module docstring for the mapping)."""
+    refuse_reasoning_effort(req, NAME, "pass extended thinking as extra={'thinking': {...}}")
     body = _chat_body(req, model)
     if stream:
         body["stream"] = True

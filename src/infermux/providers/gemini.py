@@ -76,6 +76,7 @@ from ._common import (
     malformed,
     merge_extra,
     parse_error_body,
+    refuse_reasoning_effort,
     status_error,
     tool_arguments,
 )
@@ -260,6 +261,7 @@ def _chat_body(req: ChatRequest) -> dict[str, Any]:
 
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """``:generateContent``, or ``:streamGenerateContent?alt=sse`` when ``stream``."""
+    refuse_reasoning_effort(req, NAME, "pass generationConfig.thinkingConfig through extra")
     path = _route(model, "streamGenerateContent") + "?alt=sse" if stream else _route(model, "generateContent")
     return ProviderRequest("POST", path, headers=dict(JSON_HEADERS), json=_chat_body(req), stream=stream)
 

@@ -66,6 +66,7 @@ from ._common import (
     map_finish_reason,
     merge_extra,
     read_error,
+    refuse_reasoning_effort,
     status_error,
     tool_arguments,
 )
@@ -200,6 +201,7 @@ def _merge(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """``POST /api/chat``."""
+    refuse_reasoning_effort(req, NAME, "pass Ollama's 'think' through extra (ollama_extra)")
     body: dict[str, Any] = {"model": model, "messages": _messages(req.messages), "stream": stream}
     tools = _tools(req)
     if tools:

@@ -50,6 +50,7 @@ from ._common import (
     malformed,
     merge_extra,
     read_error,
+    refuse_reasoning_effort,
     status_error,
     text_only,
 )
@@ -125,6 +126,7 @@ def _gateway_builder(path: str, fmt: MessagesFormat, defaults: Mapping[str, Any]
             raise ConfigurationError("OPEA gateways do not support tools")
         if req.response_format is not None:
             raise ConfigurationError("OPEA gateways do not support response_format")
+        refuse_reasoning_effort(req, "opea", "OPEA gateways have no reasoning control")
         body: dict[str, Any] = {**defaults, "messages": _messages(req, fmt)}
         body.update(
             compact(

@@ -124,6 +124,7 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
                 "tool_choice": choice,
                 "parallel_tool_calls": req.parallel_tool_calls,
                 "text": _text_format(req),
+                "reasoning": {"effort": req.reasoning_effort} if req.reasoning_effort else None,
                 "user": req.user,
             }
         )

@@ -46,6 +46,7 @@ from ._common import (
     map_finish_reason,
     opt_int,
     read_error,
+    refuse_reasoning_effort,
     status_error,
     text_only,
 )
@@ -200,6 +201,7 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """
     if req.tools:
         raise ConfigurationError("TGI /generate has no tools: use the 'tgi_chat' provider (Messages API)")
+    refuse_reasoning_effort(req, NAME, "TGI /generate has no reasoning control")
     extra = dict(req.extra)
     template = extra.pop("prompt_template", "chatml")
     greedy = req.temperature == 0

@@ -1,0 +1,202 @@
+"""Protocol-fidelity fixes (issue 8): reasoning models and the output limit, streamed tool calls without
+``index``, the SSE event bound, typed errors for wrong JSON types, reasoning usage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infermux.errors import ConfigurationError, MalformedResponseError
+from infermux.providers import get_provider
+from infermux.providers import openai as oa
+from infermux.providers import openai_responses as oar
+from infermux.providers._sse import SSEDecoder
+from infermux.types import ChatRequest, Message, StreamAccumulator, ToolCall
+
+JSON_H = {"content-type": "application/json"}
+
+
+def _req(**kw: Any) -> ChatRequest:
+    return ChatRequest(messages=(Message.user("hi"),), **kw)
+
+
+# --------------------------------------------------------------------------- item 2: reasoning models
+
+
+@pytest.mark.parametrize("model", ["o1", "o1-mini", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5.1", "gpt-5-nano"])
+def test_reasoning_models_are_recognised(model: str) -> None:
+    assert oa.is_reasoning_model(model)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-mini", "gpt-4.1-nano", "gpt-5-chat-latest", "omni-moderation"])
+def test_other_models_are_not_reasoning_models(model: str) -> None:
+    assert not oa.is_reasoning_model(model)
+
+
+def test_official_api_gets_max_completion_tokens_compatible_servers_max_tokens() -> None:
+    req = _req(max_tokens=64)
+    assert oa.PROVIDER.build_chat(req, "o3-mini", False).json["max_completion_tokens"] == 64
+    assert "max_tokens" not in oa.PROVIDER.build_chat(req, "gpt-4o", False).json
+    for name in ("llamacpp", "vllm", "groq", "ollama_openai", "tgi_chat", "ovms", "opea_llm"):
+        body = get_provider(name).build_chat(req, "llama-3.1-8b-instant", False).json
+        assert body["max_tokens"] == 64 and "max_completion_tokens" not in body, name
+
+
+def test_a_limit_spelled_in_extra_wins() -> None:
+    body = oa.build_chat(_req(max_tokens=64, extra={"max_tokens": 10}), "gpt-4o", False).json
+    assert body["max_tokens"] == 10 and "max_completion_tokens" not in body
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+def test_reasoning_model_refuses_sampling_before_io(field: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"reasoning model.*{field}=0.5"):
+        oa.PROVIDER.build_chat(_req(**{field: 0.5}), "o3-mini", False)
+    assert oa.PROVIDER.build_chat(_req(**{field: 1}), "o3-mini", False).json[field] == 1  # the default is fine
+    assert oa.PROVIDER.build_chat(_req(**{field: 0.5}), "gpt-4o", False).json[field] == 0.5
+    # a model that has reasoning_effort "none" takes sampling parameters then
+    assert oa.PROVIDER.build_chat(_req(**{field: 0.5}, reasoning_effort="none"), "gpt-5.1", False).json[field] == 0.5
+
+
+def test_reasoning_effort_is_sent_and_validated() -> None:
+    assert oa.PROVIDER.build_chat(_req(reasoning_effort="low"), "o3", False).json["reasoning_effort"] == "low"
+    assert oar.PROVIDER.build_chat(_req(reasoning_effort="high"), "o3", False).json["reasoning"] == {"effort": "high"}
+    with pytest.raises(ConfigurationError, match="reasoning_effort"):
+        _req(reasoning_effort="max")  # type: ignore[arg-type]
+    wire = {"model": "gpt-5-nano", "messages": [{"role": "user", "content": "x"}], "reasoning_effort": "low"}
+    req = oa.chat_request_from_wire(wire)
+    assert req.reasoning_effort == "low" and oa.build_chat(req, "gpt-5-nano", False).json == wire
+
+
+@pytest.mark.parametrize("name", ["anthropic", "gemini", "ollama", "tgi"])
+def test_providers_without_an_effort_knob_refuse_it(name: str) -> None:
+    with pytest.raises(ConfigurationError, match="reasoning_effort"):
+        get_provider(name).build_chat(_req(reasoning_effort="low", max_tokens=5), "m", False)
+
+
+def test_reasoning_tokens_are_read() -> None:
+    usage = {
+        "prompt_tokens": 11,
+        "completion_tokens": 203,
+        "completion_tokens_details": {"reasoning_tokens": 192},
+    }
+    assert oa.parse_usage(usage).reasoning_tokens == 192  # type: ignore[union-attr]
+    r_usage = {"input_tokens": 5, "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 32}}
+    assert oar.parse_usage(r_usage).reasoning_tokens == 32  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- item 3: tool calls without index
+
+
+def _chunks(*deltas: dict[str, Any]) -> bytes:
+    out = []
+    for d in deltas:
+        out.append({"id": "c1", "model": "gemini-2.0-flash", "choices": [{"index": 0, "delta": d}]})
+    out.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return b"".join(f"data: {json.dumps(o)}\n\n".encode() for o in out) + b"data: [DONE]\n\n"
+
+
+def _fold(raw: bytes) -> StreamAccumulator:
+    parser = oa.ChatStreamParser()
+    acc = StreamAccumulator()
+    for ev in [*parser.feed(raw), *parser.close()]:
+        acc.add(ev)
+    return acc
+
+
+def test_streamed_tool_calls_without_index_stay_apart() -> None:
+    """Gemini's OpenAI-compatible endpoint: each call whole, in its own chunk, with an id and no index."""
+    raw = _chunks(
+        {"role": "assistant", "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
+        ]},
+        {"tool_calls": [
+            {"id": "call_b", "type": "function", "function": {"name": "time", "arguments": '{"tz":"CET"}'}}
+        ]},
+    )  # fmt: skip
+    calls = _fold(raw).tool_calls()
+    assert [(c.id, c.name, c.arguments) for c in calls] == [
+        ("call_a", "weather", {"city": "Paris"}),
+        ("call_b", "time", {"tz": "CET"}),
+    ]
+
+
+def test_streamed_tool_calls_without_index_in_one_chunk_and_continuations() -> None:
+    raw = _chunks(
+        {"tool_calls": [
+            {"id": "a", "function": {"name": "f", "arguments": '{"x":'}},
+            {"id": "b", "function": {"name": "g", "arguments": "{}"}},
+        ]},
+        {"tool_calls": [{"id": "a", "function": {"arguments": "1}"}}]},  # the same id continues its call
+    )  # fmt: skip
+    calls = _fold(raw).tool_calls()
+    assert [(c.id, c.name, c.raw_arguments) for c in calls] == [("a", "f", '{"x":1}'), ("b", "g", "{}")]
+    # no id and no index: the pieces continue the last call (proxies that drop both after the first piece)
+    raw = _chunks(
+        {"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": '{"x"'}}]},
+        {"tool_calls": [{"function": {"arguments": ":2}"}}]},
+    )
+    assert [(c.id, c.raw_arguments) for c in _fold(raw).tool_calls()] == [("a", '{"x":2}')]
+
+
+def test_openai_indexed_tool_calls_unchanged() -> None:
+    raw = _chunks(
+        {"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": ""}}]},
+        {"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{}"}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+    )
+    assert [(c.id, c.raw_arguments) for c in _fold(raw).tool_calls()] == [("a", "{}"), ("b", "{}")]
+
+
+# --------------------------------------------------------------------------- item 8: SSE event bound
+
+
+def test_sse_event_of_many_data_lines_is_bounded() -> None:
+    dec = SSEDecoder(max_event_bytes=10_000)
+    line = b"data: " + b"x" * 99 + b"\n"
+    with pytest.raises(MalformedResponseError, match="one event's data lines exceed 10000"):
+        for _ in range(200):  # 20 kB of data lines and never the blank line that ends the event
+            dec.feed(line)
+    ok = SSEDecoder(max_event_bytes=10_000)
+    for _ in range(50):  # the same lines in events that end: the bound is per event
+        ok.feed(line * 2 + b"\n")
+    assert ok.close() == []
+
+
+def test_sse_default_event_bound() -> None:
+    dec = SSEDecoder()
+    chunk = b"data: " + b"y" * (1 << 20) + b"\n"
+    with pytest.raises(MalformedResponseError):
+        for _ in range(17):
+            dec.feed(chunk)
+
+
+# --------------------------------------------------------------------------- item 7: examples the fuzz test found
+
+
+@pytest.mark.parametrize("args", [[1, 2], 7, True, 1.5])
+def test_tool_arguments_of_a_wrong_type_are_kept_not_crashed_on(args: Any) -> None:
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": args}}],
+                },
+            }
+        ]
+    }
+    call = oa.parse_chat(json.dumps(body).encode(), JSON_H).tool_calls[0]
+    assert call.arguments == args and call.raw_arguments == json.dumps(args)
+    assert ToolCall.from_raw("c", "f", args).raw_arguments == json.dumps(args)
+
+
+@pytest.mark.parametrize("bad", [[], {}, ["x"]])
+def test_responses_item_type_of_a_wrong_type_is_a_typed_error(bad: Any) -> None:
+    body = {"id": "r", "status": "completed", "output": [{"type": bad, "name": "f"}]}
+    oar.parse_chat(json.dumps(body).encode(), JSON_H)  # an unknown item: no text, no call, no TypeError
+    with pytest.raises(ConfigurationError):
+        oar.responses_request_from_wire({"model": "m", "input": [{"role": bad, "content": "x"}]})
