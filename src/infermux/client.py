@@ -45,6 +45,7 @@ from .types import (
     EmbedResponse,
     MessagesInput,
     Priority,
+    ReasoningEffort,
     ResponseFormat,
     RouteHop,
     StreamAccumulator,
@@ -158,6 +159,7 @@ def build_chat_request(
     extra: Mapping[str, Any] | None = None,
     extra_headers: Mapping[str, str] | None = None,
     max_retries: int | None = None,
+    reasoning_effort: ReasoningEffort | None = None,
 ) -> ChatRequest:
     """Build a validated :class:`ChatRequest` from friendly arguments (strings, OpenAI-style dicts...).
 
@@ -185,6 +187,7 @@ def build_chat_request(
             extra=dict(extra) if isinstance(extra, Mapping) else extra or {},
             extra_headers=dict(extra_headers or {}),
             max_retries=max_retries,
+            reasoning_effort=reasoning_effort,
         )
     except (KeyError, TypeError, AttributeError, ValueError) as e:
         if isinstance(e, ConfigurationError):
