@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import string
@@ -125,13 +127,42 @@ def _last_turns(conv: Conversation, parsed: list[tuple[str, str, int, str | None
         conv.last_user_text, conv.images, conv.tool_result = text, images, result
 
 
-def _usage(gen: Generation) -> dict[str, Any]:
+def _thinking_budget(body: dict[str, Any], ctx: Ctx) -> int | None:
+    """The extended-thinking budget of a request (``thinking: {"type": "enabled", "budget_tokens": N}``),
+    validated as the real API does; ``None`` when thinking is off."""
+    cfg = body.get("thinking")
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict) or cfg.get("type") not in ("enabled", "disabled", "adaptive"):
+        raise ctx.error(400, "thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled'")
+    if cfg["type"] == "disabled":
+        return None
+    budget = cfg.get("budget_tokens", 1024 if cfg["type"] == "adaptive" else None)
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise ctx.error(400, "thinking.enabled.budget_tokens: Field required")
+    if budget < 1024:
+        raise ctx.error(400, "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+    limit = body.get("max_tokens")
+    if isinstance(limit, int) and limit <= budget:
+        raise ctx.error(400, "`max_tokens` must be greater than `thinking.budget_tokens`.")
+    if body.get("temperature") not in (None, 1):
+        raise ctx.error(400, "`temperature` may only be set to 1 when thinking is enabled.")
+    return budget
+
+
+def _thinking_block(conv: Conversation) -> dict[str, Any]:
+    text = f"The user wrote {conv.last_user_text!r}; answer briefly." if conv.tool_result is None else "Use the result."
+    signature = base64.b64encode(hashlib.sha256(text.encode()).digest() * 3).decode()
+    return {"type": "thinking", "thinking": text, "signature": signature}
+
+
+def _usage(gen: Generation, thinking: int = 0) -> dict[str, Any]:
     return {
         "input_tokens": gen.prompt_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-        "output_tokens": gen.completion_tokens,
+        "output_tokens": gen.completion_tokens + thinking,
         "service_tier": "standard",
         "inference_geo": "not_available",
     }
@@ -151,7 +182,14 @@ def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, 
     start["usage"] = {**message["usage"], "output_tokens": 1}
     events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
     for n, block in enumerate(message["content"]):
-        if block["type"] == "tool_use":
+        head: dict[str, Any]
+        deltas: list[dict[str, Any]]
+        if block["type"] == "thinking":
+            head = {"type": "thinking", "thinking": "", "signature": ""}
+            text = block["thinking"]
+            deltas = [{"type": "thinking_delta", "thinking": text[i : i + 16]} for i in range(0, len(text), 16)]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        elif block["type"] == "tool_use":
             head = {**block, "input": {}}
             args = json.dumps(block["input"])
             pieces = [""] + [args[i : i + 8] for i in range(0, len(args), 8)]
@@ -169,7 +207,7 @@ def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, 
         "input_tokens": gen.prompt_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
-        "output_tokens": gen.completion_tokens,
+        "output_tokens": message["usage"]["output_tokens"],
     }
     events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
     events.append(("message_stop", {"type": "message_stop"}))
@@ -179,17 +217,21 @@ def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, 
 def create_message(body: Any, ctx: Ctx) -> Reply:
     """POST /v1/messages."""
     conv = parse_messages(body, ctx)
+    budget = _thinking_budget(body, ctx)
     gen = generate(conv, ctx.responder)
+    thinking = _thinking_block(conv) if budget is not None else None
+    content = ([thinking] if thinking else []) + _content(gen)
+    spent = len(thinking["thinking"].split()) if thinking else 0
     message = {
         "model": conv.model,
         "id": _anthropic_id("msg_01"),
         "type": "message",
         "role": "assistant",
-        "content": _content(gen),
+        "content": content,
         "stop_reason": _STOP[gen.finish],
         "stop_sequence": gen.stop_sequence,
         "stop_details": None,
-        "usage": _usage(gen),
+        "usage": _usage(gen, spent),
     }
     if not body.get("stream"):
         return ctx.json(message)

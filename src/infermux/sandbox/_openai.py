@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, embed, encode_base64, generate
+from infermux.sandbox._openai_rules import check_sampling, content_filter_mode, filter_verdicts, reasoning_tokens
 from infermux.sandbox._wire import Ctx, Reply, dumps
 
 __all__ = ["chat_completions", "embeddings", "list_models", "retrieve_model"]
@@ -133,14 +134,15 @@ def parse_chat(body: Any, ctx: Ctx) -> Conversation:
     return conv
 
 
-def usage(gen: Generation) -> dict[str, Any]:
+def usage(gen: Generation, reasoning: int = 0) -> dict[str, Any]:
+    """Usage; ``reasoning`` hidden tokens are part of ``completion_tokens`` (as the real API counts them)."""
     return {
         "prompt_tokens": gen.prompt_tokens,
-        "completion_tokens": gen.completion_tokens,
-        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
+        "completion_tokens": gen.completion_tokens + reasoning,
+        "total_tokens": gen.prompt_tokens + gen.completion_tokens + reasoning,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -197,10 +199,30 @@ def _chunks(gen: Generation, base: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _filtered(chunks: list[dict[str, Any]], base: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    """Azure's stream: a first chunk with the prompt verdicts, then verdicts on each choice; ``block``
+    replaces the completion by one chunk that ends it with ``content_filter``."""
+    head = {"choices": [], "created": 0, "id": "", "model": "", "object": "", "prompt_filter_results": _prompt()}
+    if mode == "block":
+        end = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "content_filter"}
+        return [head, {**base, "choices": [{**end, "content_filter_results": filter_verdicts(True)}]}]
+    for chunk in chunks:
+        for choice in chunk["choices"]:
+            choice["content_filter_results"] = filter_verdicts() if choice["delta"] else {}
+    return [head, *chunks]
+
+
+def _prompt() -> list[dict[str, Any]]:
+    return [{"prompt_index": 0, "content_filter_results": filter_verdicts()}]
+
+
 def chat_completions(body: Any, ctx: Ctx) -> Reply:
     """POST /v1/chat/completions."""
     conv = parse_chat(body, ctx)
+    check_sampling(body, ctx, body.get("reasoning_effort"))  # api.openai.com's per-model rules
     gen = generate(conv, ctx.responder)
+    spent = reasoning_tokens(conv.model, body.get("reasoning_effort"))
+    mode = content_filter_mode(ctx)
     base: dict[str, Any] = {
         "id": "chatcmpl-" + secrets.token_urlsafe(21).replace("-", "x").replace("_", "y")[:29],
         "object": "chat.completion",
@@ -210,16 +232,30 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
         "system_fingerprint": "fp_sandbox",
     }
     if not body.get("stream"):
-        choice = {"index": 0, "message": _message(gen), "logprobs": None, "finish_reason": _FINISH[gen.finish]}
-        return ctx.json({**base, "choices": [choice], "usage": usage(gen)})
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": _message(gen),
+            "logprobs": None,
+            "finish_reason": _FINISH[gen.finish],
+        }
+        extra: dict[str, Any] = {}
+        if mode is not None:
+            extra["prompt_filter_results"] = _prompt()
+            choice["content_filter_results"] = filter_verdicts(mode == "block")
+            if mode == "block":
+                del choice["message"]
+                choice["finish_reason"] = "content_filter"
+        return ctx.json({**base, "choices": [choice], **extra, "usage": usage(gen, spent)})
     base["object"] = "chat.completion.chunk"
     opts = body.get("stream_options")
     include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
     if include_usage:
         base["usage"] = None
     chunks = _chunks(gen, base)
+    if mode is not None:
+        chunks = _filtered(chunks, base, mode)
     if include_usage:
-        chunks.append({**base, "choices": [], "usage": usage(gen)})
+        chunks.append({**base, "choices": [], "usage": usage(gen, spent)})
     if not (isinstance(opts, dict) and opts.get("include_obfuscation") is False):
         for chunk in chunks:
             chunk["obfuscation"] = obfuscation(chunk)

@@ -8,6 +8,7 @@ from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, generate
 from infermux.sandbox._openai import obfuscation
+from infermux.sandbox._openai_rules import check_sampling, content_filter_mode, filter_verdicts, reasoning_tokens
 from infermux.sandbox._wire import Ctx, Reply, dumps
 
 __all__ = ["create_response"]
@@ -89,7 +90,13 @@ def _parse(body: Any, ctx: Ctx) -> Conversation:
             conv.json_schema = fmt.get("schema") if isinstance(fmt.get("schema"), dict) else {}
     limit = body.get("max_output_tokens")
     conv.max_tokens = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    check_sampling(body, ctx, _effort(body), limit_key=None)
     return conv
+
+
+def _effort(body: dict[str, Any]) -> Any:
+    reasoning = body.get("reasoning")
+    return reasoning.get("effort") if isinstance(reasoning, dict) else None
 
 
 def _items(gen: Generation) -> list[dict[str, Any]]:
@@ -118,8 +125,25 @@ def _items(gen: Generation) -> list[dict[str, Any]]:
     ]
 
 
+def _content_filters(mode: str) -> list[dict[str, Any]]:
+    """Azure OpenAI's ``content_filters`` of a response (the prompt's and the completion's verdicts)."""
+    return [
+        {"blocked": False, "source_type": "prompt", "content_filter_results": filter_verdicts()},
+        {
+            "blocked": mode == "block",
+            "source_type": "completion",
+            "content_filter_results": filter_verdicts(mode == "block"),
+        },
+    ]
+
+
 def _response(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ctx) -> dict[str, Any]:
-    incomplete = gen.finish == "length"
+    mode = content_filter_mode(ctx)
+    blocked = mode == "block"
+    spent = reasoning_tokens(conv.model, _effort(body))
+    incomplete = gen.finish == "length" or blocked
+    reason = "content_filter" if blocked else "max_output_tokens"
+    extra: dict[str, Any] = {"content_filters": _content_filters(mode)} if mode else {}
     return {
         "id": "resp_" + secrets.token_hex(25),
         "object": "response",
@@ -130,19 +154,19 @@ def _response(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ct
         "completed_at": int(time.time()),
         "error": None,
         "frequency_penalty": body.get("frequency_penalty", 0.0),
-        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "incomplete_details": {"reason": reason} if incomplete else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "max_tool_calls": body.get("max_tool_calls"),
         "model": conv.model,
         "moderation": None,
-        "output": _items(gen),
+        "output": [] if blocked else _items(gen),
         "parallel_tool_calls": conv.parallel_tool_calls,
         "presence_penalty": body.get("presence_penalty", 0.0),
         "previous_response_id": body.get("previous_response_id"),
         "prompt_cache_key": body.get("prompt_cache_key"),
         "prompt_cache_retention": "in_memory",
-        "reasoning": {"effort": None, "summary": None},
+        "reasoning": {"effort": _effort(body), "summary": None},
         "safety_identifier": body.get("safety_identifier"),
         "service_tier": "default",
         "store": body.get("store", True),
@@ -156,12 +180,13 @@ def _response(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ct
         "usage": {
             "input_tokens": gen.prompt_tokens,
             "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": gen.completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": gen.prompt_tokens + gen.completion_tokens,
+            "output_tokens": gen.completion_tokens + spent,
+            "output_tokens_details": {"reasoning_tokens": spent},
+            "total_tokens": gen.prompt_tokens + gen.completion_tokens + spent,
         },
         "user": None,
         "metadata": body.get("metadata") or {},
+        **extra,
     }
 
 
