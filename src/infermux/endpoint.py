@@ -408,9 +408,10 @@ class Endpoint(EngineCore):
         ``config.resume_streams``) and only text was delivered: the request is sent again (with the delivered
         text as a partial assistant turn where the provider supports prefill), the repeated text is dropped,
         and a :class:`StreamResumed` event marks the seam. Otherwise the error is raised after the partial
-        events. Every stream must end with the protocol's terminal marker (see each provider's parser), else
-        it is an :class:`IncompleteStreamError`. ``info`` is filled with the call's request IDs, attempts and
-        latency.
+        events. Every stream must meet its provider's termination rule (the protocol's terminal marker, e.g.
+        OpenAI's ``[DONE]``; a finish reason only where the provider documents it: Gemini, TGI's Messages API;
+        see each provider's parser), else it is an :class:`IncompleteStreamError`. ``info`` is filled with
+        the call's request IDs, attempts and latency.
         """
         model = self.model_for(request.model)
         prefill = "prefill" in self.provider.capabilities

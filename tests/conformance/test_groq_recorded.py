@@ -61,7 +61,7 @@ def _check_stream(rec: Recording) -> None:
     acc = run_stream(
         groq.PROVIDER.new_stream_parser,
         rec,
-        complete=done or bool(finish) or error is not None,
+        complete=done or error is not None,  # termination rule: [DONE] required (a finish_reason is not enough)
         error_message=error,
     )
     if acc is None:

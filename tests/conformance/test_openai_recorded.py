@@ -16,6 +16,7 @@ import pytest
 from infermux.errors import ConfigurationError, MalformedResponseError
 from infermux.providers import openai as oa
 from infermux.providers import openai_responses as oar
+from infermux.providers import tgi
 from infermux.types import EmbedRequest
 
 from ._checks import (
@@ -80,6 +81,7 @@ def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
     """What the recorded chat/completions chunks carry for choice 0 (independent of our parser)."""
     text: list[str] = []
     calls: dict[int, list[Any]] = {}
+    ids: dict[str, int] = {}
     finish: str | None = None
     usage: Mapping[str, Any] | None = None
     error: str | None = None
@@ -95,8 +97,8 @@ def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
             delta = ch.get("delta") or {}
             piece = delta.get("content") if "delta" in ch else ch.get("text")
             text.append(piece or "")
-            for pos, tc in enumerate(delta.get("tool_calls") or []):
-                slot = calls.setdefault(tc.get("index", pos), ["", "", []])
+            for tc in delta.get("tool_calls") or []:
+                slot = calls.setdefault(_call_index(tc, calls, ids), ["", "", []])
                 fn = tc.get("function") or tc.get("custom") or {}
                 slot[0] = slot[0] or tc.get("id") or ""
                 slot[1] = slot[1] or fn.get("name") or ""
@@ -118,8 +120,34 @@ def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
         "finish": finish,
         "usage": usage,
         "error": error,
-        "complete": has_done_marker(rec) or finish is not None or error is not None,
+        # termination rule: [DONE] is required, except on TGI's Messages API (HF) where a finish_reason is enough
+        "complete": has_done_marker(rec) or error is not None or (finish is not None and not _done_required(rec)),
     }
+
+
+def _done_required(rec: Recording) -> bool:
+    return rec.provider != "huggingface"
+
+
+def _stream_parser(rec: Recording) -> Any:
+    return tgi.CHAT_PROVIDER.new_stream_parser if rec.provider == "huggingface" else oa.ChatStreamParser
+
+
+def _call_index(tc: Mapping[str, Any], calls: Mapping[int, Any], ids: dict[str, int]) -> int:
+    """Which call a streamed tool-call piece belongs to: its ``index``; without one (Gemini's OpenAI
+    endpoint, proxies) a new ``id`` starts the next call and a piece with neither continues the last."""
+    if isinstance(tc.get("index"), int):
+        idx: int = tc["index"]
+    elif tc.get("id") and tc["id"] in ids:
+        idx = ids[tc["id"]]
+    elif tc.get("id") or not calls:
+        idx = max(calls, default=-1) + 1
+    else:
+        idx = ids.get("\0last", max(calls))
+    if tc.get("id"):
+        ids.setdefault(tc["id"], idx)
+    ids["\0last"] = idx
+    return idx
 
 
 def _as_body(rec: Recording, obj: Any) -> dict[str, Any]:
@@ -193,7 +221,7 @@ def _check_stream(rec: Recording, kind: str) -> None:
         in_key, out_key = "input_tokens", "output_tokens"
     else:
         exp = _chat_stream_expectations(rec)
-        acc = run_stream(oa.ChatStreamParser, rec, complete=exp["complete"], error_message=exp["error"])
+        acc = run_stream(_stream_parser(rec), rec, complete=exp["complete"], error_message=exp["error"])
         in_key, out_key = "prompt_tokens", "completion_tokens"
     if acc is None:
         return

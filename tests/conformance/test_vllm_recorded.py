@@ -64,7 +64,7 @@ def _check_stream(rec: Recording) -> None:
     acc = run_stream(
         vllm.PROVIDER.new_stream_parser,
         rec,
-        complete=has_done_marker(rec) or bool(finish) or error is not None,
+        complete=has_done_marker(rec) or error is not None,  # termination rule: [DONE] required
         error_message=error,
     )
     if acc is None:

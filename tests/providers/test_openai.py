@@ -336,9 +336,28 @@ def test_stream_events_byte_by_byte_equal_one_chunk() -> None:
     assert resp.tool_calls == (ToolCall("call_1", "f", {"a": 1}, '{"a": 1}'),)
 
 
-def test_stream_without_done_but_with_finish_reason_is_complete() -> None:
+def test_stream_without_done_after_finish_reason_is_incomplete() -> None:
+    """Termination rule (issue 8 item 9): OpenAI always ends with [DONE]; the usage chunk comes after the
+    finish_reason chunk, so a stream cut there is incomplete, not silently complete without its usage."""
     raw = _sse(_chunk({"content": "ok"}), _chunk({}, "length"), done=False)
-    assert _run(oa.ChatStreamParser(), raw, 5)[-1] == StreamFinish("length")
+    p = oa.ChatStreamParser()
+    p.feed(raw)
+    with pytest.raises(IncompleteStreamError, match=r"without \[DONE\], after its finish_reason") as exc:
+        p.close()
+    assert exc.value.partial_text == "ok" and exc.value.retryable
+    assert _run(oa.ChatStreamParser(), raw + b"data: [DONE]\n\n", 5)[-1] == StreamFinish("length")
+
+
+def test_stream_without_done_but_with_finish_reason_is_complete_where_the_rule_says_so() -> None:
+    raw = _sse(_chunk({"content": "ok"}), _chunk({}, "length"), done=False)
+    assert _run(oa.ChatStreamParser(done_required=False), raw, 5)[-1] == StreamFinish("length")
+    tgi_chat = get_provider("tgi_chat").new_stream_parser  # TGI's Messages API: finish_reason is enough
+    assert _run(tgi_chat(), raw, 5)[-1] == StreamFinish("length")
+    for name in ("openai", "groq", "vllm", "llamacpp", "ollama_openai", "ovms", "opea_llm"):
+        parser = get_provider(name).new_stream_parser()
+        parser.feed(raw)
+        with pytest.raises(IncompleteStreamError):
+            parser.close()
 
 
 def test_stream_cut_mid_way_is_incomplete_with_partial_text() -> None:

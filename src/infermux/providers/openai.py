@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import APIStatusError, ConfigurationError
+from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
 from ..types import (
     REASONING_EFFORTS,
     ChatRequest,
@@ -421,16 +421,22 @@ class ChatStreamParser(StreamParserBase):
     """Data-only SSE of chat (and legacy completion) chunks, terminated by ``data: [DONE]``.
 
     Emits ``StreamStart`` once, text/tool-call deltas of choice 0, ``UsageEvent`` for usage chunks
-    (also Groq's ``x_groq.usage``) and exactly one ``StreamFinish``. A stream that ends without
-    ``[DONE]`` is complete only if a ``finish_reason`` was seen; otherwise :meth:`close` raises
-    ``IncompleteStreamError`` with the text so far.
+    (also Groq's ``x_groq.usage``) and exactly one ``StreamFinish``.
+
+    Termination rule (``done_required``): by default ``[DONE]`` is required, as OpenAI, Azure, Groq, vLLM,
+    llama.cpp, Ollama and OVMS always send it: the usage chunk comes after the ``finish_reason`` chunk, so a
+    stream cut between them would otherwise pass as complete with its usage lost; without ``[DONE]``
+    :meth:`close` raises ``IncompleteStreamError`` (with the text so far) even after a ``finish_reason``.
+    With ``done_required=False`` (TGI's Messages API, which some versions end without ``[DONE]``) a
+    ``finish_reason`` is enough.
     """
 
     PROVIDER = NAME
     INCOMPLETE = "{provider}: stream ended before [DONE] and without a finish_reason"
 
-    def __init__(self, provider: str | None = None) -> None:
+    def __init__(self, provider: str | None = None, *, done_required: bool = True) -> None:
         super().__init__(provider)
+        self.done_required = done_required
         self._tools_started: set[int] = set()
         self._tool_ids: dict[str, int] = {}  # call id -> index (for calls sent without "index")
         self._last_tool: int | None = None
@@ -441,6 +447,19 @@ class ChatStreamParser(StreamParserBase):
             out.append(StreamFinish(self._finish))
         else:
             self._chunk(self._json(data), out)
+
+    def close(self) -> list[StreamEvent]:
+        """The body ended: see the termination rule in the class docstring."""
+        if not self.done_required:
+            return super().close()
+        out = self._handle(self._decoder.close())
+        if self._done or self._errored:
+            return out
+        text = "".join(self._text)
+        seen = "after its finish_reason (the usage chunk may be lost)" if self._finish_seen else "mid-answer"
+        raise IncompleteStreamError(
+            f"{self.provider}: stream ended without [DONE], {seen}", provider=self.provider, partial_text=text
+        )
 
     def _chunk(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         if "error" in obj and "choices" not in obj:
@@ -636,8 +655,10 @@ def make_openai_compatible(
     capabilities: frozenset[str] = frozenset(),
     embeddings: bool = True,
     health_path: str | None = None,
+    done_required: bool = True,
 ) -> Provider:
-    """A :class:`Provider` speaking OpenAI chat completions (and embeddings) under another name."""
+    """A :class:`Provider` speaking OpenAI chat completions (and embeddings) under another name;
+    ``done_required``: the stream termination rule of :class:`ChatStreamParser`."""
 
     def _parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         return parse_chat(body, headers, provider=name)
@@ -653,7 +674,7 @@ def make_openai_compatible(
         default_base_url=default_base_url,
         build_chat=build_chat_fn,
         parse_chat=_parse_chat,
-        new_stream_parser=lambda: ChatStreamParser(name),
+        new_stream_parser=lambda: ChatStreamParser(name, done_required=done_required),
         classify_error=_classify,
         auth_headers=auth_headers,
         request_id_headers=request_id_headers,

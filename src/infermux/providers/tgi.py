@@ -479,6 +479,7 @@ CHAT_PROVIDER: Provider = replace(
         capabilities=frozenset(("chat", "stream", "tools", "json", "vision")),
         embeddings=False,
         health_path="/health",
+        done_required=False,  # some TGI versions end the stream after the finish_reason chunk, no [DONE]
     ),
     classify_error=_classify_chat,  # TGI's {"error", "error_type"} bodies, also on the Messages API
 )
