@@ -66,6 +66,8 @@ from ._common import (
     status_error,
     tool_arguments,
 )
+from ._input_rules import ANTHROPIC as ANTHROPIC_INPUTS
+from ._input_rules import check_inputs
 from ._sse import SSEMessage
 from ._stream import StreamParserBase
 
@@ -233,6 +235,7 @@ def _merge_extra(body: dict[str, Any], extra: Mapping[str, Any]) -> None:
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """``POST /v1/messages`` for ``req`` (see the module docstring for the mapping)."""
     refuse_reasoning_effort(req, NAME, "pass extended thinking as extra={'thinking': {...}}")
+    check_inputs(req, NAME, ANTHROPIC_INPUTS)
     body = _chat_body(req, model)
     if stream:
         body["stream"] = True

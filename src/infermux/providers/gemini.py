@@ -81,6 +81,8 @@ from ._common import (
     tool_arguments,
 )
 from ._gemini_wire import chat_request_from_wire
+from ._input_rules import GEMINI as GEMINI_INPUTS
+from ._input_rules import check_inputs
 from ._sse import SSEMessage
 from ._stream import StreamParserBase
 
@@ -262,6 +264,7 @@ def _chat_body(req: ChatRequest) -> dict[str, Any]:
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """``:generateContent``, or ``:streamGenerateContent?alt=sse`` when ``stream``."""
     refuse_reasoning_effort(req, NAME, "pass generationConfig.thinkingConfig through extra")
+    check_inputs(req, NAME, GEMINI_INPUTS)
     path = _route(model, "streamGenerateContent") + "?alt=sse" if stream else _route(model, "generateContent")
     return ProviderRequest("POST", path, headers=dict(JSON_HEADERS), json=_chat_body(req), stream=stream)
 

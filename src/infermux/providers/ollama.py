@@ -70,6 +70,8 @@ from ._common import (
     status_error,
     tool_arguments,
 )
+from ._input_rules import COMPATIBLE as COMPATIBLE_INPUTS
+from ._input_rules import check_inputs
 from ._sse import NDJSONDecoder, SSEMessage
 from ._stream import StreamParserBase
 from .openai import make_openai_compatible
@@ -202,6 +204,7 @@ def _merge(body: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     """``POST /api/chat``."""
     refuse_reasoning_effort(req, NAME, "pass Ollama's 'think' through extra (ollama_extra)")
+    check_inputs(req, NAME, COMPATIBLE_INPUTS)
     body: dict[str, Any] = {"model": model, "messages": _messages(req.messages), "stream": stream}
     tools = _tools(req)
     if tools:

@@ -53,6 +53,9 @@ from ._common import (
     status_error,
     token_usage,
 )
+from ._input_rules import COMPATIBLE as COMPATIBLE_INPUTS
+from ._input_rules import OPENAI as OPENAI_INPUTS
+from ._input_rules import check_inputs
 from ._sse import SSEMessage
 from ._stream import StreamParserBase
 
@@ -167,6 +170,7 @@ def build_compatible_chat(req: ChatRequest, model: str, stream: bool) -> Provide
     """``POST /chat/completions`` for OpenAI-compatible servers (llama.cpp, vLLM, Groq, Ollama, TGI, OVMS,
     OPEA...): the output limit is sent as ``max_tokens``, the one name every such server knows. Only options
     that are set are sent; ``req.extra`` is merged last."""
+    check_inputs(req, "openai-compatible", COMPATIBLE_INPUTS)
     body = _chat_body(req, model, stream, "max_tokens")
     return ProviderRequest("POST", "/chat/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
 
@@ -193,6 +197,7 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
     is merged last. OpenAI-compatible servers use :func:`build_compatible_chat` (``max_tokens``).
     """
     _check_reasoning_model(req, model)
+    check_inputs(req, NAME, OPENAI_INPUTS)
     body = _chat_body(req, model, stream, "max_completion_tokens")
     return ProviderRequest("POST", "/chat/completions", headers=dict(JSON_HEADERS), json=body, stream=stream)
 

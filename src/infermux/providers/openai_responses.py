@@ -43,6 +43,8 @@ from ._common import (
     merge_extra,
     token_usage,
 )
+from ._input_rules import OPENAI as OPENAI_INPUTS
+from ._input_rules import check_inputs
 from ._sse import SSEMessage
 from ._stream import StreamParserBase
 from .openai import DEFAULT_BASE_URL, REQUEST_ID_HEADERS, auth_headers, build_embed, classify_error, parse_embed
@@ -108,6 +110,7 @@ def build_chat(req: ChatRequest, model: str, stream: bool) -> ProviderRequest:
         raise ConfigurationError("the OpenAI Responses API has no stop sequences (use the chat provider)")
     if req.seed is not None:
         raise ConfigurationError("the OpenAI Responses API has no seed parameter (use the chat provider)")
+    check_inputs(req, NAME, OPENAI_INPUTS)
     items = [it for m in req.messages if m.role != "system" for it in _items(m)]
     choice: str | dict[str, Any] | None = req.tool_choice
     if choice is not None and choice not in ("auto", "none", "required"):
