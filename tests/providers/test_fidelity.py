@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ from infermux.providers import get_provider
 from infermux.providers import openai as oa
 from infermux.providers import openai_responses as oar
 from infermux.providers._sse import SSEDecoder
-from infermux.types import ChatRequest, Message, StreamAccumulator, ToolCall
+from infermux.types import ChatRequest, ImagePart, Message, StreamAccumulator, TextPart, Tool, ToolCall
 
 JSON_H = {"content-type": "application/json"}
 
@@ -200,3 +201,84 @@ def test_responses_item_type_of_a_wrong_type_is_a_typed_error(bad: Any) -> None:
     oar.parse_chat(json.dumps(body).encode(), JSON_H)  # an unknown item: no text, no call, no TypeError
     with pytest.raises(ConfigurationError):
         oar.responses_request_from_wire({"model": "m", "input": [{"role": bad, "content": "x"}]})
+
+
+# --------------------------------------------------------------------------- item 15: inputs the APIs refuse
+
+PNG = ImagePart(data=base64.b64encode(b"\x89PNG\r\n\x1a\n").decode(), media_type="image/png")
+ALL_CHAT = ("openai", "openai_responses", "anthropic", "gemini", "ollama", "groq", "vllm", "llamacpp", "tgi_chat")
+
+
+def _with_image(part: ImagePart) -> ChatRequest:
+    return ChatRequest(messages=(Message.user((TextPart("what is this?"), part)),), max_tokens=5)
+
+
+@pytest.mark.parametrize("name", ALL_CHAT)
+@pytest.mark.parametrize(
+    ("part", "what"),
+    [
+        (ImagePart(data="aGVsbG8=", media_type="application/pdf"), "media type"),
+        (ImagePart(data="aGVsbG8=", media_type="text/html"), "media type"),
+        (ImagePart(data="not base64!", media_type="image/png"), "base64"),
+        (ImagePart(data="aGVsbG8", media_type="image/png"), "base64"),  # bad padding
+        (ImagePart(url="ftp://example.com/cat.png"), "scheme"),
+        (ImagePart(url="file:///etc/passwd"), "scheme"),
+    ],
+)
+def test_images_every_api_refuses_are_refused_before_io(name: str, part: ImagePart, what: str) -> None:
+    provider = get_provider(name)
+    if name == "ollama" and part.url is not None:
+        what = "inline data"  # Ollama takes no image URLs at all
+    with pytest.raises(ConfigurationError, match=what):
+        provider.build_chat(_with_image(part), "gpt-4o", False)
+
+
+@pytest.mark.parametrize(("name", "refused"), [("openai", True), ("openai_responses", True), ("anthropic", True),
+                                               ("gemini", False), ("vllm", False)])  # fmt: skip
+def test_tiff_is_refused_where_the_api_lists_its_types(name: str, refused: bool) -> None:
+    tiff = _with_image(ImagePart(data="aGVsbG8=", media_type="image/tiff"))
+    if refused or name == "gemini":
+        with pytest.raises(ConfigurationError, match="image/tiff"):
+            get_provider(name).build_chat(tiff, "m", False)
+    else:  # a compatible server: the model decides which image/* types it reads
+        get_provider(name).build_chat(tiff, "m", False)
+
+
+@pytest.mark.parametrize("name", ALL_CHAT)
+def test_valid_images_pass(name: str) -> None:
+    parts = [PNG] if name == "ollama" else [PNG, ImagePart(url="https://example.com/cat.png")]
+    for part in parts:
+        get_provider(name).build_chat(_with_image(part), "gpt-4o", False)
+    if name == "gemini":
+        get_provider(name).build_chat(
+            _with_image(ImagePart(url="gs://bucket/cat.png", media_type="image/png")), "m", False
+        )
+
+
+@pytest.mark.parametrize("name", ALL_CHAT)
+@pytest.mark.parametrize("tool_name", ["get weather", "get/weather", "x" * 129, "émoji"])
+def test_invalid_tool_names_are_refused(name: str, tool_name: str) -> None:
+    req = ChatRequest(messages=(Message.user("hi"),), tools=(Tool(tool_name),), max_tokens=5)
+    if name in ("vllm", "llamacpp", "tgi_chat", "groq", "ollama"):  # no documented pattern: accepted
+        get_provider(name).build_chat(req, "llama-3.1-8b-instant", False)
+        return
+    with pytest.raises(ConfigurationError, match="invalid tool name"):
+        get_provider(name).build_chat(req, "m", False)
+
+
+@pytest.mark.parametrize("name", ALL_CHAT)
+def test_duplicate_tool_names_are_refused(name: str) -> None:
+    req = ChatRequest(messages=(Message.user("hi"),), tools=(Tool("f"), Tool("f", "again")), max_tokens=5)
+    with pytest.raises(ConfigurationError, match="given twice"):
+        get_provider(name).build_chat(req, "llama-3.1-8b-instant", False)
+
+
+def test_tool_name_rules_differ_per_provider() -> None:
+    dotted = ChatRequest(messages=(Message.user("hi"),), tools=(Tool("ns.get:weather"),), max_tokens=5)
+    get_provider("gemini").build_chat(dotted, "m", False)  # Gemini allows '.' and ':'
+    with pytest.raises(ConfigurationError):
+        get_provider("openai").build_chat(dotted, "m", False)
+    long_name = ChatRequest(messages=(Message.user("hi"),), tools=(Tool("x" * 100),), max_tokens=5)
+    get_provider("anthropic").build_chat(long_name, "m", False)  # up to 128 on Anthropic
+    with pytest.raises(ConfigurationError):
+        get_provider("openai").build_chat(long_name, "m", False)  # 64 on OpenAI

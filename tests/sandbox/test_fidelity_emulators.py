@@ -4,8 +4,10 @@ Each is checked with the official SDK (the emulator is faithful) and through inf
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -170,3 +172,102 @@ async def test_anthropic_thinking_blocks(sb: Sandbox) -> None:
     assert r.text == streamed.text == "echo: hello sandbox world"
     assert r.raw["content"][0]["type"] == "thinking"
     assert r.usage is not None and r.usage.output_tokens > 4
+
+
+# --------------------------------------------------------------------------- inputs the real APIs refuse
+
+
+TIFF_URL = "data:image/tiff;base64," + base64.b64encode(b"II*\x00").decode()
+PNG_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+
+
+def _image_msg(url: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "what?"}, {"type": "image_url", "image_url": {"url": url}}],
+        }
+    ]
+
+
+async def test_openai_emulator_refuses_images_and_tool_names(sb: Sandbox) -> None:
+    async with oai(sb) as c:
+        with pytest.raises(openai.BadRequestError) as tiff:
+            await c.chat.completions.create(model="gpt-4o", messages=_image_msg(TIFF_URL))  # type: ignore[arg-type]
+        with pytest.raises(openai.BadRequestError) as bad64:
+            await c.chat.completions.create(model="gpt-4o", messages=_image_msg("data:image/png;base64,@@@"))  # type: ignore[arg-type]
+        with pytest.raises(openai.BadRequestError) as ftp:
+            await c.chat.completions.create(model="gpt-4o", messages=_image_msg("ftp://example.com/a.png"))  # type: ignore[arg-type]
+        ok = await c.chat.completions.create(model="gpt-4o", messages=_image_msg(PNG_URL))  # type: ignore[arg-type]
+        tool = {"type": "function", "function": {"name": "get weather", "parameters": {"type": "object"}}}
+        with pytest.raises(openai.BadRequestError) as name:
+            await c.chat.completions.create(model="gpt-4o", messages=MSG, tools=[tool])  # type: ignore[arg-type, list-item]
+    assert tiff.value.body == {  # the real answer, as recorded (openai/otel-openai-0.62.4_test_vision_base64_3)
+        "message": "You uploaded an unsupported image. Please make sure your image has of one the following"
+        " formats: ['png', 'jpeg', 'gif', 'webp'].",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_image_format",
+    }
+    assert bad64.value.status_code == ftp.value.status_code == 400
+    assert ftp.value.body["param"] == "messages[0].content[1].image_url.url"  # type: ignore[index]
+    assert ok.choices[0].message.content == "echo: what? (1 image)"
+    assert "does not match pattern" in name.value.message and name.value.body["param"] == "tools[0].function.name"  # type: ignore[index]
+
+
+async def test_anthropic_emulator_refuses_images_and_tool_names(sb: Sandbox) -> None:
+    def image(media_type: str, data: str) -> list[dict[str, Any]]:
+        src = {"type": "base64", "media_type": media_type, "data": data}
+        return [{"role": "user", "content": [{"type": "image", "source": src}, {"type": "text", "text": "what?"}]}]
+
+    tool = {"name": "f", "input_schema": {"type": "object"}}
+    async with anthropic.AsyncAnthropic(base_url=sb.anthropic_base_url, api_key="sk-ant", max_retries=0) as c:
+        with pytest.raises(anthropic.BadRequestError, match="media_type: Input should be 'image/jpeg'"):
+            await c.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=image("image/tiff", "aGk="))  # type: ignore[arg-type]
+        with pytest.raises(anthropic.BadRequestError, match="base64"):
+            await c.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=image("image/png", "!!"))  # type: ignore[arg-type]
+        with pytest.raises(anthropic.BadRequestError, match="Tool names must be unique"):
+            await c.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MSG, tools=[tool, tool])  # type: ignore[arg-type, list-item]
+        with pytest.raises(anthropic.BadRequestError, match="should match pattern"):
+            await c.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=10,
+                messages=MSG,  # type: ignore[arg-type]
+                tools=[{"name": "get weather", "input_schema": {"type": "object"}}],  # type: ignore[list-item]
+            )
+        ok = await c.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=image("image/png", "aGk="))  # type: ignore[arg-type]
+    assert ok.content[0].text == "echo: what? (1 image)"  # type: ignore[union-attr]
+
+
+async def test_gemini_emulator_refuses_media_types_and_names() -> None:
+    async with Sandbox(host="127.0.0.1", port=0, backends=("gemini",)) as sb:
+        answers = await _gemini_answers(sb)
+    assert [status for status, _ in answers] == [400, 400, 400, 400, 200]
+    assert answers[0][1]["error"]["message"] == "Unsupported MIME type: image/tiff"
+    assert "Base64 decoding failed" in answers[1][1]["error"]["message"]
+    assert "Invalid URI" in answers[2][1]["error"]["message"]
+    assert "Invalid function name" in answers[3][1]["error"]["message"]
+    assert answers[0][1]["error"]["status"] == "INVALID_ARGUMENT"
+
+
+async def _gemini_answers(sb: Sandbox) -> list[tuple[int, Any]]:
+    base = f"{sb.base_url}/v1beta/models/gemini-2.0-flash:generateContent"
+    headers = {"x-goog-api-key": "k"}
+
+    def body(part: dict[str, Any], tools: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "what?"}, part]}]}
+        if tools:
+            out["tools"] = tools
+        return out
+
+    tiff = {"inlineData": {"mimeType": "image/tiff", "data": "aGk="}}
+    bad = {"inlineData": {"mimeType": "image/png", "data": "a!b"}}
+    png = {"inlineData": {"mimeType": "image/png", "data": "aGk="}}
+    ftp = {"fileData": {"mimeType": "image/png", "fileUri": "ftp://x/a.png"}}
+    decl = {"functionDeclarations": [{"name": "9lives", "parameters": {"type": "object"}}]}
+    answers = []
+    async with aiohttp.ClientSession() as s:
+        for b in (body(tiff), body(bad), body(ftp), body(png, [decl]), body(png)):
+            async with s.post(base, json=b, headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                answers.append((r.status, await r.json()))
+    return answers

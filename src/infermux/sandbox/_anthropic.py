@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import string
 from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, count_tokens, generate
+from infermux.sandbox._openai_rules import is_base64
 from infermux.sandbox._wire import Ctx, Reply, dumps
 
 __all__ = ["count_message_tokens", "create_message", "list_models"]
@@ -39,6 +41,7 @@ def _blocks_text(content: Any, ctx: Ctx, where: str) -> tuple[str, int, str | No
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "image":
+            _check_image(block.get("source"), ctx, f"{where}.{j}.image.source")
             images += 1
         elif kind == "tool_result":
             inner = block.get("content")
@@ -46,6 +49,26 @@ def _blocks_text(content: Any, ctx: Ctx, where: str) -> tuple[str, int, str | No
                 inner if isinstance(inner, str) else _blocks_text(inner or [], ctx, f"{where}.{j}.content")[0]
             )
     return " ".join(texts), images, (" ".join(results) if results else None)
+
+
+_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def _check_image(source: Any, ctx: Ctx, where: str) -> None:
+    """An image source as the Messages API validates it (base64 of a listed type, or an http(s) URL)."""
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "base64":
+        if source.get("media_type") not in _MEDIA_TYPES:
+            listed = ", ".join(f"'{m}'" for m in _MEDIA_TYPES[:-1]) + f" or '{_MEDIA_TYPES[-1]}'"
+            raise ctx.error(400, f"{where}.base64.media_type: Input should be {listed}")
+        if not is_base64(source.get("data")):
+            raise ctx.error(400, f"{where}.base64.data: Invalid base64 data")
+    elif kind == "url":
+        url = source.get("url")
+        if not isinstance(url, str) or url.split(":", 1)[0].lower() not in ("http", "https"):
+            raise ctx.error(400, f"{where}.url.url: URL scheme should be 'http' or 'https'")
+    else:
+        raise ctx.error(400, f"{where}: Input tag '{kind}' found using 'type' does not match any of the expected tags")
 
 
 def _system(raw: Any) -> str:
@@ -57,9 +80,15 @@ def _system(raw: Any) -> str:
 
 
 def _tools(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> None:
+    names: set[str] = set()
     for i, tool in enumerate(body.get("tools") or []):
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise ctx.error(400, f"tools.{i}.custom.name: Field required")
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,128}", tool["name"]):
+            raise ctx.error(400, f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+        if tool["name"] in names:
+            raise ctx.error(400, "tools: Tool names must be unique.")
+        names.add(tool["name"])
         if "type" in tool and tool["type"] not in ("custom", None):
             continue  # server tools (web_search...) are accepted and never called
         schema = tool.get("input_schema")

@@ -13,6 +13,7 @@ sends none). ``streamGenerateContent?alt=sse`` (what every SDK sends) answers da
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
 import time
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, count_tokens, embed, generate
+from infermux.sandbox._openai_rules import is_base64
 from infermux.sandbox._server import Backend, Route
 from infermux.sandbox._wire import Ctx, Dialect, JsonReply, ProtocolError, Reply, dumps, register_dialect
 
@@ -152,6 +154,36 @@ def _model(ctx: Ctx) -> str:
     return ctx.path_params.get("model", "")
 
 
+#: inline media types a Gemini model takes (images, and the documents/audio/video it also reads)
+_INLINE_TYPES = re.compile(r"(image/(png|jpeg|webp|heic|heif)|application/pdf|text/plain|audio/.+|video/.+)")
+_FUNCTION_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}")
+
+
+def _check_blob(blob: Mapping[str, Any], ctx: Ctx, where: str) -> None:
+    mime = str(_get(blob, "mimeType"))
+    if not _INLINE_TYPES.fullmatch(mime.lower()):
+        raise ctx.error(400, f"Unsupported MIME type: {mime}")
+    if not is_base64(blob.get("data")):
+        data = str(blob.get("data"))[:40]
+        raise ctx.error(400, f"Invalid value at '{where}.data' (TYPE_BYTES), Base64 decoding failed for \"{data}\"")
+
+
+def _check_file(fd: Mapping[str, Any], ctx: Ctx, where: str) -> None:
+    uri = str(_get(fd, "fileUri") or "")
+    if uri.split(":", 1)[0].lower() not in ("http", "https", "gs"):
+        raise ctx.error(400, f"* GenerateContentRequest.{where}.file_uri: Invalid URI {uri[:80]!r}")
+
+
+def _check_function_name(name: str, ctx: Ctx, where: str) -> None:
+    if not _FUNCTION_NAME.fullmatch(name):
+        raise ctx.error(
+            400,
+            f"* GenerateContentRequest.{where}.name: Invalid function name. Must start with a letter or an"
+            " underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:) or dashes"
+            " (-), with a maximum length of 64.",
+        )
+
+
 def _content(c: Any, ctx: Ctx, where: str) -> tuple[str, str, int, str | None]:
     """(role, text, images, function-response text or None) of one Content."""
     if not isinstance(c, dict):
@@ -175,8 +207,10 @@ def _content(c: Any, ctx: Ctx, where: str) -> tuple[str, str, int, str | None]:
             blob = _get(p, "inlineData")
             if not _get(blob, "mimeType") or not isinstance(blob.get("data"), str):
                 raise ctx.error(400, f"* GenerateContentRequest.{where}.parts[{j}].inline_data: missing data")
+            _check_blob(blob, ctx, f"{where}.parts[{j}].inline_data")
             images += 1
         elif isinstance(_get(p, "fileData"), dict):
+            _check_file(_get(p, "fileData"), ctx, f"{where}.parts[{j}].file_data")
             images += 1
         elif isinstance(_get(p, "functionResponse"), dict):
             fr = _get(p, "functionResponse")
@@ -221,6 +255,7 @@ def _tools(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> None:
         for j, d in enumerate(decls):
             if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
                 raise ctx.error(400, f"* GenerateContentRequest.tools[{i}].function_declarations[{j}].name: required")
+            _check_function_name(d["name"], ctx, f"tools[{i}].function_declarations[{j}]")
             schema = _get(d, "parametersJsonSchema") or d.get("parameters") or {"type": "object"}
             if not isinstance(schema, dict):
                 raise ctx.error(400, f"Invalid value at 'tools[{i}].function_declarations[{j}].parameters'")

@@ -6,7 +6,14 @@ import secrets
 from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, embed, encode_base64, generate
-from infermux.sandbox._openai_rules import check_sampling, content_filter_mode, filter_verdicts, reasoning_tokens
+from infermux.sandbox._openai_rules import (
+    check_image_url,
+    check_sampling,
+    check_tool_name,
+    content_filter_mode,
+    filter_verdicts,
+    reasoning_tokens,
+)
 from infermux.sandbox._wire import Ctx, Reply, dumps
 
 __all__ = ["chat_completions", "embeddings", "list_models", "retrieve_model"]
@@ -34,6 +41,8 @@ def _content_text(content: Any, ctx: Ctx, where: str) -> tuple[str, int]:
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind in ("image_url", "input_image"):
+            image = part.get("image_url")
+            check_image_url(image.get("url") if isinstance(image, dict) else image, ctx, f"{where}[{j}].image_url.url")
             images += 1
         elif kind not in ("input_audio", "file", "refusal"):
             raise ctx.error(
@@ -53,6 +62,7 @@ def _tools(body: dict[str, Any], ctx: Ctx) -> list[ToolSpec]:
             raise ctx.error(
                 400, f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name"
             )
+        check_tool_name(fn["name"], ctx, f"tools[{i}].function.name")
         params = fn.get("parameters")
         out.append(ToolSpec(fn["name"], params if isinstance(params, dict) else {}))
     return out

@@ -18,6 +18,8 @@ The rule is written here independently of :mod:`infermux.providers` (the emulato
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -25,9 +27,12 @@ from infermux.sandbox._wire import Ctx
 
 __all__ = [
     "EFFORTS",
+    "check_image_url",
     "check_sampling",
+    "check_tool_name",
     "content_filter_mode",
     "filter_verdicts",
+    "is_base64",
     "is_reasoning_model",
     "reasoning_tokens",
 ]
@@ -108,3 +113,69 @@ def filter_verdicts(blocked: bool = False) -> dict[str, Any]:
         "sexual": dict(safe),
         "violence": {"filtered": True, "severity": "high"} if blocked else dict(safe),
     }
+
+
+def is_base64(data: Any) -> bool:
+    """Strict base64 (the alphabet, correct padding), as the real APIs decode image data."""
+    if not isinstance(data, str):
+        return False
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+_OPENAI_IMAGE = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+_UNSUPPORTED_IMAGE = (
+    "You uploaded an unsupported image. Please make sure your image has of one the following formats:"
+    " ['png', 'jpeg', 'gif', 'webp']."
+)  # the real message (recorded: openai/otel-openai-0.62.4_test_vision_base64_3.json)
+
+
+def check_image_url(url: Any, ctx: Ctx, where: str) -> None:
+    """An ``image_url`` as api.openai.com checks it: a data URL of png/jpeg/gif/webp with valid base64, or an
+    http(s) URL."""
+    if not isinstance(url, str) or not url:
+        raise ctx.error(400, f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter")
+    if url.startswith("data:"):
+        head, _, data = url.partition(",")
+        mime = head[5:].split(";")[0].lower()
+        if ";base64" not in head or mime not in _OPENAI_IMAGE:
+            raise ctx.error(400, _UNSUPPORTED_IMAGE, code="invalid_image_format")
+        if not is_base64(data):
+            raise ctx.error(400, "Invalid image.", param=where, code="invalid_image")
+        return
+    if url.split(":", 1)[0].lower() not in ("http", "https"):
+        raise ctx.error(
+            400,
+            f"Invalid '{where}'. Expected a valid URL, but got a value with an invalid format.",
+            param=where,
+            code="invalid_value",
+        )
+
+
+def check_tool_name(name: str, ctx: Ctx, where: str) -> None:
+    """A function name as api.openai.com validates it (pattern, then length)."""
+    if not re.fullmatch(r"[a-zA-Z0-9_-]+", name):
+        raise ctx.error(
+            400,
+            f"Invalid '{where}': string does not match pattern. Expected a string that matches the pattern"
+            " '^[a-zA-Z0-9_-]+$'.",
+            param=where,
+            code="invalid_value",
+        )
+    if len(name) > 64:
+        raise ctx.error(
+            400,
+            f"Invalid '{where}': string too long. Expected a string with maximum length 64, but got a string"
+            f" with length {len(name)} instead.",
+            param=where,
+            code="string_above_max_length",
+        )

@@ -8,7 +8,14 @@ from typing import Any
 
 from infermux.sandbox._model import Conversation, Generation, ToolSpec, generate
 from infermux.sandbox._openai import obfuscation
-from infermux.sandbox._openai_rules import check_sampling, content_filter_mode, filter_verdicts, reasoning_tokens
+from infermux.sandbox._openai_rules import (
+    check_image_url,
+    check_sampling,
+    check_tool_name,
+    content_filter_mode,
+    filter_verdicts,
+    reasoning_tokens,
+)
 from infermux.sandbox._wire import Ctx, Reply, dumps
 
 __all__ = ["create_response"]
@@ -27,6 +34,8 @@ def _part_text(content: Any, ctx: Ctx, where: str) -> tuple[str, int]:
         if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind == "input_image":
+            if part.get("image_url") is not None:
+                check_image_url(part.get("image_url"), ctx, f"{where}.image_url")
             images += 1
     return " ".join(texts), images
 
@@ -75,6 +84,7 @@ def _parse(body: Any, ctx: Ctx) -> Conversation:
         if isinstance(tool, dict) and tool.get("type") == "function":
             if not isinstance(tool.get("name"), str):
                 raise ctx.error(400, f"Missing required parameter: 'tools[{i}].name'.", param=f"tools[{i}].name")
+            check_tool_name(tool["name"], ctx, f"tools[{i}].name")
             params = tool.get("parameters")
             conv.tools.append(ToolSpec(tool["name"], params if isinstance(params, dict) else {}))
     choice = body.get("tool_choice")
