@@ -242,8 +242,8 @@ def _anthropic_variants() -> list[Variant]:
             {"role": "user", "content": [failed]},
         ],
     }
-    skip = {"request": "thinking blocks / is_error tool results are not expressible as neutral messages"}
-    out.append(reply("anthropic_request_thinking_history", hist, [thinking, text("Sorry.")], "end_turn", skips=skip))
+    # not expressible as neutral messages: kept verbatim in extra, so the round trip is still exact
+    out.append(reply("anthropic_request_thinking_history", hist, [thinking, text("Sorry.")], "end_turn"))
     # request: prompt caching on a content block and a system block list
     cached = {
         "model": "claude-sonnet-4-20250514",
@@ -253,9 +253,8 @@ def _anthropic_variants() -> list[Variant]:
             {"role": "user", "content": [{"type": "text", "text": "Long doc…", "cache_control": {"type": "ephemeral"}}]}
         ],
     }
-    skip = {"request": "cache_control on a message content block is not expressible as neutral messages"}
-    name = "anthropic_request_cache_control_blocks"
-    out.append(reply(name, cached, [text("Ok.")], "end_turn", cache_creation_input_tokens=1500, skips=skip))
+    name = "anthropic_request_cache_control_blocks"  # lossless: the blocks travel verbatim in extra
+    out.append(reply(name, cached, [text("Ok.")], "end_turn", cache_creation_input_tokens=1500))
     # Bedrock invoke: the Messages body, Amazon's headers
     bh = {
         "content-type": "application/json",

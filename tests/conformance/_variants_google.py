@@ -185,9 +185,8 @@ def _gemini_variants() -> list[Variant]:
         ],
         **tools,
     }
-    skip = {"request": "thoughtSignature parts are not expressible as neutral messages"}
-    name = "gemini_request_thought_signature_history"
-    out.append(generated(name, hist, [_cand([{"text": "18C."}])], _usage_md(), skips=skip))
+    name = "gemini_request_thought_signature_history"  # not neutral: kept verbatim in extra, exact round trip
+    out.append(generated(name, hist, [_cand([{"text": "18C."}])], _usage_md()))
     # embedContent (single) and the key as a query parameter (older REST clients)
     req = {"content": {"parts": [{"text": "hello"}]}, "taskType": "RETRIEVAL_QUERY"}
     emb = {"body": {"embedding": {"values": [0.01, -0.02, 0.03]}}}

@@ -725,17 +725,25 @@ def test_classify_tolerates_html_and_empty_bodies() -> None:
     assert e2.retryable is True
 
 
-def test_chat_request_from_wire_refuses_block_fields_it_would_lose() -> None:
-    # cache_control, citations, is_error have no neutral counterpart: refusing beats dropping them silently
+def test_chat_request_from_wire_keeps_block_fields_it_cannot_model() -> None:
+    # cache_control, citations, is_error, thinking blocks have no neutral counterpart: neither dropped nor
+    # refused; the wire messages travel verbatim in extra, so wire -> neutral -> wire is exact
     blocks = (
         {"type": "text", "text": "doc", "cache_control": {"type": "ephemeral"}},
         {"type": "tool_result", "tool_use_id": "toolu_1", "content": "timeout", "is_error": True},
         {"type": "thinking", "thinking": "hmm", "signature": "Eq"},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}},
     )
     for block in blocks:
-        body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [block]}]}
-        with pytest.raises(ConfigurationError):
-            chat_request_from_wire(body)
+        messages = [{"role": "user", "content": [block, {"type": "text", "text": "x"}]}]
+        body = {"model": "m", "max_tokens": 5, "messages": messages}
+        req = chat_request_from_wire(body)
+        assert req.extra["messages"] == messages
+        assert build_chat(req, "m", False).json == body
+    listed = {"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    listed["messages"] = [{"role": "user", "content": "x"}]
+    req = chat_request_from_wire(listed)
+    assert req.system_text == "a\n\nb" and build_chat(req, "m", False).json == listed  # the list survives
     plain = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}
     assert chat_request_from_wire(plain).messages[0].text == "x"
 

@@ -227,6 +227,9 @@ def _with_image(part: ImagePart) -> ChatRequest:
 )
 def test_images_every_api_refuses_are_refused_before_io(name: str, part: ImagePart, what: str) -> None:
     provider = get_provider(name)
+    if name == "gemini" and part.media_type == "application/pdf":  # Gemini reads PDFs inline: documented
+        provider.build_chat(_with_image(part), "gemini-2.0-flash", False)
+        return
     if name == "ollama" and part.url is not None:
         what = "inline data"  # Ollama takes no image URLs at all
     with pytest.raises(ConfigurationError, match=what):
@@ -282,3 +285,46 @@ def test_tool_name_rules_differ_per_provider() -> None:
     get_provider("anthropic").build_chat(long_name, "m", False)  # up to 128 on Anthropic
     with pytest.raises(ConfigurationError):
         get_provider("openai").build_chat(long_name, "m", False)  # 64 on OpenAI
+
+
+# --------------------------------------------------------------------------- lossless same-provider round trips
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [  # an assistant turn as the API returned it, sent back in the history
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello", "refusal": None, "annotations": [{"type": "url_citation"}]},
+            {"role": "user", "content": "more"},
+        ],
+        [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "aGk=", "format": "wav"}}]}],
+        [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}]}],
+    ],
+)
+def test_openai_round_trip_keeps_fields_the_neutral_form_lacks(messages: list[dict[str, Any]]) -> None:
+    wire = {"model": "gpt-4o", "messages": messages, "max_completion_tokens": 5, "store": True}
+    req = oa.chat_request_from_wire(wire)
+    assert oa.build_chat(req, "gpt-4o", False).json == wire
+    assert req.messages[-1].role == "user"  # still a usable neutral request (for other providers)
+
+
+def test_openai_round_trip_of_plain_messages_stays_neutral() -> None:
+    wire = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    req = oa.chat_request_from_wire(wire)
+    assert "messages" not in req.extra and oa.build_chat(req, "gpt-4o", False).json == wire
+
+
+def test_responses_round_trip_keeps_reasoning_items() -> None:
+    wire = {
+        "model": "o4-mini",
+        "input": [
+            {"role": "user", "content": "hi"},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "more"},
+        ],
+    }
+    req = oar.responses_request_from_wire(wire)
+    assert [m.role for m in req.messages] == ["user", "assistant", "user"]
+    assert oar.build_chat(req, "o4-mini", False).json == wire

@@ -630,12 +630,15 @@ def test_chat_request_from_wire_keeps_sdk_shaped_tools_verbatim() -> None:
     assert chat_request_from_wire(ours).tools == (WEATHER,)
 
 
-def test_chat_request_from_wire_refuses_parts_it_would_lose() -> None:
-    # a thinking model's functionCall carries a thoughtSignature that must be sent back: not neutral
-    for part in (
-        {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "CiQB0e2K"},
-        {"text": "plan", "thought": True},
+def test_chat_request_from_wire_keeps_parts_it_cannot_model() -> None:
+    # a thinking model's functionCall carries a thoughtSignature that must be sent back: not neutral, so the
+    # contents travel verbatim in extra (neither dropped nor refused) and the round trip is exact
+    for part, kept in (
+        ({"functionCall": {"name": "f", "args": {}}, "thoughtSignature": "CiQB0e2K"}, ["f"]),
+        ({"text": "plan", "thought": True}, []),
     ):
         body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": [part]}]}
-        with pytest.raises(ConfigurationError, match="not expressible"):
-            chat_request_from_wire(body)
+        req = chat_request_from_wire(body, model="m")
+        assert req.extra["contents"] == body["contents"]
+        assert [c.name for m in req.messages for c in m.tool_calls] == kept  # thoughts are not in the neutral view
+        assert build_chat(req, "m", False).json == body

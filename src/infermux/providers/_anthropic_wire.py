@@ -111,8 +111,7 @@ def _system_messages(system: Any, extra: dict[str, Any]) -> list[Message]:
     if isinstance(system, str):
         return [Message("system", system)]
     if isinstance(system, list) and all(isinstance(b, Mapping) and b.get("type") == "text" for b in system):
-        if any(set(b) - {"type", "text"} for b in system):
-            extra["system"] = system  # e.g. cache_control: sent back verbatim
+        extra["system"] = system  # a list of blocks (cache_control...): sent back verbatim, not as one string
         return [Message("system", str(b.get("text", ""))) for b in system]
     raise _bad_wire(f"'system' must be a string or a list of text blocks, got {str(system)[:120]!r}")
 
@@ -184,12 +183,63 @@ def _check_scalars(b: Mapping[str, Any], stop: Any) -> None:
         raise _bad_wire(f"'stop_sequences' must be a list of strings, got {stop!r}")
 
 
+def _known_blocks(content: Any) -> Any:
+    """``content`` with only the block types and fields a neutral message holds (a lossy view)."""
+    if not isinstance(content, list):
+        return content
+    out = []
+    for b in content:
+        if isinstance(b, Mapping) and str(b.get("type")) in _BLOCK_KEYS:
+            kept = {k: v for k, v in b.items() if k in _BLOCK_KEYS[str(b.get("type"))]}
+            if kept.get("type") == "tool_result":
+                kept["content"] = _known_blocks(kept.get("content", ""))
+            out.append(kept)
+    return out
+
+
+def _messages_from_wire(wire_msgs: Any, extra: dict[str, Any]) -> list[Message]:
+    """Neutral messages of the wire ``messages``; when the neutral form cannot render them back identically
+    (block fields such as ``cache_control``/``citations``, block types such as ``document``/``thinking``),
+    the wire messages also go to ``extra`` verbatim: the same provider gets them back unchanged."""
+    if not isinstance(wire_msgs, list) or not wire_msgs:
+        raise _bad_wire("'messages' must be a non-empty list")
+    for m in wire_msgs:
+        if not isinstance(m, Mapping) or m.get("role") not in ("user", "assistant"):
+            raise _bad_wire(f"each message needs role 'user' or 'assistant': {str(m)[:120]!r}")
+
+    def convert(msgs: list[Any]) -> list[Message]:
+        out: list[Message] = []
+        for m in msgs:
+            if m["role"] == "user":
+                out.extend(_user_messages(m.get("content")))
+            else:
+                out.append(_assistant_message(m.get("content")))
+        return out
+
+    try:
+        messages = convert(wire_msgs)
+    except ConfigurationError:
+        messages = convert([{**m, "content": _known_blocks(m.get("content"))} for m in wire_msgs])
+        extra["messages"] = wire_msgs
+        return messages
+    from .anthropic import render_messages  # the inverse; imported here (that module imports this one)
+
+    try:
+        same = render_messages(messages) == [dict(m) for m in wire_msgs]
+    except ConfigurationError:
+        same = False
+    if not same:
+        extra["messages"] = wire_msgs
+    return messages
+
+
 def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     """Inverse of :func:`build_chat`: an Anthropic Messages request body as a :class:`ChatRequest`.
 
     Fields infermux does not model (``thinking``, ``top_k``, server tools...) go to ``extra`` and are sent
-    back verbatim. ``stream`` is dropped (read it from the body yourself). Bad input raises
-    :class:`ConfigurationError`.
+    back verbatim; so do a ``system`` given as a list of blocks and messages the neutral form cannot render
+    back identically (a same-provider round trip is lossless). ``stream`` is dropped (read it from the body
+    yourself). Bad input raises :class:`ConfigurationError`.
     """
     if not isinstance(body, Mapping):
         raise _bad_wire(f"must be a JSON object, got {type(body).__name__}")
@@ -197,16 +247,7 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     b.pop("stream", None)
     extra: dict[str, Any] = {}
     messages = _system_messages(b.pop("system", None), extra)
-    wire_msgs = b.pop("messages", None)
-    if not isinstance(wire_msgs, list) or not wire_msgs:
-        raise _bad_wire("'messages' must be a non-empty list")
-    for m in wire_msgs:
-        if not isinstance(m, Mapping) or m.get("role") not in ("user", "assistant"):
-            raise _bad_wire(f"each message needs role 'user' or 'assistant': {str(m)[:120]!r}")
-        if m["role"] == "user":
-            messages.extend(_user_messages(m.get("content")))
-        else:
-            messages.append(_assistant_message(m.get("content")))
+    messages.extend(_messages_from_wire(b.pop("messages", None), extra))
     tools, choice, parallel = _tools_from_wire(b, extra)
     response_format = _response_format_from_wire(b, extra)
     user = None

@@ -44,6 +44,24 @@ def _wire_part(p: Any) -> Part | dict[str, Any]:
     raise _bad_wire(f"unsupported part {str(dict(p))[:120]!r} (supported: text, inlineData, fileData, function parts)")
 
 
+_PART_KEYS = ("text", "inlineData", "inline_data", "fileData", "file_data", "functionCall", "function_call",
+              "functionResponse", "function_response")  # fmt: skip
+
+
+def _known_parts(c: Any) -> Any:
+    """A content with thought parts left out and other parts reduced to their one neutral field."""
+    if not isinstance(c, Mapping) or not isinstance(c.get("parts"), list):
+        return c
+    parts = []
+    for p in c["parts"]:
+        if not isinstance(p, Mapping) or p.get("thought") is True:
+            continue
+        kept = {k: p[k] for k in _PART_KEYS if k in p}
+        if len(kept) == 1:
+            parts.append(kept)
+    return {**c, "parts": parts}
+
+
 def _wire_turn(c: Any, out: list[Message], calls_by_name: dict[str, list[str]]) -> None:
     if not isinstance(c, Mapping) or not isinstance(c.get("parts"), list):
         raise _bad_wire(f"each content needs a 'parts' list: {str(c)[:120]!r}")
@@ -83,7 +101,9 @@ def _wire_turn(c: Any, out: list[Message], calls_by_name: dict[str, list[str]]) 
 
 def chat_request_from_wire(body: Mapping[str, Any], model: str | None = None) -> ChatRequest:
     """The :class:`ChatRequest` a ``generateContent`` body asks for (the model is in the URL: pass it).
-    Fields without a neutral counterpart (safetySettings, topK, cachedContent...) go to ``extra``.
+    Fields without a neutral counterpart (safetySettings, topK, cachedContent...) go to ``extra``; so do
+    ``contents`` whose parts the neutral messages cannot hold (thought parts, thoughtSignature...), verbatim,
+    with a neutral view that leaves them out: a same-provider round trip is lossless.
     A body that does not fit raises :class:`ConfigurationError`."""
     if not isinstance(body, Mapping):
         raise _bad_wire(f"must be a JSON object, got {type(body).__name__}")
@@ -181,8 +201,17 @@ def _from_wire(body: Mapping[str, Any], model: str | None) -> ChatRequest:
         texts = [p for p in map(_wire_part, system.get("parts") or []) if isinstance(p, TextPart)]
         messages += [Message("system", p.text) for p in texts]
     calls: dict[str, list[str]] = {}
-    for c in contents:
-        _wire_turn(c, messages, calls)
+    try:
+        for c in contents:
+            _wire_turn(c, messages, calls)
+    except ConfigurationError:
+        # parts the neutral form cannot hold (thought, thoughtSignature, videoMetadata...): a lossy neutral
+        # view without them, and the contents verbatim in extra so the same provider gets them back unchanged
+        messages = [m for m in messages if m.role == "system"]
+        calls.clear()
+        for c in contents:
+            _wire_turn(_known_parts(c), messages, calls)
+        rest["contents"] = contents
     kw: dict[str, Any] = {}
     _wire_config(rest, kw)
     _wire_tools(rest, kw)

@@ -14,7 +14,8 @@ provider       image media types                   tool name
 =============  ==================================  =====================================================
 openai (+Azure, Responses)  png, jpeg, gif, webp   ``^[a-zA-Z0-9_-]{1,64}$``
 anthropic      jpeg, png, gif, webp                ``^[a-zA-Z0-9_-]{1,128}$``
-gemini         png, jpeg, webp, heic, heif         letter or ``_`` first, then ``a-zA-Z0-9_.:-``, 64 at most
+gemini         png, jpeg, webp, heic, heif (+ pdf,  letter or ``_`` first, then ``a-zA-Z0-9_.:-``, 64 at most
+               text/plain, audio, video inline)
 compatible     any ``image/*`` (the model decides)  unique and non-empty only
 =============  ==================================  =====================================================
 """
@@ -40,6 +41,8 @@ class InputRules:
     url_schemes: frozenset[str] = frozenset(("http", "https"))
     tool_name: re.Pattern[str] | None = None
     tool_name_rule: str = ""
+    #: other inline media the API reads through the same part (Gemini: PDFs, plain text, audio, video)
+    other_media: re.Pattern[str] | None = None
 
 
 _WEB = frozenset(("http", "https"))
@@ -60,6 +63,7 @@ GEMINI = InputRules(
     frozenset(("http", "https", "gs")),
     re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}"),
     "a letter or '_' first, then letters, digits, '_', '.', ':' or '-', 64 at most",
+    re.compile(r"application/pdf|text/plain|audio/[\w.+-]+|video/[\w.+-]+"),
 )
 COMPATIBLE = InputRules(None, _WEB)
 
@@ -76,6 +80,7 @@ def _check_image(p: ImagePart, provider: str, rules: InputRules, where: str) -> 
         return
     media = (p.media_type or "").lower()
     ok = media.startswith("image/") if rules.image_types is None else media in rules.image_types
+    ok = ok or bool(rules.other_media and rules.other_media.fullmatch(media))
     if not ok:
         allowed = "any image/* type" if rules.image_types is None else ", ".join(sorted(rules.image_types))
         raise ConfigurationError(f"{provider}: {where}: image media type {p.media_type!r} is not supported ({allowed})")

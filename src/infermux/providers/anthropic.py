@@ -86,6 +86,7 @@ __all__ = [
     "parse_chat",
     "parse_count_tokens",
     "parse_models",
+    "render_messages",
 ]
 
 NAME = "anthropic"
@@ -156,7 +157,8 @@ def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
 
 
-def _wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+def render_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The wire ``messages`` of neutral messages (system ones left out: they go to ``system``)."""
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "system":
@@ -200,7 +202,7 @@ def _chat_body(req: ChatRequest, model: str) -> dict[str, Any]:
     system = req.system_text
     if system is not None:
         body["system"] = system
-    body["messages"] = _wire_messages(req.messages)
+    body["messages"] = render_messages(req.messages)
     if req.temperature is not None:
         if req.temperature > 1:
             raise ConfigurationError(f"anthropic: temperature must be within [0, 1], got {req.temperature}")

@@ -242,14 +242,35 @@ def _wire_tool_choice(v: Any) -> str:
     return str(v["function"]["name"])
 
 
-def _wire_messages(raw: Any) -> tuple[Message, ...]:
+_PART_TYPES = frozenset(("text", "image_url"))
+
+
+def _known_parts(m: Any) -> Any:
+    """A wire message with only the content parts a neutral message holds (text, images)."""
+    if not isinstance(m, Mapping) or not isinstance(m.get("content"), list):
+        return m
+    parts = [p for p in m["content"] if isinstance(p, Mapping) and p.get("type") in _PART_TYPES]
+    return {**m, "content": parts or ""}
+
+
+def _wire_messages(raw: Any, rest: dict[str, Any]) -> tuple[Message, ...]:
+    """Neutral messages of the wire ``messages``. When they cannot render back identically (fields such as
+    ``annotations``/``refusal``/``audio``, part types such as ``input_audio``/``file``), the wire messages
+    also go to ``rest`` (extra) verbatim, so the same provider gets them back unchanged."""
     if not isinstance(raw, list) or not raw:
         raise ConfigurationError("'messages' must be a non-empty list")
     fixed = [{**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m for m in raw]
     try:
-        return coerce_messages(fixed)
+        try:
+            msgs = coerce_messages(fixed)
+        except ConfigurationError:
+            msgs = coerce_messages([_known_parts(m) for m in fixed])
     except (KeyError, TypeError, AttributeError) as e:
         raise ConfigurationError(f"invalid message in 'messages': {e!r}") from e
+    normalized = [{k: v for k, v in m.items() if v is not None} for m in fixed]
+    if [_message(m) for m in msgs] != normalized:
+        rest["messages"] = raw
+    return msgs
 
 
 def _wire_tools_and_format(rest: dict[str, Any], kw: dict[str, Any]) -> None:
@@ -279,12 +300,14 @@ def chat_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     ``extra`` unchanged. ``stream``/``stream_options`` are dropped (the caller chooses streaming) and so
     are JSON nulls; ``developer`` messages become ``system``. The output limit (``max_completion_tokens``
     or ``max_tokens``) is read into ``max_tokens`` and also kept in ``extra`` under the wire's own name,
-    so the same provider gets it back as it came. Raises :class:`ConfigurationError`.
+    so the same provider gets it back as it came. Messages that the neutral form cannot render back
+    identically (extra fields such as ``annotations``, other part types) are also kept verbatim in ``extra``:
+    a same-provider round trip (wire -> neutral -> wire) is lossless. Raises :class:`ConfigurationError`.
     """
     if not isinstance(body, Mapping):
         raise ConfigurationError("chat request body must be a JSON object")
     rest = {k: v for k, v in body.items() if v is not None and k not in _WIRE_DROPPED}
-    kw: dict[str, Any] = {"messages": _wire_messages(rest.pop("messages", None))}
+    kw: dict[str, Any] = {"messages": _wire_messages(rest.pop("messages", None), rest)}
     model = rest.pop("model", None)
     if model is not None and not isinstance(model, str):
         raise ConfigurationError("'model' must be a string")

@@ -213,11 +213,15 @@ def _wire_tools(rest: dict[str, Any], kw: dict[str, Any]) -> None:
         kw["tool_choice"] = choice
 
 
+_NEUTRAL_ITEMS = frozenset(("message", "function_call", "function_call_output"))
+
+
 def responses_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
     """A Responses API request body as a :class:`ChatRequest` (message, function_call and
     function_call_output items; ``instructions`` becomes a system message). Other fields go to
-    ``extra``; ``stream`` and nulls are dropped. Reasoning and other item types raise
-    :class:`ConfigurationError` (they have no neutral equivalent)."""
+    ``extra``; ``stream`` and nulls are dropped. Other item types (``reasoning``...) have no neutral
+    equivalent: they are left out of the messages and the whole ``input`` is kept verbatim in ``extra``, so
+    the same provider gets it back unchanged. Bad shapes raise :class:`ConfigurationError`."""
     if not isinstance(body, Mapping):
         raise ConfigurationError("responses request body must be a JSON object")
     rest = {k: v for k, v in body.items() if v is not None and k != "stream"}
@@ -229,7 +233,13 @@ def responses_request_from_wire(body: Mapping[str, Any]) -> ChatRequest:
         messages.append(Message.user(raw_input))
     elif isinstance(raw_input, list):
         for item in raw_input:
+            kind = item.get("type", "message") if isinstance(item, Mapping) else None
+            if isinstance(kind, str) and kind not in _NEUTRAL_ITEMS:
+                rest["input"] = raw_input  # e.g. a reasoning item: sent back verbatim, left out of the neutral view
+                continue
             _wire_item(item, messages)
+        if not messages:
+            raise ConfigurationError("responses request 'input' has no message a neutral request can hold")
     model = rest.pop("model", None)
     if model is not None and not isinstance(model, str):
         raise ConfigurationError(f"'model' must be a string, got {type(model).__name__}")
