@@ -271,3 +271,20 @@ async def _gemini_answers(sb: Sandbox) -> list[tuple[int, Any]]:
             async with s.post(base, json=b, headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as r:
                 answers.append((r.status, await r.json()))
     return answers
+
+
+async def test_responses_reasoning_item_for_reasoning_models(sb: Sandbox) -> None:
+    async with oai(sb) as c:
+        resp = await c.responses.create(model="o4-mini", input="hi", reasoning={"effort": "low"})
+        stream = await c.responses.create(model="o4-mini", input="hi", stream=True)
+        kinds = [(ev.type, getattr(getattr(ev, "item", None), "type", None)) async for ev in stream]
+    assert [o.type for o in resp.output] == ["reasoning", "message"] and resp.output_text == "echo: hi"
+    assert resp.usage is not None and resp.usage.output_tokens_details.reasoning_tokens == 16
+    assert kinds[2:4] == [("response.output_item.added", "reasoning"), ("response.output_item.done", "reasoning")]
+    tool = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}}
+    async with client(sb, provider="openai_responses", model="o4-mini") as ic:
+        r = await ic.chat("call get_time", tools=[tool])
+        async with ic.stream("call get_time", tools=[tool]) as s:
+            streamed = await s.final_response()
+    assert [c.name for c in r.tool_calls] == [c.name for c in streamed.tool_calls] == ["get_time"]
+    assert r.text == streamed.text == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import time
 from typing import Any
@@ -14,6 +16,7 @@ from infermux.sandbox._openai_rules import (
     check_tool_name,
     content_filter_mode,
     filter_verdicts,
+    is_reasoning_model,
     reasoning_tokens,
 )
 from infermux.sandbox._wire import Ctx, Reply, dumps
@@ -170,7 +173,7 @@ def _response(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ct
         "max_tool_calls": body.get("max_tool_calls"),
         "model": conv.model,
         "moderation": None,
-        "output": [] if blocked else _items(gen),
+        "output": [] if blocked else _reasoning_item(conv) + _items(gen),
         "parallel_tool_calls": conv.parallel_tool_calls,
         "presence_penalty": body.get("presence_penalty", 0.0),
         "previous_response_id": body.get("previous_response_id"),
@@ -200,8 +203,22 @@ def _response(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ct
     }
 
 
+def _reasoning_item(conv: Conversation) -> list[dict[str, Any]]:
+    """A reasoning model's first output item: its (encrypted, summary-less) reasoning, as the real API sends."""
+    if not is_reasoning_model(conv.model):
+        return []
+    sealed = base64.b64encode(hashlib.sha256(conv.last_user_text.encode()).digest() * 4).decode()
+    return [{"id": "rs_" + secrets.token_hex(25), "type": "reasoning", "content": [], "encrypted_content": sealed,
+             "summary": []}]  # fmt: skip
+
+
 def _item_events(item: dict[str, Any], n: int, gen: Generation) -> list[dict[str, Any]]:
     """Events for one output item, from output_item.added to output_item.done (sequence numbers added later)."""
+    if item["type"] == "reasoning":
+        return [
+            {"type": "response.output_item.added", "output_index": n, "item": item},
+            {"type": "response.output_item.done", "output_index": n, "item": item},
+        ]
     if item["type"] == "function_call":
         args = item["arguments"]
         out: list[dict[str, Any]] = [
