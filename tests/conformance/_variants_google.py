@@ -173,6 +173,13 @@ def _gemini_variants() -> list[Variant]:
     out += [
         _g("gemini_429_retry_info", ask, 429, _error(429, exhausted, "RESOURCE_EXHAUSTED", quota, help_, retry)),
         _g("gemini_503_overloaded", ask, 503, overloaded),
+        # a newer Google API's error body: a string "code" and no "status"
+        _g(
+            "gemini_503_string_code",
+            ask,
+            503,
+            {"body": {"error": {"message": "high demand", "code": "service_unavailable"}}},
+        ),
         _g("gemini_400_api_key_invalid", ask, 400, bad_key),
         _g("gemini_404_html", ask, 404, {"body_text": html}, model="gemini-9", headers=hh),
     ]

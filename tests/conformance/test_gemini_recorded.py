@@ -123,7 +123,10 @@ def _check_error(rec: Recording) -> None:
         for d in details
         if isinstance(d, Mapping) and str(d.get("@type", "")).endswith("google.rpc.RetryInfo") and "retryDelay" in d
     ]
-    etype = envelope["error"].get("status") if google else None  # type: ignore[index]
+    stated = envelope["error"] if google else {}  # type: ignore[index]
+    code = stated.get("code")
+    # the type: "status" (classic Google APIs), else a string "code" (newer APIs: "service_unavailable")
+    etype = stated.get("status") or (code if isinstance(code, str) else None) if google else None
     check_status_error(
         err,
         rec,

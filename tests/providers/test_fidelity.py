@@ -328,3 +328,20 @@ def test_responses_round_trip_keeps_reasoning_items() -> None:
     req = oar.responses_request_from_wire(wire)
     assert [m.role for m in req.messages] == ["user", "assistant", "user"]
     assert oar.build_chat(req, "o4-mini", False).json == wire
+
+
+# --------------------------------------------------------------------------- Gemini newer-API error bodies
+
+
+def test_gemini_newer_api_error_type_is_read() -> None:
+    from infermux.errors import InternalServerError
+    from infermux.providers import gemini
+
+    body = b'{"error":{"message":"The model is currently experiencing high demand.","code":"service_unavailable"}}'
+    err = gemini.classify_error(503, JSON_H, body)
+    assert isinstance(err, InternalServerError) and err.retryable
+    assert err.error_type == "service_unavailable" and err.provider_message.startswith("The model")  # type: ignore[union-attr]
+    classic = b'{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}'
+    assert gemini.classify_error(429, JSON_H, classic).error_type == "RESOURCE_EXHAUSTED"
+    listed = b'[{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}]'
+    assert gemini.classify_error(400, JSON_H, listed).error_type == "INVALID_ARGUMENT"

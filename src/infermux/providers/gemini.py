@@ -513,7 +513,10 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> APIS
     obj = parsed[0] if isinstance(parsed, list) and parsed else parsed
     err = obj.get("error") if isinstance(obj, Mapping) else None
     err = err if isinstance(err, Mapping) else {}
-    etype = as_str(err.get("status"))
+    code = err.get("code")
+    # classic Google APIs: {"code": 429, "status": "RESOURCE_EXHAUSTED"}; newer ones (Interactions): a string
+    # "code" such as "service_unavailable" and no "status"
+    etype = as_str(err.get("status")) or (code if isinstance(code, str) and code else None)
     message = as_str(err.get("message"))
     if message is None and not err:
         text = body[:300].decode("utf-8", "replace").strip()
