@@ -33,6 +33,7 @@ from .types import (
     EmbedResponse,
     MessagesInput,
     Priority,
+    ReasoningEffort,
     ResponseFormat,
     RouteHop,
     StreamEvent,
@@ -283,6 +284,7 @@ class Client:
         extra: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         max_retries: int | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
     ) -> ChatResponse:
         """One chat completion; the arguments are :meth:`AsyncClient.chat`'s."""
         return self._portal.run(
@@ -310,6 +312,7 @@ class Client:
                 extra=extra,
                 extra_headers=extra_headers,
                 max_retries=max_retries,
+                reasoning_effort=reasoning_effort,
             )
         )
 
@@ -340,6 +343,7 @@ class Client:
         extra_headers: Mapping[str, str] | None = None,
         max_retries: int | None = None,
         resume: bool | None = None,
+        reasoning_effort: ReasoningEffort | None = None,
     ) -> SyncChatStream:
         """A streamed chat completion (use ``with`` and iterate); the arguments are :meth:`chat`'s."""
         inner = self._async.stream(
@@ -367,6 +371,7 @@ class Client:
             extra=extra,
             extra_headers=extra_headers,
             max_retries=max_retries,
+            reasoning_effort=reasoning_effort,
         )
         return SyncChatStream(inner, self._portal, self)
 

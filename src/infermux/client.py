@@ -129,6 +129,7 @@ class ChatParams(TypedDict, total=False):
     extra: Mapping[str, Any] | None
     extra_headers: Mapping[str, str] | None
     max_retries: int | None
+    reasoning_effort: ReasoningEffort | None
 
 
 _CHAT_PARAMS = frozenset(ChatParams.__annotations__)
@@ -411,7 +412,7 @@ class AsyncClient:
     ) -> ChatResponse:
         """One chat completion. ``params`` are :func:`build_chat_request`'s (model, temperature,
         max_tokens, stop, tools, tool_choice, response_format, seed, user, metadata, extra, extra_headers,
-        max_retries), see :class:`ChatParams`.
+        max_retries, reasoning_effort), see :class:`ChatParams`.
         ``timeout`` bounds the whole call, fallbacks included; ``fail_fast`` refuses at once instead of waiting
         while every endpoint protects itself (breaker open, key quota used up). ``model`` may name a group;
         ``endpoints`` (names) and ``strategy`` override the group's for this call. The response's ``route``

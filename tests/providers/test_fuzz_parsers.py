@@ -489,9 +489,9 @@ def _provider_targets() -> list[Target]:
         except InfermuxError:
             continue  # a backend that does not stream (TEI) refuses to make a parser
         out.append(Target(f"{short}:stream", group, kind, prov.new_stream_parser))
-    from infermux.client import _parse_openai_models
+    from infermux.providers._common import parse_model_ids  # the default models parser (OpenAI's shape)
 
-    out.append(Target("client:openai_models", ("openai",), "body", lambda b, h: _parse_openai_models("x", b, h)))
+    out.append(Target("_common.parse_model_ids", ("openai",), "body", lambda b, h: parse_model_ids("x", b, h)))
     return out
 
 
