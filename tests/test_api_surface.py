@@ -64,7 +64,12 @@ async def test_to_dict_is_plain_json_data() -> None:
         r = await client.chat("hi")
     d = r.to_dict()
     assert json.loads(json.dumps(d)) == d
-    assert d["text"] == "hello" and d["usage"] == {"input_tokens": 3, "output_tokens": 1, "cached_tokens": 0}
+    assert d["text"] == "hello" and d["usage"] == {
+        "input_tokens": 3,
+        "output_tokens": 1,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+    }
     assert d["endpoint"] == "a" and d["request_id"] == r.request_id and d["raw"]["id"] == "c"
     assert "raw" not in r.to_dict(raw=False)
 
