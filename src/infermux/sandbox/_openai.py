@@ -42,7 +42,9 @@ def _content_text(content: Any, ctx: Ctx, where: str) -> tuple[str, int]:
             texts.append(part["text"])
         elif kind in ("image_url", "input_image"):
             image = part.get("image_url")
-            check_image_url(image.get("url") if isinstance(image, dict) else image, ctx, f"{where}[{j}].image_url.url")
+            if ctx.protocol == "openai":  # api.openai.com's rules (vLLM, Groq, TGI reuse this parser)
+                url = image.get("url") if isinstance(image, dict) else image
+                check_image_url(url, ctx, f"{where}[{j}].image_url.url")
             images += 1
         elif kind not in ("input_audio", "file", "refusal"):
             raise ctx.error(
@@ -62,7 +64,8 @@ def _tools(body: dict[str, Any], ctx: Ctx) -> list[ToolSpec]:
             raise ctx.error(
                 400, f"Missing required parameter: 'tools[{i}].function.name'.", param=f"tools[{i}].function.name"
             )
-        check_tool_name(fn["name"], ctx, f"tools[{i}].function.name")
+        if ctx.protocol == "openai":
+            check_tool_name(fn["name"], ctx, f"tools[{i}].function.name")
         params = fn.get("parameters")
         out.append(ToolSpec(fn["name"], params if isinstance(params, dict) else {}))
     return out
