@@ -29,7 +29,7 @@ from .resilience.clock import Clock
 from .router import Router
 from .types import ChatRequest, EmbedRequest, EmbedResponse, Priority, StreamEvent
 
-__all__ = ["BatchHook", "CacheHook", "direct_infer"]
+__all__ = ["BatchHook", "CacheHook", "direct_infer", "route_key"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,13 @@ def check_stats_names(endpoints: Sequence[Endpoint], cache: object, batching: ob
     for ep in endpoints:
         if ep.name in used:
             raise ConfigurationError(f"endpoint name {ep.name!r} is reserved in stats() while {ep.name} is enabled")
+
+
+def route_key(endpoint: str | None, endpoints: Sequence[str] | None, strategy: str | None) -> str | None:
+    """What of a call's routing arguments a cache key names (other endpoints may answer otherwise)."""
+    if endpoints is None and strategy is None:
+        return endpoint
+    return f"{endpoint or ''}|{','.join(endpoints or ())}|{strategy or ''}"
 
 
 def _tenant(ep: Endpoint) -> str:
@@ -111,6 +118,25 @@ class CacheHook:
         return await self.cache.begin(
             req, model=model, namespace=ns, request_id=rid, refresh=refresh, allow_sampled=allow_sampled
         )
+
+    async def open_stream(
+        self,
+        owner: Any,
+        req: ChatRequest,
+        route: tuple[Sequence[Endpoint], str | None, str],
+        opts: dict[str, Any],
+        live: Callable[[], AsyncGenerator[StreamEvent, None]],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """A :class:`~infermux.client.ChatStream`'s events through the cache: ``route`` is (candidates, route
+        key, request ID); on a hit ``owner`` (the stream) learns it was replayed and from which endpoint."""
+        cands, key, rid = route
+        plan = await self.begin(req, cands, key, rid, **opts)
+        if plan is not None and plan.hit is not None:
+            owner.cached = plan.hit.cached
+            owner.info.endpoint, owner.info.provider = plan.hit.endpoint, plan.hit.provider
+        async with aclosing(self.stream(plan, live)) as events:
+            async for ev in events:
+                yield ev
 
     async def stream(
         self, plan: CachePlan | None, live: Callable[[], AsyncGenerator[StreamEvent, None]]

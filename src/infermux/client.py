@@ -453,16 +453,11 @@ class AsyncClient:
         budget = Budget(self._clock, timeout)
         plan: CachePlan | None = None
         if self._cache is not None:
-            plan = await self._cache.begin(
-                asked,
-                target.endpoints,
-                _route_key(endpoint, endpoints, strategy),
-                rid,
-                use=cache,
-                refresh=cache_refresh,
-                namespace=cache_namespace,
-                allow_sampled=cache_allow_sampled,
-            )
+            from ._hooks import route_key
+
+            opts: dict[str, Any] = {"use": cache, "refresh": cache_refresh, "namespace": cache_namespace}
+            key = route_key(endpoint, endpoints, strategy)
+            plan = await self._cache.begin(asked, target.endpoints, key, rid, allow_sampled=cache_allow_sampled, **opts)
             if plan is not None and plan.hit is not None:
                 return plan.hit
         resp = await self.router.run(
@@ -540,28 +535,17 @@ class AsyncClient:
         if self._cache is None:
             stream.attach(live())
             return stream
-        opts: dict[str, Any] = {"use": cache, "refresh": cache_refresh, "namespace": cache_namespace}
-        opts["allow_sampled"] = cache_allow_sampled
-        route_key = _route_key(endpoint, endpoints, strategy)
-        stream.attach(self._cached_stream(stream, asked, target.endpoints, route_key, rid, opts, live))
-        return stream
+        from ._hooks import route_key
 
-    async def _cached_stream(
-        self,
-        owner: ChatStream,
-        req: ChatRequest,
-        *args: Any,
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """``args``: candidates, route key, request ID, cache options, the live stream's factory."""
-        assert self._cache is not None
-        cands, route_key, rid, opts, live = args
-        plan = await self._cache.begin(req, cands, route_key, rid, **opts)
-        if plan is not None and plan.hit is not None:
-            owner.cached = plan.hit.cached
-            owner.info.endpoint, owner.info.provider = plan.hit.endpoint, plan.hit.provider
-        async with aclosing(self._cache.stream(plan, live)) as events:
-            async for ev in events:
-                yield ev
+        opts = {
+            "use": cache,
+            "refresh": cache_refresh,
+            "namespace": cache_namespace,
+            "allow_sampled": cache_allow_sampled,
+        }
+        route = (target.endpoints, route_key(endpoint, endpoints, strategy), rid)
+        stream.attach(self._cache.open_stream(stream, asked, route, opts, live))
+        return stream
 
     async def _stream_events(
         self,
@@ -771,13 +755,6 @@ class AsyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-def _route_key(endpoint: str | None, endpoints: Sequence[str] | None, strategy: str | None) -> str | None:
-    """What of a call's routing arguments a cache key names (other endpoints may answer otherwise)."""
-    if endpoints is None and strategy is None:
-        return endpoint
-    return f"{endpoint or ''}|{','.join(endpoints or ())}|{strategy or ''}"
 
 
 def _refused(resp: ChatResponse) -> bool:
