@@ -235,6 +235,8 @@ class Client:
         groups: Sequence[GroupConfig] | None = None,
         health: HealthConfig | None = None,
         on_health_change: HealthCallback | None = None,
+        cache: Any = None,
+        batching: Any = None,
     ) -> None:
         self._portal = _LoopThread()
         try:
@@ -247,6 +249,8 @@ class Client:
                 groups=groups,
                 health=health,
                 on_health_change=on_health_change,
+                cache=cache,
+                batching=batching,
             )
         except BaseException:
             self._portal.close()

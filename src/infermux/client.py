@@ -59,6 +59,11 @@ from .types import (
 if TYPE_CHECKING:  # pragma: no cover
     from typing_extensions import Unpack
 
+    from ._hooks import BatchHook, CacheHook
+    from .batching import BatchConfig
+    from .cache import CacheConfig, CachePlan, ResponseCache
+    from .providers.kserve import InferResult, Tensor
+
 __all__ = ["AsyncClient", "ChatParams", "ChatStream", "ModelListing", "build_chat_request"]
 
 _UNSET: Any = object()
@@ -245,6 +250,7 @@ class ChatStream:
         self._acc = StreamAccumulator()
         self.request_id = request_id
         self.info = StreamInfo(request_id=request_id)
+        self.cached: str | None = None  # "exact" / "semantic" when replayed from the response cache
         self._done = False
         self._on_start = on_start
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -307,9 +313,10 @@ class ChatStream:
             endpoint=info.endpoint,
             provider=info.provider,
             provider_request_id=info.provider_request_id,
-            latency_s=info.latency_s,
-            attempts=max(1, info.attempts),
+            latency_s=0.0 if self.cached else info.latency_s,
+            attempts=0 if self.cached else max(1, info.attempts),
             route=tuple(self.route_hops),
+            cached=self.cached,
         )
 
     async def aclose(self) -> None:
@@ -351,7 +358,11 @@ class AsyncClient:
         groups: Sequence[GroupConfig] | None = None,
         health: HealthConfig | None = None,
         on_health_change: HealthCallback | None = None,
+        cache: CacheConfig | ResponseCache | None = None,
+        batching: BatchConfig | None = None,
     ) -> None:
+        """``cache``: a response cache (:mod:`infermux.cache`); ``batching``: micro-batching of embeddings and
+        KServe infer calls (:mod:`infermux.batching`). Both are off by default."""
         from . import config as _config
 
         if endpoints is None:
@@ -376,6 +387,21 @@ class AsyncClient:
         self.router = Router(self._endpoints, groups or (), health=self.monitor if health is not None else None)
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._cache: CacheHook | None = None
+        self._batching: BatchHook | None = None
+        if cache is not None or batching is not None:
+            from ._hooks import BatchHook, CacheHook, check_stats_names
+
+            check_stats_names(self._endpoints, cache, batching)
+            if batching is not None:
+                self._batching = BatchHook(batching, self.router, clock)
+            if cache is not None:
+                self._cache = CacheHook(cache, self._endpoints, clock, self.embed)
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache (``None`` unless ``cache=`` was given): ``stats()``, ``clear(namespace)``..."""
+        return None if self._cache is None else self._cache.cache
 
     def _bind_loop(self) -> None:
         """Tie this client to the running loop on its first call; refuse any other loop until aclose()."""
@@ -408,6 +434,10 @@ class AsyncClient:
         fail_fast: bool = False,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        cache: bool = True,
+        cache_refresh: bool = False,
+        cache_namespace: str | None = None,
+        cache_allow_sampled: bool | None = None,
         **params: Unpack[ChatParams],
     ) -> ChatResponse:
         """One chat completion. ``params`` are :func:`build_chat_request`'s (model, temperature,
@@ -416,14 +446,25 @@ class AsyncClient:
         ``timeout`` bounds the whole call, fallbacks included; ``fail_fast`` refuses at once instead of waiting
         while every endpoint protects itself (breaker open, key quota used up). ``model`` may name a group;
         ``endpoints`` (names) and ``strategy`` override the group's for this call. The response's ``route``
-        lists the endpoints tried."""
+        lists the endpoints tried. With a response cache: ``cache=False`` skips it, ``cache_refresh=True`` asks
+        the provider and replaces the stored answer, ``cache_namespace`` names the tenant,
+        ``cache_allow_sampled`` lets a non-zero temperature use the cache."""
         _check_params("AsyncClient.chat", params)
         self._bind_loop()
-        req = build_chat_request(messages, **params)
+        asked = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
-        target, req = self._target(req, endpoint, endpoints, strategy)
+        target, req = self._target(asked, endpoint, endpoints, strategy)
         budget = Budget(self._clock, timeout)
-        return await self.router.run(
+        plan: CachePlan | None = None
+        if self._cache is not None:
+            from ._hooks import route_key
+
+            opts: dict[str, Any] = {"use": cache, "refresh": cache_refresh, "namespace": cache_namespace}
+            key = route_key(endpoint, endpoints, strategy)
+            plan = await self._cache.begin(asked, target.endpoints, key, rid, allow_sampled=cache_allow_sampled, **opts)
+            if plan is not None and plan.hit is not None:
+                return plan.hit
+        resp = await self.router.run(
             target,
             lambda ep, st: ep.chat(
                 req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
@@ -433,6 +474,9 @@ class AsyncClient:
             priority=priority,
             refused=_refused,
         )
+        if plan is not None and self._cache is not None:
+            await self._cache.cache.complete(plan, resp)
+        return resp
 
     def _target(
         self, req: ChatRequest, endpoint: str | None, endpoints: Sequence[str] | None, strategy: str | None
@@ -462,32 +506,49 @@ class AsyncClient:
         resume: bool | None = None,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        cache: bool = True,
+        cache_refresh: bool = False,
+        cache_namespace: str | None = None,
+        cache_allow_sampled: bool | None = None,
         **params: Unpack[ChatParams],
     ) -> ChatStream:
         """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
         only while no content has reached the caller; after that a broken stream is resumed on its endpoint
         (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`). ``params`` as
         in :meth:`chat` (``model`` may name a group; ``endpoints``, ``strategy``); ``stream.route`` and the final
-        response's ``route`` list the endpoints tried."""
+        response's ``route`` list the endpoints tried. The cache arguments are :meth:`chat`'s: a cached answer
+        is replayed as the same events, and a stream that completes fills the cache."""
         _check_params("AsyncClient.stream", params)
-        req = build_chat_request(messages, **params)
+        asked = build_chat_request(messages, **params)
         rid = request_id or uuid.uuid4().hex
-        target, req = self._target(req, endpoint, endpoints, strategy)
+        target, req = self._target(asked, endpoint, endpoints, strategy)
         budget = Budget(self._clock, timeout)
         stream = ChatStream(rid, on_start=self._bind_loop)
-        stream.attach(
-            self._stream_events(
-                stream.info,
-                req,
-                target,
-                priority=priority,
-                budget=budget,
-                rid=rid,
-                fail_fast=fail_fast,
-                resume=resume,
-                hops=stream.route_hops,
-            )
+        live = functools.partial(
+            self._stream_events,
+            stream.info,
+            req,
+            target,
+            priority=priority,
+            budget=budget,
+            rid=rid,
+            fail_fast=fail_fast,
+            resume=resume,
+            hops=stream.route_hops,
         )
+        if self._cache is None:
+            stream.attach(live())
+            return stream
+        from ._hooks import route_key
+
+        opts = {
+            "use": cache,
+            "refresh": cache_refresh,
+            "namespace": cache_namespace,
+            "allow_sampled": cache_allow_sampled,
+        }
+        route = (target.endpoints, route_key(endpoint, endpoints, strategy), rid)
+        stream.attach(self._cache.open_stream(stream, asked, route, opts, live))
         return stream
 
     async def _stream_events(
@@ -550,10 +611,13 @@ class AsyncClient:
         max_retries: int | None = None,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        batch: bool = True,
     ) -> EmbedResponse:
         """Embed one text or several: ``.vectors`` holds one vector per input, in order. ``model`` may name a
         group (``endpoints``, ``strategy`` as in :meth:`chat`); the response's ``route`` lists the endpoints
-        tried."""
+        tried. With ``batching``, concurrent calls of the same endpoints, model and parameters share upstream
+        requests, tried over the candidates in order (``batch=False`` or ``fail_fast=True`` sends this one on
+        its own, with the group's strategy)."""
         self._bind_loop()
         if isinstance(inputs, EmbedRequest):
             req = inputs
@@ -580,6 +644,8 @@ class AsyncClient:
         )
         if target.group is not None and req.model is not None:
             req = replace(req, model=None)
+        if batch and not fail_fast and self._batching is not None and self._batching.config.embeddings:
+            return await self._batching.embed(req, target.endpoints, priority, timeout, rid)
         budget = Budget(self._clock, timeout)
         return await self.router.run(
             target,
@@ -589,6 +655,35 @@ class AsyncClient:
             budget,
             fail_fast=fail_fast,
             priority=priority,
+        )
+
+    async def infer(
+        self,
+        model: str,
+        inputs: Sequence[Tensor],
+        *,
+        outputs: Sequence[str] = (),
+        version: str | None = None,
+        endpoint: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> InferResult:
+        """A KServe v2 ``infer`` call (OVMS, Triton...; the endpoint's ``base_url`` is the server root). With
+        ``batching``, concurrent calls of the same model and tensor signature share one request along the
+        first (batch) dimension."""
+        from ._hooks import direct_infer
+        from .batching import InferCall
+
+        self._bind_loop()
+        call = InferCall(model, tuple(inputs), tuple(outputs), version)
+        rid = request_id or uuid.uuid4().hex
+        cands = self.router.candidates(endpoint=endpoint)
+        if self._batching is not None and self._batching.config.infer:
+            return await self._batching.infer(call, cands, priority, timeout, rid)
+        budget = Budget(self._clock, timeout)
+        return await self.router.run(
+            cands, lambda ep, st: direct_infer(ep, call, priority, st.timeout, rid), budget, priority=priority
         )
 
     async def models(self, *, endpoint: str | None = None, timeout: float | None = None) -> ModelListing:
@@ -624,8 +719,14 @@ class AsyncClient:
         return await ep.call(ProviderRequest("GET", prov.models_path), parse, timeout=timeout)
 
     def stats(self) -> dict[str, Any]:
-        """A plain-data snapshot of every endpoint's counters, queue, breaker and keys."""
-        return {ep.name: ep.stats() for ep in self._endpoints}
+        """A plain-data snapshot of every endpoint's counters, queue, breaker and keys (by endpoint name), plus
+        ``"cache"`` (hits, misses, false-hit guards... per namespace) and ``"batching"`` when enabled."""
+        out: dict[str, Any] = {ep.name: ep.stats() for ep in self._endpoints}
+        if self._cache is not None:
+            out["cache"] = self._cache.cache.stats()
+        if self._batching is not None:
+            out["batching"] = self._batching.stats()
+        return out
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Every endpoint's health as plain data: ``state`` (``up``/``down``), ``reason``, how long in it,
@@ -643,6 +744,10 @@ class AsyncClient:
         """Close every endpoint's connections and stop health probes; the client may then be used again,
         from any loop."""
         await self.monitor.aclose()
+        if self._batching is not None:
+            await self._batching.aclose()
+        if self._cache is not None:
+            await self._cache.cache.aclose()
         for ep in self._endpoints:
             await ep.aclose()
         self._loop = None

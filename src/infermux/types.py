@@ -477,6 +477,7 @@ class ChatResponse:
     raw: Any = None
     #: the endpoints the router tried, in order, and why it left each (:class:`RouteHop`)
     route: tuple[RouteHop, ...] = ()
+    cached: Literal["exact", "semantic"] | None = None  # served from the response cache (see infermux.cache)
 
     def json(self) -> Any:
         """Parse the reply ``text`` as JSON (for JSON mode / ``response_format``). To serialize the whole
