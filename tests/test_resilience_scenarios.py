@@ -182,13 +182,12 @@ async def test_persistent_failure_surfaces_the_real_error_not_circuit_open() -> 
 async def test_a_streams_final_response_is_the_response_a_non_stream_call_returns() -> None:
     """Issue 8 item 4: after a retry, the stream's final response carries the latency, the provider's request ID
     and the attempts the server saw, like a non-stream call's."""
-    async with Sandbox() as sb:
-        async with infermux.AsyncClient([config(sb)]) as client:
-            sb.faults.push("status=503")
-            r = await client.chat(prompt(1))
-            sb.faults.push("status=503")
-            async with client.stream(prompt(1)) as s:
-                final = await s.final_response()
+    async with Sandbox() as sb, infermux.AsyncClient([config(sb)]) as client:
+        sb.faults.push("status=503")
+        r = await client.chat(prompt(1))
+        sb.faults.push("status=503")
+        async with client.stream(prompt(1)) as s:
+            final = await s.final_response()
     assert r.attempts == 2 and final.attempts == 2
     assert final.text == r.text and final.endpoint == r.endpoint == "ep"
     assert final.latency_s is not None and final.latency_s > 0
