@@ -21,7 +21,8 @@ from .errors import APIConnectionError, APITimeoutError, InfermuxError
 __all__ = ["main"]
 
 _DESCRIPTION = """\
-One interface to many inference services: chat, list models, print stats, list backends, run the emulator.
+One interface to many inference services: chat, list models, print stats, list backends, run the emulator,
+serve the gateway.
 
 Without configuration (no --config, no INFERMUX_* or provider API key variables) chat, models and stats run on
 the embedded local model: a llama.cpp server with SmolLM2-135M, started on 127.0.0.1 for the command
@@ -170,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     common(s)
     sub.add_parser("providers", help="list supported backends")
     sub.add_parser("sandbox", help="run the protocol emulators (see 'infermux sandbox --help')", add_help=False)
+    sub.add_parser("serve", help="run the OpenAI/Anthropic-compatible gateway (see 'infermux serve --help')")
     return ap
 
 
@@ -196,6 +198,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from .sandbox.__main__ import main as sandbox_main
 
         return int(sandbox_main(argv[1:], prog="infermux sandbox"))
+    if argv[:1] == ["serve"]:
+        from .gateway.server import main as serve_main
+
+        return serve_main(argv[1:], prog="infermux serve")
     ap = _parser()
     args = ap.parse_args(argv)
     if args.cmd == "providers":

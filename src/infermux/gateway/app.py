@@ -1,0 +1,458 @@
+"""The gateway core: an aiohttp application in front of one :class:`infermux.AsyncClient`.
+
+Every request: request ID (the caller's ``x-request-id`` when it is a sane token, else a new one; sent upstream
+on every attempt) -> refused with 503 while draining -> authentication (master key or a virtual key) -> body
+read within ``max_body_bytes`` -> the route's translation to the neutral types -> limits (messages, max
+tokens, model allow-list, RPM/TPM, budget) -> the client (router -> endpoint engine) -> the answer in the
+caller's protocol. Errors at any step are answered in the caller's protocol (see :mod:`.errors`).
+
+Streams are relayed event by event: each upstream event is rendered and written before the next is read, and
+``write`` waits while the caller's socket buffer is full (backpressure; nothing is buffered whole). The
+runner cancels a handler whose client disconnected (``handler_cancellation``), which closes the upstream
+stream and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from ..client import AsyncClient
+from ..endpoint import Endpoint
+from ..errors import InfermuxError
+from ..resilience.clock import SYSTEM_CLOCK, Clock
+from ..types import ChatRequest, ChatResponse, Usage
+from .errors import GatewayError, Protocol, error_body, error_headers, from_exception
+from .keys import KeyStore, VirtualKey, secret_equal
+from .limits import Admission, KeyLimiter, estimate_tokens
+from .settings import GatewaySettings
+from .sse import StreamRenderer
+
+__all__ = ["Gateway", "Principal", "RequestContext"]
+
+_log = logging.getLogger("infermux.gateway")
+_RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_OPEN_PATHS = frozenset(("/health", "/ready"))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the master key holder, a virtual key, or anyone (no master key configured)."""
+
+    master: bool = False
+    key: VirtualKey | None = None
+
+    @property
+    def label(self) -> str:
+        return "master" if self.master else (self.key.id if self.key is not None else "anonymous")
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    protocol: Protocol
+    principal: Principal
+    body: dict[str, Any]
+
+
+class GatewayCounters:
+    """Plain counters of the gateway itself (the endpoints' own are in ``client.stats()``)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.in_flight = 0
+        self.streams = 0
+        self.disconnects = 0
+        self.auth_failures = 0
+        self.rate_limited = 0
+        self.errors_by_status: dict[int, int] = {}
+        self.started = time.time()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "in_flight": self.in_flight,
+            "streams": self.streams,
+            "client_disconnects": self.disconnects,
+            "auth_failures": self.auth_failures,
+            "rate_limited": self.rate_limited,
+            "errors_by_status": {str(k): v for k, v in sorted(self.errors_by_status.items())},
+            "uptime_s": round(time.time() - self.started, 3),
+        }
+
+
+class Gateway:
+    """Serves OpenAI- and Anthropic-protocol routes over ``client``; :attr:`app` is the aiohttp application."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        settings: GatewaySettings | None = None,
+        *,
+        keys: KeyStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.settings = settings or GatewaySettings()
+        self.keys = keys if keys is not None else KeyStore(self.settings.keys_db, clock=wall_clock)
+        self.limiter = KeyLimiter(clock=clock)
+        self.counters = GatewayCounters()
+        self.wall_clock = wall_clock
+        self.draining = False
+        self.stopping = False
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._reserved: dict[str, float] = {}  # key id -> estimated cost of its requests in flight
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=self.settings.max_body_bytes)
+        from . import admin, routes
+
+        routes.add_routes(self)
+        admin.add_routes(self)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def route(self, method: str, path: str, handler: Callable[[web.Request, RequestContext], Any]) -> None:
+        """Register a handler that gets the authenticated :class:`RequestContext` (body read for POST)."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            ctx = await self.context(request)
+            result: web.StreamResponse = await handler(request, ctx)
+            return result
+
+        self.app.router.add_route(method, path, wrapped)
+
+    @staticmethod
+    def protocol_of(request: web.Request) -> Protocol:
+        if request.path.startswith("/v1/messages") or (
+            request.path == "/v1/models" and "anthropic-version" in request.headers
+        ):
+            return "anthropic"
+        return "openai"
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        given = request.headers.get("x-request-id", "")
+        rid = given if _RID.match(given) else uuid.uuid4().hex
+        request["rid"] = rid
+        protocol = self.protocol_of(request)
+        if self.draining and request.path not in _OPEN_PATHS:
+            err = GatewayError(503, "the gateway is shutting down: send the request again", retryable=True)
+            return self.error_response(protocol, rid, err, extra_headers={"connection": "close"})
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.add(task)
+        self.counters.requests += 1
+        self.counters.in_flight += 1
+        try:
+            resp: web.StreamResponse = await handler(request)
+        except InfermuxError as e:
+            resp = self.error_response(protocol, rid, e)
+        except web.HTTPException as e:
+            status = e.status
+            if status == 413:
+                msg = f"request body over the gateway's limit of {self.settings.max_body_bytes} bytes"
+            else:
+                msg = f"{request.method} {request.path}: {e.reason}"
+            resp = self.error_response(protocol, rid, GatewayError(status, msg), extra_headers=dict(e.headers))
+        except asyncio.CancelledError:
+            self.counters.disconnects += 0 if self.stopping else 1
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug: logged, and answered as a 500 in the caller's protocol
+            _log.exception("gateway: unexpected error in %s %s (request %s)", request.method, request.path, rid)
+            err = GatewayError(500, f"internal gateway error ({type(e).__name__}); request ID {rid}", retryable=True)
+            resp = self.error_response(protocol, rid, err)
+        finally:
+            self.counters.in_flight -= 1
+            if task is not None:
+                self.tasks.discard(task)
+        if not resp.prepared:
+            resp.headers.setdefault("x-request-id", rid)
+        return resp
+
+    def error_response(
+        self, protocol: Protocol, rid: str, err: InfermuxError, *, extra_headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        status, etype, message, retry_after, retryable = from_exception(err, protocol)
+        self.counters.errors_by_status[status] = self.counters.errors_by_status.get(status, 0) + 1
+        headers = error_headers(rid, retry_after, retryable, status)
+        if isinstance(err, GatewayError):
+            headers.update(err.headers)
+        for k, v in (extra_headers or {}).items():
+            if k.lower() not in ("content-type", "content-length"):
+                headers[k] = v
+        body = json.dumps(error_body(protocol, status, etype, message, rid))
+        return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+    @staticmethod
+    def json_response(body: Any, rid: str, *, status: int = 200, endpoint: str | None = None) -> web.Response:
+        headers = {"x-request-id": rid}
+        if endpoint:
+            headers["x-infermux-endpoint"] = endpoint
+        text = json.dumps(body, ensure_ascii=False)
+        return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+    # ------------------------------------------------------------------ auth and input
+
+    @staticmethod
+    def _token(request: web.Request, protocol: Protocol) -> str | None:
+        auth = request.headers.get("authorization", "")
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        api_key = request.headers.get("x-api-key")
+        first, second = (api_key, bearer) if protocol == "anthropic" else (bearer, api_key)
+        return first or second or None
+
+    def authenticate(self, request: web.Request, protocol: Protocol) -> Principal:
+        master = self.settings.master_key
+        if master is None:
+            return Principal()
+        token = self._token(request, protocol)
+        where = "x-api-key" if protocol == "anthropic" else "Authorization: Bearer"
+        if not token:
+            self.counters.auth_failures += 1
+            raise GatewayError(401, f"missing API key: send the gateway key as {where}")
+        if secret_equal(token, master):
+            return Principal(master=True)
+        key = self.keys.lookup(token)
+        if key is None:
+            self.counters.auth_failures += 1
+            raise GatewayError(401, "invalid API key (unknown or revoked)")
+        if key.expired(self.wall_clock()):
+            self.counters.auth_failures += 1
+            raise GatewayError(401, f"API key {key.id} expired")
+        return Principal(key=key)
+
+    def require_admin(self, ctx: RequestContext) -> None:
+        if self.settings.master_key is None:
+            raise GatewayError(403, f"the admin API needs a master key: set {'INFERMUX_MASTER_KEY'}")
+        if not ctx.principal.master:
+            raise GatewayError(403, "this route needs the master key")
+
+    async def read_json(self, request: web.Request) -> dict[str, Any]:
+        limit = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise GatewayError(413, f"request body of {request.content_length} bytes is over the limit of {limit}")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise GatewayError(413, f"request body over the gateway's limit of {limit} bytes") from None
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            raise GatewayError(400, f"request body is not valid JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise GatewayError(400, f"request body must be a JSON object, got {type(body).__name__}")
+        return body
+
+    async def context(self, request: web.Request) -> RequestContext:
+        protocol = self.protocol_of(request)
+        principal = self.authenticate(request, protocol)
+        body = await self.read_json(request) if request.method == "POST" and request.can_read_body else {}
+        return RequestContext(request["rid"], protocol, principal, body)
+
+    # ------------------------------------------------------------------ models and limits
+
+    def models(self) -> list[str]:
+        """The model names the endpoints are configured for, in configuration order."""
+        seen: dict[str, None] = {}
+        for ep in self.client.endpoints:
+            for m in (ep.config.model, *ep.config.models):
+                if m:
+                    seen[m] = None
+        return list(seen)
+
+    def candidates(self, model: str | None) -> list[Endpoint]:
+        return self.client.router.candidates(model=model)
+
+    def check_model(self, ctx: RequestContext, model: str | None) -> None:
+        key = ctx.principal.key
+        if key is not None and not key.allows(model):
+            raise GatewayError(403, f"key {key.id} may not use model {model!r} (allowed: {', '.join(key.models)})")
+        if self.settings.strict_models and model not in self.models():
+            raise GatewayError(404, f"model {model!r} is not served here; models: {', '.join(self.models())}")
+
+    def shape(self, req: ChatRequest, family: frozenset[str]) -> ChatRequest:
+        """``req`` as the chosen endpoints get it: fields infermux does not model (``extra``) pass through only
+        when every candidate speaks the caller's protocol (they would be wrong in another's body)."""
+        if not req.extra:
+            return req
+        if all(ep.provider.name in family for ep in self.candidates(req.model)):
+            return req
+        return replace(req, extra={})
+
+    def admit(self, ctx: RequestContext, req: ChatRequest) -> Admission | None:
+        s = self.settings
+        if len(req.messages) > s.max_messages:
+            raise GatewayError(400, f"{len(req.messages)} messages: over the gateway's limit of {s.max_messages}")
+        if s.max_tokens is not None and req.max_tokens is not None and req.max_tokens > s.max_tokens:
+            raise GatewayError(400, f"max_tokens {req.max_tokens} is over the gateway's limit of {s.max_tokens}")
+        self.check_model(ctx, req.model)
+        prompt, output = estimate_tokens(req)
+        return self.reserve(ctx, req.model, prompt, output)
+
+    def reserve(self, ctx: RequestContext, model: str | None, prompt: int, output: int) -> Admission | None:
+        """Take one request and the estimated tokens from the caller's key limits, and reserve the estimated
+        cost against its budget (429 when a limit or the budget does not allow it)."""
+        key = ctx.principal.key
+        if key is None:
+            return None
+        price = self.settings.price(model)
+        cost = price.cost(prompt, output) if price is not None else 0.0
+        if key.budget is not None:
+            committed = key.spent + self._reserved.get(key.id, 0.0)
+            if committed + cost > key.budget or committed >= key.budget:
+                self.counters.rate_limited += 1
+                raise GatewayError(
+                    429,
+                    f"budget of key {key.id} is spent ({committed:.6f} of {key.budget:.6f} USD committed; this request"
+                    f" may cost up to {cost:.6f})",
+                    error_type="insufficient_quota" if ctx.protocol == "openai" else "rate_limit_error",
+                    retryable=False,
+                )
+        got = self.limiter.admit(key.id, key.rpm, key.tpm, prompt + output)
+        if not isinstance(got, Admission):
+            self.counters.rate_limited += 1
+            raise GatewayError(
+                429,
+                f"rate limit of key {key.id} reached (rpm={key.rpm}, tpm={key.tpm}); retry in {got:.2f}s",
+                retry_after=got,
+                retryable=True,
+            )
+        got.cost = cost
+        self._reserved[key.id] = self._reserved.get(key.id, 0.0) + cost
+        return got
+
+    def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
+        if adm is None:
+            return
+        self._reserved[adm.key_id] = max(0.0, self._reserved.get(adm.key_id, 0.0) - adm.cost)
+        self.limiter.settle(adm, usage.total_tokens if usage is not None else None)
+        price = self.settings.price(model)
+        if usage is not None and price is not None:
+            self.keys.add_spend(adm.key_id, price.cost(usage.input_tokens, usage.output_tokens))
+        elif usage is None and adm.cost:  # unknown usage: the estimate is charged
+            self.keys.add_spend(adm.key_id, adm.cost)
+
+    # ------------------------------------------------------------------ chat
+
+    async def serve_chat(
+        self,
+        request: web.Request,
+        ctx: RequestContext,
+        req: ChatRequest,
+        *,
+        family: frozenset[str],
+        stream: bool,
+        render: Callable[[ChatResponse], dict[str, Any]],
+        renderer: Callable[[], StreamRenderer],
+    ) -> web.StreamResponse:
+        req = self.shape(req, family)
+        adm = self.admit(ctx, req)
+        usage: Usage | None = None
+        try:
+            if stream:
+                resp, usage = await self.relay(request, ctx, req, renderer())
+                return resp
+            out = await self.client.chat(req, timeout=self.settings.request_timeout, request_id=ctx.request_id)
+            usage = out.usage
+            raw = out.raw if out.provider in family and isinstance(out.raw, dict) else None
+            return self.json_response(raw if raw is not None else render(out), ctx.request_id, endpoint=out.endpoint)
+        finally:
+            self.settle(adm, req.model, usage)
+
+    async def relay(
+        self, request: web.Request, ctx: RequestContext, req: ChatRequest, renderer: StreamRenderer
+    ) -> tuple[web.StreamResponse, Usage | None]:
+        """Relay one stream. The first event is awaited before the headers are sent, so a failure before any
+        content (429, 5xx, auth...) reaches the caller as an HTTP error with its status and retry-after."""
+        s = self.client.stream(req, timeout=self.settings.request_timeout, request_id=ctx.request_id)
+        async with s:
+            events = s.__aiter__()
+            try:
+                first = await events.__anext__()
+            except StopAsyncIteration:
+                first = None
+            headers = {"cache-control": "no-cache", "x-request-id": ctx.request_id}
+            if s.endpoint:
+                headers["x-infermux-endpoint"] = s.endpoint
+            resp = web.StreamResponse(status=200, headers=headers)
+            resp.content_type = "text/event-stream"
+            await resp.prepare(request)
+            self.counters.streams += 1
+            try:
+                if first is not None:
+                    await resp.write(renderer.feed(first))
+                async for ev in events:
+                    chunk = renderer.feed(ev)
+                    if chunk:
+                        await resp.write(chunk)
+                tail = renderer.close()
+            except InfermuxError as e:
+                status, etype, message, _, _ = from_exception(e, ctx.protocol)
+                tail = renderer.error(status, etype, message)
+            except asyncio.CancelledError:
+                if self.stopping:  # drain deadline: say so in-band, briefly, then stop
+                    await self._try_write(resp, renderer.error(503, "overloaded_error", "the gateway shut down"))
+                raise
+            except ConnectionError:  # the caller went away between our writes
+                self.counters.disconnects += 1
+                return resp, renderer.usage
+            try:
+                await resp.write(tail)
+                await resp.write_eof()
+            except ConnectionError:
+                self.counters.disconnects += 1
+        return resp, renderer.usage
+
+    @staticmethod
+    async def _try_write(resp: web.StreamResponse, data: bytes) -> None:
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(resp.write(data)), 0.5)
+
+    # ------------------------------------------------------------------ readiness
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when every model has at least one endpoint that can take a call now (breaker not open,
+        a usable key); endpoints without a configured model count under ``"*"``."""
+        per_model: dict[str, list[str]] = {}
+        for ep in self.client.endpoints:
+            names = [m for m in (ep.config.model, *ep.config.models) if m] or ["*"]
+            for m in names:
+                per_model.setdefault(m, [])
+                if ep.available():
+                    per_model[m].append(ep.name)
+        ready = not self.draining and all(per_model.values())
+        return ready, {"ready": ready, "draining": self.draining, "models": per_model}
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def drain(self, timeout: float) -> int:
+        """Refuse new requests (503), wait up to ``timeout`` for those in flight; cancel what is left (a stream
+        gets an in-band error first). Returns how many were cancelled."""
+        self.draining = True
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.wait(set(self.tasks), timeout=left)
+        rest = [t for t in self.tasks if not t.done()]
+        self.stopping = True
+        for t in rest:
+            t.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=2.0)
+        return len(rest)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        self.keys.close()

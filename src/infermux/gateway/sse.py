@@ -1,0 +1,374 @@
+"""Neutral stream events rendered as the caller's protocol's SSE, one frame per event as it arrives.
+
+Each renderer turns one :mod:`infermux.types` stream event into the bytes to write now (often one frame,
+sometimes none: usage is held for the end) and writes the protocol's terminal marker when the stream
+finishes. ``error()`` renders an error that happens after the response headers were sent (in-band).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..types import (
+    StreamAccumulator,
+    StreamEvent,
+    StreamFinish,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+from .render import (
+    anthropic_stop_reason,
+    anthropic_usage,
+    openai_finish_reason,
+    openai_usage,
+    responses_items,
+    responses_object,
+    tool_input,
+)
+
+__all__ = ["AnthropicSSE", "ChatSSE", "CompletionSSE", "ResponsesSSE", "StreamRenderer", "dumps"]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def data_frame(obj: Any) -> bytes:
+    return f"data: {dumps(obj)}\n\n".encode()
+
+
+def event_frame(name: str, obj: Any) -> bytes:
+    return f"event: {name}\ndata: {dumps(obj)}\n\n".encode()
+
+
+class StreamRenderer:
+    """Base: ``feed(event) -> bytes`` while streaming, ``close() -> bytes`` after the source ended,
+    ``error(status, type, message) -> bytes`` for an in-band error."""
+
+    def __init__(self, request_id: str, model: str) -> None:
+        self.request_id = request_id
+        self.model = model
+        self.created = int(time.time())
+        self.done = False
+        self.usage: Usage | None = None
+        self.acc = StreamAccumulator()
+
+    def feed(self, ev: StreamEvent) -> bytes:
+        self.acc.add(ev)
+        if isinstance(ev, UsageEvent):
+            self.usage = ev.usage
+            return b""
+        if self.done:
+            return b""
+        return self._event(ev)
+
+    def _event(self, ev: StreamEvent) -> bytes:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def close(self) -> bytes:
+        """After the source ended: the terminal frames if no StreamFinish came (should not happen)."""
+        return b"" if self.done else self._event(StreamFinish(self.acc.finish_reason))
+
+    def error(self, status: int, error_type: str, message: str) -> bytes:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class ChatSSE(StreamRenderer):
+    """OpenAI ``chat.completion.chunk`` frames, ``data: [DONE]`` at the end; usage in a last chunk with
+    empty ``choices`` when the caller asked for it (``stream_options.include_usage``)."""
+
+    OBJECT = "chat.completion.chunk"
+
+    def __init__(self, request_id: str, model: str, *, include_usage: bool = False) -> None:
+        super().__init__(request_id, model)
+        self.include_usage = include_usage
+        self._started = False
+        self._args_sent: set[int] = set()
+        self._calls_started: set[int] = set()
+
+    def _chunk(self, choice: Mapping[str, Any] | None, **extra: Any) -> bytes:
+        obj: dict[str, Any] = {
+            "id": f"chatcmpl-{self.request_id}",
+            "object": self.OBJECT,
+            "created": self.created,
+            "model": self.model,
+            "choices": [] if choice is None else [choice],
+        }
+        obj.update(extra)
+        return data_frame(obj)
+
+    def _delta(self, delta: Mapping[str, Any], finish: str | None = None) -> bytes:
+        return self._chunk({"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish})
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return self._delta({"role": "assistant", "content": ""})
+
+    def _tool_start(self, index: int, call_id: str, name: str) -> bytes:
+        self._calls_started.add(index)
+        fn = {"name": name, "arguments": ""}
+        return self._delta({"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": fn}]})
+
+    def _args(self, index: int, text: str) -> bytes:
+        self._args_sent.add(index)
+        return self._delta({"tool_calls": [{"index": index, "function": {"arguments": text}}]})
+
+    def _event(self, ev: StreamEvent) -> bytes:
+        if isinstance(ev, StreamStart):
+            return self._start()
+        head = self._start()
+        if isinstance(ev, TextDelta):
+            return head + self._text(ev.text)
+        if isinstance(ev, ToolCallStart):
+            return head + self._tool_start(ev.index, ev.id, ev.name)
+        if isinstance(ev, ToolCallDelta):
+            return head + self._args(ev.index, ev.arguments_delta)
+        if isinstance(ev, ToolCallEnd):  # a provider that sends whole calls: start and arguments at once
+            out = head
+            if ev.index not in self._calls_started:
+                out += self._tool_start(ev.index, ev.call.id, ev.call.name)
+            if ev.index not in self._args_sent:
+                out += self._args(ev.index, ev.call.raw_arguments or "{}")
+            return out
+        if isinstance(ev, StreamFinish):
+            self.done = True
+            out = head + self._finish(openai_finish_reason(ev.reason or self.acc.finish_reason))
+            if self.include_usage and self.usage is not None:
+                out += self._chunk(None, usage=openai_usage(self.usage))
+            return out + b"data: [DONE]\n\n"
+        return head  # StreamResumed: the seam is invisible to an OpenAI client
+
+    def _text(self, text: str) -> bytes:
+        return self._delta({"content": text})
+
+    def _finish(self, reason: str) -> bytes:
+        return self._delta({}, reason)
+
+    def error(self, status: int, error_type: str, message: str) -> bytes:
+        self.done = True
+        return data_frame({"error": {"message": message, "type": error_type, "param": None, "code": status}})
+
+
+class CompletionSSE(ChatSSE):
+    """Legacy ``text_completion`` chunks (``choices[].text``), ``data: [DONE]`` at the end."""
+
+    OBJECT = "text_completion"
+
+    def _start(self) -> bytes:
+        self._started = True
+        return b""
+
+    def _text(self, text: str) -> bytes:
+        return self._chunk({"index": 0, "text": text, "logprobs": None, "finish_reason": None})
+
+    def _finish(self, reason: str) -> bytes:
+        return self._chunk({"index": 0, "text": "", "logprobs": None, "finish_reason": reason})
+
+
+class AnthropicSSE(StreamRenderer):
+    """Anthropic named events: ``message_start``, one content block per text run or tool call
+    (``content_block_start`` / ``_delta`` / ``_stop``), ``message_delta`` (stop reason, usage), ``message_stop``."""
+
+    def __init__(self, request_id: str, model: str) -> None:
+        super().__init__(request_id, model)
+        self._started = False
+        self._block = -1  # index of the open content block, -1: none
+        self._block_kind: str | None = None
+        self._tool_blocks: dict[int, int] = {}  # tool ordinal -> content block index
+        self._tool_args: set[int] = set()
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        message: dict[str, Any] = {
+            "id": f"msg_{self.request_id}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return event_frame("message_start", {"type": "message_start", "message": message})
+
+    def _close_block(self) -> bytes:
+        if self._block_kind is None:
+            return b""
+        self._block_kind = None
+        return event_frame("content_block_stop", {"type": "content_block_stop", "index": self._block})
+
+    def _open_block(self, kind: str, block: Mapping[str, Any]) -> bytes:
+        out = self._close_block()
+        self._block += 1
+        self._block_kind = kind
+        frame = {"type": "content_block_start", "index": self._block, "content_block": block}
+        return out + event_frame("content_block_start", frame)
+
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> bytes:
+        return event_frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+    def _tool_open(self, ordinal: int, call_id: str, name: str) -> bytes:
+        out = self._open_block("tool_use", {"type": "tool_use", "id": call_id, "name": name, "input": {}})
+        self._tool_blocks[ordinal] = self._block
+        return out
+
+    def _event(self, ev: StreamEvent) -> bytes:
+        out = self._start()
+        if isinstance(ev, TextDelta):
+            if self._block_kind != "text":
+                out += self._open_block("text", {"type": "text", "text": ""})
+            return out + self._delta(self._block, {"type": "text_delta", "text": ev.text})
+        if isinstance(ev, ToolCallStart):
+            return out + self._tool_open(ev.index, ev.id, ev.name)
+        if isinstance(ev, ToolCallDelta) and ev.index in self._tool_blocks:
+            self._tool_args.add(ev.index)
+            return out + self._delta(
+                self._tool_blocks[ev.index], {"type": "input_json_delta", "partial_json": ev.arguments_delta}
+            )
+        if isinstance(ev, ToolCallEnd):
+            if ev.index not in self._tool_blocks:
+                out += self._tool_open(ev.index, ev.call.id, ev.call.name)
+            if ev.index not in self._tool_args:
+                self._tool_args.add(ev.index)
+                js = dumps(tool_input(ev.call))
+                out += self._delta(self._tool_blocks[ev.index], {"type": "input_json_delta", "partial_json": js})
+            return out
+        if isinstance(ev, StreamFinish):
+            self.done = True
+            out += self._close_block()
+            usage = anthropic_usage(self.usage)
+            delta = {"stop_reason": anthropic_stop_reason(ev.reason or self.acc.finish_reason), "stop_sequence": None}
+            out += event_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+            return out + event_frame("message_stop", {"type": "message_stop"})
+        return out
+
+    def error(self, status: int, error_type: str, message: str) -> bytes:
+        self.done = True
+        return event_frame("error", {"type": "error", "error": {"type": error_type, "message": message}})
+
+
+class ResponsesSSE(StreamRenderer):
+    """OpenAI Responses named events with ``sequence_number``: ``response.created``, a message item with
+    ``output_text`` deltas, function-call items with argument deltas, ``response.completed`` (or
+    ``.incomplete``) carrying the whole response."""
+
+    def __init__(self, request_id: str, model: str, body: Mapping[str, Any]) -> None:
+        super().__init__(request_id, model)
+        self.body = body
+        self._seq = 0
+        self._started = False
+        self._n = -1  # output index of the open item
+        self._open: str | None = None  # "message" / "function_call"
+        self._text: list[str] = []
+        self._calls: dict[int, list[str]] = {}  # tool ordinal -> [call_id, name, args...]
+
+    def _ev(self, obj: dict[str, Any]) -> bytes:
+        obj["sequence_number"] = self._seq
+        self._seq += 1
+        return event_frame(str(obj["type"]), obj)
+
+    def _snapshot(self, status: str) -> dict[str, Any]:
+        from ..types import ChatResponse
+
+        resp = ChatResponse(
+            text=self.acc.text,
+            tool_calls=self.acc.tool_calls(),
+            finish_reason=self.acc.finish_reason,
+            usage=self.usage,
+            request_id=self.request_id,
+        )
+        obj = responses_object(resp, self.model, self.body)
+        obj["id"] = f"resp_{self.request_id}"
+        if status != "done":
+            obj.update(status=status, output=[], usage=None, incomplete_details=None)
+        return obj
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        snap = self._snapshot("in_progress")
+        return self._ev({"type": "response.created", "response": snap}) + self._ev(
+            {"type": "response.in_progress", "response": snap}
+        )
+
+    def _item_id(self) -> str:
+        return f"msg_{self.request_id}" if self._open == "message" else f"fc_{self.request_id}_{self._n}"
+
+    def _close(self) -> bytes:
+        if self._open is None:
+            return b""
+        out = b""
+        ids = {"item_id": self._item_id(), "output_index": self._n}
+        if self._open == "message":
+            text = "".join(self._text)
+            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+            out += self._ev({"type": "response.output_text.done", **ids, "content_index": 0, "text": text})
+            out += self._ev({"type": "response.content_part.done", **ids, "content_index": 0, "part": part})
+            item = responses_items(text, (), self.request_id, "completed")[0]
+        else:
+            call_id, name, *args = next(reversed(self._calls.values()))
+            arguments = "".join(args) or "{}"
+            out += self._ev({"type": "response.function_call_arguments.done", **ids, "arguments": arguments})
+            item = {"id": ids["item_id"], "type": "function_call", "status": "completed", "call_id": call_id}
+            item.update(name=name, arguments=arguments)
+        self._open = None
+        return out + self._ev({"type": "response.output_item.done", "output_index": self._n, "item": item})
+
+    def _event(self, ev: StreamEvent) -> bytes:
+        out = self._start()
+        if isinstance(ev, TextDelta):
+            if self._open != "message":
+                out += self._close()
+                self._n += 1
+                self._open = "message"
+                self._text = []
+                item: dict[str, Any] = {"id": self._item_id(), "type": "message", "status": "in_progress"}
+                item.update(role="assistant", content=[])
+                out += self._ev({"type": "response.output_item.added", "output_index": self._n, "item": item})
+                part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+                ids = {"item_id": self._item_id(), "output_index": self._n, "content_index": 0}
+                out += self._ev({"type": "response.content_part.added", **ids, "part": part})
+            self._text.append(ev.text)
+            ids = {"item_id": self._item_id(), "output_index": self._n, "content_index": 0}
+            return out + self._ev({"type": "response.output_text.delta", **ids, "delta": ev.text, "logprobs": []})
+        if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.index not in self._calls:
+            out += self._close()
+            call_id, name = (ev.id, ev.name) if isinstance(ev, ToolCallStart) else (ev.call.id, ev.call.name)
+            self._calls[ev.index] = [call_id, name]
+            self._n += 1
+            self._open = "function_call"
+            item = {"id": self._item_id(), "type": "function_call", "status": "in_progress", "call_id": call_id}
+            item.update(name=name, arguments="")
+            out += self._ev({"type": "response.output_item.added", "output_index": self._n, "item": item})
+        if isinstance(ev, (ToolCallDelta, ToolCallEnd)) and ev.index in self._calls:
+            slot = self._calls[ev.index]
+            piece = ev.arguments_delta if isinstance(ev, ToolCallDelta) else ("" if slot[2:] else ev.call.raw_arguments)
+            if piece:
+                slot.append(piece)
+                ids = {"item_id": self._item_id(), "output_index": self._n}
+                out += self._ev({"type": "response.function_call_arguments.delta", **ids, "delta": piece})
+            return out
+        if isinstance(ev, StreamFinish):
+            self.done = True
+            out += self._close()
+            final = self._snapshot("done")
+            final["id"] = f"resp_{self.request_id}"
+            return out + self._ev({"type": f"response.{final['status']}", "response": final})
+        return out
+
+    def error(self, status: int, error_type: str, message: str) -> bytes:
+        self.done = True
+        return self._ev({"type": "error", "code": error_type, "message": message, "param": None})
