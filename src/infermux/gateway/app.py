@@ -43,6 +43,8 @@ __all__ = ["Gateway", "Principal", "RequestContext"]
 _log = logging.getLogger("infermux.gateway")
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPEN_PATHS = frozenset(("/health", "/ready"))
+#: where the request ID is kept on the request (a typed key where aiohttp has them, 3.12+)
+RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ class Gateway:
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         given = request.headers.get("x-request-id", "")
         rid = given if _RID.match(given) else uuid.uuid4().hex
-        request["rid"] = rid
+        request[RID_KEY] = rid
         protocol = self.protocol_of(request)
         if self.draining and request.path not in _OPEN_PATHS:
             err = GatewayError(503, "the gateway is shutting down: send the request again", retryable=True)
@@ -257,7 +259,7 @@ class Gateway:
         protocol = self.protocol_of(request)
         principal = self.authenticate(request, protocol)
         body = await self.read_json(request) if request.method == "POST" and request.can_read_body else {}
-        return RequestContext(request["rid"], protocol, principal, body)
+        return RequestContext(request[RID_KEY], protocol, principal, body)
 
     # ------------------------------------------------------------------ models and limits
 

@@ -123,7 +123,8 @@ def from_exception(err: InfermuxError, protocol: Protocol) -> tuple[int, str, st
     elif status == 502 and isinstance(shown, APIStatusError) and shown.status_code in (401, 403):
         etype = "upstream_auth_error" if protocol == "openai" else "api_error"
     retry_after = shown.retry_after if shown.retry_after is not None else err.retry_after
-    return status, etype, str(err), retry_after, bool(err.retryable)
+    message = err.message if isinstance(err, GatewayError) else str(err)
+    return status, etype, message, retry_after, bool(err.retryable)
 
 
 def error_headers(request_id: str, retry_after: float | None, retryable: bool, status: int) -> dict[str, str]:

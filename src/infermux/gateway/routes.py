@@ -22,6 +22,7 @@ from ..providers import openai_responses as responses_wire
 from ..router import Budget
 from ..types import ChatRequest, EmbedRequest, Message
 from . import render
+from .app import RID_KEY
 from .errors import GatewayError
 from .limits import estimate_tokens
 from .sse import AnthropicSSE, ChatSSE, CompletionSSE, ResponsesSSE
@@ -211,12 +212,12 @@ async def models(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.
 
 
 async def health(gw: Gateway, request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"}, headers={"x-request-id": request["rid"]})
+    return web.json_response({"status": "ok"}, headers={"x-request-id": request[RID_KEY]})
 
 
 async def ready(gw: Gateway, request: web.Request) -> web.Response:
     ok, detail = gw.readiness()
-    return web.json_response(detail, status=200 if ok else 503, headers={"x-request-id": request["rid"]})
+    return web.json_response(detail, status=200 if ok else 503, headers={"x-request-id": request[RID_KEY]})
 
 
 def add_routes(gw: Gateway) -> None:

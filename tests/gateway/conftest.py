@@ -1,0 +1,95 @@
+"""Fixtures: a gateway (127.0.0.1, free port) in front of the sandbox emulators (OpenAI + Anthropic)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import infermux
+from infermux.gateway import Gateway, GatewayServer, GatewaySettings
+from infermux.resilience.clock import FakeClock
+from infermux.sandbox import Sandbox
+
+MASTER = "mk-test-master-0001"
+LONG_REPLY = " ".join(f"w{i}" for i in range(400))
+
+
+@dataclass
+class Rig:
+    sb: Sandbox
+    gw: Gateway
+    srv: GatewayServer
+    clock: FakeClock
+    wall: list[float]
+    clients: list[Any] = field(default_factory=list)  # SDK clients, closed with the rig
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.close()
+        await self.srv.stop(timeout=2)
+
+    @property
+    def url(self) -> str:
+        return self.srv.url
+
+    @property
+    def openai_url(self) -> str:
+        return self.srv.url + "/v1"
+
+
+def endpoints(sb: Sandbox, **kw: Any) -> list[infermux.EndpointConfig]:
+    retry = infermux.RetryPolicy(max_retries=0)
+    return [
+        infermux.EndpointConfig(
+            name="gpt",
+            provider="openai",
+            base_url=sb.openai_base_url,
+            model="gpt-4o-mini",
+            api_keys=("sk-up-1",),
+            retry=retry,
+            **kw,
+        ),
+        infermux.EndpointConfig(
+            name="claude",
+            provider="anthropic",
+            base_url=sb.anthropic_base_url,
+            model="claude-sonnet-4-20250514",
+            api_keys=("sk-ant-up",),
+            retry=retry,
+            **kw,
+        ),
+    ]
+
+
+async def make_rig(sb: Sandbox, **settings: Any) -> Rig:
+    clock = FakeClock()
+    wall = [1_900_000_000.0]
+    s = GatewaySettings(port=0, master_key=MASTER, **settings)
+    gw = Gateway(infermux.AsyncClient(endpoints(sb), trust_env=False), s, clock=clock, wall_clock=lambda: wall[0])
+    srv = GatewayServer(gw)
+    await srv.start()
+    return Rig(sb, gw, srv, clock, wall)
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with Sandbox(host="127.0.0.1", port=0) as sb:
+        r = await make_rig(sb)
+        try:
+            yield r
+        finally:
+            await r.close()
+
+
+@pytest.fixture
+async def slow_rig() -> AsyncIterator[Rig]:
+    """The emulators answer a long reply, one token every 20 ms (a stream of about 8 s)."""
+    async with Sandbox(host="127.0.0.1", port=0, responder=lambda conv: LONG_REPLY, token_delay=0.02) as sb:
+        r = await make_rig(sb)
+        try:
+            yield r
+        finally:
+            await r.close()
