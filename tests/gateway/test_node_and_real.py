@@ -82,7 +82,7 @@ async def test_python_sdks_against_real_llamacpp(real_gateway: GatewayServer) ->
     srv = real_gateway
     async with openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key=MASTER, max_retries=0, timeout=60) as c:
         q = [{"role": "user", "content": "What is the capital of France?"}]
-        r = await c.chat.completions.create(model="smollm2", messages=q, max_tokens=12, temperature=0)  # type: ignore[arg-type]
+        r = await c.chat.completions.create(model="smollm2", messages=q, max_tokens=12, temperature=0)
         text = r.choices[0].message.content
         assert text and r.usage is not None and 0 < r.usage.completion_tokens <= 12
         # same protocol: unmodeled request fields (logprobs) and vendor response fields (timings) pass through
@@ -92,11 +92,11 @@ async def test_python_sdks_against_real_llamacpp(real_gateway: GatewayServer) ->
             max_tokens=4,
             temperature=0,
             logprobs=True,
-            top_logprobs=2,  # type: ignore[arg-type]
+            top_logprobs=2,
         )
         assert r2.choices[0].logprobs is not None and r2.choices[0].logprobs.content
         assert "timings" in (r2.model_extra or {})
-        s = await c.chat.completions.create(model="smollm2", messages=q, max_tokens=12, temperature=0, stream=True)  # type: ignore[arg-type]
+        s = await c.chat.completions.create(model="smollm2", messages=q, max_tokens=12, temperature=0, stream=True)
         assert "".join([ch.choices[0].delta.content or "" async for ch in s if ch.choices]) == text
         e = await c.embeddings.create(model="smollm2", input=["Paris", "a cat"])
         assert len(e.data) == 2 and len(e.data[0].embedding) == 576
@@ -108,13 +108,13 @@ async def test_python_sdks_against_real_llamacpp(real_gateway: GatewayServer) ->
             tools=tools,
             tool_choice="required",
             max_tokens=60,
-            temperature=0,  # type: ignore[arg-type]
+            temperature=0,
         )
         assert t.choices[0].message.tool_calls and t.choices[0].message.tool_calls[0].function.name == "get_weather"
         with pytest.raises(openai.InternalServerError) as e500:  # a real 500 of llama.cpp (prefill + "auto")
             await c.chat.completions.create(
                 model="smollm2", messages=msgs, tools=tools, tool_choice="auto", max_tokens=30
-            )  # type: ignore[arg-type]
+            )
         assert e500.value.status_code == 500 and "endpoint=local" in e500.value.message
         with pytest.raises(openai.BadRequestError):  # a real 400: the prompt is over the context size
             await c.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "word " * 5000}])

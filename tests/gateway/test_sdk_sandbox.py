@@ -78,11 +78,11 @@ async def test_anthropic_sdk_messages_and_stream(rig: Rig, model: str) -> None:
 async def test_tools_both_protocols(rig: Rig, model: str) -> None:
     c = oai(rig)
     msgs = [{"role": "user", "content": "Please call get_weather for Paris"}]
-    r = await c.chat.completions.create(model=model, messages=msgs, tools=[WEATHER])  # type: ignore[list-item]
-    call = r.choices[0].message.tool_calls[0]  # type: ignore[index]
+    r = await c.chat.completions.create(model=model, messages=msgs, tools=[WEATHER])
+    call = r.choices[0].message.tool_calls[0]
     assert r.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
     assert isinstance(json.loads(call.function.arguments), dict)
-    stream = await c.chat.completions.create(model=model, messages=msgs, tools=[WEATHER], stream=True)  # type: ignore[list-item]
+    stream = await c.chat.completions.create(model=model, messages=msgs, tools=[WEATHER], stream=True)
     names, args = [], ""
     async for ch in stream:
         for tc in (ch.choices[0].delta.tool_calls or []) if ch.choices else []:
@@ -92,10 +92,10 @@ async def test_tools_both_protocols(rig: Rig, model: str) -> None:
     assert names == ["get_weather"] and isinstance(json.loads(args), dict)
     a = ant(rig)
     tool = {"name": "get_weather", "description": "w", "input_schema": WEATHER["function"]["parameters"]}
-    m = await a.messages.create(model=model, max_tokens=100, messages=msgs, tools=[tool])  # type: ignore[arg-type,list-item]
+    m = await a.messages.create(model=model, max_tokens=100, messages=msgs, tools=[tool])
     uses = [b for b in m.content if b.type == "tool_use"]
     assert m.stop_reason == "tool_use" and uses[0].name == "get_weather" and isinstance(uses[0].input, dict)
-    async with a.messages.stream(model=model, max_tokens=100, messages=msgs, tools=[tool]) as s:  # type: ignore[arg-type,list-item]
+    async with a.messages.stream(model=model, max_tokens=100, messages=msgs, tools=[tool]) as s:
         final = await s.get_final_message()
     assert [b.name for b in final.content if b.type == "tool_use"] == ["get_weather"]
 
@@ -127,7 +127,7 @@ async def test_errors_in_each_protocol(rig: Rig) -> None:
         await ant(rig, "sk-wrong").messages.create(
             model="gpt-4o-mini", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
-    assert e2.value.body["type"] == "error" and e2.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    assert e2.value.body["type"] == "error" and e2.value.body["error"]["type"] == "authentication_error"
 
     c = oai(rig)
     rig.sb.faults.push(Fault.status_error(429, retry_after=7))
@@ -153,7 +153,7 @@ async def test_errors_in_each_protocol(rig: Rig) -> None:
         await ant(rig).messages.create(
             model="claude-sonnet-4-20250514", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
-    assert e6.value.status_code == 529 and e6.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert e6.value.status_code == 529 and e6.value.body["error"]["type"] == "overloaded_error"
     with pytest.raises(openai.BadRequestError) as e7:  # bad input: the caller's protocol, before any I/O
         await c.chat.completions.create(model="gpt-4o-mini", messages=[], max_tokens=5)
     assert "messages" in e7.value.message
@@ -171,7 +171,7 @@ async def _until(cond: object, timeout: float = 3.0) -> bool:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while loop.time() < end:
-        if cond():  # type: ignore[operator]
+        if cond():
             return True
         await asyncio.sleep(0.02)
     return False
