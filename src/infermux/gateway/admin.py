@@ -28,7 +28,7 @@ _CREATE_FIELDS = frozenset(("name", "models", "rpm", "tpm", "budget", "expires_a
 
 
 async def create_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
-    gw.require_admin(ctx)
+    gw.policy.require_admin(ctx)
     body = ctx.body
     unknown = sorted(set(body) - _CREATE_FIELDS)
     if unknown:
@@ -60,14 +60,14 @@ async def create_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
 
 
 async def list_keys(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
-    gw.require_admin(ctx)
+    gw.policy.require_admin(ctx)
     revoked = request.query.get("include_revoked", "").lower() in ("1", "true", "yes")
     keys = [k.public() for k in gw.keys.all(include_revoked=revoked)]
     return gw.json_response({"data": keys}, ctx.request_id)
 
 
 async def revoke_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
-    gw.require_admin(ctx)
+    gw.policy.require_admin(ctx)
     key_id = request.match_info["key_id"]
     key = gw.keys.revoke(key_id, actor=ctx.principal.label)
     if key is None:
@@ -76,7 +76,7 @@ async def revoke_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
 
 
 async def audit(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
-    gw.require_admin(ctx)
+    gw.policy.require_admin(ctx)
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
@@ -87,7 +87,7 @@ async def audit(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.R
 
 
 async def stats(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
-    gw.require_admin(ctx)
+    gw.policy.require_admin(ctx)
     body: dict[str, Any] = {"gateway": gw.counters.snapshot(), "endpoints": gw.client.stats()}
     body["ready"] = gw.readiness()[1]
     return gw.json_response(body, ctx.request_id)

@@ -22,7 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -33,8 +33,9 @@ from ..errors import InfermuxError
 from ..resilience.clock import SYSTEM_CLOCK, Clock
 from ..types import ChatRequest, ChatResponse, Usage
 from .errors import GatewayError, Protocol, error_body, error_headers, from_exception
-from .keys import KeyStore, VirtualKey, secret_equal
-from .limits import Admission, KeyLimiter, estimate_tokens
+from .keys import KeyStore
+from .limits import KeyLimiter
+from .policy import GatewayCounters, Policy, Principal, RequestContext
 from .settings import GatewaySettings
 from .sse import StreamRenderer
 
@@ -45,52 +46,6 @@ _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPEN_PATHS = frozenset(("/health", "/ready"))
 #: where the request ID is kept on the request (a typed key where aiohttp has them, 3.12+)
 RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the master key holder, a virtual key, or anyone (no master key configured)."""
-
-    master: bool = False
-    key: VirtualKey | None = None
-
-    @property
-    def label(self) -> str:
-        return "master" if self.master else (self.key.id if self.key is not None else "anonymous")
-
-
-@dataclass(slots=True)
-class RequestContext:
-    request_id: str
-    protocol: Protocol
-    principal: Principal
-    body: dict[str, Any]
-
-
-class GatewayCounters:
-    """Plain counters of the gateway itself (the endpoints' own are in ``client.stats()``)."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.in_flight = 0
-        self.streams = 0
-        self.disconnects = 0
-        self.auth_failures = 0
-        self.rate_limited = 0
-        self.errors_by_status: dict[int, int] = {}
-        self.started = time.time()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "in_flight": self.in_flight,
-            "streams": self.streams,
-            "client_disconnects": self.disconnects,
-            "auth_failures": self.auth_failures,
-            "rate_limited": self.rate_limited,
-            "errors_by_status": {str(k): v for k, v in sorted(self.errors_by_status.items())},
-            "uptime_s": round(time.time() - self.started, 3),
-        }
 
 
 class Gateway:
@@ -111,10 +66,12 @@ class Gateway:
         self.limiter = KeyLimiter(clock=clock)
         self.counters = GatewayCounters()
         self.wall_clock = wall_clock
+        self.policy = Policy(
+            self.settings, self.keys, self.limiter, self.counters, models=self.models, wall_clock=wall_clock
+        )
         self.draining = False
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._reserved: dict[str, float] = {}  # key id -> estimated cost of its requests in flight
         self.app = web.Application(middlewares=[self._middleware], client_max_size=self.settings.max_body_bytes)
         from . import admin, routes
 
@@ -205,40 +162,6 @@ class Gateway:
 
     # ------------------------------------------------------------------ auth and input
 
-    @staticmethod
-    def _token(request: web.Request, protocol: Protocol) -> str | None:
-        auth = request.headers.get("authorization", "")
-        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-        api_key = request.headers.get("x-api-key")
-        first, second = (api_key, bearer) if protocol == "anthropic" else (bearer, api_key)
-        return first or second or None
-
-    def authenticate(self, request: web.Request, protocol: Protocol) -> Principal:
-        master = self.settings.master_key
-        if master is None:
-            return Principal()
-        token = self._token(request, protocol)
-        where = "x-api-key" if protocol == "anthropic" else "Authorization: Bearer"
-        if not token:
-            self.counters.auth_failures += 1
-            raise GatewayError(401, f"missing API key: send the gateway key as {where}")
-        if secret_equal(token, master):
-            return Principal(master=True)
-        key = self.keys.lookup(token)
-        if key is None:
-            self.counters.auth_failures += 1
-            raise GatewayError(401, "invalid API key (unknown or revoked)")
-        if key.expired(self.wall_clock()):
-            self.counters.auth_failures += 1
-            raise GatewayError(401, f"API key {key.id} expired")
-        return Principal(key=key)
-
-    def require_admin(self, ctx: RequestContext) -> None:
-        if self.settings.master_key is None:
-            raise GatewayError(403, f"the admin API needs a master key: set {'INFERMUX_MASTER_KEY'}")
-        if not ctx.principal.master:
-            raise GatewayError(403, "this route needs the master key")
-
     async def read_json(self, request: web.Request) -> dict[str, Any]:
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -257,7 +180,7 @@ class Gateway:
 
     async def context(self, request: web.Request) -> RequestContext:
         protocol = self.protocol_of(request)
-        principal = self.authenticate(request, protocol)
+        principal = self.policy.authenticate(request, protocol)
         body = await self.read_json(request) if request.method == "POST" and request.can_read_body else {}
         return RequestContext(request[RID_KEY], protocol, principal, body)
 
@@ -275,13 +198,6 @@ class Gateway:
     def candidates(self, model: str | None) -> list[Endpoint]:
         return self.client.router.candidates(model=model)
 
-    def check_model(self, ctx: RequestContext, model: str | None) -> None:
-        key = ctx.principal.key
-        if key is not None and not key.allows(model):
-            raise GatewayError(403, f"key {key.id} may not use model {model!r} (allowed: {', '.join(key.models)})")
-        if self.settings.strict_models and model not in self.models():
-            raise GatewayError(404, f"model {model!r} is not served here; models: {', '.join(self.models())}")
-
     def shape(self, req: ChatRequest, family: frozenset[str]) -> ChatRequest:
         """``req`` as the chosen endpoints get it: fields infermux does not model (``extra``) pass through only
         when every candidate speaks the caller's protocol (they would be wrong in another's body)."""
@@ -290,59 +206,6 @@ class Gateway:
         if all(ep.provider.name in family for ep in self.candidates(req.model)):
             return req
         return replace(req, extra={})
-
-    def admit(self, ctx: RequestContext, req: ChatRequest) -> Admission | None:
-        s = self.settings
-        if len(req.messages) > s.max_messages:
-            raise GatewayError(400, f"{len(req.messages)} messages: over the gateway's limit of {s.max_messages}")
-        if s.max_tokens is not None and req.max_tokens is not None and req.max_tokens > s.max_tokens:
-            raise GatewayError(400, f"max_tokens {req.max_tokens} is over the gateway's limit of {s.max_tokens}")
-        self.check_model(ctx, req.model)
-        prompt, output = estimate_tokens(req)
-        return self.reserve(ctx, req.model, prompt, output)
-
-    def reserve(self, ctx: RequestContext, model: str | None, prompt: int, output: int) -> Admission | None:
-        """Take one request and the estimated tokens from the caller's key limits, and reserve the estimated
-        cost against its budget (429 when a limit or the budget does not allow it)."""
-        key = ctx.principal.key
-        if key is None:
-            return None
-        price = self.settings.price(model)
-        cost = price.cost(prompt, output) if price is not None else 0.0
-        if key.budget is not None:
-            committed = key.spent + self._reserved.get(key.id, 0.0)
-            if committed + cost > key.budget or committed >= key.budget:
-                self.counters.rate_limited += 1
-                raise GatewayError(
-                    429,
-                    f"budget of key {key.id} is spent ({committed:.6f} of {key.budget:.6f} USD committed; this request"
-                    f" may cost up to {cost:.6f})",
-                    error_type="insufficient_quota" if ctx.protocol == "openai" else "rate_limit_error",
-                    retryable=False,
-                )
-        got = self.limiter.admit(key.id, key.rpm, key.tpm, prompt + output)
-        if not isinstance(got, Admission):
-            self.counters.rate_limited += 1
-            raise GatewayError(
-                429,
-                f"rate limit of key {key.id} reached (rpm={key.rpm}, tpm={key.tpm}); retry in {got:.2f}s",
-                retry_after=got,
-                retryable=True,
-            )
-        got.cost = cost
-        self._reserved[key.id] = self._reserved.get(key.id, 0.0) + cost
-        return got
-
-    def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
-        if adm is None:
-            return
-        self._reserved[adm.key_id] = max(0.0, self._reserved.get(adm.key_id, 0.0) - adm.cost)
-        self.limiter.settle(adm, usage.total_tokens if usage is not None else None)
-        price = self.settings.price(model)
-        if usage is not None and price is not None:
-            self.keys.add_spend(adm.key_id, price.cost(usage.input_tokens, usage.output_tokens))
-        elif usage is None and adm.cost:  # unknown usage: the estimate is charged
-            self.keys.add_spend(adm.key_id, adm.cost)
 
     # ------------------------------------------------------------------ chat
 
@@ -358,7 +221,7 @@ class Gateway:
         renderer: Callable[[], StreamRenderer],
     ) -> web.StreamResponse:
         req = self.shape(req, family)
-        adm = self.admit(ctx, req)
+        adm = self.policy.admit(ctx, req)
         usage: Usage | None = None
         try:
             if stream:
@@ -369,7 +232,7 @@ class Gateway:
             raw = out.raw if out.provider in family and isinstance(out.raw, dict) else None
             return self.json_response(raw if raw is not None else render(out), ctx.request_id, endpoint=out.endpoint)
         finally:
-            self.settle(adm, req.model, usage)
+            self.policy.settle(adm, req.model, usage)
 
     async def relay(
         self, request: web.Request, ctx: RequestContext, req: ChatRequest, renderer: StreamRenderer

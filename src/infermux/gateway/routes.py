@@ -140,7 +140,7 @@ async def count_tokens(gw: Gateway, request: web.Request, ctx: RequestContext) -
     """An Anthropic backend counts (``/v1/messages/count_tokens`` upstream); for other backends the
     gateway's estimate (about 4 characters per token) is returned."""
     req = anthropic_wire.chat_request_from_wire(ctx.body)
-    gw.check_model(ctx, req.model)
+    gw.policy.check_model(ctx, req.model)
     cands = [ep for ep in gw.candidates(req.model) if ep.provider.name in render.ANTHROPIC_FAMILY]
     if not cands:
         return gw.json_response({"input_tokens": estimate_tokens(req)[0]}, ctx.request_id)
@@ -171,7 +171,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise GatewayError(400, "'model' must be a string")
-    gw.check_model(ctx, model)
+    gw.policy.check_model(ctx, model)
     cands = [ep for ep in gw.candidates(model) if ep.provider.build_embed is not None]
     if not cands:
         raise GatewayError(404, f"no endpoint serving model {model!r} can embed")
@@ -182,7 +182,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
         req = EmbedRequest(tuple(inputs), model=model, dimensions=body.get("dimensions"), extra=extra)
     except ConfigurationError as e:
         raise GatewayError(400, str(e)) from None
-    adm = gw.reserve(ctx, model, sum(len(s) for s in inputs) // 4 + len(inputs), 0)
+    adm = gw.policy.reserve(ctx, model, sum(len(s) for s in inputs) // 4 + len(inputs), 0)
     out = None
     try:
         budget = Budget(cands[0].clock, gw.settings.request_timeout)
@@ -192,7 +192,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
             budget,
         )
     finally:
-        gw.settle(adm, model, out.usage if out is not None else None)
+        gw.policy.settle(adm, model, out.usage if out is not None else None)
     return gw.json_response(render.openai_embeddings(out, model, encoding), ctx.request_id, endpoint=out.endpoint)
 
 
