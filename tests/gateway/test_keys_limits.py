@@ -148,6 +148,8 @@ async def test_request_limits() -> None:
             assert status == 400 and "4 messages" in body["error"]["message"]
             status, _, body = await call(rig, "POST", "/v1/chat/completions", MASTER, {**CHAT, "max_tokens": 101})
             assert status == 400 and "max_tokens" in body["error"]["message"]
+            newer = {"model": "gpt-4o-mini", "messages": CHAT["messages"], "max_completion_tokens": 101}
+            assert (await call(rig, "POST", "/v1/chat/completions", MASTER, newer))[0] == 400
             status, _, body = await call(
                 rig, "POST", "/v1/messages", MASTER, {**MSG, "max_tokens": 101}, anthropic=True
             )

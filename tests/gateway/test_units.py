@@ -126,3 +126,27 @@ def test_core_never_imports_the_gateway() -> None:
         and ("from .gateway" in p.read_text() or "infermux.gateway" in p.read_text())
     ]
     assert offenders == []
+
+
+def test_unmodeled_fields_pass_only_to_the_callers_protocol() -> None:
+    import infermux
+    from infermux.gateway import Gateway
+    from infermux.gateway.render import ANTHROPIC_FAMILY, OPENAI_CHAT_FAMILY
+
+    eps = [
+        infermux.EndpointConfig(name="g", provider="openai", base_url="http://127.0.0.1:9/v1", model="gpt"),
+        infermux.EndpointConfig(name="c", provider="anthropic", base_url="http://127.0.0.1:9", model="claude"),
+    ]
+    gw = Gateway(infermux.AsyncClient(eps, trust_env=False))
+    wire = {"messages": [{"role": "user", "content": "x"}], "logprobs": True, "max_completion_tokens": 7}
+    to_gpt = gw.shape(openai.chat_request_from_wire({**wire, "model": "gpt"}), OPENAI_CHAT_FAMILY)
+    assert to_gpt.extra == {"logprobs": True, "max_completion_tokens": 7} and to_gpt.max_tokens is None
+    to_claude = gw.shape(openai.chat_request_from_wire({**wire, "model": "claude"}), OPENAI_CHAT_FAMILY)
+    assert to_claude.extra == {} and to_claude.max_tokens == 7
+    thinking = {"model": "claude", "max_tokens": 9, "messages": [{"role": "user", "content": "x"}]}
+    thinking["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    kept = gw.shape(anthropic.chat_request_from_wire(thinking), ANTHROPIC_FAMILY)
+    assert kept.extra == {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    body = anthropic.build_chat(kept, "claude", False).json
+    assert body["thinking"] == thinking["thinking"]  # sent upstream unchanged
+    gw.keys.close()

@@ -200,11 +200,15 @@ class Gateway:
 
     def shape(self, req: ChatRequest, family: frozenset[str]) -> ChatRequest:
         """``req`` as the chosen endpoints get it: fields infermux does not model (``extra``) pass through only
-        when every candidate speaks the caller's protocol (they would be wrong in another's body)."""
+        when every candidate speaks the caller's protocol (they would be wrong in another's body). OpenAI's
+        ``max_completion_tokens`` becomes ``max_tokens`` for another protocol."""
         if not req.extra:
             return req
         if all(ep.provider.name in family for ep in self.candidates(req.model)):
             return req
+        mct = req.extra.get("max_completion_tokens")
+        if req.max_tokens is None and isinstance(mct, int) and not isinstance(mct, bool) and mct > 0:
+            return replace(req, extra={}, max_tokens=mct)
         return replace(req, extra={})
 
     # ------------------------------------------------------------------ chat

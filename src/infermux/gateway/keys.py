@@ -127,9 +127,11 @@ class KeyStore:
         except sqlite3.Error as e:
             raise ConfigurationError(f"cannot open the gateway key database {path!r}: {e}") from e
         self._by_hash: dict[str, VirtualKey] = {}
+        self._hash_of: dict[str, str] = {}  # key id -> hash, for the live keys
         for row in self._db.execute("SELECT * FROM keys WHERE revoked_at IS NULL"):
             key = self._row(row)
             self._by_hash[key.key_hash] = key
+            self._hash_of[key.id] = key.key_hash
 
     @staticmethod
     def _row(row: Sequence[Any]) -> VirtualKey:
@@ -182,18 +184,20 @@ class KeyStore:
                  0.0, key.expires_at, key.created_at, None),
             )  # fmt: skip
             self._by_hash[key.key_hash] = key
+            self._hash_of[key.id] = key.key_hash
             self._audit("create", key.id, actor, {k: v for k, v in key.public().items() if k != "id"})
         return secret, key
 
     def revoke(self, key_id: str, *, actor: str = "admin") -> VirtualKey | None:
         """Revoke a key by ID (``None`` when there is no such live key)."""
         with self._lock:
-            live = next((k for k in self._by_hash.values() if k.id == key_id), None)
-            if live is None:
+            h = self._hash_of.get(key_id)
+            if h is None:
                 return None
+            live = self._by_hash[h]
             revoked = replace(live, revoked_at=self._clock())
             self._db.execute("UPDATE keys SET revoked_at = ? WHERE id = ?", (revoked.revoked_at, key_id))
-            del self._by_hash[live.key_hash]
+            del self._by_hash[live.key_hash], self._hash_of[key_id]
             self._audit("revoke", key_id, actor, {})
         return revoked
 
@@ -223,10 +227,9 @@ class KeyStore:
             return
         with self._lock:
             self._db.execute("UPDATE keys SET spent = spent + ? WHERE id = ?", (cost, key_id))
-            for h, k in self._by_hash.items():
-                if k.id == key_id:
-                    self._by_hash[h] = replace(k, spent=k.spent + cost)
-                    break
+            h = self._hash_of.get(key_id)
+            if h is not None:
+                self._by_hash[h] = replace(self._by_hash[h], spent=self._by_hash[h].spent + cost)
 
     # ------------------------------------------------------------------ audit
 

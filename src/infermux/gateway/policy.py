@@ -132,8 +132,9 @@ class Policy:
         s = self.settings
         if len(req.messages) > s.max_messages:
             raise GatewayError(400, f"{len(req.messages)} messages: over the gateway's limit of {s.max_messages}")
-        if s.max_tokens is not None and req.max_tokens is not None and req.max_tokens > s.max_tokens:
-            raise GatewayError(400, f"max_tokens {req.max_tokens} is over the gateway's limit of {s.max_tokens}")
+        asked = req.max_tokens if req.max_tokens is not None else req.extra.get("max_completion_tokens")
+        if s.max_tokens is not None and isinstance(asked, int) and asked > s.max_tokens:
+            raise GatewayError(400, f"max_tokens {asked} is over the gateway's limit of {s.max_tokens}")
         self.check_model(ctx, req.model)
         prompt, output = estimate_tokens(req)
         return self.reserve(ctx, req.model, prompt, output)
