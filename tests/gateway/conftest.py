@@ -64,11 +64,16 @@ def endpoints(sb: Sandbox, **kw: Any) -> list[infermux.EndpointConfig]:
     ]
 
 
-async def make_rig(sb: Sandbox, **settings: Any) -> Rig:
+async def make_rig(sb: Sandbox, endpoint_kw: dict[str, Any] | None = None, **settings: Any) -> Rig:
     clock = FakeClock()
     wall = [1_900_000_000.0]
     s = GatewaySettings(port=0, master_key=MASTER, **settings)
-    gw = Gateway(infermux.AsyncClient(endpoints(sb), trust_env=False), s, clock=clock, wall_clock=lambda: wall[0])
+    gw = Gateway(
+        infermux.AsyncClient(endpoints(sb, **(endpoint_kw or {})), trust_env=False),
+        s,
+        clock=clock,
+        wall_clock=lambda: wall[0],
+    )
     srv = GatewayServer(gw)
     await srv.start()
     return Rig(sb, gw, srv, clock, wall)

@@ -213,3 +213,37 @@ async def test_raw_disconnect_and_backpressure_relay(slow_rig: Rig) -> None:
         assert first.startswith(b"data: ")  # the first token came long before the ~8 s stream could end
         resp.close()  # drop the connection mid-stream
     assert await _until(lambda: rig.sb.stats.in_flight == 0, 3.0)
+
+
+async def test_stream_broken_after_content_ends_with_an_in_band_error() -> None:
+    """With stream resume off, an upstream cut after text reached the caller cannot be an HTTP status any more:
+    the caller gets its protocol's in-band error (the SDKs raise it), after the text already delivered."""
+    from infermux.sandbox import Sandbox
+
+    from .conftest import make_rig
+
+    async with Sandbox(host="127.0.0.1", port=0) as sb:
+        rig = await make_rig(sb, endpoint_kw={"resume_streams": False})
+        try:
+            c = oai(rig)
+            sb.faults.push(Fault.stream_cut(after=3))
+            stream = await c.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "one two three four five six"}], stream=True
+            )
+            seen = ""
+            with pytest.raises(openai.APIError) as e1:
+                async for ch in stream:
+                    seen += (ch.choices[0].delta.content or "") if ch.choices else ""
+            assert seen.startswith("echo: one") and "endpoint=gpt" in e1.value.message
+            a = ant(rig)
+            sb.faults.push(Fault.stream_cut(after=4))
+            with pytest.raises(anthropic.APIStatusError):
+                async with a.messages.stream(
+                    model="claude-sonnet-4-20250514",
+                    max_tokens=50,
+                    messages=[{"role": "user", "content": "one two three four five six"}],
+                ) as s:
+                    async for _ in s.text_stream:
+                        pass
+        finally:
+            await rig.close()
