@@ -149,9 +149,12 @@ def load_fleet(path: str | Path) -> Fleet:
     data = _read_file(Path(path))
     endpoints = _endpoints(path, data)
     assert isinstance(data, Mapping)
-    unknown = [k for k in data if k not in ("endpoints", "groups", "health")]
+    # [gateway] is read by `infermux serve` (infermux.gateway.settings); a client ignores it
+    unknown = [k for k in data if k not in ("endpoints", "groups", "health", "gateway")]
     if unknown:
-        raise ConfigurationError(f"{path}: unknown top-level setting {unknown[0]!r}; known: endpoints, groups, health")
+        raise ConfigurationError(
+            f"{path}: unknown top-level setting {unknown[0]!r}; known: endpoints, groups, health, gateway"
+        )
     raw_groups = data.get("groups", [])
     if not isinstance(raw_groups, list) or not all(isinstance(g, Mapping) for g in raw_groups):
         raise ConfigurationError(f"{path}: 'groups' must be a list of tables ([[groups]])")

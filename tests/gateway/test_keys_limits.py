@@ -172,6 +172,14 @@ async def test_health_ready_stats(rig: Rig) -> None:
     status, _, stats = await call(rig, "GET", "/stats")
     assert status == 200 and stats["endpoints"]["gpt"]["successes"] == 1 and stats["gateway"]["requests"] >= 1
     assert (await call(rig, "GET", "/stats", None))[0] == 401
+    async with aiohttp.ClientSession() as http:
+        async with http.get(rig.url + "/metrics", headers={"authorization": f"Bearer {MASTER}"}) as r:
+            assert r.status == 200 and r.content_type == "text/plain"
+            text = await r.text()
+        async with http.get(rig.url + "/metrics") as r:
+            assert r.status == 401
+    assert "infermux_gateway_requests_total" in text
+    assert any(line.startswith("infermux_") and 'endpoint="gpt"' in line for line in text.splitlines())
     rig.gw.draining = True  # not ready while draining (liveness stays ok)
     assert (await call(rig, "GET", "/ready", None))[0] == 503
     assert (await call(rig, "GET", "/health", None))[0] == 200

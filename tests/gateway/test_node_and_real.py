@@ -169,6 +169,7 @@ def test_serve_cli_with_config_and_sigterm(tmp_path: Path) -> None:
         cfg.write_text(
             f'[gateway]\nmax_messages = 5\n\n[[endpoints]]\nname = "gpt"\nprovider = "openai"\n'
             f'base_url = "{sb.sandbox.openai_base_url}"\nmodel = "gpt-4o-mini"\napi_keys = ["k"]\n'
+            '\n[[groups]]\nname = "fast"\nendpoints = ["gpt"]\n'
         )
         env = {**os.environ, "INFERMUX_MASTER_KEY": MASTER, "PYTHONPATH": str(ROOT / "src")}
         proc = subprocess.Popen(
@@ -190,6 +191,16 @@ def test_serve_cli_with_config_and_sigterm(tmp_path: Path) -> None:
             )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 assert json.load(resp)["choices"][0]["message"]["content"] == "echo: hi"
+            grouped = urllib.request.Request(  # a model group of the same file serves too
+                url + "/v1/chat/completions",
+                body.replace(b"gpt-4o-mini", b"fast"),
+                {"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
+            )
+            with urllib.request.urlopen(grouped, timeout=10) as resp:
+                assert json.load(resp)["choices"][0]["message"]["content"] == "echo: hi"
+            ready = urllib.request.Request(url + "/ready")
+            with urllib.request.urlopen(ready, timeout=10) as resp:
+                assert json.load(resp)["models"] == {"fast": ["gpt"], "gpt-4o-mini": ["gpt"]}
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
             assert "draining" in proc.stderr.read()

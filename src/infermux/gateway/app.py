@@ -187,8 +187,8 @@ class Gateway:
     # ------------------------------------------------------------------ models and limits
 
     def models(self) -> list[str]:
-        """The model names the endpoints are configured for, in configuration order."""
-        seen: dict[str, None] = {}
+        """The model names served: the groups' (``[[groups]]``), then the endpoints' configured models."""
+        seen: dict[str, None] = dict.fromkeys(self.client.router.groups)
         for ep in self.client.endpoints:
             for m in (ep.config.model, *ep.config.models):
                 if m:
@@ -290,14 +290,18 @@ class Gateway:
     # ------------------------------------------------------------------ readiness
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready when every model has at least one endpoint that can take a call now (breaker not open,
-        a usable key); endpoints without a configured model count under ``"*"``."""
-        per_model: dict[str, list[str]] = {}
+        """Ready when every model (group, or endpoint's configured model) has at least one endpoint the router
+        may use now (breaker not open, a usable key, not found down by health probes); endpoints without a
+        configured model count under ``"*"``."""
+        router = self.client.router
+        per_model: dict[str, list[str]] = {
+            name: [ep.name for ep in g.endpoints if router.usable(ep)] for name, g in router.groups.items()
+        }
         for ep in self.client.endpoints:
             names = [m for m in (ep.config.model, *ep.config.models) if m] or ["*"]
             for m in names:
                 per_model.setdefault(m, [])
-                if ep.available():
+                if router.usable(ep):
                     per_model[m].append(ep.name)
         ready = not self.draining and all(per_model.values())
         return ready, {"ready": ready, "draining": self.draining, "models": per_model}

@@ -220,6 +220,40 @@ async def ready(gw: Gateway, request: web.Request) -> web.Response:
     return web.json_response(detail, status=200 if ok else 503, headers={"x-request-id": request[RID_KEY]})
 
 
+def _gateway_series(gw: Gateway) -> bytes:
+    """The gateway's own counters in the Prometheus text format (the endpoints' come from infermux.metrics)."""
+    c = gw.counters
+    lines = []
+    for name, kind, value, help_ in (
+        ("infermux_gateway_requests_total", "counter", c.requests, "Requests received by the gateway"),
+        ("infermux_gateway_in_flight", "gauge", c.in_flight, "Requests being served"),
+        ("infermux_gateway_streams_total", "counter", c.streams, "Streams relayed"),
+        ("infermux_gateway_client_disconnects_total", "counter", c.disconnects, "Callers that left mid-request"),
+        ("infermux_gateway_auth_failures_total", "counter", c.auth_failures, "Requests refused for their key"),
+        ("infermux_gateway_rate_limited_total", "counter", c.rate_limited, "Requests over a key's limit or budget"),
+    ):
+        lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    name = "infermux_gateway_errors_total"
+    lines += [f"# HELP {name} Error answers by HTTP status", f"# TYPE {name} counter"]
+    lines += [f'{name}{{status="{k}"}} {v}' for k, v in sorted(c.errors_by_status.items())]
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def metrics(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    """Prometheus exposition: every endpoint's series (:func:`infermux.metrics.exposition`) and the gateway's.
+    Needs the master key when one is set (Prometheus: ``authorization: {credentials: ...}``)."""
+    if gw.settings.master_key is not None:
+        gw.policy.require_admin(ctx)
+    from ..metrics import exposition
+
+    try:
+        body = exposition(gw.client) + _gateway_series(gw)
+    except ConfigurationError as e:  # prometheus_client is not installed
+        raise GatewayError(501, str(e)) from None
+    headers = {"x-request-id": ctx.request_id}
+    return web.Response(body=body, headers=headers, content_type="text/plain", charset="utf-8")
+
+
 def add_routes(gw: Gateway) -> None:
     gw.route("POST", "/v1/chat/completions", functools.partial(chat_completions, gw))
     gw.route("POST", "/v1/completions", functools.partial(completions, gw))
@@ -228,5 +262,6 @@ def add_routes(gw: Gateway) -> None:
     gw.route("GET", "/v1/models", functools.partial(models, gw))
     gw.route("POST", "/v1/messages", functools.partial(messages, gw))
     gw.route("POST", "/v1/messages/count_tokens", functools.partial(count_tokens, gw))
+    gw.route("GET", "/metrics", functools.partial(metrics, gw))
     gw.app.router.add_get("/health", functools.partial(health, gw))
     gw.app.router.add_get("/ready", functools.partial(ready, gw))

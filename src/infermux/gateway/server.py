@@ -16,13 +16,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from ..errors import ConfigurationError, InfermuxError
 from .app import Gateway
 from .settings import MASTER_KEY_ENV, GatewaySettings, settings_from_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..config import Fleet
 
 __all__ = ["GatewayServer", "load_gateway_config", "main"]
 
@@ -90,13 +93,14 @@ class GatewayServer:
         await self.stop()
 
 
-def load_gateway_config(path: str | Path) -> tuple[list[Any], GatewaySettings]:
-    """The endpoints (``[[endpoints]]``) and the gateway settings (``[gateway]``) of one config file."""
-    from ..config import _read_file, load_config
+def load_gateway_config(path: str | Path) -> tuple[Fleet, GatewaySettings]:
+    """What one config file describes: the fleet (``[[endpoints]]``, ``[[groups]]``, ``[health]``) and the
+    gateway settings (``[gateway]``)."""
+    from ..config import _read_file, load_fleet
 
+    fleet = load_fleet(path)
     data = _read_file(Path(path))
-    section = data.get("gateway") if isinstance(data, dict) else None
-    return load_config(path), settings_from_dict(section)
+    return fleet, settings_from_dict(data.get("gateway") if isinstance(data, dict) else None)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -137,19 +141,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "infermux serve") -> int
 
     try:
         if args.config:
-            endpoints, settings = load_gateway_config(args.config)
-            ctx: Any = contextlib.nullcontext(endpoints)
+            fleet, settings = load_gateway_config(args.config)
+            ctx: Any = contextlib.nullcontext(fleet)
         else:
             from ..local import LocalLlamaServer
 
             settings = GatewaySettings()
             print("infermux: starting the embedded local model (llama.cpp + SmolLM2-135M)...", file=sys.stderr)
-            ctx = _local_endpoints(LocalLlamaServer(embedding=True))
+            ctx = _local_fleet(LocalLlamaServer(embedding=True))
         settings = settings.with_env()
-        with ctx as eps:
+        with ctx as f:
 
             async def run() -> int:
-                client = AsyncClient(eps, trust_env=False)
+                client = AsyncClient(f.endpoints, groups=f.groups, health=f.health, trust_env=False)
                 return await _serve(Gateway(client, settings), args.host, args.port)
 
             return asyncio.run(run())
@@ -161,6 +165,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "infermux serve") -> int
 
 
 @contextlib.contextmanager
-def _local_endpoints(srv: Any) -> Any:
+def _local_fleet(srv: Any) -> Any:
+    from ..config import Fleet
+
     with srv:
-        yield [srv.endpoint_config()]
+        yield Fleet([srv.endpoint_config()])
