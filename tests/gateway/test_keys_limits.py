@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,35 @@ async def test_graceful_drain(slow_rig: Rig) -> None:
         resp.close()
         assert b'data: {"error":' in rest and b"shut down" in rest
         assert await stopping == 1
+
+
+async def test_a_caller_that_stops_reading_is_dropped() -> None:
+    """Backpressure has a bound: a caller that reads nothing for stream_write_timeout loses its stream and the
+    upstream request is closed (no slot held forever)."""
+    huge = " ".join(f"token{i}" for i in range(60000))  # ~10 MB of SSE frames: more than the socket buffers hold
+    async with Sandbox(host="127.0.0.1", port=0, responder=lambda conv: huge) as sb:
+        rig = await make_rig(sb, stream_write_timeout=0.3)
+        try:
+            body = json.dumps({**CHAT, "stream": True, "max_tokens": 30000}).encode()
+            reader, writer = await asyncio.open_connection("127.0.0.1", rig.srv.port)
+            writer.write(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                + f"authorization: Bearer {MASTER}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 200")
+            # ...and never read again
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 15
+            while rig.gw.counters.disconnects < 1 and loop.time() < end:
+                await asyncio.sleep(0.05)
+            assert rig.gw.counters.disconnects == 1
+            while sb.stats.in_flight and loop.time() < end:
+                await asyncio.sleep(0.05)
+            assert sb.stats.in_flight == 0 and rig.gw.client.stats()["gpt"]["in_flight"] == 0
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        finally:
+            await rig.close()

@@ -48,6 +48,39 @@ _OPEN_PATHS = frozenset(("/health", "/ready"))
 RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
 
 
+class _GuardedWriter:
+    """Writes to a stream response, cancelling the handler when one write waits more than ``timeout`` seconds for
+    the caller to read (a caller that stops reading must not hold an upstream slot forever). A timer handle per
+    write, not a task: cheap on the per-chunk path."""
+
+    __slots__ = ("loop", "resp", "stalled", "task", "timeout")
+
+    def __init__(self, resp: web.StreamResponse, timeout: float) -> None:
+        self.resp = resp
+        self.timeout = timeout
+        self.task = asyncio.current_task()
+        self.loop = asyncio.get_running_loop()
+        self.stalled = False
+
+    def _fire(self) -> None:
+        self.stalled = True
+        if self.task is not None:
+            self.task.cancel()
+
+    async def write(self, data: bytes) -> None:
+        timer = self.loop.call_later(self.timeout, self._fire)
+        try:
+            await self.resp.write(data)
+        finally:
+            timer.cancel()
+
+    def uncancel(self) -> None:
+        """Forget our own cancellation (Python 3.11+ counts them) so the handler can finish normally."""
+        uncancel = getattr(self.task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+
+
 class Gateway:
     """Serves OpenAI- and Anthropic-protocol routes over ``client``; :attr:`app` is the aiohttp application."""
 
@@ -257,30 +290,44 @@ class Gateway:
             resp.content_type = "text/event-stream"
             await resp.prepare(request)
             self.counters.streams += 1
+            out = _GuardedWriter(resp, self.settings.stream_write_timeout)
             try:
                 if first is not None:
-                    await resp.write(renderer.feed(first))
+                    await out.write(renderer.feed(first))
                 async for ev in events:
                     chunk = renderer.feed(ev)
                     if chunk:
-                        await resp.write(chunk)
+                        await out.write(chunk)
                 tail = renderer.close()
             except InfermuxError as e:
                 status, etype, message, _, _ = from_exception(e, ctx.protocol)
                 tail = renderer.error(status, etype, message)
             except asyncio.CancelledError:
+                if out.stalled:  # the caller stopped reading: treated as gone (the upstream is closed below)
+                    out.uncancel()
+                    self.counters.disconnects += 1
+                    return resp, renderer.usage
                 if self.stopping:  # drain deadline: say so in-band, briefly, then stop
                     await self._try_write(resp, renderer.error(503, "overloaded_error", "the gateway shut down"))
                 raise
             except ConnectionError:  # the caller went away between our writes
                 self.counters.disconnects += 1
                 return resp, renderer.usage
-            try:
-                await resp.write(tail)
-                await resp.write_eof()
-            except ConnectionError:
-                self.counters.disconnects += 1
+            await self._finish(out, tail)
         return resp, renderer.usage
+
+    async def _finish(self, out: _GuardedWriter, tail: bytes) -> None:
+        """The terminal frames and the end of the body (the caller may be gone or stalled by now)."""
+        try:
+            await out.write(tail)
+            await out.resp.write_eof()
+        except ConnectionError:
+            self.counters.disconnects += 1
+        except asyncio.CancelledError:
+            if not out.stalled:
+                raise
+            out.uncancel()
+            self.counters.disconnects += 1
 
     @staticmethod
     async def _try_write(resp: web.StreamResponse, data: bytes) -> None:

@@ -11,6 +11,7 @@
     max_tokens = 32768                  # a request asking for more output tokens: 400
     request_timeout = 600               # bounds each call, fallbacks included (seconds)
     shutdown_timeout = 30               # drain deadline on SIGTERM / Ctrl-C (seconds)
+    stream_write_timeout = 60           # a stream whose caller reads nothing this long is dropped (seconds)
     strict_models = false               # true: a model no endpoint lists gets 404 (else any endpoint serves it)
     [gateway.prices."gpt-4o-mini"]      # USD per million tokens, for virtual keys' budgets
     input = 0.15
@@ -67,6 +68,8 @@ class GatewaySettings:
     max_tokens: int | None = 32768
     request_timeout: float | None = 600.0
     shutdown_timeout: float = 30.0
+    #: a stream whose caller reads nothing for this long (one write blocked by backpressure) is dropped
+    stream_write_timeout: float = 60.0
     strict_models: bool = False
     #: serve without any key on a non-loopback address (no master key set): refused unless true
     allow_open: bool = False
@@ -86,6 +89,7 @@ class GatewaySettings:
         _positive("max_tokens", self.max_tokens, integer=True, allow_none=True)
         _positive("request_timeout", self.request_timeout, allow_none=True)
         _positive("shutdown_timeout", self.shutdown_timeout)
+        _positive("stream_write_timeout", self.stream_write_timeout)
         for name in ("strict_models", "allow_open"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"gateway setting {name} must be true or false")
