@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,17 @@ async def make_rig(sb: Sandbox, endpoint_kw: dict[str, Any] | None = None, **set
     srv = GatewayServer(gw)
     await srv.start()
     return Rig(sb, gw, srv, clock, wall)
+
+
+async def until(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Poll ``cond`` (every 20 ms, at most ``timeout`` seconds): for effects on other servers' tasks."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if cond():
+            return True
+        await asyncio.sleep(0.02)
+    return cond()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from infermux.sandbox import Fault
 
-from .conftest import MASTER, Rig
+from .conftest import MASTER, Rig, until
 
 WEATHER = {
     "type": "function",
@@ -167,16 +167,6 @@ async def test_errors_in_each_protocol(rig: Rig) -> None:
             pass
 
 
-async def _until(cond: object, timeout: float = 3.0) -> bool:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.02)
-    return False
-
-
 @pytest.mark.parametrize("model", MODELS)
 async def test_client_disconnect_cancels_upstream(slow_rig: Rig, model: str) -> None:
     """The SDK leaves a stream after 3 chunks (~8 s of tokens remain): the gateway's handler is cancelled, the
@@ -193,9 +183,9 @@ async def test_client_disconnect_cancels_upstream(slow_rig: Rig, model: str) -> 
         if got == 3:
             break
     await stream.close()
-    assert await _until(lambda: rig.sb.stats.in_flight == 0, 3.0), "upstream request still running"
+    assert await until(lambda: rig.sb.stats.in_flight == 0, 3.0), "upstream request still running"
     name = "gpt" if model == "gpt-4o-mini" else "claude"
-    assert await _until(lambda: rig.gw.client.stats()[name]["in_flight"] == 0)
+    assert await until(lambda: rig.gw.client.stats()[name]["in_flight"] == 0)
     assert rig.gw.client.stats()[name]["cancelled"] == 1
     assert rig.gw.counters.disconnects == 1
 
@@ -212,7 +202,7 @@ async def test_raw_disconnect_and_backpressure_relay(slow_rig: Rig) -> None:
         first = await asyncio.wait_for(resp.content.readline(), 2)
         assert first.startswith(b"data: ")  # the first token came long before the ~8 s stream could end
         resp.close()  # drop the connection mid-stream
-    assert await _until(lambda: rig.sb.stats.in_flight == 0, 3.0)
+    assert await until(lambda: rig.sb.stats.in_flight == 0, 3.0)
 
 
 async def test_stream_broken_after_content_ends_with_an_in_band_error() -> None:
