@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from fractions import Fraction
 from math import lcm
 from typing import TYPE_CHECKING, Protocol
 
@@ -85,6 +84,8 @@ def exact_weights(weights: Mapping[str, float]) -> dict[str, int]:
     """Integer weights in exactly the configured proportions: each weight read as the decimal it is written
     as (``0.1`` is 1/10, not the nearest binary float), scaled by the denominators' least common multiple and
     divided by the numerators' greatest common divisor."""
+    from fractions import Fraction  # only for weighted groups (imports decimal)
+
     fr = {k: Fraction(str(w)) for k, w in weights.items()}
     if not fr:
         return {}
