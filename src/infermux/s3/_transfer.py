@@ -1,0 +1,508 @@
+"""Big transfers: multipart uploads with parallel parts, parallel ranged downloads (from one or several
+endpoints), resume after an interruption, and SHA-256 checks of every part received.
+
+A part that fails mid-body keeps the bytes already received; its next try (same endpoint after the
+engine's backoff, or another endpoint) asks only for the rest (``Range: bytes=<offset>-``). A part whose
+bytes do not match its SHA-256 is dropped and fetched from another endpoint. A download is written to
+``<dest>.infermux-partial`` (with a small JSON state beside it) and renamed to ``dest`` only after the
+whole file matched its digest, so nothing half-written is ever reported as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import APIConnectionError, ConfigurationError, InfermuxError, MalformedResponseError
+from .digest import MIN_PART, Digest, choose_part_size, hash_file_parts, part_ranges
+from .errors import ChecksumMismatchError, NoSuchUploadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .endpoint import S3Endpoint
+    from .kit import ObjectInfo, S3Kit, WriteResult
+
+__all__ = ["Progress", "TransferReport", "Transfers"]
+
+Progress = Callable[[int], None]
+_CHUNK = 1 << 20
+_PARTIAL = ".infermux-partial"
+
+
+@dataclass(slots=True)
+class TransferReport:
+    """What a download did: bytes and parts per endpoint, parts resumed from a byte offset, parts refetched
+    after a failed SHA-256 check, parts reused from an earlier interrupted run, endpoints given up on."""
+
+    key: str
+    size: int = 0
+    sha256: str | None = None
+    verified: bool = False
+    bytes_by_endpoint: dict[str, int] = field(default_factory=dict)
+    parts_by_endpoint: dict[str, int] = field(default_factory=dict)
+    resumed_parts: int = 0
+    refetched_parts: int = 0
+    reused_parts: int = 0
+    failed_endpoints: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Part:
+    index: int
+    start: int
+    end: int
+    expected: str | None
+    buf: bytearray = field(default_factory=bytearray)
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+async def _bounded(items: Iterable[Any], fn: Callable[[Any], Awaitable[None]], limit: int) -> None:
+    """Run ``fn`` over ``items`` with at most ``limit`` in flight; the first error stops new starts and is
+    raised once the ones in flight have finished."""
+    todo = deque(items)
+    failure: list[BaseException] = []
+
+    async def worker() -> None:
+        while todo and not failure:
+            item = todo.popleft()
+            try:
+                await fn(item)
+            except BaseException as e:
+                failure.append(e)
+                raise
+
+    results = await asyncio.gather(*(worker() for _ in range(max(1, min(limit, len(todo))))), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+def _b64(hexdigest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def _pread(path: Path, start: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(length)
+    if len(data) != length:
+        raise ConfigurationError(f"{path} changed while it was being uploaded (short read at {start})")
+    return data
+
+
+class Transfers:
+    """The transfer engine of an :class:`~infermux.s3.kit.S3Kit` (one per kit)."""
+
+    def __init__(self, kit: S3Kit, *, part_size: int | None, concurrency: int, state_dir: Path) -> None:
+        self.kit = kit
+        self.min_part = part_size or MIN_PART
+        choose_part_size(0, self.min_part)  # validates
+        self.concurrency = concurrency
+        self.state_dir = state_dir
+
+    def part_size_for(self, size: int) -> int:
+        return choose_part_size(size, self.min_part)
+
+    # ------------------------------------------------------------------ download
+
+    async def sources(
+        self, bucket: str, key: str, expected: Digest | None, *, everyone: bool
+    ) -> tuple[list[S3Endpoint], list[S3Endpoint], ObjectInfo]:
+        """(endpoints to read from now, endpoints to fall back on, the object's info). An endpoint holds the
+        object when its size (and stored digest, when it has one) matches ``expected`` or the first answer."""
+        kit = self.kit
+        order = kit.ordered()
+        if everyone:
+            heads = await asyncio.gather(*(kit.head_on(ep, bucket, key) for ep in order), return_exceptions=True)
+        else:
+            heads = []
+            for ep in order:
+                try:
+                    heads.append(await kit.head_on(ep, bucket, key))
+                    break
+                except InfermuxError as e:
+                    if isinstance(e, ConfigurationError):
+                        raise
+                    heads.append(e)
+        infos = [(ep, h) for ep, h in zip(order, heads) if not isinstance(h, BaseException)]
+        if not infos:
+            errs = [h for h in heads if isinstance(h, InfermuxError)]
+            others = [h for h in heads if isinstance(h, BaseException) and not isinstance(h, InfermuxError)]
+            if others:
+                raise others[0]
+            raise kit.combine(f"download of {key!r}", errs)
+        ref = infos[0][1]
+        want_size = expected.size if expected is not None else ref.size
+        want_sha = expected.sha256 if expected is not None else (ref.digest.sha256 if ref.digest else None)
+
+        def matches(info: ObjectInfo) -> bool:
+            if info.size != want_size:
+                return False
+            return info.digest is None or want_sha is None or info.digest.sha256 == want_sha
+
+        now = [ep for ep, info in infos if matches(info)]
+        if not now:
+            raise ChecksumMismatchError(
+                f"S3 download of {key!r}: no endpoint holds the expected object ({want_size} bytes, sha256 {want_sha})",
+                expected=want_sha or "",
+            )
+        ref = next(info for ep, info in infos if ep is now[0])
+        tried = {ep.name for ep, _ in infos} | {ep.name for ep, h in zip(order, heads) if isinstance(h, BaseException)}
+        later = [ep for ep in order if ep.name not in tried]
+        return now, later, ref
+
+    async def _fetch_part(
+        self, ep: S3Endpoint, bucket: str, key: str, part: _Part, report: TransferReport, progress: Progress | None,
+        *, alternatives: bool,
+    ) -> None:
+        """Fill ``part.buf`` from ``ep`` (continuing after the bytes it already holds) and check its SHA-256."""
+
+        async def op(client: Any) -> None:
+            have = len(part.buf)
+            if have:
+                report.resumed_parts += 1
+            if have < part.length:
+                r = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes={part.start + have}-{part.end - 1}")
+                body = r["Body"]
+                try:
+                    while True:
+                        chunk = await body.read(_CHUNK)
+                        if not chunk:
+                            break
+                        part.buf += chunk
+                        n = len(chunk)
+                        ep.bytes_in += n
+                        report.bytes_by_endpoint[ep.name] = report.bytes_by_endpoint.get(ep.name, 0) + n
+                        if progress is not None:
+                            progress(n)
+                        if len(part.buf) > part.length:
+                            del part.buf[part.length :]
+                            raise MalformedResponseError(f"S3 get of {key!r}: more bytes than the range asked for")
+                finally:
+                    body.close()
+                if len(part.buf) < part.length:
+                    raise APIConnectionError(
+                        f"S3 get of {key!r}: body ended at byte {part.start + len(part.buf)} of part {part.index}"
+                    )
+            if part.expected is not None:
+                actual = (await asyncio.to_thread(hashlib.sha256, part.buf)).hexdigest()
+                if actual != part.expected:
+                    if progress is not None:
+                        progress(-len(part.buf))
+                    part.buf.clear()
+                    report.refetched_parts += 1
+                    raise ChecksumMismatchError(
+                        f"S3 get of {key!r}: part {part.index} (bytes {part.start}-{part.end - 1}) failed its SHA-256"
+                        " check; dropped",
+                        expected=part.expected,
+                        actual=actual,
+                        retryable=not alternatives,  # with another endpoint, refetch there rather than here
+                    )
+
+        await ep.run(f"get_object {key!r} part {part.index}", op)
+        report.parts_by_endpoint[ep.name] = report.parts_by_endpoint.get(ep.name, 0) + 1
+
+    async def _fetch_parts(
+        self, bucket: str, key: str, parts: list[_Part], now: list[S3Endpoint], later: list[S3Endpoint],
+        info: ObjectInfo, report: TransferReport, progress: Progress | None, sink: Callable[[_Part], Awaitable[None]],
+    ) -> None:
+        """Fetch every part with ``concurrency`` workers per live endpoint; a failed endpoint's parts go back
+        to the queue (with their bytes) for the others; when none is left, the next fallback is checked."""
+        queue = deque(parts)
+        live = list(now)
+        errors: list[InfermuxError] = []
+
+        async def worker(ep: S3Endpoint) -> None:
+            while queue and ep in live:
+                part = queue.popleft()
+                try:
+                    await self._fetch_part(ep, bucket, key, part, report, progress, alternatives=len(live) > 1 or bool(later))
+                except InfermuxError as e:
+                    queue.appendleft(part)
+                    if ep in live:
+                        live.remove(ep)
+                        errors.append(e)
+                        report.failed_endpoints[ep.name] = f"{type(e).__name__}: {e.message}"
+                    if isinstance(e, ConfigurationError):
+                        raise
+                    return
+                await sink(part)
+
+        while queue:
+            if not live:
+                while later and not live:
+                    ep = later.pop(0)
+                    try:
+                        h = await self.kit.head_on(ep, bucket, key)
+                    except InfermuxError as e:
+                        errors.append(e)
+                        continue
+                    if h.size == info.size and (h.digest is None or info.digest is None or h.digest.sha256 == info.digest.sha256):
+                        live.append(ep)
+                if not live:
+                    raise self.kit.combine(f"download of {key!r}", errors)
+            await asyncio.gather(*(worker(ep) for ep in list(live) for _ in range(self.concurrency)))
+
+    def _plan(self, key: str, info: ObjectInfo, expected: Digest | None, verify: bool) -> tuple[Digest | None, list[_Part]]:
+        digest = expected if expected is not None else (info.digest if verify else None)
+        ps = digest.part_size if digest is not None else self.part_size_for(info.size)
+        ranges = part_ranges(info.size, ps)
+        return digest, [
+            _Part(i, s, e, digest.parts[i] if digest is not None else None) for i, (s, e) in enumerate(ranges)
+        ]
+
+    async def download(
+        self, bucket: str, key: str, dest: Path, *, parallel_endpoints: bool, expected: Digest | None, verify: bool,
+        progress: Progress | None,
+    ) -> TransferReport:
+        t0 = time.perf_counter()
+        report = TransferReport(key)
+        now, later, info = await self.sources(bucket, key, expected, everyone=parallel_endpoints)
+        digest, parts = self._plan(key, info, expected, verify)
+        report.size, report.sha256 = info.size, digest.sha256 if digest else None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + _PARTIAL)
+        state = dest.with_name(dest.name + _PARTIAL + ".json")
+        done = await asyncio.to_thread(_reusable_parts, tmp, state, digest, parts)
+        report.reused_parts = len(done)
+        if progress is not None and done:
+            progress(sum(p.length for p in parts if p.index in done))
+        todo = [p for p in parts if p.index not in done and p.length > 0]
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, info.size)
+            finished = set(done)
+
+            async def sink(part: _Part) -> None:
+                await asyncio.to_thread(os.pwrite, fd, part.buf, part.start)
+                part.buf = bytearray()
+                finished.add(part.index)
+                if digest is not None:
+                    _save_state(state, digest, finished)
+
+            await self._fetch_parts(bucket, key, todo, now, later, info, report, progress, sink)
+            await asyncio.to_thread(os.fsync, fd)
+        finally:
+            os.close(fd)
+        if digest is not None:
+            actual = await asyncio.to_thread(_sha256_file, tmp)
+            if actual != digest.sha256:
+                tmp.unlink(missing_ok=True)
+                state.unlink(missing_ok=True)
+                raise ChecksumMismatchError(
+                    f"S3 download of {key!r}: the assembled file's SHA-256 is {actual}, expected {digest.sha256}",
+                    expected=digest.sha256, actual=actual, retryable=True,
+                )
+            report.verified = True
+        os.replace(tmp, dest)
+        state.unlink(missing_ok=True)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    async def iter_object(
+        self, bucket: str, key: str, *, verify: bool, progress: Progress | None
+    ) -> AsyncIterator[bytes]:
+        report = TransferReport(key)
+        now, later, info = await self.sources(bucket, key, None, everyone=False)
+        digest, parts = self._plan(key, info, None, verify)
+        whole = hashlib.sha256()
+        for part in parts:
+            if part.length:
+                async def keep(_p: _Part) -> None:
+                    return None
+
+                await self._fetch_parts(bucket, key, [part], now, later, info, report, progress, keep)
+            data = bytes(part.buf)
+            part.buf = bytearray()
+            whole.update(data)
+            if digest is not None and part.index == len(parts) - 1 and whole.hexdigest() != digest.sha256:
+                raise ChecksumMismatchError(f"S3 get of {key!r}: whole-object SHA-256 mismatch", expected=digest.sha256)
+            yield data
+
+    # ------------------------------------------------------------------ upload
+
+    def _state_path(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> Path:
+        ident = f"{ep.name}|{ep.config.endpoint_url}|{bucket}|{key}|{digest.sha256}|{digest.part_size}"
+        return self.state_dir / f"upload-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
+
+    async def upload(
+        self, bucket: str, key: str, src: Path, *, metadata: dict[str, str], mirror: bool | None, strict: bool,
+        digest: Digest | None, progress: Progress | None,
+    ) -> WriteResult:
+        if not src.is_file():
+            raise ConfigurationError(f"upload source {src} is not a file")
+        if digest is None:
+            size = src.stat().st_size
+            digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size))
+        meta = {**metadata, **digest.to_metadata()}
+        d = digest
+
+        async def one(ep: S3Endpoint) -> ObjectInfo:
+            return await self._upload_to(ep, bucket, key, src, d, meta, progress)
+
+        result = await self.kit.write(f"upload of {key!r}", key, one, mirror=mirror, strict=strict)
+        if result.succeeded:  # an upload left unfinished on an endpoint we failed over from: clean it up
+            for name in result.failed:
+                await self._abandon(self.kit.endpoint(name), bucket, key, d)
+        return result
+
+    async def _abandon(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> None:
+        path = self._state_path(ep, bucket, key, digest)
+        st = _read_json(path)
+        path.unlink(missing_ok=True)
+        if st and st.get("upload_id"):
+            try:
+                await asyncio.wait_for(
+                    ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=st["upload_id"]), 5.0
+                )
+            except Exception:  # noqa: BLE001 - best effort: the endpoint may be down; S3 lifecycle rules expire it
+                pass
+
+    async def _upload_to(
+        self, ep: S3Endpoint, bucket: str, key: str, src: Path, digest: Digest, meta: dict[str, str],
+        progress: Progress | None,
+    ) -> ObjectInfo:
+        from .kit import ObjectInfo
+
+        checks = ep.config.checksums == "when_supported"
+        ranges = digest.ranges()
+        if len(ranges) == 1:
+            data = await asyncio.to_thread(_pread, src, 0, digest.size)
+            if hashlib.sha256(data).hexdigest() != digest.sha256:
+                raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+            params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
+            if checks:
+                params["ChecksumSHA256"] = _b64(digest.sha256)
+            r = await ep.call(f"put_object {key!r}", "put_object", **params)
+            ep.bytes_out += len(data)
+            if progress is not None:
+                progress(len(data))
+            return ObjectInfo(key, digest.size, r.get("ETag"), ep.name, digest, meta)
+        state_path = self._state_path(ep, bucket, key, digest)
+        done: dict[int, dict[str, Any]] = {}
+        upload_id = (_read_json(state_path) or {}).get("upload_id")
+        if upload_id:
+            try:
+                done = await self._uploaded_parts(ep, bucket, key, upload_id, ranges)
+            except NoSuchUploadError:
+                upload_id = None
+        if not upload_id:
+            params = {"Bucket": bucket, "Key": key, "Metadata": meta}
+            if checks:
+                params["ChecksumAlgorithm"] = "SHA256"
+            r = await ep.call(f"create_multipart_upload {key!r}", "create_multipart_upload", **params)
+            upload_id = r["UploadId"]
+            _write_json(state_path, {"upload_id": upload_id, "key": key, "bucket": bucket, "endpoint": ep.name})
+        if progress is not None and done:
+            progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
+
+        async def send(n: int) -> None:
+            start, end = ranges[n - 1]
+            data = await asyncio.to_thread(_pread, src, start, end - start)
+            p: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "Body": data}
+            if checks:
+                p["ChecksumSHA256"] = _b64(digest.parts[n - 1])  # the store checks the bytes against it
+            elif (await asyncio.to_thread(hashlib.sha256, data)).hexdigest() != digest.parts[n - 1]:
+                raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+            r = await ep.call(f"upload_part {key!r} #{n}", "upload_part", **p)
+            ep.bytes_out += len(data)
+            entry = {"PartNumber": n, "ETag": r["ETag"]}
+            if checks:
+                entry["ChecksumSHA256"] = p["ChecksumSHA256"]
+            done[n] = entry
+            if progress is not None:
+                progress(len(data))
+
+        await _bounded([n for n in range(1, len(ranges) + 1) if n not in done], send, self.concurrency)
+        parts = [done[n] for n in sorted(done)]
+        await ep.call(
+            f"complete_multipart_upload {key!r}", "complete_multipart_upload", Bucket=bucket, Key=key,
+            UploadId=upload_id, MultipartUpload={"Parts": parts},
+        )
+        state_path.unlink(missing_ok=True)
+        info = await self.kit.head_on(ep, bucket, key)
+        if info.size != digest.size or (info.digest is not None and info.digest.sha256 != digest.sha256):
+            raise ChecksumMismatchError(
+                f"S3 upload of {key!r} to {ep.name}: the stored object ({info.size} bytes) does not match the source",
+                expected=digest.sha256,
+            )
+        return info
+
+    async def _uploaded_parts(
+        self, ep: S3Endpoint, bucket: str, key: str, upload_id: str, ranges: list[tuple[int, int]]
+    ) -> dict[int, dict[str, Any]]:
+        """Parts an earlier run already stored (sizes checked), from ListParts (paginated)."""
+        out: dict[int, dict[str, Any]] = {}
+        marker = 0
+        while True:
+            r = await ep.call(
+                f"list_parts {key!r}", "list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+            )
+            for p in r.get("Parts") or ():
+                n = int(p["PartNumber"])
+                if 1 <= n <= len(ranges) and int(p.get("Size", -1)) == ranges[n - 1][1] - ranges[n - 1][0]:
+                    entry = {"PartNumber": n, "ETag": p["ETag"]}
+                    if p.get("ChecksumSHA256"):
+                        entry["ChecksumSHA256"] = p["ChecksumSHA256"]
+                    out[n] = entry
+            if not r.get("IsTruncated"):
+                return out
+            marker = int(r.get("NextPartNumberMarker") or 0)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(4 * _CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _save_state(state: Path, digest: Digest, finished: set[int]) -> None:
+    _write_json(state, {"sha256": digest.sha256, "part_size": digest.part_size, "done": sorted(finished)})
+
+
+def _reusable_parts(tmp: Path, state: Path, digest: Digest | None, parts: list[_Part]) -> set[int]:
+    """Parts of an earlier interrupted download of the same object that still match their SHA-256."""
+    st = _read_json(state)
+    if digest is None or st is None or not tmp.exists():
+        return set()
+    if st.get("sha256") != digest.sha256 or st.get("part_size") != digest.part_size:
+        return set()
+    ok: set[int] = set()
+    with open(tmp, "rb") as f:
+        for i in st.get("done") or ():
+            if not isinstance(i, int) or not 0 <= i < len(parts):
+                continue
+            p = parts[i]
+            f.seek(p.start)
+            if p.expected is not None and hashlib.sha256(f.read(p.length)).hexdigest() == p.expected:
+                ok.add(i)
+    return ok
