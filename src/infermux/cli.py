@@ -165,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-stream", action="store_true", help="wait for the whole reply instead of streaming it")
     c.add_argument("--stats", action="store_true", help="print endpoint stats to stderr afterwards")
     common(c)
-    m = sub.add_parser("models", help="list models of each endpoint")
+    m = sub.add_parser("models", help="list models of each endpoint (push/pull/ls/rm: the S3 model registry)")
     common(m)
     s = sub.add_parser("stats", help="probe endpoints and print their stats as JSON")
     common(s)
@@ -202,6 +202,12 @@ def _main(argv: Sequence[str] | None) -> int:
         from .gateway.server import main as serve_main
 
         return serve_main(argv[1:], prog="infermux serve")
+    if argv[:1] == ["models"] and argv[1:2] and argv[1] in ("push", "pull", "ls", "rm"):
+        from .s3.cli import main as registry_main  # the S3 model registry (pip install 'infermux[s3]')
+
+        return registry_main(argv[1:])
+    if argv[:2] == ["models", "list"]:  # `infermux models list` = `infermux models`
+        argv = ["models", *argv[2:]]
     ap = _parser()
     args = ap.parse_args(argv)
     if args.cmd == "providers":

@@ -97,8 +97,15 @@ def classify(e: BaseException, what: str) -> BaseException:
         return APIConnectionError(f"S3 {what}: the body ended early ({e})")
     if isinstance(
         e,
-        (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.HTTPClientError, bx.ResponseStreamingError),
-    ) or isinstance(e, (aiohttp.ClientError, ConnectionError)):
+        (
+            bx.EndpointConnectionError,
+            bx.ConnectionClosedError,
+            bx.HTTPClientError,
+            bx.ResponseStreamingError,
+            aiohttp.ClientError,
+            ConnectionError,
+        ),
+    ):
         return APIConnectionError(f"S3 {what}: connection failed: {type(e).__name__}: {e}"[:500])
     if isinstance(e, bx.ResponseParserError):
         return MalformedResponseError(f"S3 {what}: unreadable answer: {e}"[:500])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -136,7 +137,7 @@ class Transfers:
                     if isinstance(e, ConfigurationError):
                         raise
                     heads.append(e)
-        infos = [(ep, h) for ep, h in zip(order, heads) if not isinstance(h, BaseException)]
+        infos = [(ep, h) for ep, h in zip(order[: len(heads)], heads, strict=True) if not isinstance(h, BaseException)]
         if not infos:
             errs = [h for h in heads if isinstance(h, InfermuxError)]
             others = [h for h in heads if isinstance(h, BaseException) and not isinstance(h, InfermuxError)]
@@ -159,13 +160,22 @@ class Transfers:
                 expected=want_sha or "",
             )
         ref = next(info for ep, info in infos if ep is now[0])
-        tried = {ep.name for ep, _ in infos} | {ep.name for ep, h in zip(order, heads) if isinstance(h, BaseException)}
+        tried = {ep.name for ep, _ in infos} | {
+            ep.name for ep, h in zip(order[: len(heads)], heads, strict=True) if isinstance(h, BaseException)
+        }
         later = [ep for ep in order if ep.name not in tried]
         return now, later, ref
 
     async def _fetch_part(
-        self, ep: S3Endpoint, bucket: str, key: str, part: _Part, report: TransferReport, progress: Progress | None,
-        *, alternatives: bool,
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        part: _Part,
+        report: TransferReport,
+        progress: Progress | None,
+        alternatives: bool,
     ) -> None:
         """Fill ``part.buf`` from ``ep`` (continuing after the bytes it already holds) and check its SHA-256."""
 
@@ -215,8 +225,17 @@ class Transfers:
         report.parts_by_endpoint[ep.name] = report.parts_by_endpoint.get(ep.name, 0) + 1
 
     async def _fetch_parts(
-        self, bucket: str, key: str, parts: list[_Part], now: list[S3Endpoint], later: list[S3Endpoint],
-        info: ObjectInfo, report: TransferReport, progress: Progress | None, sink: Callable[[_Part], Awaitable[None]],
+        self,
+        *,
+        bucket: str,
+        key: str,
+        parts: list[_Part],
+        now: list[S3Endpoint],
+        later: list[S3Endpoint],
+        info: ObjectInfo,
+        report: TransferReport,
+        progress: Progress | None,
+        sink: Callable[[_Part], Awaitable[None]],
     ) -> None:
         """Fetch every part with ``concurrency`` workers per live endpoint; a failed endpoint's parts go back
         to the queue (with their bytes) for the others; when none is left, the next fallback is checked."""
@@ -228,7 +247,15 @@ class Transfers:
             while queue and ep in live:
                 part = queue.popleft()
                 try:
-                    await self._fetch_part(ep, bucket, key, part, report, progress, alternatives=len(live) > 1 or bool(later))
+                    await self._fetch_part(
+                        ep,
+                        bucket=bucket,
+                        key=key,
+                        part=part,
+                        report=report,
+                        progress=progress,
+                        alternatives=len(live) > 1 or bool(later),
+                    )
                 except InfermuxError as e:
                     queue.appendleft(part)
                     if ep in live:
@@ -249,13 +276,17 @@ class Transfers:
                     except InfermuxError as e:
                         errors.append(e)
                         continue
-                    if h.size == info.size and (h.digest is None or info.digest is None or h.digest.sha256 == info.digest.sha256):
+                    if h.size == info.size and (
+                        h.digest is None or info.digest is None or h.digest.sha256 == info.digest.sha256
+                    ):
                         live.append(ep)
                 if not live:
                     raise self.kit.combine(f"download of {key!r}", errors)
             await asyncio.gather(*(worker(ep) for ep in list(live) for _ in range(self.concurrency)))
 
-    def _plan(self, key: str, info: ObjectInfo, expected: Digest | None, verify: bool) -> tuple[Digest | None, list[_Part]]:
+    def _plan(
+        self, key: str, info: ObjectInfo, expected: Digest | None, verify: bool
+    ) -> tuple[Digest | None, list[_Part]]:
         digest = expected if expected is not None else (info.digest if verify else None)
         ps = digest.part_size if digest is not None else self.part_size_for(info.size)
         ranges = part_ranges(info.size, ps)
@@ -264,7 +295,14 @@ class Transfers:
         ]
 
     async def download(
-        self, bucket: str, key: str, dest: Path, *, parallel_endpoints: bool, expected: Digest | None, verify: bool,
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        *,
+        parallel_endpoints: bool,
+        expected: Digest | None,
+        verify: bool,
         progress: Progress | None,
     ) -> TransferReport:
         t0 = time.perf_counter()
@@ -292,7 +330,17 @@ class Transfers:
                 if digest is not None:
                     _save_state(state, digest, finished)
 
-            await self._fetch_parts(bucket, key, todo, now, later, info, report, progress, sink)
+            await self._fetch_parts(
+                parts=todo,
+                bucket=bucket,
+                key=key,
+                now=now,
+                later=later,
+                info=info,
+                report=report,
+                progress=progress,
+                sink=sink,
+            )
             await asyncio.to_thread(os.fsync, fd)
         finally:
             os.close(fd)
@@ -303,7 +351,9 @@ class Transfers:
                 state.unlink(missing_ok=True)
                 raise ChecksumMismatchError(
                     f"S3 download of {key!r}: the assembled file's SHA-256 is {actual}, expected {digest.sha256}",
-                    expected=digest.sha256, actual=actual, retryable=True,
+                    expected=digest.sha256,
+                    actual=actual,
+                    retryable=True,
                 )
             report.verified = True
         os.replace(tmp, dest)
@@ -320,10 +370,21 @@ class Transfers:
         whole = hashlib.sha256()
         for part in parts:
             if part.length:
+
                 async def keep(_p: _Part) -> None:
                     return None
 
-                await self._fetch_parts(bucket, key, [part], now, later, info, report, progress, keep)
+                await self._fetch_parts(
+                    parts=[part],
+                    bucket=bucket,
+                    key=key,
+                    now=now,
+                    later=later,
+                    info=info,
+                    report=report,
+                    progress=progress,
+                    sink=keep,
+                )
             data = bytes(part.buf)
             part.buf = bytearray()
             whole.update(data)
@@ -338,19 +399,27 @@ class Transfers:
         return self.state_dir / f"upload-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
 
     async def upload(
-        self, bucket: str, key: str, src: Path, *, metadata: dict[str, str], mirror: bool | None, strict: bool,
-        digest: Digest | None, progress: Progress | None,
+        self,
+        bucket: str,
+        key: str,
+        src: Path,
+        *,
+        metadata: dict[str, str],
+        mirror: bool | None,
+        strict: bool,
+        digest: Digest | None,
+        progress: Progress | None,
     ) -> WriteResult:
-        if not src.is_file():
+        if not await asyncio.to_thread(src.is_file):
             raise ConfigurationError(f"upload source {src} is not a file")
         if digest is None:
-            size = src.stat().st_size
+            size = (await asyncio.to_thread(src.stat)).st_size
             digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size))
         meta = {**metadata, **digest.to_metadata()}
         d = digest
 
         async def one(ep: S3Endpoint) -> ObjectInfo:
-            return await self._upload_to(ep, bucket, key, src, d, meta, progress)
+            return await self._upload_to(ep, bucket=bucket, key=key, src=src, digest=d, meta=meta, progress=progress)
 
         result = await self.kit.write(f"upload of {key!r}", key, one, mirror=mirror, strict=strict)
         if result.succeeded:  # an upload left unfinished on an endpoint we failed over from: clean it up
@@ -363,48 +432,33 @@ class Transfers:
         st = _read_json(path)
         path.unlink(missing_ok=True)
         if st and st.get("upload_id"):
-            try:
+            # best effort: the endpoint may be down (S3 lifecycle rules expire abandoned uploads)
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=st["upload_id"]), 5.0
                 )
-            except Exception:  # noqa: BLE001 - best effort: the endpoint may be down; S3 lifecycle rules expire it
-                pass
 
     async def _upload_to(
-        self, ep: S3Endpoint, bucket: str, key: str, src: Path, digest: Digest, meta: dict[str, str],
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        src: Path,
+        digest: Digest,
+        meta: dict[str, str],
         progress: Progress | None,
     ) -> ObjectInfo:
-        from .kit import ObjectInfo
-
         checks = ep.config.checksums == "when_supported"
         ranges = digest.ranges()
         if len(ranges) == 1:
-            data = await asyncio.to_thread(_pread, src, 0, digest.size)
-            if hashlib.sha256(data).hexdigest() != digest.sha256:
-                raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
-            params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
-            if checks:
-                params["ChecksumSHA256"] = _b64(digest.sha256)
-            r = await ep.call(f"put_object {key!r}", "put_object", **params)
-            ep.bytes_out += len(data)
-            if progress is not None:
-                progress(len(data))
-            return ObjectInfo(key, digest.size, r.get("ETag"), ep.name, digest, meta)
+            return await self._put_single(
+                ep, bucket=bucket, key=key, src=src, digest=digest, meta=meta, progress=progress
+            )
         state_path = self._state_path(ep, bucket, key, digest)
-        done: dict[int, dict[str, Any]] = {}
-        upload_id = (_read_json(state_path) or {}).get("upload_id")
-        if upload_id:
-            try:
-                done = await self._uploaded_parts(ep, bucket, key, upload_id, ranges)
-            except NoSuchUploadError:
-                upload_id = None
-        if not upload_id:
-            params = {"Bucket": bucket, "Key": key, "Metadata": meta}
-            if checks:
-                params["ChecksumAlgorithm"] = "SHA256"
-            r = await ep.call(f"create_multipart_upload {key!r}", "create_multipart_upload", **params)
-            upload_id = r["UploadId"]
-            _write_json(state_path, {"upload_id": upload_id, "key": key, "bucket": bucket, "endpoint": ep.name})
+        upload_id, done = await self._start_multipart(
+            ep, bucket=bucket, key=key, meta=meta, state_path=state_path, ranges=ranges
+        )
         if progress is not None and done:
             progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
 
@@ -428,8 +482,12 @@ class Transfers:
         await _bounded([n for n in range(1, len(ranges) + 1) if n not in done], send, self.concurrency)
         parts = [done[n] for n in sorted(done)]
         await ep.call(
-            f"complete_multipart_upload {key!r}", "complete_multipart_upload", Bucket=bucket, Key=key,
-            UploadId=upload_id, MultipartUpload={"Parts": parts},
+            f"complete_multipart_upload {key!r}",
+            "complete_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
         )
         state_path.unlink(missing_ok=True)
         info = await self.kit.head_on(ep, bucket, key)
@@ -439,6 +497,57 @@ class Transfers:
                 expected=digest.sha256,
             )
         return info
+
+    async def _put_single(
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        src: Path,
+        digest: Digest,
+        meta: dict[str, str],
+        progress: Progress | None,
+    ) -> ObjectInfo:
+        from .kit import ObjectInfo
+
+        data = await asyncio.to_thread(_pread, src, 0, digest.size)
+        if hashlib.sha256(data).hexdigest() != digest.sha256:
+            raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
+        if ep.config.checksums == "when_supported":
+            params["ChecksumSHA256"] = _b64(digest.sha256)
+        r = await ep.call(f"put_object {key!r}", "put_object", **params)
+        ep.bytes_out += len(data)
+        if progress is not None:
+            progress(len(data))
+        return ObjectInfo(key, digest.size, r.get("ETag"), ep.name, digest, meta)
+
+    async def _start_multipart(
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        meta: dict[str, str],
+        state_path: Path,
+        ranges: list[tuple[int, int]],
+    ) -> tuple[str, dict[int, dict[str, Any]]]:
+        """The upload ID and the parts already stored: those of an unfinished earlier upload (resume), or a
+        new multipart upload."""
+        upload_id = (_read_json(state_path) or {}).get("upload_id")
+        if upload_id:
+            try:
+                return str(upload_id), await self._uploaded_parts(ep, bucket, key, upload_id, ranges)
+            except NoSuchUploadError:
+                pass
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": meta}
+        if ep.config.checksums == "when_supported":
+            params["ChecksumAlgorithm"] = "SHA256"
+        r = await ep.call(f"create_multipart_upload {key!r}", "create_multipart_upload", **params)
+        upload_id = str(r["UploadId"])
+        _write_json(state_path, {"upload_id": upload_id, "key": key, "bucket": bucket, "endpoint": ep.name})
+        return upload_id, {}
 
     async def _uploaded_parts(
         self, ep: S3Endpoint, bucket: str, key: str, upload_id: str, ranges: list[tuple[int, int]]

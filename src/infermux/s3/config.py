@@ -102,7 +102,9 @@ class S3EndpointConfig:
         token = data.pop("session_token", None)
         if ak or sk:
             if not (ak and sk):
-                raise ConfigurationError(f"S3 endpoint {d.get('name')!r}: give both access_key_id and secret_access_key")
+                raise ConfigurationError(
+                    f"S3 endpoint {d.get('name')!r}: give both access_key_id and secret_access_key"
+                )
             data["credentials"] = S3Credentials(str(ak), str(sk), token)
         for k, cls_ in (("retry", RetryPolicy), ("breaker", BreakerConfig)):
             if isinstance(data.get(k), Mapping):

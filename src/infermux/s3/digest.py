@@ -96,7 +96,8 @@ class Digest:
     def check_shape(self) -> None:
         if self.part_size <= 0 or len(self.parts) != len(part_ranges(self.size, self.part_size)):
             raise ConfigurationError(
-                f"digest is inconsistent: {len(self.parts)} part hashes for {self.size} bytes in {self.part_size}-byte parts"
+                f"digest is inconsistent: {len(self.parts)} part hashes for {self.size} bytes"
+                f" in {self.part_size}-byte parts"
             )
         if any(len(p) != 64 for p in (self.sha256, *self.parts)):
             raise ConfigurationError("digest is inconsistent: a SHA-256 is not 64 hex characters")

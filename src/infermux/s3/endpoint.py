@@ -129,9 +129,7 @@ class S3Endpoint:
         stack = contextlib.AsyncExitStack()
         session = get_session()
         self._client = await stack.enter_async_context(
-            session.create_client(
-                "s3", endpoint_url=c.endpoint_url, region_name=c.resolved_region(), config=cfg, **kw
-            )
+            session.create_client("s3", endpoint_url=c.endpoint_url, region_name=c.resolved_region(), config=cfg, **kw)
         )
         self._stack = stack
         return self

@@ -189,13 +189,19 @@ class S3Kit:
         return AllEndpointsFailedError(f"S3 {what} failed on every endpoint ({detail})", errors=errors)
 
     async def write(
-        self, what: str, key: str, fn: Callable[[S3Endpoint], Awaitable[ObjectInfo]], *, mirror: bool | None, strict: bool
+        self,
+        what: str,
+        key: str,
+        fn: Callable[[S3Endpoint], Awaitable[ObjectInfo]],
+        *,
+        mirror: bool | None,
+        strict: bool,
     ) -> WriteResult:
         """A write: mirrored to every endpoint at once, or to the first endpoint that takes it."""
         result = WriteResult(key)
         if self.mirror if mirror is None else mirror:
             outs = await asyncio.gather(*(fn(ep) for ep in self.endpoints), return_exceptions=True)
-            for ep, out in zip(self.endpoints, outs):
+            for ep, out in zip(self.endpoints, outs, strict=True):
                 if isinstance(out, BaseException) and not isinstance(out, InfermuxError):
                     raise out
                 result.results[ep.name] = out
@@ -255,7 +261,12 @@ class S3Kit:
         r = await ep.call("head_object", "head_object", Bucket=bucket, Key=key)
         meta = dict(r.get("Metadata") or {})
         return ObjectInfo(
-            key, int(r.get("ContentLength", 0)), r.get("ETag"), ep.name, Digest.from_metadata(meta), meta,
+            key,
+            int(r.get("ContentLength", 0)),
+            r.get("ETag"),
+            ep.name,
+            Digest.from_metadata(meta),
+            meta,
             r.get("LastModified"),
         )
 
@@ -294,8 +305,13 @@ class S3Kit:
         """Download to ``dest`` with parallel ranged GETs (from every endpoint holding the object when
         ``parallel_endpoints``), verified part by part, resumable (``dest`` appears only when complete)."""
         return await self.transfers.download(
-            self._bucket(bucket), key, Path(dest), parallel_endpoints=parallel_endpoints, expected=expected,
-            verify=verify, progress=progress,
+            self._bucket(bucket),
+            key,
+            Path(dest),
+            parallel_endpoints=parallel_endpoints,
+            expected=expected,
+            verify=verify,
+            progress=progress,
         )
 
     async def upload_file(
@@ -313,8 +329,14 @@ class S3Kit:
         """Upload a file (multipart with parallel parts above one part size; streamed from disk), resuming an
         upload an earlier run left unfinished."""
         return await self.transfers.upload(
-            self._bucket(bucket), key, Path(src), metadata=metadata or {}, mirror=mirror, strict=strict,
-            digest=digest, progress=progress,
+            self._bucket(bucket),
+            key,
+            Path(src),
+            metadata=metadata or {},
+            mirror=mirror,
+            strict=strict,
+            digest=digest,
+            progress=progress,
         )
 
     async def list_objects(
@@ -349,7 +371,9 @@ class S3Kit:
                 params["StartAfter"] = start_after
             page = await ep.call("list_objects_v2", "list_objects_v2", **params)
             for o in page.get("Contents") or ():
-                yield ObjectInfo(o["Key"], int(o.get("Size", 0)), o.get("ETag"), ep.name, last_modified=o.get("LastModified"))
+                yield ObjectInfo(
+                    o["Key"], int(o.get("Size", 0)), o.get("ETag"), ep.name, last_modified=o.get("LastModified")
+                )
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
@@ -364,15 +388,17 @@ class S3Kit:
 
         return await self.write("delete", key, one, mirror=True, strict=strict)
 
-    async def copy(
-        self, src_key: str, dst_key: str, *, bucket: str | None = None, strict: bool = False
-    ) -> WriteResult:
+    async def copy(self, src_key: str, dst_key: str, *, bucket: str | None = None, strict: bool = False) -> WriteResult:
         """Server-side copy on every endpoint holding ``src_key`` (metadata and digest kept)."""
         b = self._bucket(bucket)
 
         async def one(ep: S3Endpoint) -> ObjectInfo:
             await ep.call(
-                "copy_object", "copy_object", Bucket=b, Key=dst_key, CopySource={"Bucket": b, "Key": src_key},
+                "copy_object",
+                "copy_object",
+                Bucket=b,
+                Key=dst_key,
+                CopySource={"Bucket": b, "Key": src_key},
                 MetadataDirective="COPY",
             )
             return await self.head_on(ep, b, dst_key)
@@ -382,7 +408,7 @@ class S3Kit:
             raise NoSuchKeyError(f"S3 copy: {src_key!r} is on no endpoint", status_code=404)
         result = WriteResult(dst_key)
         outs = await asyncio.gather(*(one(ep) for ep in holders), return_exceptions=True)
-        for ep, out in zip(holders, outs):
+        for ep, out in zip(holders, outs, strict=True):
             if isinstance(out, BaseException) and not isinstance(out, InfermuxError):
                 raise out
             result.results[ep.name] = out

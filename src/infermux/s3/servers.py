@@ -90,8 +90,12 @@ class _Server:
             return
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                self._argv(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self._env(), start_new_session=True,
+                self._argv(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._env(),
+                start_new_session=True,
             )
         try:
             _wait_http(self.endpoint_url + self.ready_path, timeout, self.proc, self.log)
@@ -142,7 +146,18 @@ class SeaweedServer(_Server):
         used: set[int] = set()
         self.ports = {
             name: free_port(used)
-            for name in ("master", "volume", "filer", "s3", "admin", "master.g", "volume.g", "filer.g", "s3.g", "admin.g")
+            for name in (
+                "master",
+                "volume",
+                "filer",
+                "s3",
+                "admin",
+                "master.g",
+                "volume.g",
+                "filer.g",
+                "s3.g",
+                "admin.g",
+            )
         }
         self.port = self.ports["s3"]
         cfg = {
@@ -159,14 +174,29 @@ class SeaweedServer(_Server):
     def _argv(self) -> list[str]:
         p, d = self.ports, self.dir
         return [
-            _bin("weed"), "mini", f"-dir={d / 'data'}", f"-ip={_HOST}", f"-ip.bind={_HOST}",
-            "-admin.ui=false", "-webdav=false", "-master.telemetry=false", f"-s3.config={d / 's3.json'}",
-            f"-filer.localSocket={d / 'filer.sock'}", f"-s3.localSocket={d / 's3.sock'}",
-            f"-master.port={p['master']}", f"-master.port.grpc={p['master.g']}",
-            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume.g']}",
-            f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer.g']}",
-            f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3.g']}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin.g']}",
+            _bin("weed"),
+            "mini",
+            f"-dir={d / 'data'}",
+            f"-ip={_HOST}",
+            f"-ip.bind={_HOST}",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-master.telemetry=false",
+            f"-s3.config={d / 's3.json'}",
+            f"-filer.localSocket={d / 'filer.sock'}",
+            f"-s3.localSocket={d / 's3.sock'}",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master.g']}",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume.g']}",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer.g']}",
+            f"-s3.port={p['s3']}",
+            f"-s3.port.grpc={p['s3.g']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-admin.port={p['admin']}",
+            f"-admin.port.grpc={p['admin.g']}",
         ]
 
 
@@ -196,8 +226,11 @@ class MotoServer(_Server):
         import boto3
 
         iam = boto3.client(
-            "iam", endpoint_url=self.endpoint_url, region_name="us-east-1",
-            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap",
+            "iam",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
         )
         try:
             iam.create_user(UserName="infermux")
