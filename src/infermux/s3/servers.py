@@ -114,6 +114,12 @@ class _Server:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (stop several servers at once, then :meth:`stop` each)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
     def _signal(self, sig: int, timeout: float) -> None:
         proc = self.proc
         if proc is None:
@@ -194,6 +200,7 @@ class SeaweedServer(_Server):
             f"-s3.port={p['s3']}",
             f"-s3.port.grpc={p['s3.g']}",
             "-s3.port.iceberg=0",
+            "-s3.autoCreateBucket=false",
             "-s3.port.lance=0",
             f"-admin.port={p['admin']}",
             f"-admin.port.grpc={p['admin.g']}",
