@@ -459,6 +459,9 @@ class Transfers:
         upload_id, done = await self._start_multipart(
             ep, bucket=bucket, key=key, meta=meta, state_path=state_path, ranges=ranges
         )
+        if checks:  # some stores (SeaweedFS) do not list part checksums; Complete needs them for every part
+            for n, entry in done.items():
+                entry.setdefault("ChecksumSHA256", _b64(digest.parts[n - 1]))
         if progress is not None and done:
             progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
 

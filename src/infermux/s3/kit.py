@@ -52,6 +52,8 @@ class WriteResult:
 
     key: str
     results: dict[str, ObjectInfo | InfermuxError] = field(default_factory=dict)
+    #: copies asked for: every endpoint for a mirrored write, one for a write that fails over
+    wanted: int = 1
 
     @property
     def succeeded(self) -> list[str]:
@@ -63,9 +65,10 @@ class WriteResult:
 
     @property
     def status(self) -> Literal["complete", "partial", "failed"]:
-        if not self.results or not self.succeeded:
+        n = len(self.succeeded)
+        if n == 0:
             return "failed"
-        return "complete" if not self.failed else "partial"
+        return "complete" if n >= self.wanted else "partial"
 
     @property
     def ok(self) -> bool:
@@ -73,7 +76,7 @@ class WriteResult:
 
     def describe(self) -> str:
         bad = "; ".join(f"{n}: {type(e).__name__}: {e.message}" for n, e in self.failed.items())
-        return f"{self.key}: {self.status} ({len(self.succeeded)}/{len(self.results)} endpoints)" + (
+        return f"{self.key}: {self.status} ({len(self.succeeded)} of {self.wanted} copies)" + (
             f"; failed: {bad}" if bad else ""
         )
 
@@ -200,6 +203,7 @@ class S3Kit:
         """A write: mirrored to every endpoint at once, or to the first endpoint that takes it."""
         result = WriteResult(key)
         if self.mirror if mirror is None else mirror:
+            result.wanted = len(self.endpoints)
             outs = await asyncio.gather(*(fn(ep) for ep in self.endpoints), return_exceptions=True)
             for ep, out in zip(self.endpoints, outs, strict=True):
                 if isinstance(out, BaseException) and not isinstance(out, InfermuxError):
@@ -406,7 +410,7 @@ class S3Kit:
         holders = [ep for ep in self.endpoints if await _holds(self, ep, b, src_key)]
         if not holders:
             raise NoSuchKeyError(f"S3 copy: {src_key!r} is on no endpoint", status_code=404)
-        result = WriteResult(dst_key)
+        result = WriteResult(dst_key, wanted=len(holders))
         outs = await asyncio.gather(*(one(ep) for ep in holders), return_exceptions=True)
         for ep, out in zip(holders, outs, strict=True):
             if isinstance(out, BaseException) and not isinstance(out, InfermuxError):

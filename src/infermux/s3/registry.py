@@ -188,7 +188,7 @@ class Registry:
         try:
             return await sub.upload_file(path, key, digest=digest, progress=cb)
         except InfermuxError as e:  # failed everywhere it was sent
-            out = WriteResult(key)
+            out = WriteResult(key, wanted=len(eps))
             errs: list[InfermuxError] = list(getattr(e, "errors", None) or [e])
             by_name = {err.endpoint: err for err in errs}
             for ep in eps:
@@ -197,7 +197,7 @@ class Registry:
 
     async def _put_manifest(self, ref: ModelRef, body: bytes, holders: set[str]) -> WriteResult:
         key = _manifest_key(self.prefix, ref)
-        result = WriteResult(key)
+        result = WriteResult(key, wanted=len(self.kit.endpoints))
         targets = [ep for ep in self.kit.endpoints if ep.name in holders]
         for ep in self.kit.endpoints:
             if ep.name not in holders:
