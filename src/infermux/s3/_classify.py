@@ -57,8 +57,8 @@ def _client_error(e: Any, what: str) -> InfermuxError:
     message = str(err.get("Message") or "")
     headers = {str(k).lower(): str(v) for k, v in (meta.get("HTTPHeaders") or {}).items()}
     cls: type[APIStatusError] | None = _BY_CODE.get(code)
-    if cls is None and code.isdigit() and status is not None:
-        cls = _HEAD_BY_STATUS.get(status)
+    if cls is None and code.isdigit() and status is not None:  # a HEAD answer: only the status tells
+        cls = NoSuchBucketError if status == 404 and "bucket" in what else _HEAD_BY_STATUS.get(status)
     if cls is None:
         cls = SlowDownError if status == 429 else status_error_class(status or 500)
     text = f"S3 {what} failed: HTTP {status} {code}" + (f": {message}" if message else "")

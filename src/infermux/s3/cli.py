@@ -115,8 +115,10 @@ def _bars(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]
 
 async def _run(args: argparse.Namespace) -> int:
     from .kit import S3Kit
-    from .registry import Registry
+    from .registry import ModelRef, Registry
 
+    if getattr(args, "ref", None):
+        ModelRef.parse(args.ref)  # a bad reference fails before anything is sent
     bucket, prefix = parse_store_url(args.store)
     cfgs = endpoint_configs(args)
     async with S3Kit(cfgs, bucket=bucket, mirror=True) as kit:

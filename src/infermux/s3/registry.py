@@ -123,8 +123,8 @@ class Registry:
 
     async def check_bucket(self) -> None:
         """A clear :class:`~infermux.s3.errors.NoSuchBucketError` when the bucket is missing on an endpoint."""
-        for ep in self.kit.endpoints:
-            await ep.call("head_bucket", "head_bucket", Bucket=self.bucket)
+        for ep in self.kit.endpoints:  # a GET (not HEAD): its error body names the cause (bucket, signature...)
+            await ep.call("list bucket", "list_objects_v2", Bucket=self.bucket, MaxKeys=1)
 
     # ------------------------------------------------------------------ push
 
