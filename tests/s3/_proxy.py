@@ -54,7 +54,10 @@ class MisbehavingProxy:
         if request.method == "GET" and "range" in {k.lower() for k in headers}:
             self.ranges.append(request.headers["Range"])
         async with self._session.request(
-            request.method, self.upstream + request.raw_path, headers=headers, data=io.BytesIO(body) if body else None,
+            request.method,
+            self.upstream + request.raw_path,
+            headers=headers,
+            data=io.BytesIO(body) if body else None,
             skip_auto_headers=("Content-Type", "User-Agent", "Accept-Encoding"),
         ) as r:
             data = await r.read()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from infermux.resilience import BreakerConfig, RetryPolicy
 from infermux.s3 import S3Credentials, S3EndpointConfig
 from infermux.s3.servers import MotoServer, SeaweedServer
-from infermux.resilience import BreakerConfig, RetryPolicy
 
 from ..conftest import in_ci
 

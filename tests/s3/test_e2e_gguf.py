@@ -65,8 +65,11 @@ def test_push_pull_and_chat_with_the_pulled_gguf(
     assert main(["models", "pull", "smollm2:135m-q4_1", str(dest), "--parallel-endpoints", *common]) == 0
     pulled = dest / DEFAULT_MODEL_FILE
     assert pulled.stat().st_size == gguf.stat().st_size and _sha(pulled) == _sha(gguf)
-    with LocalLlamaServer(pulled) as srv, infermux.Client(
-        [EndpointConfig(name="pulled", provider="llamacpp", base_url=srv.openai_base_url, model="smollm2")]
-    ) as client:
+    with (
+        LocalLlamaServer(pulled) as srv,
+        infermux.Client(
+            [EndpointConfig(name="pulled", provider="llamacpp", base_url=srv.openai_base_url, model="smollm2")]
+        ) as client,
+    ):
         r = client.chat("What is the capital of France?", max_tokens=8, temperature=0)
     assert r.text.strip() and r.endpoint == "pulled" and r.usage is not None and r.usage.output_tokens > 0

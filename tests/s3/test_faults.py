@@ -86,7 +86,11 @@ async def test_a_body_cut_mid_part_resumes_from_the_byte_offset(servers: Servers
 async def test_store_killed_mid_download_fails_over_and_resumes(servers: Servers, bucket: str, tmp_path: Path) -> None:
     src = _file(tmp_path, "obj", 26 * MIB, seed=3)
     async with S3Kit(
-        servers.configs(names=("a", "b")), bucket=bucket, mirror=True, strategy="failover", part_size=5 * MIB,
+        servers.configs(names=("a", "b")),
+        bucket=bucket,
+        mirror=True,
+        strategy="failover",
+        part_size=5 * MIB,
         concurrency=2,
     ) as kit:
         await kit.create_bucket()
@@ -101,7 +105,11 @@ async def test_store_killed_mid_download_fails_over_and_resumes(servers: Servers
 async def test_store_killed_mid_multipart_upload_fails_over(servers: Servers, bucket: str, tmp_path: Path) -> None:
     src = _file(tmp_path, "obj", 26 * MIB, seed=4)
     async with S3Kit(
-        servers.configs(names=("a", "b")), bucket=bucket, strategy="failover", part_size=5 * MIB, concurrency=1,
+        servers.configs(names=("a", "b")),
+        bucket=bucket,
+        strategy="failover",
+        part_size=5 * MIB,
+        concurrency=1,
         state_dir=tmp_path / "state",
     ) as kit:
         await kit.create_bucket()
@@ -155,7 +163,11 @@ async def test_breaker_opens_for_a_dead_store_and_closes_after_restart(servers: 
     changes: list[tuple[str, BreakerState, BreakerState]] = []
     cfgs = servers.configs(names=("a", "b"), breaker=BreakerConfig(consecutive_failures=2, open_seconds=30.0))
     async with S3Kit(
-        cfgs, bucket=bucket, mirror=True, strategy="failover", clock=clock,
+        cfgs,
+        bucket=bucket,
+        mirror=True,
+        strategy="failover",
+        clock=clock,
         on_breaker_change=lambda n, o, s: changes.append((n, o, s)),
     ) as kit:
         await kit.create_bucket()

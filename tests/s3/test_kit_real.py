@@ -71,7 +71,9 @@ async def test_wrong_secret_is_a_typed_auth_error_not_a_breaker_failure(servers:
     good = servers.configs(names=("a", "moto"))
     for cfg in good:
         bad = S3EndpointConfig(
-            cfg.name, cfg.endpoint_url, credentials=S3Credentials(cfg.credentials.access_key_id, "wrong-secret"),  # type: ignore[union-attr]
+            cfg.name,
+            cfg.endpoint_url,
+            credentials=S3Credentials(cfg.credentials.access_key_id, "wrong-secret"),  # type: ignore[union-attr]
             retry=cfg.retry,
         )
         async with S3Kit([bad], bucket=bucket) as kit:
@@ -86,18 +88,21 @@ async def test_wrong_secret_is_a_typed_auth_error_not_a_breaker_failure(servers:
             assert ep.breaker_state.value == "closed"  # a 403 is the caller's problem, not the endpoint's
 
 
+def _fetch(req: urllib.request.Request) -> tuple[int, bytes]:
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read()
+
+
 async def test_presigned_urls_work_without_credentials(servers: Servers, bucket: str) -> None:
     async with S3Kit(servers.configs(names=("a",)), bucket=bucket) as kit:
         await kit.create_bucket()
         await kit.put("p/obj", b"presigned body")
         url = await kit.presign("p/obj", expires=60)
-        with urllib.request.urlopen(url, timeout=10) as r:
-            assert r.read() == b"presigned body"
+        assert await asyncio.to_thread(_fetch, urllib.request.Request(url)) == (200, b"presigned body")
         put_url = await kit.presign("p/up", method="put", expires=60)
         req = urllib.request.Request(put_url, data=b"uploaded", method="PUT")
         req.add_header("Content-Type", "application/octet-stream")
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status == 200
+        assert (await asyncio.to_thread(_fetch, req))[0] == 200
         assert await kit.get("p/up", verify=False) == b"uploaded"
         with pytest.raises(ConfigurationError):
             await kit.presign("p/obj", expires=0)
@@ -149,7 +154,10 @@ async def test_no_endpoint_holding_the_key(servers: Servers, bucket: str) -> Non
         with pytest.raises(NoSuchKeyError, match="every endpoint"):
             await kit.head("missing")
     async with S3Kit(
-        [*servers.configs(names=("a",)), S3EndpointConfig("dead", "http://127.0.0.1:9", credentials=S3Credentials(*KEY_A), retry=FAST_RETRY)],
+        [
+            *servers.configs(names=("a",)),
+            S3EndpointConfig("dead", "http://127.0.0.1:9", credentials=S3Credentials(*KEY_A), retry=FAST_RETRY),
+        ],
         bucket=bucket,
         strategy="failover",
     ) as kit:

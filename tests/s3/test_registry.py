@@ -39,7 +39,9 @@ async def test_push_pull_ls_rm_with_shared_blobs(servers: Servers, bucket: str, 
         out = tmp_path / "pulled"
         pr = await reg.pull("org/tiny:v1", out, parallel_endpoints=True)
         assert sorted(p.relative_to(out).as_posix() for p in pr.files) == [
-            "config.json", "model.safetensors", "tokenizer/vocab.txt",
+            "config.json",
+            "model.safetensors",
+            "tokenizer/vocab.txt",
         ]
         for rel in ("config.json", "model.safetensors", "tokenizer/vocab.txt"):
             assert (out / rel).read_bytes() == (tmp_path / "model1" / rel).read_bytes()

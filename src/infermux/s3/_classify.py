@@ -74,6 +74,8 @@ def _client_error(e: Any, what: str) -> InfermuxError:
         provider_request_id=meta.get("RequestId") or headers.get("x-amz-request-id"),
         retry_after=parse_retry_after(headers),
         body={"Error": dict(err)} if err else None,
+        # an S3 code decides, not the status (409 BucketAlreadyExists is final, 503 SlowDown is not)
+        retryable=cls.retryable if code in _BY_CODE else None,
     )
 
 
@@ -84,6 +86,7 @@ def classify(e: BaseException, what: str) -> BaseException:
         return e
     import aiohttp
     import botocore.exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     if isinstance(e, bx.ClientError):
         return _client_error(e, what)
@@ -107,7 +110,7 @@ def classify(e: BaseException, what: str) -> BaseException:
         ),
     ):
         return APIConnectionError(f"S3 {what}: connection failed: {type(e).__name__}: {e}"[:500])
-    if isinstance(e, bx.ResponseParserError):
+    if isinstance(e, ResponseParserError):
         return MalformedResponseError(f"S3 {what}: unreadable answer: {e}"[:500])
     if isinstance(e, bx.BotoCoreError):
         return APIConnectionError(f"S3 {what}: {type(e).__name__}: {e}"[:500])

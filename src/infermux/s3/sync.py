@@ -44,7 +44,12 @@ def _local_files(folder: Path) -> list[tuple[str, Path]]:
 
 
 async def sync_up(
-    kit: S3Kit, folder: str | os.PathLike[str], prefix: str, *, bucket: str | None = None, delete: bool = False,
+    kit: S3Kit,
+    folder: str | os.PathLike[str],
+    prefix: str,
+    *,
+    bucket: str | None = None,
+    delete: bool = False,
     progress: Progress | None = None,
 ) -> SyncResult:
     """Upload the files of ``folder`` that are missing or different under ``prefix``; with ``delete``,
@@ -86,7 +91,12 @@ async def sync_up(
 
 
 async def sync_down(
-    kit: S3Kit, prefix: str, folder: str | os.PathLike[str], *, bucket: str | None = None, delete: bool = False,
+    kit: S3Kit,
+    prefix: str,
+    folder: str | os.PathLike[str],
+    *,
+    bucket: str | None = None,
+    delete: bool = False,
     progress: Progress | None = None,
 ) -> SyncResult:
     """Download the objects under ``prefix`` whose local copy is missing or different (every download is

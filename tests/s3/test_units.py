@@ -1,0 +1,175 @@
+"""Pure parts of the S3 kit (no server): digests, configuration, error classification, write results."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infermux.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ConfigurationError,
+    InternalServerError,
+    MalformedResponseError,
+)
+from infermux.resilience import RetryPolicy, is_breaker_failure, is_retryable
+from infermux.s3 import (
+    AccessDeniedError,
+    BucketConflictError,
+    ChecksumMismatchError,
+    Digest,
+    NoSuchBucketError,
+    NoSuchKeyError,
+    ObjectInfo,
+    S3Credentials,
+    S3EndpointConfig,
+    SignatureMismatchError,
+    SlowDownError,
+    WriteResult,
+    parse_store_url,
+)
+from infermux.s3._classify import classify
+from infermux.s3.digest import MIB, choose_part_size, digest_bytes, hash_file_parts, part_ranges
+from infermux.s3.registry import ModelRef
+
+
+def test_part_layout_and_digest_roundtrip(tmp_path: Path) -> None:
+    assert part_ranges(0, 5) == [(0, 0)]
+    assert part_ranges(11, 5) == [(0, 5), (5, 10), (10, 11)]
+    assert choose_part_size(10) == 8 * MIB
+    assert choose_part_size(10_000 * MIB) == 313 * MIB  # at most 32 parts, whole MiB
+    with pytest.raises(ConfigurationError, match="5 MiB"):
+        choose_part_size(10, 1 * MIB)
+    data = bytes(range(256)) * 50_000  # 12.8 MB
+    d = digest_bytes(data, 5 * MIB)
+    assert d.sha256 == hashlib.sha256(data).hexdigest() and len(d.parts) == 3
+    assert d.parts[1] == hashlib.sha256(data[5 * MIB : 10 * MIB]).hexdigest()
+    p = tmp_path / "f"
+    p.write_bytes(data)
+    assert hash_file_parts(p, 5 * MIB) == d
+    meta = d.to_metadata()
+    assert sum(len(k) + len(v) for k, v in meta.items()) < 2048  # fits S3's user-metadata limit
+    assert Digest.from_metadata({k.title(): v for k, v in meta.items()}) == d  # header case does not matter
+    assert Digest.from_json(d.to_json()) == d
+    assert Digest.from_metadata({"other": "x"}) is None
+    with pytest.raises(ConfigurationError, match="inconsistent"):
+        Digest.from_metadata({**meta, "infermux-size": "1"})
+    with pytest.raises(ConfigurationError, match="unreadable"):
+        Digest.from_metadata({**meta, "infermux-part-size": "x"})
+    big = Digest(10_000 * MIB, "0" * 64, choose_part_size(10_000 * MIB), ("0" * 64,) * 32)
+    assert sum(len(v) for v in big.to_metadata().values()) < 2048
+
+
+def _client_error(status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "RID", "HTTPHeaders": headers or {}},
+        },
+        "GetObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "what", "cls", "retryable", "breaker"),
+    [
+        (404, "NoSuchKey", "get", NoSuchKeyError, False, False),
+        (404, "NoSuchBucket", "put", NoSuchBucketError, False, False),
+        (404, "404", "head_object", NoSuchKeyError, False, False),
+        (404, "404", "head_bucket", NoSuchBucketError, False, False),
+        (403, "AccessDenied", "get", AccessDeniedError, False, False),
+        (403, "SignatureDoesNotMatch", "get", SignatureMismatchError, False, False),
+        (503, "SlowDown", "put", SlowDownError, True, False),
+        (429, "TooManyRequests", "put", SlowDownError, True, False),
+        (500, "InternalError", "put", InternalServerError, True, True),
+        (409, "BucketAlreadyExists", "create", BucketConflictError, False, False),
+    ],
+)
+def test_s3_answers_become_typed_errors(  # noqa: PLR0917 - parametrized
+    status: int, code: str, what: str, cls: type[Exception], retryable: bool, breaker: bool
+) -> None:
+    err = classify(_client_error(status, code, "msg", {"retry-after": "2"}), what)
+    assert type(err) is cls
+    assert is_retryable(RetryPolicy(), err) is retryable
+    assert is_breaker_failure(err) is breaker  # a 403 or a throttle never opens the breaker
+    assert err.status_code == status and err.provider_request_id == "RID"  # type: ignore[attr-defined]
+    if code == "SlowDown":
+        assert err.retry_after == 2.0  # type: ignore[attr-defined]
+
+
+def test_transport_failures_become_typed_errors() -> None:
+    import aiohttp
+    import botocore.exceptions as bx
+
+    assert type(classify(bx.EndpointConnectionError(endpoint_url="http://x"), "get")) is APIConnectionError
+    assert type(classify(bx.ReadTimeoutError(endpoint_url="http://x"), "get")) is APITimeoutError
+    assert type(classify(aiohttp.ClientPayloadError("cut"), "get")) is APIConnectionError
+    assert type(classify(bx.NoCredentialsError(), "get")) is ConfigurationError
+    assert type(classify(bx.ParamValidationError(report="bad"), "get")) is ConfigurationError
+    other = KeyError("x")
+    assert classify(other, "get") is other  # a bug in our code is not disguised as an S3 error
+    cm = ChecksumMismatchError("bad bytes")
+    assert isinstance(cm, MalformedResponseError) and cm.retryable and is_breaker_failure(cm)
+
+
+def test_endpoint_config_and_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = S3EndpointConfig("a", "http://127.0.0.1:9000")
+    assert c.resolved_credentials({}) is None  # anonymous
+    creds = c.resolved_credentials({"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK"})
+    assert creds == S3Credentials("AK", "SK") and "SK" not in repr(creds) and "SK" not in repr(c)
+    with pytest.raises(ConfigurationError, match="AWS_SECRET_ACCESS_KEY is not set"):
+        c.resolved_credentials({"AWS_ACCESS_KEY_ID": "AK"})
+    assert c.resolved_region({"AWS_DEFAULT_REGION": "eu-west-1"}) == "eu-west-1"
+    assert c.resolved_region({}) == "us-east-1"
+    for bad in ({"endpoint_url": "ftp://x"}, {"addressing_style": "odd"}, {"checksums": "always"}):
+        with pytest.raises(ConfigurationError):
+            S3EndpointConfig("a", **bad)  # type: ignore[arg-type]
+    d = S3EndpointConfig.from_dict(
+        {
+            "name": "x",
+            "endpoint_url": "http://h:1",
+            "access_key_id": "k",
+            "secret_access_key": "s",
+            "checksums": "when_required",
+            "retry": {"max_retries": 1},
+        }
+    )
+    assert d.credentials == S3Credentials("k", "s") and d.checksums == "when_required" and d.retry.max_retries == 1
+    with pytest.raises(ConfigurationError, match="both"):
+        S3EndpointConfig.from_dict({"name": "x", "access_key_id": "k"})
+    with pytest.raises(ConfigurationError):
+        S3EndpointConfig.from_dict({"name": "x", "bogus": 1})
+    assert parse_store_url("s3://bkt/a/b/") == ("bkt", "a/b")
+    with pytest.raises(ConfigurationError):
+        parse_store_url("http://bkt/a")
+
+
+def test_model_refs_and_write_results() -> None:
+    assert ModelRef.parse("org/model:v1.2") == ModelRef("org/model", "v1.2")
+    for bad in ("model", "model:", ":v1", "../x:v1", "a b:v1", "m:v/1"):
+        with pytest.raises(ConfigurationError):
+            ModelRef.parse(bad)
+    w = WriteResult("k", wanted=2)
+    assert w.status == "failed" and not w.ok
+    w.results["a"] = ObjectInfo("k", 1)
+    assert w.status == "partial" and not w.ok
+    w.results["b"] = APIConnectionError("down", endpoint="b")
+    assert w.status == "partial" and w.failed["b"].endpoint == "b" and "1 of 2 copies" in w.describe()
+    w.results["b"] = ObjectInfo("k", 1)
+    assert w.status == "complete" and w.ok
+
+
+def test_core_import_stays_light_and_never_imports_s3() -> None:
+    code = (
+        "import sys, infermux, infermux.client, infermux.cli; "
+        "bad = [m for m in sys.modules if m.startswith(('infermux.s3', 'aiobotocore', 'botocore', 'boto3', 'tqdm'))]; "
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
