@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -62,7 +63,10 @@ class _Part:
     start: int
     end: int
     expected: str | None
-    buf: bytearray = field(default_factory=bytearray)
+    buf: bytearray = field(default_factory=bytearray)  # allocated at the part's length on first use
+    got: int = 0  # bytes of buf received so far (kept across attempts: the next one resumes here)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one reader thread at a time
+    stop: threading.Event = field(default_factory=threading.Event)  # set: the reader thread must stop
 
     @property
     def length(self) -> int:
@@ -179,47 +183,37 @@ class Transfers:
     ) -> None:
         """Fill ``part.buf`` from ``ep`` (continuing after the bytes it already holds) and check its SHA-256."""
 
-        async def op(client: Any) -> None:
-            have = len(part.buf)
-            if have:
+        loop = asyncio.get_running_loop()
+
+        def received(n: int) -> None:  # on the loop thread
+            ep.bytes_in += n
+            report.bytes_by_endpoint[ep.name] = report.bytes_by_endpoint.get(ep.name, 0) + n
+            if progress is not None:
+                progress(n)
+
+        def on_bytes(n: int) -> None:  # on the worker thread
+            loop.call_soon_threadsafe(received, n)
+
+        async def op(_client: Any) -> None:
+            if part.got:
                 report.resumed_parts += 1
-            if have < part.length:
-                r = await client.get_object(Bucket=bucket, Key=key, Range=f"bytes={part.start + have}-{part.end - 1}")
-                body = r["Body"]
-                try:
-                    while True:
-                        chunk = await body.read(_CHUNK)
-                        if not chunk:
-                            break
-                        part.buf += chunk
-                        n = len(chunk)
-                        ep.bytes_in += n
-                        report.bytes_by_endpoint[ep.name] = report.bytes_by_endpoint.get(ep.name, 0) + n
-                        if progress is not None:
-                            progress(n)
-                        if len(part.buf) > part.length:
-                            del part.buf[part.length :]
-                            raise MalformedResponseError(f"S3 get of {key!r}: more bytes than the range asked for")
-                finally:
-                    body.close()
-                if len(part.buf) < part.length:
-                    raise APIConnectionError(
-                        f"S3 get of {key!r}: body ended at byte {part.start + len(part.buf)} of part {part.index}"
-                    )
-            if part.expected is not None:
-                actual = (await asyncio.to_thread(hashlib.sha256, part.buf)).hexdigest()
-                if actual != part.expected:
-                    if progress is not None:
-                        progress(-len(part.buf))
-                    part.buf.clear()
-                    report.refetched_parts += 1
-                    raise ChecksumMismatchError(
-                        f"S3 get of {key!r}: part {part.index} (bytes {part.start}-{part.end - 1}) failed its SHA-256"
-                        " check; dropped",
-                        expected=part.expected,
-                        actual=actual,
-                        retryable=not alternatives,  # with another endpoint, refetch there rather than here
-                    )
+            part.stop.clear()
+            try:
+                actual = await asyncio.to_thread(_read_part, ep.sync_client, bucket, key, part, on_bytes)
+            finally:
+                part.stop.set()  # a cancelled attempt's thread stops at its next chunk
+            if part.expected is not None and actual != part.expected:
+                if progress is not None:
+                    progress(-part.got)
+                part.got = 0
+                report.refetched_parts += 1
+                raise ChecksumMismatchError(
+                    f"S3 get of {key!r}: part {part.index} (bytes {part.start}-{part.end - 1}) failed its SHA-256"
+                    " check; dropped",
+                    expected=part.expected,
+                    actual=actual or "",
+                    retryable=not alternatives,  # with another endpoint, refetch there rather than here
+                )
 
         await ep.run(f"get_object {key!r} part {part.index}", op)
         report.parts_by_endpoint[ep.name] = report.parts_by_endpoint.get(ep.name, 0) + 1
@@ -318,17 +312,19 @@ class Transfers:
         if progress is not None and done:
             progress(sum(p.length for p in parts if p.index in done))
         todo = [p for p in parts if p.index not in done and p.length > 0]
+        whole = _InOrderHash(limit=4 * self.concurrency, usable=not done)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
+        log = None
         try:
             os.ftruncate(fd, info.size)
-            finished = set(done)
+            log = _StateLog(state, digest, keep=bool(done)) if digest is not None else None
 
             async def sink(part: _Part) -> None:
-                await asyncio.to_thread(os.pwrite, fd, part.buf, part.start)
-                part.buf = bytearray()
-                finished.add(part.index)
-                if digest is not None:
-                    _save_state(state, digest, finished)
+                buf, part.buf = part.buf, bytearray()
+                await asyncio.to_thread(os.pwrite, fd, buf, part.start)
+                await whole.feed(part.index, buf)
+                if log is not None:
+                    log.add(part.index)
 
             await self._fetch_parts(
                 parts=todo,
@@ -341,11 +337,14 @@ class Transfers:
                 progress=progress,
                 sink=sink,
             )
-            await asyncio.to_thread(os.fsync, fd)
         finally:
             os.close(fd)
+            if log is not None:
+                log.close()
         if digest is not None:
-            actual = await asyncio.to_thread(_sha256_file, tmp)
+            actual = whole.hexdigest(len(parts))
+            if actual is None:
+                actual = await asyncio.to_thread(_sha256_file, tmp)
             if actual != digest.sha256:
                 tmp.unlink(missing_ok=True)
                 state.unlink(missing_ok=True)
@@ -385,7 +384,7 @@ class Transfers:
                     progress=progress,
                     sink=keep,
                 )
-            data = bytes(part.buf)
+            data = bytes(part.buf[: part.length])
             part.buf = bytearray()
             whole.update(data)
             if digest is not None and part.index == len(parts) - 1 and whole.hexdigest() != digest.sha256:
@@ -574,6 +573,37 @@ class Transfers:
             marker = int(r.get("NextPartNumberMarker") or 0)
 
 
+def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callable[[int], None]) -> str | None:
+    """In a worker thread: fetch the rest of ``part`` (from ``part.got`` on) into its buffer with a ranged
+    GET, then return the SHA-256 of the whole part (``None`` when it has no expected hash)."""
+    with part.lock:
+        if part.got < part.length:
+            if len(part.buf) != part.length:
+                part.buf = bytearray(part.length)
+            r = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={part.start + part.got}-{part.end - 1}")
+            body = r["Body"]
+            view = memoryview(part.buf)
+            try:
+                while part.got < part.length and not part.stop.is_set():
+                    chunk = body.read(min(_CHUNK, part.length - part.got))
+                    if not chunk:
+                        break
+                    n = len(chunk)
+                    view[part.got : part.got + n] = chunk
+                    part.got += n
+                    on_bytes(n)
+                if part.got == part.length and body.read(1):
+                    raise MalformedResponseError(f"S3 get of {key!r}: more bytes than the range asked for")
+            finally:
+                view.release()
+                body.close()
+            if part.got < part.length:
+                raise APIConnectionError(
+                    f"S3 get of {key!r}: body ended at byte {part.start + part.got} of part {part.index}"
+                )
+        return hashlib.sha256(part.buf).hexdigest() if part.expected is not None else None
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as f:
@@ -597,21 +627,70 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _save_state(state: Path, digest: Digest, finished: set[int]) -> None:
-    _write_json(state, {"sha256": digest.sha256, "part_size": digest.part_size, "done": sorted(finished)})
+class _InOrderHash:
+    """SHA-256 of the whole file fed from the parts' buffers as they complete, in file order; parts that
+    arrive early wait (at most ``limit`` of them: beyond that it gives up and the file is hashed again)."""
+
+    def __init__(self, *, limit: int, usable: bool) -> None:
+        self._h = hashlib.sha256()
+        self._next = 0
+        self._waiting: dict[int, bytearray] = {}
+        self._limit = limit
+        self._lock = asyncio.Lock()
+        self.usable = usable
+
+    async def feed(self, index: int, buf: bytearray) -> None:
+        if not self.usable:
+            return
+        self._waiting[index] = buf
+        if len(self._waiting) > self._limit:
+            self.usable = False
+            self._waiting.clear()
+            return
+        async with self._lock:  # hashing runs in a thread, one part at a time, in file order
+            while self.usable and self._next in self._waiting:
+                await asyncio.to_thread(self._h.update, self._waiting.pop(self._next))
+                self._next += 1
+
+    def hexdigest(self, parts: int) -> str | None:
+        """The digest when every part was fed in order; ``None`` when the file must be read again."""
+        return self._h.hexdigest() if self.usable and self._next == parts else None
+
+
+class _StateLog:
+    """What a resumed download may reuse: a header line (the object's digest), then one line per part
+    written (appended, no rewrite per part)."""
+
+    def __init__(self, path: Path, digest: Digest, *, keep: bool) -> None:
+        self._f = open(path, "a" if keep else "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        if not keep:
+            self._f.write(json.dumps({"sha256": digest.sha256, "part_size": digest.part_size}) + "\n")
+            self._f.flush()
+
+    def add(self, index: int) -> None:
+        self._f.write(f"{index}\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
 
 
 def _reusable_parts(tmp: Path, state: Path, digest: Digest | None, parts: list[_Part]) -> set[int]:
     """Parts of an earlier interrupted download of the same object that still match their SHA-256."""
-    st = _read_json(state)
-    if digest is None or st is None or not tmp.exists():
+    if digest is None or not tmp.exists():
         return set()
-    if st.get("sha256") != digest.sha256 or st.get("part_size") != digest.part_size:
+    try:
+        lines = state.read_text(encoding="utf-8").splitlines()
+        head = json.loads(lines[0]) if lines else None
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(head, dict) or head.get("sha256") != digest.sha256 or head.get("part_size") != digest.part_size:
         return set()
     ok: set[int] = set()
     with open(tmp, "rb") as f:
-        for i in st.get("done") or ():
-            if not isinstance(i, int) or not 0 <= i < len(parts):
+        for line in lines[1:]:
+            i = int(line) if line.strip().isdigit() else -1
+            if not 0 <= i < len(parts):
                 continue
             p = parts[i]
             f.seek(p.start)

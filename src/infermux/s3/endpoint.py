@@ -9,6 +9,7 @@ functions refuse with :class:`ConfigurationError` (it is never registered in ``i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -93,6 +94,7 @@ class S3Endpoint:
         self.bytes_in = 0
         self.bytes_out = 0
         self._client: Any = None
+        self._sync: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
 
     def __repr__(self) -> str:
@@ -131,11 +133,55 @@ class S3Endpoint:
         self._client = await stack.enter_async_context(
             session.create_client("s3", endpoint_url=c.endpoint_url, region_name=c.resolved_region(), config=cfg, **kw)
         )
+        # aiohttp honours "Expect: 100-continue" (botocore adds it to bodies over 1 MB) with a wait per part;
+        # the kit already knows the body is wanted and checks every answer, so the body goes at once
+        self._client.meta.events.register_last("before-send.s3", _drop_expect)
         self._stack = stack
+        try:
+            self._sync = await asyncio.to_thread(self._make_sync_client, cfg, kw)
+        except BaseException:
+            await self.aclose()
+            raise
         return self
+
+    def _make_sync_client(self, cfg: Any, kw: dict[str, Any]) -> Any:
+        """A blocking botocore client (same endpoint, credentials and settings) for the bulk byte path:
+        ranged GETs read in worker threads (hashing and disk writes there too) keep up with multi-threaded
+        clients on a busy machine, where one event loop thread falls behind (see bench/s3.py)."""
+        import botocore.session
+        from botocore.config import Config
+
+        settings = {
+            k: getattr(cfg, k)
+            for k in (
+                "signature_version",
+                "s3",
+                "retries",
+                "connect_timeout",
+                "read_timeout",
+                "max_pool_connections",
+                "tcp_keepalive",
+                "request_checksum_calculation",
+                "response_checksum_validation",
+            )
+        }
+        session = botocore.session.get_session()
+        c = self.config
+        return session.create_client(
+            "s3", endpoint_url=c.endpoint_url, region_name=c.resolved_region(), config=Config(**settings), **kw
+        )
+
+    @property
+    def sync_client(self) -> Any:
+        if self._sync is None:
+            raise ConfigurationError(f"S3 endpoint {self.name!r} is not open (use 'async with')")
+        return self._sync
 
     async def aclose(self) -> None:
         stack, self._stack, self._client = self._stack, None, None
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.close()
         if stack is not None:
             await stack.aclose()
         await self.engine.aclose()
@@ -202,6 +248,10 @@ class S3Endpoint:
         out = self.engine.stats()
         out.update({"bytes_in": self.bytes_in, "bytes_out": self.bytes_out, "endpoint_url": self.config.endpoint_url})
         return out
+
+
+def _drop_expect(request: Any, **_: Any) -> None:
+    request.headers.pop("Expect", None)
 
 
 def _unsigned() -> Any:
