@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -116,6 +117,20 @@ class Transfers:
         choose_part_size(0, self.min_part)  # validates
         self.concurrency = concurrency
         self.state_dir = state_dir
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def readers(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Reader threads block for a whole part: their own pool, so disk writes and hashing (asyncio's
+        default executor) never queue behind them. Created on first use."""
+        if self._readers is None:
+            self._readers = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="infermux-s3")
+        return self._readers
+
+    def close(self) -> None:
+        pool, self._readers = self._readers, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def part_size_for(self, size: int) -> int:
         return choose_part_size(size, self.min_part)
@@ -199,7 +214,9 @@ class Transfers:
                 report.resumed_parts += 1
             part.stop.clear()
             try:
-                actual = await asyncio.to_thread(_read_part, ep.sync_client, bucket, key, part, on_bytes)
+                actual = await loop.run_in_executor(
+                    self.readers, _read_part, ep.sync_client, bucket, key, part, on_bytes
+                )
             finally:
                 part.stop.set()  # a cancelled attempt's thread stops at its next chunk
             if part.expected is not None and actual != part.expected:

@@ -136,6 +136,7 @@ class S3Kit:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self.transfers.close()
         for e in self.endpoints:
             await e.aclose()
 

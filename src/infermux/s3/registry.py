@@ -194,6 +194,8 @@ class Registry:
             for ep in eps:
                 out.results[ep.name] = by_name.get(ep.name, e)
             return out
+        finally:
+            sub.transfers.close()  # the endpoints stay open: they belong to self.kit
 
     async def _put_manifest(self, ref: ModelRef, body: bytes, holders: set[str]) -> WriteResult:
         key = _manifest_key(self.prefix, ref)
