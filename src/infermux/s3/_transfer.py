@@ -1,5 +1,5 @@
-"""Big transfers: multipart uploads with parallel parts, parallel ranged downloads (from one or several
-endpoints), resume after an interruption, and SHA-256 checks of every part received.
+"""Big transfers: parallel ranged downloads (from one or several endpoints) with resume and SHA-256 checks of
+every part received; the upload half (multipart, parallel parts, resume) is in ``_upload``.
 
 A part that fails mid-body keeps the bytes already received; its next try (same endpoint after the
 engine's backoff, or another endpoint) asks only for the rest (``Range: bytes=<offset>-``). A part whose
@@ -11,31 +11,29 @@ whole file matched its digest, so nothing half-written is ever reported as done.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
-import contextlib
 import hashlib
 import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import APIConnectionError, ConfigurationError, InfermuxError, MalformedResponseError
-from .digest import MIN_PART, Digest, choose_part_size, hash_file_parts, part_ranges
-from .errors import ChecksumMismatchError, NoSuchUploadError
+from ._upload import Progress, Uploads
+from .digest import MIN_PART, Digest, choose_part_size, part_ranges, sha256_file
+from .errors import ChecksumMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import S3Endpoint
-    from .kit import ObjectInfo, S3Kit, WriteResult
+    from .kit import ObjectInfo, S3Kit
 
 __all__ = ["Progress", "TransferReport", "Transfers"]
 
-Progress = Callable[[int], None]
 _CHUNK = 1 << 20
 _PARTIAL = ".infermux-partial"
 
@@ -74,41 +72,7 @@ class _Part:
         return self.end - self.start
 
 
-async def _bounded(items: Iterable[Any], fn: Callable[[Any], Awaitable[None]], limit: int) -> None:
-    """Run ``fn`` over ``items`` with at most ``limit`` in flight; the first error stops new starts and is
-    raised once the ones in flight have finished."""
-    todo = deque(items)
-    failure: list[BaseException] = []
-
-    async def worker() -> None:
-        while todo and not failure:
-            item = todo.popleft()
-            try:
-                await fn(item)
-            except BaseException as e:
-                failure.append(e)
-                raise
-
-    results = await asyncio.gather(*(worker() for _ in range(max(1, min(limit, len(todo))))), return_exceptions=True)
-    for r in results:
-        if isinstance(r, BaseException):
-            raise r
-
-
-def _b64(hexdigest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
-
-
-def _pread(path: Path, start: int, length: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(length)
-    if len(data) != length:
-        raise ConfigurationError(f"{path} changed while it was being uploaded (short read at {start})")
-    return data
-
-
-class Transfers:
+class Transfers(Uploads):
     """The transfer engine of an :class:`~infermux.s3.kit.S3Kit` (one per kit)."""
 
     def __init__(self, kit: S3Kit, *, part_size: int | None, concurrency: int, state_dir: Path) -> None:
@@ -361,7 +325,7 @@ class Transfers:
         if digest is not None:
             actual = whole.hexdigest(len(parts))
             if actual is None:
-                actual = await asyncio.to_thread(_sha256_file, tmp)
+                actual = await asyncio.to_thread(sha256_file, tmp)
             if actual != digest.sha256:
                 tmp.unlink(missing_ok=True)
                 state.unlink(missing_ok=True)
@@ -410,185 +374,6 @@ class Transfers:
 
     # ------------------------------------------------------------------ upload
 
-    def _state_path(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> Path:
-        ident = f"{ep.name}|{ep.config.endpoint_url}|{bucket}|{key}|{digest.sha256}|{digest.part_size}"
-        return self.state_dir / f"upload-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
-
-    async def upload(
-        self,
-        bucket: str,
-        key: str,
-        src: Path,
-        *,
-        metadata: dict[str, str],
-        mirror: bool | None,
-        strict: bool,
-        digest: Digest | None,
-        progress: Progress | None,
-    ) -> WriteResult:
-        if not await asyncio.to_thread(src.is_file):
-            raise ConfigurationError(f"upload source {src} is not a file")
-        if digest is None:
-            size = (await asyncio.to_thread(src.stat)).st_size
-            digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size))
-        meta = {**metadata, **digest.to_metadata()}
-        d = digest
-
-        async def one(ep: S3Endpoint) -> ObjectInfo:
-            return await self._upload_to(ep, bucket=bucket, key=key, src=src, digest=d, meta=meta, progress=progress)
-
-        result = await self.kit.write(f"upload of {key!r}", key, one, mirror=mirror, strict=strict)
-        if result.succeeded:  # an upload left unfinished on an endpoint we failed over from: clean it up
-            for name in result.failed:
-                await self._abandon(self.kit.endpoint(name), bucket, key, d)
-        return result
-
-    async def _abandon(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> None:
-        path = self._state_path(ep, bucket, key, digest)
-        st = _read_json(path)
-        path.unlink(missing_ok=True)
-        if st and st.get("upload_id"):
-            # best effort: the endpoint may be down (S3 lifecycle rules expire abandoned uploads)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=st["upload_id"]), 5.0
-                )
-
-    async def _upload_to(
-        self,
-        ep: S3Endpoint,
-        *,
-        bucket: str,
-        key: str,
-        src: Path,
-        digest: Digest,
-        meta: dict[str, str],
-        progress: Progress | None,
-    ) -> ObjectInfo:
-        checks = ep.config.checksums == "when_supported"
-        ranges = digest.ranges()
-        if len(ranges) == 1:
-            return await self._put_single(
-                ep, bucket=bucket, key=key, src=src, digest=digest, meta=meta, progress=progress
-            )
-        state_path = self._state_path(ep, bucket, key, digest)
-        upload_id, done = await self._start_multipart(
-            ep, bucket=bucket, key=key, meta=meta, state_path=state_path, ranges=ranges
-        )
-        if checks:  # some stores (SeaweedFS) do not list part checksums; Complete needs them for every part
-            for n, entry in done.items():
-                entry.setdefault("ChecksumSHA256", _b64(digest.parts[n - 1]))
-        if progress is not None and done:
-            progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
-
-        async def send(n: int) -> None:
-            start, end = ranges[n - 1]
-            data = await asyncio.to_thread(_pread, src, start, end - start)
-            p: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "Body": data}
-            if checks:
-                p["ChecksumSHA256"] = _b64(digest.parts[n - 1])  # the store checks the bytes against it
-            elif (await asyncio.to_thread(hashlib.sha256, data)).hexdigest() != digest.parts[n - 1]:
-                raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
-            r = await ep.call(f"upload_part {key!r} #{n}", "upload_part", **p)
-            ep.bytes_out += len(data)
-            entry = {"PartNumber": n, "ETag": r["ETag"]}
-            if checks:
-                entry["ChecksumSHA256"] = p["ChecksumSHA256"]
-            done[n] = entry
-            if progress is not None:
-                progress(len(data))
-
-        await _bounded([n for n in range(1, len(ranges) + 1) if n not in done], send, self.concurrency)
-        parts = [done[n] for n in sorted(done)]
-        await ep.call(
-            f"complete_multipart_upload {key!r}",
-            "complete_multipart_upload",
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
-        )
-        state_path.unlink(missing_ok=True)
-        info = await self.kit.head_on(ep, bucket, key)
-        if info.size != digest.size or (info.digest is not None and info.digest.sha256 != digest.sha256):
-            raise ChecksumMismatchError(
-                f"S3 upload of {key!r} to {ep.name}: the stored object ({info.size} bytes) does not match the source",
-                expected=digest.sha256,
-            )
-        return info
-
-    async def _put_single(
-        self,
-        ep: S3Endpoint,
-        *,
-        bucket: str,
-        key: str,
-        src: Path,
-        digest: Digest,
-        meta: dict[str, str],
-        progress: Progress | None,
-    ) -> ObjectInfo:
-        from .kit import ObjectInfo
-
-        data = await asyncio.to_thread(_pread, src, 0, digest.size)
-        if hashlib.sha256(data).hexdigest() != digest.sha256:
-            raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
-        if ep.config.checksums == "when_supported":
-            params["ChecksumSHA256"] = _b64(digest.sha256)
-        r = await ep.call(f"put_object {key!r}", "put_object", **params)
-        ep.bytes_out += len(data)
-        if progress is not None:
-            progress(len(data))
-        return ObjectInfo(key, digest.size, r.get("ETag"), ep.name, digest, meta)
-
-    async def _start_multipart(
-        self,
-        ep: S3Endpoint,
-        *,
-        bucket: str,
-        key: str,
-        meta: dict[str, str],
-        state_path: Path,
-        ranges: list[tuple[int, int]],
-    ) -> tuple[str, dict[int, dict[str, Any]]]:
-        """The upload ID and the parts already stored: those of an unfinished earlier upload (resume), or a
-        new multipart upload."""
-        upload_id = (_read_json(state_path) or {}).get("upload_id")
-        if upload_id:
-            try:
-                return str(upload_id), await self._uploaded_parts(ep, bucket, key, upload_id, ranges)
-            except NoSuchUploadError:
-                pass
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": meta}
-        if ep.config.checksums == "when_supported":
-            params["ChecksumAlgorithm"] = "SHA256"
-        r = await ep.call(f"create_multipart_upload {key!r}", "create_multipart_upload", **params)
-        upload_id = str(r["UploadId"])
-        _write_json(state_path, {"upload_id": upload_id, "key": key, "bucket": bucket, "endpoint": ep.name})
-        return upload_id, {}
-
-    async def _uploaded_parts(
-        self, ep: S3Endpoint, bucket: str, key: str, upload_id: str, ranges: list[tuple[int, int]]
-    ) -> dict[int, dict[str, Any]]:
-        """Parts an earlier run already stored (sizes checked), from ListParts (paginated)."""
-        out: dict[int, dict[str, Any]] = {}
-        marker = 0
-        while True:
-            r = await ep.call(
-                f"list_parts {key!r}", "list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
-            )
-            for p in r.get("Parts") or ():
-                n = int(p["PartNumber"])
-                if 1 <= n <= len(ranges) and int(p.get("Size", -1)) == ranges[n - 1][1] - ranges[n - 1][0]:
-                    entry = {"PartNumber": n, "ETag": p["ETag"]}
-                    if p.get("ChecksumSHA256"):
-                        entry["ChecksumSHA256"] = p["ChecksumSHA256"]
-                    out[n] = entry
-            if not r.get("IsTruncated"):
-                return out
-            marker = int(r.get("NextPartNumberMarker") or 0)
-
 
 def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callable[[int], None]) -> str | None:
     """In a worker thread: fetch the rest of ``part`` (from ``part.got`` on) into its buffer with a ranged
@@ -619,29 +404,6 @@ def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callab
                     f"S3 get of {key!r}: body ended at byte {part.start + part.got} of part {part.index}"
                 )
         return hashlib.sha256(part.buf).hexdigest() if part.expected is not None else None
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(4 * _CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 class _InOrderHash:

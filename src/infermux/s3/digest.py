@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["MIN_PART", "Digest", "choose_part_size", "digest_bytes", "hash_file_parts", "part_ranges"]
+__all__ = ["MIN_PART", "Digest", "choose_part_size", "digest_bytes", "hash_file_parts", "part_ranges", "sha256_file"]
 
 MIB = 1 << 20
 MIN_PART = 8 * MIB  # also above S3's 5 MiB multipart minimum
@@ -133,3 +133,11 @@ def hash_file_parts(path: str | os.PathLike[str], part_size: int | None = None) 
                 left -= n
             parts.append(h.hexdigest())
     return Digest(size, whole.hexdigest(), ps, tuple(parts))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(4 * MIB):
+            h.update(chunk)
+    return h.hexdigest()

@@ -24,8 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ConfigurationError, InfermuxError
-from ._transfer import Progress, TransferReport, _sha256_file
-from .digest import Digest, hash_file_parts
+from ._transfer import Progress, TransferReport
+from .digest import Digest, hash_file_parts, sha256_file
 from .endpoint import S3Endpoint
 from .errors import ChecksumMismatchError, NoSuchKeyError, PartialWriteError
 from .kit import ObjectInfo, S3Kit, WriteResult
@@ -103,7 +103,7 @@ def _source_files(src: Path) -> list[tuple[str, Path]]:
 
 
 def _same_file(path: Path, digest: Digest) -> bool:
-    return path.is_file() and path.stat().st_size == digest.size and _sha256_file(path) == digest.sha256
+    return path.is_file() and path.stat().st_size == digest.size and sha256_file(path) == digest.sha256
 
 
 def _safe_dest(dest: Path, rel: str) -> Path:

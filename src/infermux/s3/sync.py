@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigurationError
-from ._transfer import Progress, _sha256_file
-from .digest import hash_file_parts
+from ._transfer import Progress
+from .digest import hash_file_parts, sha256_file
 from .errors import NoSuchKeyError
 from .kit import S3Kit
 
@@ -128,4 +128,4 @@ async def sync_down(
 
 
 def _same(path: Path, size: int, sha: str) -> bool:
-    return path.is_file() and path.stat().st_size == size and _sha256_file(path) == sha
+    return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha

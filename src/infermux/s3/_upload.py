@@ -1,0 +1,264 @@
+"""Uploads of the S3 kit: single PUT or multipart with parallel parts (streamed from disk), resumed from
+a small state file after an interruption, each part's SHA-256 sent for the store to check where it can."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+from .digest import Digest, hash_file_parts
+from .errors import ChecksumMismatchError, NoSuchUploadError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .endpoint import S3Endpoint
+    from .kit import ObjectInfo, S3Kit, WriteResult
+
+Progress = Callable[[int], None]
+
+
+async def _bounded(items: Iterable[Any], fn: Callable[[Any], Awaitable[None]], limit: int) -> None:
+    """Run ``fn`` over ``items`` with at most ``limit`` in flight; the first error stops new starts and is
+    raised once the ones in flight have finished."""
+    todo = deque(items)
+    failure: list[BaseException] = []
+
+    async def worker() -> None:
+        while todo and not failure:
+            item = todo.popleft()
+            try:
+                await fn(item)
+            except BaseException as e:
+                failure.append(e)
+                raise
+
+    results = await asyncio.gather(*(worker() for _ in range(max(1, min(limit, len(todo))))), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+def _b64(hexdigest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+def _pread(path: Path, start: int, length: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(length)
+    if len(data) != length:
+        raise ConfigurationError(f"{path} changed while it was being uploaded (short read at {start})")
+    return data
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class Uploads:
+    """The upload half of :class:`~infermux.s3._transfer.Transfers`."""
+
+    kit: S3Kit
+    concurrency: int
+    state_dir: Path
+
+    def part_size_for(self, size: int) -> int:  # pragma: no cover - defined by Transfers
+        raise NotImplementedError
+
+    def _state_path(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> Path:
+        ident = f"{ep.name}|{ep.config.endpoint_url}|{bucket}|{key}|{digest.sha256}|{digest.part_size}"
+        return self.state_dir / f"upload-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
+
+    async def upload(
+        self,
+        bucket: str,
+        key: str,
+        src: Path,
+        *,
+        metadata: dict[str, str],
+        mirror: bool | None,
+        strict: bool,
+        digest: Digest | None,
+        progress: Progress | None,
+    ) -> WriteResult:
+        if not await asyncio.to_thread(src.is_file):
+            raise ConfigurationError(f"upload source {src} is not a file")
+        if digest is None:
+            size = (await asyncio.to_thread(src.stat)).st_size
+            digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size))
+        meta = {**metadata, **digest.to_metadata()}
+        d = digest
+
+        async def one(ep: S3Endpoint) -> ObjectInfo:
+            return await self._upload_to(ep, bucket=bucket, key=key, src=src, digest=d, meta=meta, progress=progress)
+
+        result = await self.kit.write(f"upload of {key!r}", key, one, mirror=mirror, strict=strict)
+        if result.succeeded:  # an upload left unfinished on an endpoint we failed over from: clean it up
+            for name in result.failed:
+                await self._abandon(self.kit.endpoint(name), bucket, key, d)
+        return result
+
+    async def _abandon(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> None:
+        path = self._state_path(ep, bucket, key, digest)
+        st = _read_json(path)
+        path.unlink(missing_ok=True)
+        if st and st.get("upload_id"):
+            # best effort: the endpoint may be down (S3 lifecycle rules expire abandoned uploads)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=st["upload_id"]), 5.0
+                )
+
+    async def _upload_to(
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        src: Path,
+        digest: Digest,
+        meta: dict[str, str],
+        progress: Progress | None,
+    ) -> ObjectInfo:
+        checks = ep.config.checksums == "when_supported"
+        ranges = digest.ranges()
+        if len(ranges) == 1:
+            return await self._put_single(
+                ep, bucket=bucket, key=key, src=src, digest=digest, meta=meta, progress=progress
+            )
+        state_path = self._state_path(ep, bucket, key, digest)
+        upload_id, done = await self._start_multipart(
+            ep, bucket=bucket, key=key, meta=meta, state_path=state_path, ranges=ranges
+        )
+        if checks:  # some stores (SeaweedFS) do not list part checksums; Complete needs them for every part
+            for n, entry in done.items():
+                entry.setdefault("ChecksumSHA256", _b64(digest.parts[n - 1]))
+        if progress is not None and done:
+            progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
+
+        async def send(n: int) -> None:
+            start, end = ranges[n - 1]
+            data = await asyncio.to_thread(_pread, src, start, end - start)
+            p: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "Body": data}
+            if checks:
+                p["ChecksumSHA256"] = _b64(digest.parts[n - 1])  # the store checks the bytes against it
+            elif (await asyncio.to_thread(hashlib.sha256, data)).hexdigest() != digest.parts[n - 1]:
+                raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+            r = await ep.call(f"upload_part {key!r} #{n}", "upload_part", **p)
+            ep.bytes_out += len(data)
+            entry = {"PartNumber": n, "ETag": r["ETag"]}
+            if checks:
+                entry["ChecksumSHA256"] = p["ChecksumSHA256"]
+            done[n] = entry
+            if progress is not None:
+                progress(len(data))
+
+        await _bounded([n for n in range(1, len(ranges) + 1) if n not in done], send, self.concurrency)
+        parts = [done[n] for n in sorted(done)]
+        await ep.call(
+            f"complete_multipart_upload {key!r}",
+            "complete_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
+        state_path.unlink(missing_ok=True)
+        info = await self.kit.head_on(ep, bucket, key)
+        if info.size != digest.size or (info.digest is not None and info.digest.sha256 != digest.sha256):
+            raise ChecksumMismatchError(
+                f"S3 upload of {key!r} to {ep.name}: the stored object ({info.size} bytes) does not match the source",
+                expected=digest.sha256,
+            )
+        return info
+
+    async def _put_single(
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        src: Path,
+        digest: Digest,
+        meta: dict[str, str],
+        progress: Progress | None,
+    ) -> ObjectInfo:
+        from .kit import ObjectInfo
+
+        data = await asyncio.to_thread(_pread, src, 0, digest.size)
+        if hashlib.sha256(data).hexdigest() != digest.sha256:
+            raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
+        if ep.config.checksums == "when_supported":
+            params["ChecksumSHA256"] = _b64(digest.sha256)
+        r = await ep.call(f"put_object {key!r}", "put_object", **params)
+        ep.bytes_out += len(data)
+        if progress is not None:
+            progress(len(data))
+        return ObjectInfo(key, digest.size, r.get("ETag"), ep.name, digest, meta)
+
+    async def _start_multipart(
+        self,
+        ep: S3Endpoint,
+        *,
+        bucket: str,
+        key: str,
+        meta: dict[str, str],
+        state_path: Path,
+        ranges: list[tuple[int, int]],
+    ) -> tuple[str, dict[int, dict[str, Any]]]:
+        """The upload ID and the parts already stored: those of an unfinished earlier upload (resume), or a
+        new multipart upload."""
+        upload_id = (_read_json(state_path) or {}).get("upload_id")
+        if upload_id:
+            try:
+                return str(upload_id), await self._uploaded_parts(ep, bucket, key, upload_id, ranges)
+            except NoSuchUploadError:
+                pass
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": meta}
+        if ep.config.checksums == "when_supported":
+            params["ChecksumAlgorithm"] = "SHA256"
+        r = await ep.call(f"create_multipart_upload {key!r}", "create_multipart_upload", **params)
+        upload_id = str(r["UploadId"])
+        _write_json(state_path, {"upload_id": upload_id, "key": key, "bucket": bucket, "endpoint": ep.name})
+        return upload_id, {}
+
+    async def _uploaded_parts(
+        self, ep: S3Endpoint, bucket: str, key: str, upload_id: str, ranges: list[tuple[int, int]]
+    ) -> dict[int, dict[str, Any]]:
+        """Parts an earlier run already stored (sizes checked), from ListParts (paginated)."""
+        out: dict[int, dict[str, Any]] = {}
+        marker = 0
+        while True:
+            r = await ep.call(
+                f"list_parts {key!r}", "list_parts", Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+            )
+            for p in r.get("Parts") or ():
+                n = int(p["PartNumber"])
+                if 1 <= n <= len(ranges) and int(p.get("Size", -1)) == ranges[n - 1][1] - ranges[n - 1][0]:
+                    entry = {"PartNumber": n, "ETag": p["ETag"]}
+                    if p.get("ChecksumSHA256"):
+                        entry["ChecksumSHA256"] = p["ChecksumSHA256"]
+                    out[n] = entry
+            if not r.get("IsTruncated"):
+                return out
+            marker = int(r.get("NextPartNumberMarker") or 0)
