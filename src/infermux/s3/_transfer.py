@@ -215,7 +215,7 @@ class Transfers(Uploads):
         """Fetch every part with ``concurrency`` workers per live endpoint; a failed endpoint's parts go back
         to the queue (with their bytes) for the others; when none is left, the next fallback is checked."""
         queue = deque(parts)
-        live = list(now)
+        live = now  # mutated in place: a caller fetching part by part keeps the endpoints it learnt about
         errors: list[InfermuxError] = []
 
         async def worker(ep: S3Endpoint) -> None:

@@ -15,7 +15,7 @@ from ..resilience.retry import RetryPolicy
 __all__ = ["S3Credentials", "S3EndpointConfig", "parse_store_url"]
 
 #: S3 retries fast and often (503 SlowDown is routine): a shorter backoff than the chat default
-S3_RETRY = RetryPolicy(max_retries=4, initial_delay=0.2, factor=2.0, max_delay=5.0, deadline=None)
+S3_RETRY = RetryPolicy(max_retries=4, initial_delay=0.2, factor=2.0, max_delay=5.0, deadline=600.0)
 S3_BREAKER = BreakerConfig(consecutive_failures=3, minimum_calls=10, open_seconds=10.0)
 
 

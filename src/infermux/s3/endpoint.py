@@ -86,6 +86,7 @@ class S3Endpoint:
                 max_concurrency=config.max_concurrency,
                 max_queue=config.max_queue,
                 adaptive_concurrency=True,
+                fail_fast=True,  # an open breaker fails at once: the kit fails over to another endpoint
             ),
             transport=_NoHTTP(),
             clock=clock,

@@ -12,7 +12,7 @@ S3 answer                   class                           retryable  breaker f
 503 SlowDown / 429          :class:`SlowDownError`          yes        no (throttling)
 5xx                         ``InternalServerError``         yes        yes
 connection / timeout        ``APIConnectionError``          yes        yes
-bytes whose SHA-256 differ  :class:`ChecksumMismatchError`  yes        yes (elsewhere)
+bytes whose SHA-256 differ  :class:`ChecksumMismatchError`  yes        no (refetched elsewhere)
 ==========================  ==============================  =========  ===============
 
 A mirrored write where some endpoints failed is :class:`PartialWriteError` only when the caller asked for
