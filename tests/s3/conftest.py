@@ -85,10 +85,7 @@ def _s3_servers() -> Iterator[Servers]:
         for s in started:
             s.terminate()  # all at once: SeaweedFS takes ~3.6 s to exit
         for s in started:
-            s.stop(timeout=8.0)
-        for s in started:
-            if isinstance(s, SeaweedServer):
-                shutil.rmtree(s.dir, ignore_errors=True)
+            s.close()
 
 
 @pytest.fixture

@@ -74,6 +74,7 @@ class _Server:
 
     def __init__(self) -> None:
         self.port = 0
+        self._owned: Path | None = None  # a temporary folder this server created (removed by close())
 
     @property
     def endpoint_url(self) -> str:
@@ -130,12 +131,19 @@ class _Server:
             proc.wait(timeout)
         self.proc = None
 
+    def close(self) -> None:
+        """Stop it and remove the temporary folder it created (its data and log)."""
+        self.stop()
+        if self._owned is not None:
+            shutil.rmtree(self._owned, ignore_errors=True)
+            self._owned = None
+
     def __enter__(self) -> _Server:
         self.start()
         return self
 
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+        self.close()
 
 
 class SeaweedServer(_Server):
@@ -146,7 +154,8 @@ class SeaweedServer(_Server):
 
     def __init__(self, access_key: str, secret_key: str, data_dir: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
-        self.dir = Path(data_dir or tempfile.mkdtemp(prefix="infermux-weed-"))
+        self._owned = Path(tempfile.mkdtemp(prefix="infermux-weed-")) if data_dir is None else None
+        self.dir = self._owned or Path(data_dir or ".")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "weed.log"
         used: set[int] = set()
@@ -217,7 +226,8 @@ class MotoServer(_Server):
         super().__init__()
         self.port = free_port()
         self.enforce_auth = enforce_auth
-        self.log = Path(tempfile.mkdtemp(prefix="infermux-moto-")) / "moto.log"
+        self._owned = Path(tempfile.mkdtemp(prefix="infermux-moto-"))
+        self.log = self._owned / "moto.log"
 
     def _argv(self) -> list[str]:
         return [_bin("moto_server"), "-H", _HOST, "-p", str(self.port)]
