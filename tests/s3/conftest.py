@@ -6,9 +6,11 @@ Fault tests kill and restart instances; the ``servers`` fixture restarts any tha
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,8 +26,11 @@ from ..conftest import in_ci
 
 KEY_A = ("AKIATESTKEYA0000001", "test-secret-key-a-000000000000001")
 KEY_B = ("AKIATESTKEYB0000002", "test-secret-key-b-000000000000002")
-#: quick retries for tests against real servers (a dead endpoint is given up on in well under a second)
+#: quick retries for tests against real servers (a dead endpoint is given up on in about a second)
 FAST_RETRY = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05, deadline=None)
+#: after a restart SeaweedFS answers /healthz before its volume server is back: reads get 500 InternalError
+#: for a moment, which the engine's retries ride out
+PATIENT_RETRY = RetryPolicy(max_retries=8, initial_delay=0.1, max_delay=1.0, deadline=60.0)
 
 
 def _require() -> None:
@@ -64,6 +69,43 @@ class Servers:
         for s in (self.a, self.b, self.moto):
             if s.proc is None or s.proc.poll() is not None:
                 s.start()
+                if isinstance(s, SeaweedServer):
+                    self.wait_serving(s)
+
+    def wait_serving(self, server: SeaweedServer, timeout: float = 20.0) -> None:
+        """Start it if needed and wait until it stores and serves an object (SeaweedFS answers /healthz before
+        its volume server is back after a restart)."""
+        import boto3
+        from botocore.config import Config
+
+        if server.proc is None:
+            server.start()
+        key = KEY_A if server is self.a else KEY_B
+        c = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+            config=Config(
+                retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5, s3={"addressing_style": "path"}
+            ),
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    with contextlib.suppress(c.exceptions.BucketAlreadyOwnedByYou, c.exceptions.BucketAlreadyExists):
+                        c.create_bucket(Bucket="ready-probe")
+                    c.put_object(Bucket="ready-probe", Key="probe", Body=b"x" * 100)
+                    assert c.get_object(Bucket="ready-probe", Key="probe")["Body"].read() == b"x" * 100
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            c.close()
 
 
 @pytest.fixture(scope="session")

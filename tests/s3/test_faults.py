@@ -15,7 +15,7 @@ from infermux.s3 import ChecksumMismatchError, PartialWriteError, S3Credentials,
 from infermux.s3.servers import SeaweedServer
 
 from ._proxy import MisbehavingProxy
-from .conftest import FAST_RETRY, KEY_A, Servers
+from .conftest import FAST_RETRY, KEY_A, PATIENT_RETRY, Servers
 from .test_kit_real import MIB, _file
 
 
@@ -131,7 +131,8 @@ async def test_upload_resumes_after_the_store_restarts(servers: Servers, bucket:
         with pytest.raises(InfermuxError):
             await kit.upload_file(src, "r/obj", progress=_killer(servers.a, 10 * MIB))
     assert list(state.glob("upload-*.json")), "the unfinished upload's state is kept"
-    servers.a.start()
+    servers.wait_serving(servers.a)
+    cfgs = servers.configs(names=("a",), retry=PATIENT_RETRY)
     async with S3Kit(cfgs, bucket=bucket, part_size=5 * MIB, concurrency=1, state_dir=state) as kit:
         w = await kit.upload_file(src, "r/obj")
         assert w.ok
@@ -151,7 +152,8 @@ async def test_download_resumes_after_an_interruption(servers: Servers, bucket: 
         with pytest.raises(InfermuxError):
             await kit.download_file("d/obj", tmp_path / "out", progress=_killer(servers.a, 11 * MIB))
     assert not (tmp_path / "out").exists() and (tmp_path / "out.infermux-partial").exists()
-    servers.a.start()
+    servers.wait_serving(servers.a)
+    cfgs = servers.configs(names=("a",), retry=PATIENT_RETRY)
     async with S3Kit(cfgs, bucket=bucket, part_size=5 * MIB, concurrency=1) as kit:
         rep = await kit.download_file("d/obj", tmp_path / "out")
     assert rep.reused_parts >= 2 and rep.verified and _sha(tmp_path / "out") == _sha(src)
@@ -183,7 +185,7 @@ async def test_breaker_opens_for_a_dead_store_and_closes_after_restart(servers: 
         with pytest.raises(InfermuxError) as ei:
             await kit.head_on(a, bucket, "b/obj")
         assert type(ei.value).__name__ == "CircuitOpenError" and a.engine.counters.attempts == attempts  # no I/O
-        servers.a.start()
+        servers.wait_serving(servers.a)
         clock.advance(31)  # the open period passes: the next call is a probe
         assert (await kit.head("b/obj")).endpoint == "a"
         assert a.breaker_state is BreakerState.CLOSED

@@ -72,7 +72,7 @@ async def test_manifest_is_written_last_and_only_where_every_blob_is(
         res = await reg.push(_model(tmp_path, 3), "m:1")
         assert res.status == "partial" and res.manifest is not None
         assert res.manifest.succeeded == ["a"] and "b" in res.manifest.failed and "b" in res.blob_failures
-        servers.b.start()
+        servers.wait_serving(servers.b)
         clock.advance(60)  # b's breaker opened while it was down; its open period passes
         assert await reg.list_models() == [ModelRef("m", "1")]
         with pytest.raises(NoSuchKeyError):  # b has no manifest: a reader there sees no half-pushed version
