@@ -176,7 +176,6 @@ class Transfers(Uploads):
         async def op(_client: Any) -> None:
             if part.got:
                 report.resumed_parts += 1
-            part.stop.clear()
             try:
                 actual = await loop.run_in_executor(
                     self.readers, _read_part, ep.sync_client, bucket, key, part, on_bytes
@@ -378,7 +377,8 @@ class Transfers(Uploads):
 def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callable[[int], None]) -> str | None:
     """In a worker thread: fetch the rest of ``part`` (from ``part.got`` on) into its buffer with a ranged
     GET, then return the SHA-256 of the whole part (``None`` when it has no expected hash)."""
-    with part.lock:
+    with part.lock:  # an earlier (cancelled) attempt's thread has finished with the buffer
+        part.stop.clear()
         if part.got < part.length:
             if len(part.buf) != part.length:
                 part.buf = bytearray(part.length)
