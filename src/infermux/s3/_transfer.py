@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import json
 import os
@@ -66,6 +67,7 @@ class _Part:
     got: int = 0  # bytes of buf received so far (kept across attempts: the next one resumes here)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one reader thread at a time
     stop: threading.Event = field(default_factory=threading.Event)  # set: the reader thread must stop
+    written: bool = False  # already written to the destination file (by its reader thread)
 
     @property
     def length(self) -> int:
@@ -159,8 +161,10 @@ class Transfers(Uploads):
         report: TransferReport,
         progress: Progress | None,
         alternatives: bool,
+        fd: int | None = None,
     ) -> None:
-        """Fill ``part.buf`` from ``ep`` (continuing after the bytes it already holds) and check its SHA-256."""
+        """Fill ``part.buf`` from ``ep`` (continuing after the bytes it already holds) and check its SHA-256;
+        with ``fd``, a verified part is also written there (by the reader thread)."""
 
         loop = asyncio.get_running_loop()
 
@@ -177,9 +181,8 @@ class Transfers(Uploads):
             if part.got:
                 report.resumed_parts += 1
             try:
-                actual = await loop.run_in_executor(
-                    self.readers, _read_part, ep.sync_client, bucket, key, part, on_bytes
-                )
+                read = functools.partial(_read_part, ep.sync_client, bucket, key, part, on_bytes, fd=fd)
+                actual = await loop.run_in_executor(self.readers, read)
             finally:
                 part.stop.set()  # a cancelled attempt's thread stops at its next chunk
             if part.expected is not None and actual != part.expected:
@@ -210,6 +213,7 @@ class Transfers(Uploads):
         report: TransferReport,
         progress: Progress | None,
         sink: Callable[[_Part], Awaitable[None]],
+        fd: int | None = None,
     ) -> None:
         """Fetch every part with ``concurrency`` workers per live endpoint; a failed endpoint's parts go back
         to the queue (with their bytes) for the others; when none is left, the next fallback is checked."""
@@ -229,6 +233,7 @@ class Transfers(Uploads):
                         report=report,
                         progress=progress,
                         alternatives=len(live) > 1 or bool(later),
+                        fd=fd,
                     )
                 except InfermuxError as e:
                     queue.appendleft(part)
@@ -301,8 +306,9 @@ class Transfers(Uploads):
 
             async def sink(part: _Part) -> None:
                 buf, part.buf = part.buf, bytearray()
-                await asyncio.to_thread(os.pwrite, fd, buf, part.start)
-                await whole.feed(part.index, buf)
+                if not part.written:  # no expected hash: the reader thread did not write it
+                    await asyncio.to_thread(os.pwrite, fd, buf, part.start)
+                whole.feed(part.index, buf)
                 if log is not None:
                     log.add(part.index)
 
@@ -316,13 +322,17 @@ class Transfers(Uploads):
                 report=report,
                 progress=progress,
                 sink=sink,
+                fd=fd,
             )
+        except BaseException:
+            whole.cancel()
+            raise
         finally:
             os.close(fd)
             if log is not None:
                 log.close()
         if digest is not None:
-            actual = whole.hexdigest(len(parts))
+            actual = await whole.hexdigest(len(parts))
             if actual is None:
                 actual = await asyncio.to_thread(sha256_file, tmp)
             if actual != digest.sha256:
@@ -374,7 +384,9 @@ class Transfers(Uploads):
     # ------------------------------------------------------------------ upload
 
 
-def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callable[[int], None]) -> str | None:
+def _read_part(
+    client: Any, bucket: str, key: str, part: _Part, on_bytes: Callable[[int], None], *, fd: int | None
+) -> str | None:
     """In a worker thread: fetch the rest of ``part`` (from ``part.got`` on) into its buffer with a ranged
     GET, then return the SHA-256 of the whole part (``None`` when it has no expected hash)."""
     with part.lock:  # an earlier (cancelled) attempt's thread has finished with the buffer
@@ -387,11 +399,9 @@ def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callab
             view = memoryview(part.buf)
             try:
                 while part.got < part.length and not part.stop.is_set():
-                    chunk = body.read(min(_CHUNK, part.length - part.got))
-                    if not chunk:
+                    n = body.readinto(view[part.got : min(part.length, part.got + _CHUNK)])  # no extra copy
+                    if not n:
                         break
-                    n = len(chunk)
-                    view[part.got : part.got + n] = chunk
                     part.got += n
                     on_bytes(n)
                 if part.got == part.length and body.read(1):
@@ -403,37 +413,50 @@ def _read_part(client: Any, bucket: str, key: str, part: _Part, on_bytes: Callab
                 raise APIConnectionError(
                     f"S3 get of {key!r}: body ended at byte {part.start + part.got} of part {part.index}"
                 )
-        return hashlib.sha256(part.buf).hexdigest() if part.expected is not None else None
+        sha = hashlib.sha256(part.buf).hexdigest() if part.expected is not None else None
+        if fd is not None and sha == part.expected and not part.written:  # written here, off the event loop
+            os.pwrite(fd, part.buf, part.start)
+            part.written = True
+        return sha
 
 
 class _InOrderHash:
-    """SHA-256 of the whole file fed from the parts' buffers as they complete, in file order; parts that
-    arrive early wait (at most ``limit`` of them: beyond that it gives up and the file is hashed again)."""
+    """SHA-256 of the whole file fed from the parts' buffers as they complete, in file order, by one background
+    task (in a thread), so the workers go on fetching. Parts that arrive early wait (at most ``limit`` of them:
+    beyond that it gives up and the file is read again at the end)."""
 
     def __init__(self, *, limit: int, usable: bool) -> None:
         self._h = hashlib.sha256()
         self._next = 0
         self._waiting: dict[int, bytearray] = {}
         self._limit = limit
-        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
         self.usable = usable
 
-    async def feed(self, index: int, buf: bytearray) -> None:
+    def feed(self, index: int, buf: bytearray) -> None:
         if not self.usable:
             return
         self._waiting[index] = buf
         if len(self._waiting) > self._limit:
             self.usable = False
             self._waiting.clear()
-            return
-        async with self._lock:  # hashing runs in a thread, one part at a time, in file order
-            while self.usable and self._next in self._waiting:
-                await asyncio.to_thread(self._h.update, self._waiting.pop(self._next))
-                self._next += 1
+        elif self._next in self._waiting and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._drain())
 
-    def hexdigest(self, parts: int) -> str | None:
+    async def _drain(self) -> None:
+        while self.usable and self._next in self._waiting:
+            await asyncio.to_thread(self._h.update, self._waiting.pop(self._next))
+            self._next += 1
+
+    async def hexdigest(self, parts: int) -> str | None:
         """The digest when every part was fed in order; ``None`` when the file must be read again."""
+        if self._task is not None:
+            await self._task
         return self._h.hexdigest() if self.usable and self._next == parts else None
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 class _StateLog:
