@@ -93,7 +93,7 @@ def _fetch(req: urllib.request.Request) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
-async def test_presigned_urls_work_without_credentials(servers: Servers, bucket: str) -> None:
+async def test_presigned_urls_work_without_credentials(servers: Servers, bucket: str, tmp_path: Path) -> None:
     async with S3Kit(servers.configs(names=("a",)), bucket=bucket) as kit:
         await kit.create_bucket()
         await kit.put("p/obj", b"presigned body")
@@ -104,6 +104,9 @@ async def test_presigned_urls_work_without_credentials(servers: Servers, bucket:
         req.add_header("Content-Type", "application/octet-stream")
         assert (await asyncio.to_thread(_fetch, req))[0] == 200
         assert await kit.get("p/up", verify=False) == b"uploaded"
+        # an object written by another client has no digest: downloaded, and reported as not verified
+        rep = await kit.download_file("p/up", tmp_path / "up")
+        assert not rep.verified and rep.sha256 is None and (tmp_path / "up").read_bytes() == b"uploaded"
         with pytest.raises(ConfigurationError):
             await kit.presign("p/obj", expires=0)
 

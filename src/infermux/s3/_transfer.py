@@ -297,7 +297,7 @@ class Transfers(Uploads):
         if progress is not None and done:
             progress(sum(p.length for p in parts if p.index in done))
         todo = [p for p in parts if p.index not in done and p.length > 0]
-        whole = _InOrderHash(limit=4 * self.concurrency, usable=not done)
+        whole = _InOrderHash(limit=4 * self.concurrency, usable=not done and digest is not None)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
         log = None
         try:
