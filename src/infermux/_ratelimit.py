@@ -9,12 +9,13 @@ without is a refusal of that request (capacity, burst), and says nothing about t
 
 from __future__ import annotations
 
+import email.utils
 import re
 import time
 from collections.abc import Mapping
 from datetime import datetime
 
-__all__ = ["parse_duration", "quota_block_seconds"]
+__all__ = ["parse_duration", "parse_retry_after", "quota_block_seconds"]
 
 _DIMENSIONS = (
     ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
@@ -78,3 +79,36 @@ def quota_block_seconds(headers: Mapping[str, str], *, now: float | None = None)
         secs = _reset_seconds(headers.get(reset, ""), wall)
         block = max(block or 0.0, secs or 0.0)
     return block
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """The server's requested delay in seconds, from ``retry-after-ms`` (preferred, fractional
+    milliseconds), or ``retry-after`` as delta-seconds or an HTTP date. ``None`` when absent or
+    unparseable; negative values clamp to 0. ``now`` is wall-clock seconds (for HTTP dates)."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            v = float(ms)
+        except ValueError:
+            v = float("nan")
+        if v == v and v not in (float("inf"), float("-inf")):
+            return max(0.0, v / 1000.0)
+    ra = headers.get("retry-after")
+    if ra is None:
+        return None
+    ra = ra.strip()
+    try:
+        v = float(ra)
+        if v != v or v in (float("inf"), float("-inf")):
+            return None
+        return max(0.0, v)
+    except ValueError:
+        pass
+    try:
+        dt = email.utils.parsedate_to_datetime(ra)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if dt is None:
+        return None
+    wall = time.time() if now is None else now
+    return max(0.0, dt.timestamp() - wall)

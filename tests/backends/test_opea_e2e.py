@@ -20,6 +20,7 @@ from infermux.errors import (
     UnprocessableEntityError,
 )
 from infermux.providers import Provider, opea
+from infermux.rag import rag_pipeline
 from infermux.resilience.breaker import BreakerConfig
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
@@ -122,7 +123,7 @@ async def test_microservices_and_rag_pipeline(sb: Sandbox) -> None:
         )
         assert len(ranked.docs) == 2 and ranked.query == "which chatbot uses retrieval"
         assert ranked.docs[0].text == doc  # most word overlap with the question
-        answer = await opea.rag_pipeline(doc, embed_ep=ep, retrieve_ep=ep, rerank_ep=ep, llm_ep=llm, top_n=1)
+        answer = await rag_pipeline(doc, embed_ep=ep, retrieve_ep=ep, rerank_ep=ep, llm_ep=llm, top_n=1)
         assert answer.text == f"echo: {doc}" and answer.provider == "opea_llm"
         system = llm.counters  # the LLM call went through the LLM endpoint's engine
         assert system.successes == 1

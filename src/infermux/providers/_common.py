@@ -16,8 +16,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._ratelimit import parse_retry_after
 from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
-from ..resilience.retry import parse_retry_after
 from ..types import ChatRequest, FinishReason, ImagePart, Message, TextPart, Tool, ToolCall, Usage
 from ._base import decode_json, error_from_body, first_header, header
 

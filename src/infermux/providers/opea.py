@@ -30,7 +30,7 @@ import ast
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..errors import APIStatusError, ConfigurationError
 from ..types import (
@@ -57,9 +57,6 @@ from ._common import (
 from ._sse import SSEMessage
 from .openai import ChatStreamParser, auth_headers, make_openai_compatible, parse_chat, parse_embed
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..endpoint import Endpoint
-
 __all__ = [
     "CODEGEN_PROVIDER",
     "DOCSUM_PROVIDER",
@@ -77,7 +74,6 @@ __all__ = [
     "parse_embedding",
     "parse_rerank",
     "parse_retrieval",
-    "rag_pipeline",
 ]
 
 NAME = "opea"
@@ -353,27 +349,6 @@ def parse_rerank(body: bytes, headers: Mapping[str, str]) -> RerankResult:
     if isinstance(data, Mapping) and isinstance(data.get("query"), str):
         return RerankResult(data["query"], _docs(data.get("documents") or [], "documents"), data)
     raise malformed(NAME, "reranking response has neither 'reranked_docs' nor 'query'", data)
-
-
-async def rag_pipeline(
-    question: str,
-    *,
-    embed_ep: Endpoint,
-    retrieve_ep: Endpoint,
-    rerank_ep: Endpoint,
-    llm_ep: Endpoint,
-    k: int = 4,
-    top_n: int = 1,
-) -> ChatResponse:
-    """ChatQnA's flow client-side: embed -> retrieve -> rerank -> LLM, each through its endpoint's engine."""
-    emb = await embed_ep.call(build_embedding(question), parse_embedding)
-    found = await retrieve_ep.call(build_retrieval(question, emb.vectors[0], k=k), parse_retrieval)
-    docs = found.docs
-    if docs:
-        docs = (await rerank_ep.call(build_rerank(question, docs, top_n=top_n), parse_rerank)).docs
-    context = "\n".join(d.text for d in docs)
-    system = f"Answer the question using this context:\n{context}" if context else "Answer the question."
-    return await llm_ep.chat(ChatRequest(messages=(Message("system", system), Message("user", question))))
 
 
 PROVIDER: Provider = opea_gateway_provider("/v1/chatqna", NAME)

@@ -6,14 +6,13 @@ its :class:`~infermux.resilience.clock.Clock`; nothing here reads time or sleeps
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from .._ratelimit import parse_retry_after
 from ..errors import (
     APIStatusError,
     ConfigurationError,
@@ -189,36 +188,3 @@ def decide(
             False, 0.0, f"deadline: {elapsed:.3f}s elapsed + {delay:.3f}s wait >= {policy.deadline:g}s"
         )
     return RetryDecision(True, delay, reason)
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """The server's requested delay in seconds, from ``retry-after-ms`` (preferred, fractional
-    milliseconds), or ``retry-after`` as delta-seconds or an HTTP date. ``None`` when absent or
-    unparseable; negative values clamp to 0. ``now`` is wall-clock seconds (for HTTP dates)."""
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            v = float(ms)
-        except ValueError:
-            v = float("nan")
-        if v == v and v not in (float("inf"), float("-inf")):
-            return max(0.0, v / 1000.0)
-    ra = headers.get("retry-after")
-    if ra is None:
-        return None
-    ra = ra.strip()
-    try:
-        v = float(ra)
-        if v != v or v in (float("inf"), float("-inf")):
-            return None
-        return max(0.0, v)
-    except ValueError:
-        pass
-    try:
-        dt = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if dt is None:
-        return None
-    wall = time.time() if now is None else now
-    return max(0.0, dt.timestamp() - wall)
