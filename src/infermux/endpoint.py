@@ -55,6 +55,7 @@ from .types import (
 __all__ = ["Attempt", "Endpoint", "EndpointConfig", "StreamInfo"]
 
 T = TypeVar("T")
+R = TypeVar("R", ChatResponse, EmbedResponse)
 _log = logging.getLogger("infermux")
 _log.addHandler(logging.NullHandler())  # a library does not print unless the application configures logging
 _RATE_LIMIT_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
@@ -292,8 +293,9 @@ class Endpoint(EngineCore):
             for k, v in extract(raw).items():
                 metrics[k] = metrics.get(k, 0.0) + v
 
-    def _finish_response(self, resp: ChatResponse, model: str, attempt: Attempt, started: float) -> ChatResponse:
-        self._add_provider_metrics(resp.raw)
+    def _stamp(self, resp: R, model: str, attempt: Attempt, started: float) -> R:
+        """Count a parsed response's usage and put this call's context on it (model, endpoint, IDs, latency,
+        attempts), the same for chat and embeddings."""
         self.counters.add_usage(resp.usage)
         return replace(
             resp,
@@ -324,7 +326,8 @@ class Endpoint(EngineCore):
             resp = await self._send(preq, attempt)
             body = await resp.read()
             parsed = self.provider.parse_chat(body, resp.headers)
-            return self._finish_response(parsed, model, attempt, started)
+            self._add_provider_metrics(parsed.raw)
+            return self._stamp(parsed, model, attempt, started)
 
         policy = self._call_policy(request.max_retries)
         return await self.run(
@@ -361,19 +364,7 @@ class Endpoint(EngineCore):
 
         async def op(attempt: Attempt) -> EmbedResponse:
             resp = await self._send(preq, attempt)
-            out = parse(await resp.read(), resp.headers)
-            self.counters.add_usage(out.usage)
-            return replace(
-                out,
-                model=out.model or model,
-                provider=self.provider.name,
-                endpoint=self.name,
-                request_id=attempt.request_id,
-                provider_request_id=out.provider_request_id
-                or self.provider.provider_request_id(attempt.response_headers),
-                latency_s=self.clock.now() - started,
-                attempts=attempt.number,
-            )
+            return self._stamp(parse(await resp.read(), resp.headers), model, attempt, started)
 
         policy = self._call_policy(request.max_retries)
         return await self.run(

@@ -139,6 +139,10 @@ class KeyPool:
         """Clock time at which a key may be leased again when every usable key is blocked; ``None`` otherwise."""
         if not self._keys or self.usable_count() > 0:
             return None
+        return self._first_unblocked()
+
+    def _first_unblocked(self) -> float | None:
+        """When the first key that is not disabled stops being blocked (``None``: every key is disabled)."""
         blocked = [st.blocked_until for st in self._keys if not st.disabled]
         return min(blocked) if blocked else None
 
@@ -231,15 +235,15 @@ class KeyPool:
         ]
 
     def _unavailable(self, now: float) -> Exception:
-        blocked = [st.blocked_until for st in self._keys if not st.disabled]
-        if not blocked:
+        first = self._first_unblocked()
+        if first is None:
             detail = "; ".join(f"{st.label}: {st.disabled_reason}" for st in self._keys)
             return KeyPoolExhaustedError(
                 f"all {len(self._keys)} API keys of this endpoint were rejected (401/403): {detail}",
                 endpoint=self.name or None,
                 retryable=False,
             )
-        wait = max(0.0, min(blocked) - now)
+        wait = max(0.0, first - now)
         return RateLimitError(
             f"the quota of every API key is used up (429 with remaining 0; next ready in {wait:.3f}s)",
             endpoint=self.name or None,
