@@ -68,7 +68,7 @@ def scenario_params(name: str, quick: bool) -> dict[str, Any]:
     return {"n": 200 if quick else 500, "conc": 0, "rate": 0}
 
 
-def make_server(scenario: str, seed: int, *, outage_target: bool) -> SandboxThread:
+def make_server(scenario: str, seed: int) -> SandboxThread:
     if scenario == "C":
         sb = SandboxThread(base_latency=0.1)
         sb.faults.set_capacity(10, retry_after_ms=250)
@@ -77,7 +77,6 @@ def make_server(scenario: str, seed: int, *, outage_target: bool) -> SandboxThre
         if scenario == "A":
             sb.faults.set_random(dict.fromkeys(FAULTS_A, 0.2 / len(FAULTS_A)), seed=seed)
     sb.start()
-    del outage_target
     return sb
 
 
@@ -108,9 +107,9 @@ class Outage:
 
 
 def run_subject(subject: str, scenario: str, p: dict[str, Any], litellm_py: Path) -> dict[str, Any]:
-    servers = [make_server(scenario, 1, outage_target=True)]
+    servers = [make_server(scenario, 1)]  # the outage (B) is on the first one only
     if subject == "infermux-backup":
-        servers.append(make_server(scenario, 2, outage_target=False))
+        servers.append(make_server(scenario, 2))
     try:
         py = str(litellm_py) if subject.startswith("litellm") else sys.executable
         if subject.startswith("litellm") and not litellm_py.exists():
