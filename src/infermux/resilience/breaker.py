@@ -251,23 +251,24 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ outcomes
 
-    def _current(self, permit: Permit | None) -> BreakerState | None:
-        """The state an outcome applies to, or ``None`` when it is stale (issued in an earlier generation)."""
+    def _current(self, permit: Permit | None) -> tuple[BreakerState | None, Permit | None]:
+        """The state an outcome applies to (``None`` when it is stale: issued in an earlier generation, or already
+        recorded), with the permit it belongs to (without one, the oldest of :meth:`try_acquire`'s)."""
         state = self.state
         if permit is None:
             if not self._legacy:
-                return state
+                return state, None
             permit = self._legacy.popleft()
         if permit.done:
-            return None
+            return None, permit
         permit.done = True
         if permit.generation != self._generation:
-            return None
-        return state
+            return None, permit
+        return state, permit
 
     def record_success(self, permit: Permit | None = None) -> None:
         """The call succeeded."""
-        state = self._current(permit)
+        state, _ = self._current(permit)
         if state is BreakerState.HALF_OPEN:
             self._probe_succeeded()
         elif state is BreakerState.CLOSED:
@@ -275,23 +276,20 @@ class CircuitBreaker:
 
     def record_failure(self, permit: Permit | None = None) -> None:
         """The call failed in a way that says the endpoint is unhealthy (see :func:`is_breaker_failure`)."""
-        if permit is None and self._legacy:
-            permit = self._legacy.popleft()
-        start = permit.start if permit is not None else None
-        state = self._current(permit)
+        state, permit = self._current(permit)
         if state is BreakerState.HALF_OPEN:
             self._release_probe()
             self._open(trip=False)
         elif state is BreakerState.CLOSED:
             self._consecutive += 1
+            start = permit.start if permit is not None else None
             if start is not None and start.live and not start.failed:
                 start.failed = True
                 self._window_failures += 1
             cfg = self.config
-            started = max(self._window_started, 1)
             if (cfg.consecutive_failures and self._consecutive >= cfg.consecutive_failures) or (
                 self._window_started >= cfg.minimum_calls
-                and self._window_failures >= cfg.failure_rate_threshold * started
+                and self._window_failures >= cfg.failure_rate_threshold * self._window_started
             ):
                 self._open(trip=True)
 
@@ -300,13 +298,13 @@ class CircuitBreaker:
 
         In CLOSED it changes nothing; from the current HALF_OPEN probe it counts as a success (the server answered).
         """
-        if self._current(permit) is BreakerState.HALF_OPEN:
+        if self._current(permit)[0] is BreakerState.HALF_OPEN:
             self._probe_succeeded()
 
     def record_ignored(self, permit: Permit | None = None) -> None:
         """The call ended without evidence either way (cancelled, the caller's own deadline ran out, nothing was
         sent): a HALF_OPEN probe permit is given back without counting a success or a failure."""
-        if self._current(permit) is BreakerState.HALF_OPEN:
+        if self._current(permit)[0] is BreakerState.HALF_OPEN:
             self._release_probe()
 
     def reset(self) -> None:
