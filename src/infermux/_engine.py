@@ -6,7 +6,8 @@ Rules (the README's "What every call goes through" tells the same):
 - A call fails only when its deadline cannot be met or its error is not retryable. While the endpoint protects
   itself (breaker open, every key's quota used up) the call *waits*, bounded by its deadline and the queue
   bound, unless it fails fast (``fail_fast``, or the router knows another endpoint can serve it now).
-- Local waits spend no retry: the retry budget counts attempts that reached the server.
+- Local waits spend no retry: the retry budget counts attempts that reached the server, less failed half-open
+  probes (a probe is sent on behalf of every waiter; it is part of waiting out the outage, bounded by the deadline).
 - When the call gives up, the caller gets the last error the server gave (``breaker_state`` noted on it), not a
   ``CircuitOpenError`` that hides it; the counters count every failed attempt by its real class.
 - Running out of the endpoint's *share* of the caller's timeout (the router keeps time for fallbacks) is an
@@ -85,6 +86,7 @@ class Call:
     wait: bool = True  # wait out protective states (False: fail fast, another endpoint can serve now)
     share: bool = False  # the deadline is this endpoint's share of the caller's timeout
     number: int = 0  # attempts sent to the server
+    probes: int = 0  # of which failed half-open probes: sent on behalf of every waiter, not charged as retries
     malformed: int = 0
     admitted: bool = False  # the current attempt passed admission (an error before it is final)
     last_error: InfermuxError | None = None  # the last error the server gave
@@ -268,13 +270,17 @@ class EngineCore:
         if (
             isinstance(err, RateLimitError)
             and err.status_code == 429
-            and call.number <= call.pol.max_retries
+            and call.number - call.probes <= call.pol.max_retries
             and self.keys.ready_count() > 0
             and getattr(err, "should_retry_header", None) is not False
         ):
             return 0.0
         decision = decide(
-            call.pol, err, retry_number=call.number, elapsed=self.clock.now() - call.started, rand=self._rand
+            call.pol,
+            err,
+            retry_number=call.number - call.probes,  # a failed probe spends no retry: it is part of the wait
+            elapsed=self.clock.now() - call.started,
+            rand=self._rand,
         )
         rem = call.deadline.remaining()
         if not decision.retry or (rem is not None and decision.delay >= rem):
@@ -405,6 +411,8 @@ class EngineCore:
         """Record a failed attempt; returns the exception the caller should see (a share overrun becomes an
         attempt timeout)."""
         failure = self._share_timeout(err, call)
+        if permit.probe:
+            call.probes += 1
         self._record_failure(failure, lease, permit, attempt)
         return failure
 

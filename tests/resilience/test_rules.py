@@ -132,6 +132,26 @@ async def test_callers_waiting_on_an_open_breaker_go_when_the_probe_succeeds() -
     assert ep.stats()["waits"] >= 5 and ep.breaker.state is BreakerState.CLOSED
 
 
+async def test_failed_probes_spend_no_retry_of_the_caller_that_sent_them() -> None:
+    """The one caller of an endpoint in a long outage sends every half-open probe; those failures are the wait,
+    not its retries: with max_retries=1 it still gets the answer once the endpoint is back (CI once saw a caller
+    fail after probing twice through a 1.5 s outage)."""
+    clock = FakeClock()
+    answers = [error(503)] * 8 + [completion("back")]
+    ep = make(
+        lambda r: answers.pop(0),
+        clock,
+        breaker=BreakerConfig(consecutive_failures=2, open_seconds=1.0),
+        retry=RetryPolicy(max_retries=1, initial_delay=0.01),
+    )
+    with pytest.raises(infermux.InternalServerError):
+        await ep.chat(REQ)  # two real failures: its one retry spent, and the breaker opens
+    assert ep.breaker.state is BreakerState.OPEN
+    result = await ep.chat(REQ)  # waits; probes 6 times (each failure reopens the breaker), then is served
+    assert result.text == "back" and result.attempts == 7 and not answers
+    assert ep.breaker.state is BreakerState.CLOSED
+
+
 async def test_fail_fast_refuses_at_once_while_open() -> None:
     clock = FakeClock()
     ep = make(
