@@ -21,7 +21,7 @@ from .types import Priority, RouteHop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import Endpoint
-    from .router import Budget, Router
+    from .router import Budget, Router, Step
 
 __all__ = ["Group", "Routing", "Target"]
 
@@ -73,6 +73,7 @@ class Routing:
         "_group",
         "_left",
         "_priority",
+        "_skip",
         "_tried",
         "budget",
         "errors",
@@ -97,6 +98,7 @@ class Routing:
         self._tried: set[str] = set()
         self._done = False  # the current group cannot help further (an error another endpoint cannot fix)
         self._left: Endpoint | None = None  # the endpoint just left (counted as a fallback once another is tried)
+        self._skip: set[str] = set()  # endpoints already sent the call as a hedge (not tried again)
 
     def route(self) -> tuple[RouteHop, ...]:
         return tuple(RouteHop(*h) for h in self.hops)
@@ -123,6 +125,8 @@ class Routing:
                     key=target.affinity_key(),
                     reserve=reserve,
                 ):
+                    if ep.name in self._skip:
+                        continue
                     if self._left is not None:
                         self._left.counters.fallbacks += 1
                         self._left = None
@@ -161,6 +165,40 @@ class Routing:
 
     def _refused_last(self) -> bool:
         return bool(self.hops) and self.hops[-1][2] == "content_filter"
+
+    # ------------------------------------------------------------------ hedging (infermux._hedge)
+
+    @property
+    def stopped(self) -> bool:
+        """The current group cannot help further (the last error is one no other endpoint can fix)."""
+        return self._done
+
+    def hedge_step(self, primary: Endpoint) -> tuple[Endpoint, Step] | None:
+        """Where a hedge of the call running at ``primary`` can go now: the least loaded other endpoint of
+        the current target that is usable with a free slot (``None`` when there is none: a hedge would only
+        queue or add load where none is spare), with its share of the call's budget. It is then not tried
+        again by this routing."""
+        from .router import Step as _Step
+
+        target = self.root
+        others = [e for e in target.endpoints if e is not primary and e.name not in self._skip]
+        free = [e for e in others if self.router.usable(e) and e.has_capacity()]
+        if not free:
+            return None
+        ep = min(free, key=lambda e: e.load())
+        left = len(others) + (1 if self._fallbacks_left() else 0)
+        try:
+            timeout, share = self.budget.share(ep, left) if self.budget is not None else (None, False)
+        except DeadlineExceededError:  # the call's time is spent: no hedge (the running leg has its own deadline)
+            return None
+        self._skip.add(ep.name)
+        return ep, _Step(False, timeout, share)
+
+    def lost(self, ep: Endpoint, winner: Endpoint | None) -> None:
+        """``ep``'s leg of a hedged call was cancelled: ``winner`` answered first (``None``: the other leg's
+        error ended the call)."""
+        why = f"{winner.name!r} answered first" if winner is not None else "the other leg's error ended the call"
+        self.hops.append([ep.name, self._group, "hedge_lost", why, 0])
 
     # ------------------------------------------------------------------ what the caller reports
 

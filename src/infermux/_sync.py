@@ -273,6 +273,7 @@ class Client:
         fail_fast: bool = False,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        hedge: bool | float | None = None,
         model: str | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -301,6 +302,7 @@ class Client:
                 fail_fast=fail_fast,
                 endpoints=endpoints,
                 strategy=strategy,
+                hedge=hedge,
                 model=model,
                 temperature=temperature,
                 top_p=top_p,
@@ -331,6 +333,7 @@ class Client:
         fail_fast: bool = False,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        hedge: bool | float | None = None,
         model: str | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -360,6 +363,7 @@ class Client:
             resume=resume,
             endpoints=endpoints,
             strategy=strategy,
+            hedge=hedge,
             model=model,
             temperature=temperature,
             top_p=top_p,
@@ -395,6 +399,7 @@ class Client:
         max_retries: int | None = None,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        hedge: bool | float | None = None,
     ) -> EmbedResponse:
         """Embed one text or several (``.vectors``: one vector per input); see :meth:`AsyncClient.embed`."""
         return self._portal.run(
@@ -412,6 +417,7 @@ class Client:
                 max_retries=max_retries,
                 endpoints=endpoints,
                 strategy=strategy,
+                hedge=hedge,
             )
         )
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from ._hedge import HedgePlan, routed_stream
 from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
 from .errors import ConfigurationError, InfermuxError
 from .fleet import GroupConfig
@@ -434,6 +435,7 @@ class AsyncClient:
         fail_fast: bool = False,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        hedge: bool | float | None = None,
         cache: bool = True,
         cache_refresh: bool = False,
         cache_namespace: str | None = None,
@@ -445,10 +447,11 @@ class AsyncClient:
         max_retries, reasoning_effort), see :class:`ChatParams`.
         ``timeout`` bounds the whole call, fallbacks included; ``fail_fast`` refuses at once instead of waiting
         while every endpoint protects itself (breaker open, key quota used up). ``model`` may name a group;
-        ``endpoints`` (names) and ``strategy`` override the group's for this call. The response's ``route``
-        lists the endpoints tried. With a response cache: ``cache=False`` skips it, ``cache_refresh=True`` asks
-        the provider and replaces the stored answer, ``cache_namespace`` names the tenant,
-        ``cache_allow_sampled`` lets a non-zero temperature use the cache."""
+        ``endpoints`` (names) and ``strategy`` override the group's for this call; ``hedge`` too (``False``: no
+        hedge, ``True``: hedge, a number: hedge after that many seconds; see :mod:`infermux.hedging`). The
+        response's ``route`` lists the endpoints tried. With a response cache: ``cache=False`` skips it,
+        ``cache_refresh=True`` asks the provider and replaces the stored answer, ``cache_namespace`` names the
+        tenant, ``cache_allow_sampled`` lets a non-zero temperature use the cache."""
         _check_params("AsyncClient.chat", params)
         self._bind_loop()
         asked = build_chat_request(messages, **params)
@@ -473,6 +476,7 @@ class AsyncClient:
             fail_fast=fail_fast,
             priority=priority,
             refused=_refused,
+            hedge=self.router.hedging(target, hedge),
         )
         if plan is not None and self._cache is not None:
             await self._cache.cache.complete(plan, resp)
@@ -506,6 +510,7 @@ class AsyncClient:
         resume: bool | None = None,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
+        hedge: bool | float | None = None,
         cache: bool = True,
         cache_refresh: bool = False,
         cache_namespace: str | None = None,
@@ -515,7 +520,8 @@ class AsyncClient:
         """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
         only while no content has reached the caller; after that a broken stream is resumed on its endpoint
         (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`). ``params`` as
-        in :meth:`chat` (``model`` may name a group; ``endpoints``, ``strategy``); ``stream.route`` and the final
+        in :meth:`chat` (``model`` may name a group; ``endpoints``, ``strategy``, ``hedge``: the first content
+        chunk decides the race); ``stream.route`` and the final
         response's ``route`` list the endpoints tried. The cache arguments are :meth:`chat`'s: a cached answer
         is replayed as the same events, and a stream that completes fills the cache."""
         _check_params("AsyncClient.stream", params)
@@ -535,6 +541,7 @@ class AsyncClient:
             fail_fast=fail_fast,
             resume=resume,
             hops=stream.route_hops,
+            hedge=self.router.hedging(target, hedge),
         )
         if self._cache is None:
             stream.attach(live())
@@ -563,35 +570,14 @@ class AsyncClient:
         fail_fast: bool,
         resume: bool | None,
         hops: list[RouteHop],
+        hedge: HedgePlan | None,
     ) -> AsyncGenerator[StreamEvent, None]:
         routing = self.router.routing(target, budget, fail_fast=fail_fast, priority=priority)
         try:
-            async for ep, st in routing:
-                delivered = False
-                try:
-                    events_ = ep.stream(
-                        req,
-                        priority=priority,
-                        timeout=st.timeout,
-                        request_id=rid,
-                        wait=st.wait,
-                        share=st.share,
-                        resume=resume,
-                        info=info,
-                    )
-                    async with aclosing(events_) as events:
-                        async for ev in events:
-                            delivered = True
-                            yield ev
-                except InfermuxError as e:
-                    routing.failed(ep, e)
-                    if delivered:  # content reached the caller: no other endpoint can take over (resumed above)
-                        e.route = routing.route()
-                        raise
-                    continue
-                routing.succeeded(ep, None)
-                return
-            routing.outcome()  # raises the final error
+            events = routed_stream(routing, hedge, req, info, priority=priority, rid=rid, resume=resume)
+            async with aclosing(events):
+                async for ev in events:
+                    yield ev
         finally:
             hops[:] = routing.route()
 
@@ -612,12 +598,13 @@ class AsyncClient:
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
         batch: bool = True,
+        hedge: bool | float | None = None,
     ) -> EmbedResponse:
         """Embed one text or several: ``.vectors`` holds one vector per input, in order. ``model`` may name a
         group (``endpoints``, ``strategy`` as in :meth:`chat`); the response's ``route`` lists the endpoints
         tried. With ``batching``, concurrent calls of the same endpoints, model and parameters share upstream
         requests, tried over the candidates in order (``batch=False`` or ``fail_fast=True`` sends this one on
-        its own, with the group's strategy)."""
+        its own, with the group's strategy and ``hedge``, as in :meth:`chat`; batched calls are not hedged)."""
         self._bind_loop()
         if isinstance(inputs, EmbedRequest):
             req = inputs
@@ -655,6 +642,7 @@ class AsyncClient:
             budget,
             fail_fast=fail_fast,
             priority=priority,
+            hedge=self.router.hedging(target, hedge),
         )
 
     async def infer(
@@ -720,12 +708,15 @@ class AsyncClient:
 
     def stats(self) -> dict[str, Any]:
         """A plain-data snapshot of every endpoint's counters, queue, breaker and keys (by endpoint name), plus
-        ``"cache"`` (hits, misses, false-hit guards... per namespace) and ``"batching"`` when enabled."""
+        ``"cache"`` (hits, misses, false-hit guards... per namespace), ``"batching"`` when enabled, and
+        ``"hedging"`` (per group: hedges fired, won, skipped for budget or unavailable endpoints, the delay)."""
         out: dict[str, Any] = {ep.name: ep.stats() for ep in self._endpoints}
         if self._cache is not None:
             out["cache"] = self._cache.cache.stats()
         if self._batching is not None:
             out["batching"] = self._batching.stats()
+        if self.router.hedgers:
+            out["hedging"] = self.router.hedge_stats()
         return out
 
     def health(self) -> dict[str, dict[str, Any]]:

@@ -36,6 +36,7 @@ from .errors import (
     MalformedResponseError,
     UnprocessableEntityError,
 )
+from .hedging import HedgeConfig, hedge_from_dict
 
 __all__ = ["CATEGORIES", "STRATEGIES", "GroupConfig", "error_category", "fallback_keys", "group_from_dict"]
 
@@ -136,7 +137,8 @@ class GroupConfig:
     ``strategy``: one of :data:`STRATEGIES`; ``weights``: endpoint name -> weight > 0 for ``weighted``
     (default 1; fractions are kept exact); ``fallbacks``: error class key -> group names to try next, in
     order (see the module docstring); ``affinity_chars``: how much of the prompt's start ``prefix_affinity``
-    hashes."""
+    hashes; ``hedge``: hedged requests (:class:`~infermux.hedging.HedgeConfig`, or its settings as a mapping,
+    or ``True`` for the defaults)."""
 
     name: str
     endpoints: tuple[str, ...]
@@ -144,6 +146,7 @@ class GroupConfig:
     weights: Mapping[str, float] = field(default_factory=dict)
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     affinity_chars: int = 512
+    hedge: HedgeConfig | None = None
 
     def __post_init__(self) -> None:
         where = f"group {self.name!r}"
@@ -176,6 +179,15 @@ class GroupConfig:
         a = self.affinity_chars
         if isinstance(a, bool) or not isinstance(a, int) or a < 1:
             raise ConfigurationError(f"{where}: affinity_chars must be an int >= 1, got {a!r}")
+        self._check_hedge(where)
+
+    def _check_hedge(self, where: str) -> None:
+        if self.hedge is None:
+            return
+        try:
+            object.__setattr__(self, "hedge", hedge_from_dict(self.hedge))
+        except ConfigurationError as e:
+            raise ConfigurationError(f"{where}: {e}") from None
 
     def fallbacks_for(self, err: InfermuxError) -> tuple[str, ...]:
         """The fallback groups for ``err``: those of the most specific key that is configured."""

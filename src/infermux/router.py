@@ -37,11 +37,13 @@ Rules (see the README's "What every call goes through"):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from ._hedge import HedgePlan, race
 from ._routing import Group, Routing, Target
 from .endpoint import Endpoint
 from .errors import (
@@ -53,6 +55,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .fleet import GroupConfig
+from .hedging import HedgeConfig, Hedger
 from .resilience.clock import Clock
 from .strategies import Strategy, make_strategy
 from .types import Priority
@@ -128,6 +131,7 @@ class Router:
         self.health = health
         self.clock = clock or self.endpoints[0].clock
         self.groups: dict[str, Group] = {}
+        self.hedgers: dict[str, Hedger] = {}  # by group name (or "endpoints:a,b" for calls outside a group)
         for cfg in groups:
             self._add_group(cfg)
         for g in self.groups.values():
@@ -163,6 +167,34 @@ class Router:
                 )
             members.append(ep)
         self.groups[g.name] = Group(g, members)
+        if g.hedge is not None and g.hedge.enabled:
+            self.hedgers[g.name] = Hedger(g.name, g.hedge, self.clock)
+
+    def hedging(self, target: Target, hedge: bool | float | None) -> HedgePlan | None:
+        """How a call routed over ``target`` hedges: ``hedge`` ``None`` follows its group's configuration,
+        ``False`` opts out, ``True`` opts in (the group's configuration, else the defaults of
+        :class:`~infermux.hedging.HedgeConfig`), a number opts in with that fixed delay in seconds. The budget
+        and counters are the group's (for a call outside a group: those of its list of endpoints)."""
+        delay = None if hedge is None or isinstance(hedge, bool) else HedgeConfig(delay=hedge).delay  # validated
+        if hedge is False or len(target.endpoints) < 2:
+            return None
+        if target.group is None:
+            key, cfg = "endpoints:" + ",".join(e.name for e in target.endpoints), None
+        else:
+            key, cfg = target.group.name, target.group.config.hedge
+        h = self.hedgers.get(key)
+        if hedge is None:  # the group's own setting
+            return HedgePlan(h) if h is not None and cfg is not None and cfg.enabled else None
+        if h is None:
+            if len(self.hedgers) > 256:  # per-call endpoint lists could grow it without bound
+                self.hedgers = {k: v for k, v in self.hedgers.items() if k in self.groups}
+            cfg = HedgeConfig() if cfg is None else dataclasses.replace(cfg, enabled=True)
+            h = self.hedgers[key] = Hedger(key, cfg, self.clock)
+        return HedgePlan(h, delay)
+
+    def hedge_stats(self) -> dict[str, dict[str, object]]:
+        """Hedging counters and state per group (and per list of endpoints of calls outside a group)."""
+        return {k: h.stats() for k, h in self.hedgers.items()}
 
     def _slot_freed(self) -> None:
         while self._waiters:
@@ -320,20 +352,30 @@ class Router:
         fail_fast: bool = False,
         priority: Priority = Priority.NORMAL,
         refused: Callable[[T], bool] | None = None,
+        hedge: HedgePlan | None = None,
     ) -> T:
         """Call ``fn`` on the endpoints in turn until one answers; ``refused(result)``: the answer is a content
         filter's refusal (a ``content_policy`` fallback group is tried, the refusal returned if none answers).
+        With ``hedge`` (:meth:`hedging`), the first endpoint is hedged (see :mod:`infermux._hedge`).
         The result (a response dataclass with a ``route`` field) and the error carry the route."""
         routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
         async for ep, step in routing:
+            at = ep
             try:
-                result = await fn(ep, step)
+                if hedge is not None:
+                    plan, hedge = hedge, None
+                    won = await race(routing, plan, ep, step, fn)
+                    if won is None:
+                        continue
+                    at, result = won
+                else:
+                    result = await fn(ep, step)
             except InfermuxError as e:
-                routing.failed(ep, e)
+                routing.failed(at, e)
                 continue
-            if refused is not None and refused(result) and routing.refusal(ep, result):
+            if refused is not None and refused(result) and routing.refusal(at, result):
                 continue
-            return routing.succeeded(ep, result)  # type: ignore[no-any-return]
+            return routing.succeeded(at, result)  # type: ignore[no-any-return]
         return routing.outcome()  # type: ignore[no-any-return]
 
     @staticmethod

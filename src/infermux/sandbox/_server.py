@@ -107,6 +107,21 @@ _OPENAI_NO_KEY = (
 )
 
 
+async def _stall(request: web.Request, delay: float) -> bool:
+    """Wait ``delay`` seconds before answering, as a stalled server does; ``False`` as soon as the client closes
+    the connection (a real server notices the hang-up when it next polls the socket: here every 10 ms)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + delay
+    while True:
+        tr = request.transport
+        if tr is None or tr.is_closing():
+            return False
+        left = end - loop.time()
+        if left <= 0:
+            return True
+        await asyncio.sleep(min(0.01, left))
+
+
 def _attempt(headers: Mapping[str, str]) -> int | None:
     for name in ATTEMPT_HEADERS:
         value = headers.get(name)
@@ -284,8 +299,9 @@ class SandboxApp:
         if fault is not None and fault.kind is FaultKind.RESET:
             abort_connection(request)
             return web.Response()
-        if fault is not None and fault.kind is FaultKind.SLOW_HEADERS:
-            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.kind is FaultKind.SLOW_HEADERS and not await _stall(request, fault.delay):
+            self.stats.hung_up(request.headers.get("x-request-id"))
+            return web.Response()  # the client hung up while the server stalled: nobody to answer
         limit = self.faults.capacity or 10000
         in_flight = self.stats.in_flight
         headers = base_headers(protocol, rid, started, limit=limit, in_flight=in_flight, state=self.state)

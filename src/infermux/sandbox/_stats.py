@@ -57,6 +57,8 @@ class SandboxStats:
             self.in_flight = 0
             self.max_in_flight = 0
             self.completed = 0
+            self._hung_up: deque[str | None] = deque(maxlen=self.max_records)
+            self._hung_up_total = 0
 
     def record(self, rec: RequestRecord) -> None:
         with self._lock:
@@ -75,6 +77,24 @@ class SandboxStats:
         with self._lock:
             self.in_flight -= 1
             self.completed += 1
+
+    def hung_up(self, request_id: str | None) -> None:
+        """A client closed its connection while the server stalled before the headers (``slow_headers``)."""
+        with self._lock:
+            self._hung_up.append(request_id)
+            self._hung_up_total += 1
+
+    @property
+    def hung_up_total(self) -> int:
+        """Requests whose client closed the connection before the (stalled) answer, all of them."""
+        with self._lock:
+            return self._hung_up_total
+
+    @property
+    def hung_up_ids(self) -> list[str | None]:
+        """The client X-Request-ID of the latest ``max_records`` of those requests, oldest first."""
+        with self._lock:
+            return list(self._hung_up)
 
     @property
     def total(self) -> int:
@@ -124,5 +144,6 @@ class SandboxStats:
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
                 "completed": self.completed,
+                "hung_up": self._hung_up_total,
                 "requests": [asdict(r) for r in self._records],
             }
