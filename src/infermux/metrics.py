@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .endpoint import Endpoint
     from .health import HealthMonitor
+    from .router import Router
 
 __all__ = ["PrometheusCollector", "exposition"]
 
@@ -71,6 +72,8 @@ class PrometheusCollector:
     def __init__(self, client: Any) -> None:
         _prometheus()
         self._endpoints, self._health = _source(client)
+        inner = getattr(client, "aio", client)
+        self._router: Router | None = getattr(inner, "router", None)
 
     def describe(self) -> list[Metric]:
         return []  # the series depend on the endpoints' state: no fixed description (unchecked collector)
@@ -134,6 +137,8 @@ class PrometheusCollector:
         for ep in self._endpoints:
             self._endpoint(ep, m)
         yield from m.values()
+        if self._router is not None:
+            yield from _hedging(counter, gauge, self._router)
 
     def _endpoint(self, ep: Endpoint, m: dict[str, Any]) -> None:
         c = ep.counters
@@ -178,6 +183,33 @@ class PrometheusCollector:
                 m["key_requests"].add_metric([*kl, outcome], k[field])
             m["key_in_flight"].add_metric(kl, k["in_flight"])
             m["key_disabled"].add_metric(kl, 1.0 if k["disabled"] else 0.0)
+
+
+#: hedging outcome label -> the group's hedge counter
+_HEDGE_OUTCOMES = {
+    "fired": "fired",
+    "won": "won",
+    "skipped_budget": "skipped_budget",
+    "skipped_unavailable": "skipped_unavailable",
+}
+
+
+def _hedging(counter: Any, gauge: Any, router: Router) -> Iterator[Metric]:
+    """Hedged requests per group (``group`` label: the group, or ``endpoints:a,b`` for calls outside one)."""
+    hedges = counter(
+        "infermux_hedges",
+        "Hedged requests by outcome (fired, won, skipped_budget, skipped_unavailable)",
+        labels=["group", "outcome"],
+    )
+    calls = counter("infermux_hedge_calls", "Calls that could hedge (each earns hedge budget)", labels=["group"])
+    delay = gauge("infermux_hedge_delay_seconds", "Current hedge delay", labels=["group"])
+    for name, h in sorted(router.hedgers.items()):
+        c = h.counters
+        for outcome, field in _HEDGE_OUTCOMES.items():
+            hedges.add_metric([name, outcome], getattr(c, field))
+        calls.add_metric([name], c.calls)
+        delay.add_metric([name], h.tracker.delay())
+    yield from (hedges, calls, delay)
 
 
 def _histogram(family: Any, labels: list[str], h: Histogram) -> None:
