@@ -262,6 +262,9 @@ class SandboxApp:
             return await self._respond(
                 request, protocol, handler, with_body=with_body, rid=rid, fault=fault, started=started
             )
+        except ConnectionResetError:  # the client hung up before its request was read whole: nobody to answer
+            self.stats.hung_up(request.headers.get("x-request-id"))
+            return web.Response()
         finally:
             if admitted:
                 self.stats.leave()
