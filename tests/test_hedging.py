@@ -353,3 +353,17 @@ async def test_prometheus_exports_the_hedge_counters() -> None:
         'infermux_hedge_delay_seconds{group="g"} 0.2',
     ):
         assert line in text
+
+
+async def test_cancelling_the_call_cancels_both_legs() -> None:
+    clock = FakeClock()
+    a, b = Upstream("a", stall=True), Upstream("b", stall=True)
+    eps = [ep("a", clock, a), ep("b", clock, b)]
+    async with client(eps, GroupConfig("g", ("a", "b"), hedge=HedgeConfig(delay=0.1))) as c:
+        call = asyncio.ensure_future(c.chat("hi", model="g"))
+        await until(lambda: b.started == 1, "the hedge was sent")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert (c.stats()["a"]["cancelled"], c.stats()["b"]["cancelled"]) == (1, 1)
+        assert eps[0].gate.in_flight == 0 and eps[1].gate.in_flight == 0
