@@ -110,6 +110,26 @@ async def test_slow_headers_and_slow_body(sb: Sandbox) -> None:
         assert total >= 0.05 * 5  # 7 events: 6 gaps
 
 
+async def test_a_client_hanging_up_ends_a_slow_headers_stall_and_is_counted(sb: Sandbox) -> None:
+    url = sb.openai_base_url + "/chat/completions"
+    headers = {**OA, "x-sandbox-fault": "slow_headers=30", "x-request-id": "rid-hang"}
+    async with aiohttp.ClientSession() as s:
+        call = asyncio.ensure_future(post(s, url, CHAT, headers))
+        deadline = time.monotonic() + 5
+        while sb.stats.in_flight < 1:
+            assert time.monotonic() < deadline, "the request never reached the server"
+            await asyncio.sleep(0.01)
+        call.cancel()  # aiohttp closes the connection of a request cancelled before its answer
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        started = time.monotonic()
+        while sb.stats.in_flight or not sb.stats.hung_up_total:
+            assert time.monotonic() - started < 2.0, "the stall did not end with the hang-up"
+            await asyncio.sleep(0.01)
+    assert sb.stats.hung_up_ids == ["rid-hang"] and sb.stats.snapshot()["hung_up"] == 1
+    assert sb.stats.hung_up_total == 1 and sb.stats.completed == 1
+
+
 async def test_stream_cut_openai_and_anthropic(sb: Sandbox) -> None:
     async with aiohttp.ClientSession() as s:
         url = sb.openai_base_url + "/chat/completions"

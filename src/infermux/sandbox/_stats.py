@@ -79,14 +79,15 @@ class SandboxStats:
             self.completed += 1
 
     def hung_up(self, request_id: str | None) -> None:
-        """A client closed its connection while the server stalled before the headers (``slow_headers``)."""
+        """A client closed its connection before its answer was sent whole (noticed while stalling before the
+        headers, ``slow_headers``, or when reading the request or writing the answer)."""
         with self._lock:
             self._hung_up.append(request_id)
             self._hung_up_total += 1
 
     @property
     def hung_up_total(self) -> int:
-        """Requests whose client closed the connection before the (stalled) answer, all of them."""
+        """Requests whose client closed the connection before the answer was sent whole, all of them."""
         with self._lock:
             return self._hung_up_total
 
