@@ -28,6 +28,9 @@ Rules (see the README's "What every call goes through"):
   the group's endpoints; the group's strategy (or the call's) orders the *free* ones (see
   :mod:`infermux.strategies`); the rules above stay around it. Endpoints that health monitoring finds down
   are skipped like open breakers (and used like them when nothing else is left).
+- **Hedging.** With a group's ``hedge`` (or a call's), the first endpoint's call is also sent to another free
+  endpoint of the group after the hedge delay, within a budget; the first good answer wins and the other leg is
+  cancelled (:mod:`infermux.hedging`, :mod:`infermux._hedge`); the rules above go on as usual when both fail.
 - **Fallback groups.** When a group cannot answer, the class of its error picks the next groups
   (:meth:`GroupConfig.fallbacks_for`); a ``content_filter`` answer does the same when ``content_policy``
   fallbacks are configured (the refusal is returned if none answers). Every response and error carries its
