@@ -167,6 +167,12 @@ def test_config_is_validated_and_read_from_plain_data(tmp_path: Any) -> None:
     )
     fleet = load_fleet(path)
     assert fleet.groups[0].hedge == HedgeConfig(percentile=99.0, budget=0.1)
+    clock = FakeClock()
+    with pytest.raises(ConfigurationError, match="'hedging' is reserved"):  # stats() reports hedging under that key
+        client(
+            [ep("hedging", clock, Upstream("a")), ep("b", clock, Upstream("b"))],
+            GroupConfig("g", ("hedging", "b"), hedge=True),
+        )
 
 
 # ---------------------------------------------------------------------- the race

@@ -171,7 +171,14 @@ class Router:
             members.append(ep)
         self.groups[g.name] = Group(g, members)
         if g.hedge is not None and g.hedge.enabled:
+            self._check_hedging_name()
             self.hedgers[g.name] = Hedger(g.name, g.hedge, self.clock)
+
+    def _check_hedging_name(self) -> None:
+        if "hedging" in self._by_name:
+            raise ConfigurationError(
+                "endpoint name 'hedging' is reserved in stats() while hedging is used", endpoint="hedging"
+            )
 
     def hedging(self, target: Target, hedge: bool | float | None) -> HedgePlan | None:
         """How a call routed over ``target`` hedges: ``hedge`` ``None`` follows its group's configuration,
@@ -189,6 +196,7 @@ class Router:
         if hedge is None:  # the group's own setting
             return HedgePlan(h) if h is not None and cfg is not None and cfg.enabled else None
         if h is None:
+            self._check_hedging_name()
             if len(self.hedgers) > 256:  # per-call endpoint lists could grow it without bound
                 self.hedgers = {k: v for k, v in self.hedgers.items() if k in self.groups}
             cfg = HedgeConfig() if cfg is None else dataclasses.replace(cfg, enabled=True)
