@@ -373,3 +373,22 @@ async def test_cancelling_the_call_cancels_both_legs() -> None:
             await call
         assert (c.stats()["a"]["cancelled"], c.stats()["b"]["cancelled"]) == (1, 1)
         assert eps[0].gate.in_flight == 0 and eps[1].gate.in_flight == 0
+
+
+async def test_the_delay_follows_the_groups_observed_p95_time_to_first_byte() -> None:
+    clock = GatedClock()  # the hedge delay never passes: every call is answered by a
+    took = iter([0.1] * 18 + [0.2, 0.9, 0.1])
+
+    def a(r: HTTPRequest) -> MockResponse:
+        clock.advance(next(took))  # the upstream's time to first byte, on the FakeClock
+        return answer("a", r)
+
+    eps = [ep("a", clock, a), ep("b", clock, Upstream("b"))]
+    cfg = HedgeConfig(initial_delay=0.5, min_samples=20, min_delay=0.01)
+    async with client(eps, GroupConfig("g", ("a", "b"), hedge=cfg)) as c:
+        for _ in range(21):
+            assert (await c.chat("hi", model="g")).endpoint == "a"
+        # 20 fallback delays while samples were too few, then the p95 (nearest rank 19 of 20: 0.2 s)
+        assert clock.sleeps == [0.5] * 20 + [pytest.approx(0.2)]
+        h = c.stats()["hedging"]["g"]
+        assert h["samples"] == 21 and h["fired"] == 0 and h["delay_s"] == pytest.approx(0.2)
