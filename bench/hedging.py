@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import time
@@ -48,7 +49,8 @@ class Upstream:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # bounded: the server prints its URL once it listens, or exits
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)  # the server prints its URL once it listens
+        line = self.proc.stdout.readline() if ready else ""
         m = re.search(r"listening on (http://\S+)", line)
         if m is None:
             self.proc.kill()
