@@ -195,9 +195,9 @@ class Routing:
         return ep, _Step(False, timeout, share)
 
     def lost(self, ep: Endpoint, winner: Endpoint | None) -> None:
-        """``ep``'s leg of a hedged call was cancelled: ``winner`` answered first (``None``: the other leg's
-        error ended the call)."""
-        why = f"{winner.name!r} answered first" if winner is not None else "the other leg's error ended the call"
+        """``ep``'s leg of a hedged call was cancelled: ``winner`` answered first (``None``: the call ended
+        otherwise: the other leg's error no endpoint can fix, or the caller's cancellation)."""
+        why = f"{winner.name!r} answered first" if winner is not None else "cancelled: the call ended without it"
         self.hops.append([ep.name, self._group, "hedge_lost", why, 0])
 
     # ------------------------------------------------------------------ what the caller reports
