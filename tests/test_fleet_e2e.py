@@ -56,10 +56,13 @@ async def test_health_probes_and_forward_progress_gate_a_group_of_real_servers()
             await until(lambda: c.health()["a"]["probe"]["count"] >= 2, "probes of a")
             assert sa.stats.snapshot()["routes"].get("GET /health", 0) >= 2
 
-            # a accepts a request and hangs (headers after 30 s); its /health keeps answering 200
-            hung = asyncio.ensure_future(
-                c.chat("hello", endpoint="a", max_tokens=8, extra_headers={"x-sandbox-fault": "slow_headers=30"})
-            )
+            # a accepts a stream and hangs (headers after 30 s); its /health keeps answering 200
+            async def read(s: infermux.ChatStream) -> infermux.ChatResponse:
+                async with s:
+                    return await s.final_response()
+
+            fault = {"x-sandbox-fault": "slow_headers=30"}
+            hung = asyncio.ensure_future(read(c.stream("hello", endpoint="a", max_tokens=8, extra_headers=fault)))
             await until(lambda: c.health()["a"]["state"] == "down", "a found stalled")
             rep = c.health()["a"]
             assert "no progress" in rep["reason"] and rep["probe"]["ok"] is True and rep["attempts_running"] == 1

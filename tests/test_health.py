@@ -77,22 +77,32 @@ def test_health_config_is_validated() -> None:
 def test_forward_progress_judges_completions_against_the_busy_period() -> None:
     c = EndpointCounters()
     assert c.stalled_for(100.0) == 0.0  # idle is not stalled
-    c.attempt_started(100.0)
-    assert c.stalled_for(130.0) == 30.0  # busy since 100, nothing produced
+    c.attempt_started(100.0, stream=True)
+    assert c.stalled_for(130.0) == 30.0  # a stream busy since 100, nothing produced
     c.progressed(125.0)  # a stream chunk
     assert c.stalled_for(130.0) == 5.0
-    # saturated: 8 attempts always running, one completes every 5 s, a new one starts at once
+    # saturated: 8 streams always running, one completes every 5 s, a new one starts at once
     for _ in range(7):
-        c.attempt_started(130.0)
+        c.attempt_started(130.0, stream=True)
     now = 130.0
     for _ in range(40):
         now += 5.0
-        c.attempt_ended(now, answered=True)
-        c.attempt_started(now)
+        c.attempt_ended(now, answered=True, stream=True)
+        c.attempt_started(now, stream=True)
         assert c.stalled_for(now + 4.9) < 5.0  # never "stalled", whatever the backlog
     for _ in range(8):  # a timeout or a cut is not progress
-        c.attempt_ended(now + 1, answered=False)
+        c.attempt_ended(now + 1, answered=False, stream=True)
     assert c.attempts_running == 0 and c.stalled_for(now + 100) == 0.0
+
+
+def test_a_long_non_stream_attempt_is_not_a_stall() -> None:
+    c = EndpointCounters()
+    c.attempt_started(100.0)  # a non-stream call: its forward progress is its end, no chunk comes before
+    assert c.attempts_running == 1 and c.stalled_for(1000.0) == 0.0
+    c.attempt_started(900.0, stream=True)  # a stream starts: its own busy period counts
+    assert c.stalled_for(1000.0) == 100.0
+    c.attempt_ended(1000.0, answered=True)  # the long call ends: the endpoint produced something
+    assert c.stalled_for(1010.0) == 10.0
 
 
 # ---------------------------------------------------------------------- probes
@@ -187,13 +197,23 @@ async def test_health_gated_routing_skips_down_endpoints_and_panics_when_all_are
         assert (await c.chat("hi", model="g")).endpoint == "a"  # all down: panic routing still serves
 
 
+def sse(text: str) -> MockResponse:
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}
+    data = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n"
+    return MockResponse(200, {"content-type": "text/event-stream"}, data.encode())
+
+
 async def test_a_hung_endpoint_is_down_a_saturated_one_is_not() -> None:
     clock = FakeClock()
     release = asyncio.Event()
 
     async def hang(r: HTTPRequest) -> MockResponse:
-        await release.wait()  # accepts the request, never answers (its /health would still say 200)
-        return completion("a")
+        await release.wait()  # accepts the stream, never sends its headers (its /health would still say 200)
+        return sse("a")
+
+    async def read_all(s: infermux.ChatStream) -> infermux.ChatResponse:
+        async with s:
+            return await s.final_response()
 
     async def busy(r: HTTPRequest) -> MockResponse:
         await clock.sleep(5)  # every answer takes 5 s: with 1 slot and a queue, always busy
@@ -209,7 +229,7 @@ async def test_a_hung_endpoint_is_down_a_saturated_one_is_not() -> None:
         on_health_change=lambda n, o, s, r: changes.append((n, s.value)),
         trust_env=False,
     ) as c:
-        stuck = asyncio.ensure_future(c.chat("hi", endpoint="a"))
+        stuck = asyncio.ensure_future(read_all(c.stream("hi", endpoint="a")))
         for _ in range(5):
             await asyncio.sleep(0)
         assert a.counters.attempts_running == 1 and c.health()["a"]["state"] == "up"
@@ -223,6 +243,36 @@ async def test_a_hung_endpoint_is_down_a_saturated_one_is_not() -> None:
         release.set()
         assert (await stuck).endpoint == "a"
         assert c.health()["a"]["state"] == "up" and changes[-1] == ("a", "up")
+
+
+async def test_a_non_stream_call_longer_than_stall_after_leaves_its_endpoint_up() -> None:
+    clock = FakeClock()
+
+    release = asyncio.Event()
+
+    async def slow(r: HTTPRequest) -> MockResponse:
+        if b"essay" in (r.body or b""):
+            await release.wait()  # a long generation: nothing to see until the answer
+        return completion("a")
+
+    changes: list[tuple[str, str]] = []
+    async with infermux.AsyncClient(
+        [ep("a", clock, slow), ep("b", clock, lambda r: completion("b"))],
+        groups=[GroupConfig("g", ("a", "b"))],
+        health=HealthConfig(stall_after=60, probe=False),
+        on_health_change=lambda n, o, s, r: changes.append((n, s.value)),
+        trust_env=False,
+    ) as c:
+        long_call = asyncio.ensure_future(c.chat("write a long essay", endpoint="a"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert c.endpoint("a").counters.attempts_running == 1
+        clock.advance(75)  # past stall_after, the call still running
+        assert c.health()["a"]["state"] == "up"
+        assert (await c.chat("hi", model="g")).endpoint == "a"  # not skipped by the router
+        release.set()
+        assert (await long_call).text == "a"
+    assert changes == []
 
 
 async def test_passive_health_follows_the_breaker() -> None:

@@ -53,6 +53,7 @@ from .types import Priority
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import EndpointConfig
+    from .otel import CallObserver
 
 __all__ = ["Attempt", "Call", "EngineCore"]
 
@@ -71,6 +72,7 @@ class Attempt:
     deadline_at: float | None  # on the endpoint's clock
     started_at: float = 0.0  # on the endpoint's clock
     response_headers: Mapping[str, str] = field(default_factory=dict)
+    stream: bool = False  # a stream's attempt (its chunks are its forward progress)
 
 
 @dataclass(slots=True)
@@ -90,6 +92,7 @@ class Call:
     malformed: int = 0
     admitted: bool = False  # the current attempt passed admission (an error before it is final)
     last_error: InfermuxError | None = None  # the last error the server gave
+    observer: CallObserver | None = None  # the call's trace (infermux.otel), None when telemetry is off
 
 
 def _outcome_for_key(error: BaseException) -> Literal["success", "failure", "rate_limited", "auth_failed", "neutral"]:
@@ -171,6 +174,7 @@ class EngineCore:
         policy: RetryPolicy | None = None,
         wait: bool | None = None,
         share: bool = False,
+        observer: CallObserver | None = None,
     ) -> T:
         """Run ``operation`` under this endpoint's queue, breaker, key pool and retry policy.
 
@@ -178,10 +182,12 @@ class EngineCore:
         (breaker open, every key's quota used up) the call waits, bounded by its deadline, unless ``wait`` is
         false (default: not ``config.fail_fast``). ``share``: ``timeout`` is only this endpoint's share of the
         caller's budget (the router keeps time for the next endpoint), so running out of it is an attempt
-        timeout, a health signal. Raises a typed :class:`InfermuxError` carrying this endpoint's context when
-        the deadline cannot be met or the error is not retryable.
+        timeout, a health signal. ``observer``: the call's trace (its attempts become span events). Raises a
+        typed :class:`InfermuxError` carrying this endpoint's context when the deadline cannot be met or the
+        error is not retryable.
         """
         call = self._begin(request_id, timeout, model, policy, priority, wait=wait, share=share)
+        call.observer = observer
         try:
             while True:
                 try:
@@ -239,6 +245,8 @@ class EngineCore:
             self.counters.attempt_failed(err)
             if not final:
                 delay = self._retry_delay(err, call)
+            if call.observer is not None:
+                call.observer.attempt_failed(self, call.number, err, delay)
             if _log.isEnabledFor(logging.DEBUG):
                 then = "giving up" if delay is None else f"retrying in {delay:.3g}s"
                 _log.debug(
@@ -429,14 +437,16 @@ class EngineCore:
         out.__cause__ = err
         return out
 
-    def _new_attempt(self, call: Call, lease: KeyLease) -> Attempt:
+    def _new_attempt(self, call: Call, lease: KeyLease, *, stream: bool = False) -> Attempt:
         _log.debug("endpoint %s: request %s attempt %d (key %s)", self.name, call.rid, call.number, lease.label)
         now = self.clock.now()
-        self.counters.attempt_started(now)
-        return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=now)
+        self.counters.attempt_started(now, stream=stream)
+        if call.observer is not None:
+            call.observer.attempt(self, call.number)
+        return Attempt(call.rid, call.number, lease.key, lease.label, call.deadline.at, started_at=now, stream=stream)
 
     def _record_success(self, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
-        self.counters.attempt_ended(self.clock.now(), answered=True)
+        self.counters.attempt_ended(self.clock.now(), answered=True, stream=attempt.stream)
         self.keys.release(lease, "success")
         self.breaker.record_success(permit)
         if self.adaptive is not None:
@@ -448,9 +458,8 @@ class EngineCore:
         if isinstance(err, InfermuxError):
             redact_error(err, self._secrets)
         # a status error or a malformed body is an answer (progress); a cut, a timeout, a cancellation is not
-        self.counters.attempt_ended(
-            self.clock.now(), answered=isinstance(err, (APIStatusError, MalformedResponseError))
-        )
+        answered = isinstance(err, (APIStatusError, MalformedResponseError))
+        self.counters.attempt_ended(self.clock.now(), answered=answered, stream=attempt.stream)
         outcome = _outcome_for_key(err)
         # the server's own capacity signal (not our key pool's local refusal, which has no status)
         overloaded = isinstance(err, (RateLimitError, OverloadedError)) and err.status_code is not None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._routing import Routing
     from .endpoint import Endpoint, StreamInfo
     from .hedging import Hedger
+    from .otel import CallObserver
     from .router import Step
     from .types import ChatRequest, Priority, StreamEvent
 
@@ -148,9 +149,11 @@ async def routed_stream(
     priority: Priority,
     rid: str,
     resume: bool | None,
+    observer: CallObserver | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
     """A stream call through the router: the next endpoint only while no content reached the caller; with a
-    ``plan``, the first endpoint is hedged until the first content event."""
+    ``plan``, the first endpoint is hedged until the first content event. ``observer``: the call's trace (every
+    leg's attempts are its span events)."""
     from .endpoint import StreamInfo
 
     async def open_leg(
@@ -165,6 +168,7 @@ async def routed_stream(
             share=st.share,
             resume=resume,
             info=leg_info,
+            observer=observer,
         )
         try:
             first = await anext(gen, _END)

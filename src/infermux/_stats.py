@@ -84,6 +84,7 @@ class EndpointCounters:
         "resumes",
         "retries",
         "shed",
+        "streams_running",
         "successes",
         "tokens_in",
         "tokens_out",
@@ -115,9 +116,10 @@ class EndpointCounters:
         self.ewma: float | None = None  # response time: time to first token for streams, duration otherwise
         self.ewma_at: float | None = None  # clock time of the last observation
         self.fallbacks = 0  # calls that left this endpoint for another one (the router moved on)
-        # forward progress (health): attempts sent and not yet ended, since when the endpoint has had one
-        # running without a break, and when it last produced something (an answer, a stream chunk)
+        # forward progress (health): attempts sent and not yet ended (of which streams), since when the endpoint
+        # has had a stream running without a break, and when it last produced something (an answer, a chunk)
         self.attempts_running = 0
+        self.streams_running = 0
         self.busy_since = 0.0
         self.last_progress: float | None = None
 
@@ -137,14 +139,18 @@ class EndpointCounters:
         self.ewma = seconds if self.ewma is None else EWMA_ALPHA * seconds + (1.0 - EWMA_ALPHA) * self.ewma
         self.ewma_at = now
 
-    def attempt_started(self, now: float) -> None:
-        if self.attempts_running == 0:
-            self.busy_since = now
+    def attempt_started(self, now: float, *, stream: bool = False) -> None:
         self.attempts_running += 1
+        if stream:
+            if self.streams_running == 0:
+                self.busy_since = now
+            self.streams_running += 1
 
-    def attempt_ended(self, now: float, *, answered: bool) -> None:
+    def attempt_ended(self, now: float, *, answered: bool, stream: bool = False) -> None:
         """An attempt ended; ``answered``: the server produced an answer (any status), which is progress."""
         self.attempts_running = max(0, self.attempts_running - 1)
+        if stream:
+            self.streams_running = max(0, self.streams_running - 1)
         if answered:
             self.last_progress = now
 
@@ -153,10 +159,12 @@ class EndpointCounters:
         self.last_progress = now
 
     def stalled_for(self, now: float) -> float:
-        """Seconds the endpoint has had attempts running without producing anything (0 when idle): judged by
-        completions and chunks against the age of the busy period, so a saturated endpoint that keeps
-        answering is never stalled, however many calls wait."""
-        if self.attempts_running == 0:
+        """Seconds the endpoint has had streams running without producing anything (0 when none runs): judged
+        by completions and chunks against the age of the busy period, so a saturated endpoint that keeps
+        answering is never stalled, however many calls wait. Only streams count: a non-stream call's forward
+        progress is its end (a long generation is not a stall; a hung one is bounded by its read timeout,
+        whose failure reaches the breaker)."""
+        if self.streams_running == 0:
             return 0.0
         since = self.busy_since if self.last_progress is None else max(self.last_progress, self.busy_since)
         return max(0.0, now - since)

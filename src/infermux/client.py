@@ -16,17 +16,16 @@ from another loop raises :class:`ConfigurationError` instead of leaking the firs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import uuid
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from ._chatstream import ChatStream
 from ._hedge import HedgePlan, routed_stream
 from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
 from .errors import ConfigurationError, InfermuxError
@@ -49,9 +48,7 @@ from .types import (
     ReasoningEffort,
     ResponseFormat,
     RouteHop,
-    StreamAccumulator,
     StreamEvent,
-    TextDelta,
     Tool,
     check_call_options,
     coerce_messages,
@@ -63,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._hooks import BatchHook, CacheHook
     from .batching import BatchConfig
     from .cache import CacheConfig, CachePlan, ResponseCache
+    from .otel import Instrumentation, Telemetry
     from .providers.kserve import InferResult, Tensor
 
 __all__ = ["AsyncClient", "ChatParams", "ChatStream", "ModelListing", "build_chat_request"]
@@ -202,138 +200,6 @@ def build_chat_request(
         raise ConfigurationError(f"invalid chat parameters ({type(e).__name__}: {e})") from None
 
 
-_CLOSING: set[asyncio.Task[None]] = set()  # closes of abandoned streams, kept alive until they end
-
-
-def _close_abandoned(source: AsyncGenerator[StreamEvent, None], loop: asyncio.AbstractEventLoop) -> None:
-    """Finalizer of a :class:`ChatStream` dropped unfinished: close its source on its own loop, now (not when
-    the cyclic garbage collector gets to it), so its queue slot and connection are released."""
-
-    def spawn() -> None:
-        task = loop.create_task(source.aclose())
-        _CLOSING.add(task)
-        task.add_done_callback(_closed)
-
-    if loop.is_closed():
-        return
-    try:
-        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        spawn()
-    else:
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: its shutdown closed the source
-            loop.call_soon_threadsafe(spawn)
-
-
-def _closed(task: asyncio.Task[None]) -> None:
-    _CLOSING.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: an error while abandoning is not the caller's concern
-
-
-class ChatStream:
-    """One streamed chat call: an async iterator of :mod:`infermux.types` stream events, and an async
-    context manager that releases the connection on exit. :meth:`final_response` gives the same
-    :class:`ChatResponse` a non-stream call would. A stream dropped before its end (``break`` without
-    ``async with``) is closed as soon as it is garbage, which releases its queue slot: its event source
-    refers to :attr:`info`, never back to the stream, so reference counting frees a dropped stream at once."""
-
-    def __init__(
-        self,
-        request_id: str,
-        source: AsyncGenerator[StreamEvent, None] | None = None,
-        *,
-        on_start: Callable[[], None] | None = None,
-    ) -> None:
-        self._source: AsyncGenerator[StreamEvent, None] | None = source
-        self._acc = StreamAccumulator()
-        self.request_id = request_id
-        self.info = StreamInfo(request_id=request_id)
-        self.cached: str | None = None  # "exact" / "semantic" when replayed from the response cache
-        self._done = False
-        self._on_start = on_start
-        self._finalizer: weakref.finalize[Any, Any] | None = None
-        self.route_hops: list[RouteHop] = []  # filled by the event source (it holds this list, not the stream)
-
-    @property
-    def route(self) -> tuple[RouteHop, ...]:
-        """The endpoints tried so far, in order, and why each was left (see :class:`RouteHop`)."""
-        return tuple(self.route_hops)
-
-    @property
-    def endpoint(self) -> str | None:
-        """The endpoint serving (or that last served) this stream."""
-        return self.info.endpoint
-
-    @property
-    def provider(self) -> str | None:
-        return self.info.provider
-
-    def attach(self, source: AsyncGenerator[StreamEvent, None]) -> None:
-        self._source = source
-
-    def __aiter__(self) -> ChatStream:
-        return self
-
-    async def __anext__(self) -> StreamEvent:
-        if self._done or self._source is None:
-            raise StopAsyncIteration
-        if self._finalizer is None:
-            if self._on_start is not None:
-                self._on_start()
-            self._finalizer = weakref.finalize(self, _close_abandoned, self._source, asyncio.get_running_loop())
-            self._finalizer.atexit = False
-        try:
-            ev = await self._source.__anext__()
-        except StopAsyncIteration:
-            self._done = True
-            self._finalizer.detach()
-            raise
-        except BaseException:
-            self._done = True
-            await self.aclose()
-            raise
-        self._acc.add(ev)
-        return ev
-
-    async def text(self) -> AsyncIterator[str]:
-        """Only the text deltas."""
-        async for ev in self:
-            if isinstance(ev, TextDelta):
-                yield ev.text
-
-    async def final_response(self) -> ChatResponse:
-        """Consume what is left and return the accumulated response."""
-        async for _ in self:
-            pass
-        info = self.info
-        return self._acc.response(
-            request_id=self.request_id,
-            endpoint=info.endpoint,
-            provider=info.provider,
-            provider_request_id=info.provider_request_id,
-            latency_s=0.0 if self.cached else info.latency_s,
-            attempts=0 if self.cached else max(1, info.attempts),
-            route=tuple(self.route_hops),
-            cached=self.cached,
-        )
-
-    async def aclose(self) -> None:
-        self._done = True
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        if self._source is not None:
-            await self._source.aclose()
-
-    async def __aenter__(self) -> ChatStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
 class AsyncClient:
     """A client over one or more endpoints, with routing and fallback in the configured order.
 
@@ -361,9 +227,11 @@ class AsyncClient:
         on_health_change: HealthCallback | None = None,
         cache: CacheConfig | ResponseCache | None = None,
         batching: BatchConfig | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         """``cache``: a response cache (:mod:`infermux.cache`); ``batching``: micro-batching of embeddings and
-        KServe infer calls (:mod:`infermux.batching`). Both are off by default."""
+        KServe infer calls (:mod:`infermux.batching`); ``telemetry``: OpenTelemetry spans and GenAI metrics
+        (:mod:`infermux.otel`, extra ``[otel]``; ``True``: the global providers). All are off by default."""
         from . import config as _config
 
         if endpoints is None:
@@ -390,6 +258,11 @@ class AsyncClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cache: CacheHook | None = None
         self._batching: BatchHook | None = None
+        self._otel: Instrumentation | None = None
+        if telemetry is not None and telemetry is not False:
+            from .otel import Instrumentation
+
+            self._otel = Instrumentation(telemetry, self._endpoints, clock)
         if cache is not None or batching is not None:
             from ._hooks import BatchHook, CacheHook, check_stats_names
 
@@ -467,17 +340,31 @@ class AsyncClient:
             plan = await self._cache.begin(asked, target.endpoints, key, rid, allow_sampled=cache_allow_sampled, **opts)
             if plan is not None and plan.hit is not None:
                 return plan.hit
-        resp = await self.router.run(
-            target,
-            lambda ep, st: ep.chat(
-                req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
-            ),
-            budget,
-            fail_fast=fail_fast,
-            priority=priority,
-            refused=_refused,
-            hedge=self.router.hedging(target, hedge),
-        )
+        obs = None if self._otel is None else self._otel.begin("chat", _asked_model(asked.model, target), rid, asked)
+        try:
+            resp = await self.router.run(
+                target,
+                lambda ep, st: ep.chat(
+                    req,
+                    priority=priority,
+                    timeout=st.timeout,
+                    request_id=rid,
+                    wait=st.wait,
+                    share=st.share,
+                    observer=obs,
+                ),
+                budget,
+                fail_fast=fail_fast,
+                priority=priority,
+                refused=_refused,
+                hedge=self.router.hedging(target, hedge),
+            )
+        except BaseException as e:
+            if obs is not None:
+                obs.finish(error=e)
+            raise
+        if obs is not None:
+            obs.finish(resp)
         if plan is not None and self._cache is not None:
             await self._cache.cache.complete(plan, resp)
         return resp
@@ -573,11 +460,23 @@ class AsyncClient:
         hedge: HedgePlan | None,
     ) -> AsyncGenerator[StreamEvent, None]:
         routing = self.router.routing(target, budget, fail_fast=fail_fast, priority=priority)
+        obs = None
+        if self._otel is not None:
+            model = target.group.name if target.group is not None else req.model
+            obs = self._otel.begin("chat", _asked_model(model, target), rid, req)
         try:
-            events = routed_stream(routing, hedge, req, info, priority=priority, rid=rid, resume=resume)
+            events = routed_stream(routing, hedge, req, info, priority=priority, rid=rid, resume=resume, observer=obs)
             async with aclosing(events):
                 async for ev in events:
+                    if obs is not None:
+                        obs.stream_event(ev)
                     yield ev
+            if obs is not None:
+                obs.finish(endpoint=info.endpoint, route=routing.route())
+        except BaseException as e:
+            if obs is not None:
+                obs.finish(error=e, route=routing.route())
+            raise
         finally:
             hops[:] = routing.route()
 
@@ -631,19 +530,35 @@ class AsyncClient:
         )
         if target.group is not None and req.model is not None:
             req = replace(req, model=None)
-        if batch and not fail_fast and self._batching is not None and self._batching.config.embeddings:
-            return await self._batching.embed(req, target.endpoints, priority, timeout, rid)
-        budget = Budget(self._clock, timeout)
-        return await self.router.run(
-            target,
-            lambda ep, st: ep.embed(
-                req, priority=priority, timeout=st.timeout, request_id=rid, wait=st.wait, share=st.share
-            ),
-            budget,
-            fail_fast=fail_fast,
-            priority=priority,
-            hedge=self.router.hedging(target, hedge),
-        )
+        model = target.group.name if target.group is not None else req.model
+        obs = None if self._otel is None else self._otel.begin("embeddings", _asked_model(model, target), rid)
+        try:
+            if batch and not fail_fast and self._batching is not None and self._batching.config.embeddings:
+                resp = await self._batching.embed(req, target.endpoints, priority, timeout, rid)
+            else:
+                resp = await self.router.run(
+                    target,
+                    lambda ep, st: ep.embed(
+                        req,
+                        priority=priority,
+                        timeout=st.timeout,
+                        request_id=rid,
+                        wait=st.wait,
+                        share=st.share,
+                        observer=obs,
+                    ),
+                    Budget(self._clock, timeout),
+                    fail_fast=fail_fast,
+                    priority=priority,
+                    hedge=self.router.hedging(target, hedge),
+                )
+        except BaseException as e:
+            if obs is not None:
+                obs.finish(error=e)
+            raise
+        if obs is not None:
+            obs.finish(resp)
+        return resp
 
     async def infer(
         self,
@@ -750,6 +665,14 @@ class AsyncClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _asked_model(model: str | None, target: Target) -> str | None:
+    """The model a call asked for (``gen_ai.request.model``): its ``model`` (or group), else the default model of
+    its only endpoint."""
+    if model is None and len(target.endpoints) == 1:
+        return target.endpoints[0].config.model
+    return model
 
 
 def _refused(resp: ChatResponse) -> bool:

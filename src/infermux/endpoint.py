@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._engine import Attempt, Call, EngineCore
 from ._redact import secrets_of
@@ -51,6 +51,9 @@ from .types import (
     StreamFinish,
     StreamResumed,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .otel import CallObserver
 
 __all__ = ["Attempt", "Endpoint", "EndpointConfig", "StreamInfo"]
 
@@ -317,6 +320,7 @@ class Endpoint(EngineCore):
         request_id: str | None = None,
         wait: bool | None = None,
         share: bool = False,
+        observer: CallObserver | None = None,
     ) -> ChatResponse:
         model = self.model_for(request.model)
         preq = self._with_headers(self.provider.build_chat(request, model, False), request.extra_headers)
@@ -339,6 +343,7 @@ class Endpoint(EngineCore):
             wait=wait,
             share=share,
             policy=policy,
+            observer=observer,
         )
 
     async def embed(
@@ -350,6 +355,7 @@ class Endpoint(EngineCore):
         request_id: str | None = None,
         wait: bool | None = None,
         share: bool = False,
+        observer: CallObserver | None = None,
     ) -> EmbedResponse:
         build, parse = self.provider.build_embed, self.provider.parse_embed
         if build is None or parse is None:
@@ -376,6 +382,7 @@ class Endpoint(EngineCore):
             wait=wait,
             share=share,
             policy=policy,
+            observer=observer,
         )
 
     async def stream(
@@ -389,6 +396,7 @@ class Endpoint(EngineCore):
         share: bool = False,
         resume: bool | None = None,
         info: StreamInfo | None = None,
+        observer: CallObserver | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream events.
 
@@ -409,6 +417,7 @@ class Endpoint(EngineCore):
         preq = self._with_headers(self.provider.build_chat(request, model, True), request.extra_headers)
         policy = self._call_policy(request.max_retries)
         call = self._begin(request_id, timeout, model, policy, priority, wait=wait, share=share)
+        call.observer = observer
         info = info if info is not None else StreamInfo()
         info.endpoint, info.provider, info.request_id = self.name, self.provider.name, call.rid
         may_resume = self.config.resume_streams if resume is None else bool(resume)
@@ -459,7 +468,7 @@ class Endpoint(EngineCore):
         lease, permit = await self._admit(call)
         deadline = call.deadline
         try:
-            attempt = self._new_attempt(call, lease)
+            attempt = self._new_attempt(call, lease, stream=True)
             acc = StreamAccumulator()
             try:
                 resp = await deadline.run(self._send(preq, attempt))
