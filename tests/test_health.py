@@ -64,7 +64,7 @@ def test_probe_failures_and_successes_move_the_state() -> None:
     assert changed and v.state is HealthState.UP and h.since == clock.now()
     assert h.update(breaker_open=True, stalled_for=0)[0].reason == "circuit breaker open"
     v = h.verdict(breaker_open=False, stalled_for=61, running=3)
-    assert v.state is HealthState.DOWN and "no progress for 61s with 3 attempt(s) running" in (v.reason or "")
+    assert v.state is HealthState.DOWN and "no progress for 61s with 3 stream(s) running" in (v.reason or "")
 
 
 def test_health_config_is_validated() -> None:
@@ -301,3 +301,51 @@ def test_without_health_config_routing_is_not_gated_but_health_is_reported() -> 
     assert rep["state"] == "up" and rep["gated"] is False and rep["probe"]["enabled"] is False
     with pytest.raises(ConfigurationError, match="HealthConfig"):
         infermux.AsyncClient([ep("b", clock, None)], health={"interval": 1}, trust_env=False)  # type: ignore[arg-type]
+
+
+async def test_the_gating_verdict_is_kept_until_an_input_changes_or_a_stall_could_begin() -> None:
+    clock = FakeClock()
+    status = {"health": 200}
+
+    def handler(r: HTTPRequest) -> MockResponse:
+        if r.url.endswith("/health"):
+            return MockResponse(status["health"], JSON, b'{"status": "ok"}')
+        return MockResponse(503, JSON, b'{"error": {"message": "x"}}')
+
+    a = ep("a", clock, handler, provider="llamacpp", breaker=BreakerConfig(consecutive_failures=1))
+    judged = 0
+
+    class Counting(EndpointHealth):
+        __slots__ = ()
+
+        def update(self, **kw: Any) -> Any:
+            nonlocal judged
+            judged += 1
+            return super().update(**kw)
+
+    mon = HealthMonitor([a], HealthConfig(failures=1, stall_after=30, probe=False))
+    mon._state["a"] = Counting(mon.config, clock)
+    assert not mon.is_down(a) and judged == 1
+    for _ in range(100):
+        assert not mon.is_down(a)
+    assert judged == 1  # kept: nothing changed
+    a.counters.attempt_started(clock.now(), stream=True)  # a stream starts: it may stall 30 s from now
+    clock.advance(29.9)
+    assert not mon.is_down(a) and judged == 1
+    clock.advance(0.2)
+    assert mon.is_down(a) and judged == 2  # past the horizon: judged again, and the stall is seen
+    assert mon.is_down(a) and judged == 3  # a down verdict is not kept (progress may end it any moment)
+    a.counters.progressed(clock.now())
+    assert not mon.is_down(a)
+    judged = 0
+    status["health"] = 503
+    await mon.probe(a)  # a failed probe: judged at once
+    assert judged == 1 and mon.is_down(a)
+    status["health"] = 200
+    await mon.probe(a)
+    assert not mon.is_down(a)
+    judged = 0
+    a.counters.attempt_ended(clock.now(), answered=True, stream=True)
+    with pytest.raises(infermux.InternalServerError):
+        await a.chat(infermux.ChatRequest(messages=(infermux.Message("user", "hi"),)))  # the breaker opens
+    assert judged == 1 and mon.is_down(a)  # the transition was judged when it happened

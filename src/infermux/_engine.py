@@ -128,7 +128,7 @@ class EngineCore:
     _changed: asyncio.Event | None
     _holding: int
     _secrets: tuple[str, ...]
-    _on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None
+    _breaker_listeners: list[Callable[[str, BreakerState, BreakerState], None]]
 
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
@@ -136,8 +136,12 @@ class EngineCore:
         if self._changed is not None:  # wake the callers waiting on the breaker
             self._changed.set()
             self._changed = None
-        if self._on_breaker_change is not None:
-            self._on_breaker_change(self.name, old, new)
+        for listener in self._breaker_listeners:
+            listener(self.name, old, new)
+
+    def add_breaker_listener(self, listener: Callable[[str, BreakerState, BreakerState], None]) -> None:
+        """Call ``listener(endpoint_name, old, new)`` on every breaker transition (after those given before)."""
+        self._breaker_listeners.append(listener)
 
     def available(self) -> bool:
         """Could a call start here now: breaker CLOSED (or a free HALF_OPEN probe) and a key not blocked."""

@@ -143,7 +143,7 @@ class Endpoint(EngineCore):
     ) -> None:
         """``on_breaker_change(endpoint_name, old, new)`` is called on every breaker transition (also logged)."""
         self.config = config
-        self._on_breaker_change = on_breaker_change
+        self._breaker_listeners = [] if on_breaker_change is None else [on_breaker_change]
         self.name = config.name
         self.provider: Provider = get_provider(config.provider)
         self.base_url, self._base_query = check_base_url(
@@ -194,7 +194,12 @@ class Endpoint(EngineCore):
 
     # ------------------------------------------------------------------ HTTP plumbing
 
-    def _http_request(self, preq: ProviderRequest, attempt: Attempt) -> HTTPRequest:
+    @property
+    def base_query(self) -> str:
+        """The query of the configured base URL (sent with every request; its values are secrets)."""
+        return self._base_query
+
+    def http_request(self, preq: ProviderRequest, attempt: Attempt) -> HTTPRequest:
         headers = dict(self._static_headers)
         if attempt.key is not None:
             headers.update(self.provider.auth_headers(attempt.key))
@@ -218,7 +223,7 @@ class Endpoint(EngineCore):
                 self.counters.rate_limit_headers[k] = v
 
     async def _send(self, preq: ProviderRequest, attempt: Attempt) -> HTTPResponse:
-        resp = await self.transport.send(self._http_request(preq, attempt))
+        resp = await self.transport.send(self.http_request(preq, attempt))
         attempt.response_headers = resp.headers
         self._note_headers(resp.headers)
         status = resp.status

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import re
 import uuid
@@ -47,14 +48,6 @@ def server_root(base_url: str) -> str:
     return _VERSION_SEGMENT.sub("", base_url.rstrip("/"))
 
 
-def _probe_key(ep: Endpoint) -> tuple[str | None, str]:
-    """The first key the pool has not disabled (a probe takes no lease: it is not a call)."""
-    for st in ep.keys._keys:
-        if not st.disabled:
-            return st.key, st.label
-    return None, "keyless"
-
-
 def probe_request(ep: Endpoint, timeout: float) -> HTTPRequest:
     """The HTTP request of one health probe of ``ep`` (its provider's health route, else its model list)."""
     prov = ep.provider
@@ -64,19 +57,24 @@ def probe_request(ep: Endpoint, timeout: float) -> HTTPRequest:
         preq = prov.build_models()
     else:
         preq = ProviderRequest("GET", prov.models_path)
-    key, label = _probe_key(ep)
+    key, label = ep.keys.probe_key()  # a probe takes no lease: it is not a call
     attempt = Attempt(f"health-{uuid.uuid4().hex[:12]}", 0, key, label, None)
-    req = ep._http_request(preq, attempt)
+    req = ep.http_request(preq, attempt)
     req.timeouts = Timeouts(connect=timeout, read=timeout)
     if prov.health_path is not None:
-        req.url = join_url(server_root(ep.base_url), prov.health_path, ep._base_query)
+        req.url = join_url(server_root(ep.base_url), prov.health_path, ep.base_query)
     return req
 
 
 class HealthMonitor:
     """Health of a set of endpoints, each judged and probed on its own clock. ``gate``: whether the router
     skips endpoints that are down (a client without a health configuration still reports passive health but
-    does not gate on it)."""
+    does not gate on it).
+
+    Routing asks :meth:`is_down` for every candidate of every call: an *up* verdict is kept until the earliest
+    time it could change by itself (a stream running would reach ``stall_after``), and dropped at once on any
+    change of its inputs (a breaker transition, a probe result), so the hot path is a dict lookup and a clock
+    read. A *down* verdict is not kept: progress (a chunk, an answer) may end a stall at any moment."""
 
     def __init__(
         self,
@@ -100,18 +98,14 @@ class HealthMonitor:
             self._callbacks = list(on_change)
         self._tasks: list[asyncio.Task[None]] = []
         self.changes = 0
+        self._up_until: dict[str, float] = {}  # endpoint -> until when its up verdict holds (clock time)
         for ep in endpoints:
-            self._watch_breaker(ep)
+            ep.add_breaker_listener(self._breaker_changed)
 
-    def _watch_breaker(self, ep: Endpoint) -> None:
-        prev = ep._on_breaker_change
-
-        def changed(name: str, old: BreakerState, new: BreakerState) -> None:
-            if prev is not None:
-                prev(name, old, new)
-            self.state(ep)
-
-        ep._on_breaker_change = changed
+    def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        ep = self._eps.get(name)
+        if ep is not None:
+            self.state(ep)  # judged again at once (and the kept verdict replaced)
 
     def add_callback(self, cb: HealthCallback) -> None:
         self._callbacks.append(cb)
@@ -123,11 +117,15 @@ class HealthMonitor:
         h = self._state[ep.name]
         now = ep.clock.now()
         c = ep.counters
+        stalled = c.stalled_for(now)
         verdict, changed = h.update(
-            breaker_open=ep.breaker.state is BreakerState.OPEN,
-            stalled_for=c.stalled_for(now),
-            running=c.attempts_running,
+            breaker_open=ep.breaker.state is BreakerState.OPEN, stalled_for=stalled, running=c.streams_running
         )
+        if verdict.state is HealthState.UP:
+            stall = self.config.stall_after
+            self._up_until[ep.name] = math.inf if stall is None else now + (stall - stalled)
+        else:
+            self._up_until.pop(ep.name, None)
         if changed:
             self.changes += 1
             old = HealthState.DOWN if verdict.state is HealthState.UP else HealthState.UP
@@ -144,7 +142,12 @@ class HealthMonitor:
 
     def is_down(self, ep: Endpoint) -> bool:
         """Whether the router should skip ``ep`` (only when gating)."""
-        return self.gate and ep.name in self._state and self.state(ep) is HealthState.DOWN
+        if not self.gate:
+            return False
+        until = self._up_until.get(ep.name)
+        if until is not None and ep.clock.now() < until:
+            return False  # up, and nothing that could change it happened since it was judged
+        return ep.name in self._state and self.state(ep) is HealthState.DOWN
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Every endpoint's health as plain data."""
@@ -157,7 +160,7 @@ class HealthMonitor:
             verdict = h.verdict(
                 breaker_open=ep.breaker.state is BreakerState.OPEN,
                 stalled_for=c.stalled_for(now),
-                running=c.attempts_running,
+                running=c.streams_running,
             )
             out[name] = {
                 "state": st.value,
@@ -166,6 +169,7 @@ class HealthMonitor:
                 "gated": self.gate,
                 "breaker": ep.breaker.state.value,
                 "attempts_running": c.attempts_running,
+                "streams_running": c.streams_running,
                 "stalled_for_s": c.stalled_for(now),
                 "last_progress_ago_s": None if c.last_progress is None else now - c.last_progress,
                 "probe": {
@@ -198,7 +202,7 @@ class HealthMonitor:
         except (OSError, ValueError) as e:  # a transport failure the transport did not type
             error = type(e).__name__
         self._state[ep.name].record_probe(ok, error=error, seconds=ep.clock.now() - started)
-        self.state(ep)
+        self.state(ep)  # judged again at once (and the kept verdict replaced)
         return ok
 
     async def _send(self, ep: Endpoint, timeout: float) -> int:

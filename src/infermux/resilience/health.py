@@ -5,7 +5,7 @@ An endpoint is **down** when any of these holds, else **up**:
 
 - its last ``failures`` active probes failed (``successes`` good probes in a row bring it back);
 - its circuit breaker is open (passive health: real traffic failed);
-- it is **stalled**: attempts have been running for ``stall_after`` seconds without the endpoint producing
+- it is **stalled**: streams have been running for ``stall_after`` seconds without the endpoint producing
   anything (no answer, no stream chunk) although its health route may still answer 200. The age is measured
   from the later of the last progress and the start of the busy period, so an endpoint that is merely
   saturated (many calls in flight and queued, answers still coming) is never judged stalled.
@@ -133,7 +133,7 @@ class EndpointHealth:
         if stall is not None and stalled_for >= stall:
             return HealthVerdict(
                 HealthState.DOWN,
-                f"no progress for {stalled_for:.3g}s with {running} attempt(s) running (stall_after={stall:g}s)",
+                f"no progress for {stalled_for:.3g}s with {running} stream(s) running (stall_after={stall:g}s)",
             )
         if breaker_open:
             return HealthVerdict(HealthState.DOWN, "circuit breaker open")

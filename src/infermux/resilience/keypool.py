@@ -135,6 +135,14 @@ class KeyPool:
         now = self._clock.now()
         return sum(1 for st in self._keys if not st.disabled and st.blocked_until <= now)
 
+    def probe_key(self) -> tuple[str | None, str]:
+        """``(key, label)`` of the first key not disabled (``(None, "keyless")`` when none): what a health probe
+        sends. It takes no lease: a probe is not a call."""
+        for st in self._keys:
+            if not st.disabled:
+                return st.key, st.label
+        return None, _KEYLESS_LABEL
+
     def ready_at(self) -> float | None:
         """Clock time at which a key may be leased again when every usable key is blocked; ``None`` otherwise."""
         if not self._keys or self.usable_count() > 0:
