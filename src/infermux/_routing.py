@@ -14,13 +14,23 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DeadlineExceededError, InfermuxError
+from .errors import (
+    CircuitOpenError,
+    DeadlineExceededError,
+    EndpointStatus,
+    InfermuxError,
+    KeyPoolExhaustedError,
+    QueueFullError,
+    RateLimitError,
+)
 from .fleet import GroupConfig
+from .resilience.health import HealthState
 from .strategies import Strategy, make_strategy
 from .types import Priority, RouteHop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import Endpoint
+    from .health import HealthMonitor
     from .router import Budget, Router, Step
 
 __all__ = ["Group", "Routing", "Target"]
@@ -73,6 +83,7 @@ class Routing:
         "_group",
         "_left",
         "_priority",
+        "_seen",
         "_skip",
         "_tried",
         "budget",
@@ -99,6 +110,7 @@ class Routing:
         self._done = False  # the current group cannot help further (an error another endpoint cannot fix)
         self._left: Endpoint | None = None  # the endpoint just left (counted as a fallback once another is tried)
         self._skip: set[str] = set()  # endpoints already sent the call as a hedge (not tried again)
+        self._seen: dict[str, Endpoint] = {}  # every candidate of the groups routed over, in order
 
     def route(self) -> tuple[RouteHop, ...]:
         return tuple(RouteHop(*h) for h in self.hops)
@@ -114,6 +126,8 @@ class Routing:
             if self._group is not None:
                 self._tried.add(self._group)
             self._done = False
+            for e in target.endpoints:
+                self._seen.setdefault(e.name, e)
             await router.await_capacity(target.endpoints, budget, self._priority)
             reserve = 1 if self._fallbacks_left() else 0
             try:
@@ -247,9 +261,49 @@ class Routing:
         if not errors:  # pragma: no cover - a target always has an endpoint
             raise DeadlineExceededError("no endpoint could be tried")
         last = errors[-1]
-        err = last if not can_fall_back(last) else Router.all_failed(errors)
+        err = last if not can_fall_back(last) else Router.all_failed(errors, self.statuses())
         err.route = self.route()
         raise err
+
+    def statuses(self) -> list[EndpointStatus]:
+        """Every candidate endpoint's state now, with its last error of this call (see :class:`EndpointStatus`)."""
+        last: dict[str, InfermuxError] = {}
+        for e in self.errors:
+            if e.endpoint is not None:
+                last[e.endpoint] = e
+        health = self.router.health
+        return [endpoint_status(ep, last.get(name), health) for name, ep in self._seen.items()]
+
+
+def endpoint_status(ep: Endpoint, err: InfermuxError | None, health: HealthMonitor | None) -> EndpointStatus:
+    """Why ``ep`` could not serve a call that failed there with ``err`` (``None``: it was not tried)."""
+    verdict = None if health is None else health.verdict(ep)
+    breaker = ep.breaker.state.value
+    where: dict[str, Any] = {
+        "error": err,
+        "breaker": breaker,
+        "health": None if verdict is None else verdict.state.value,
+    }
+    failed = "" if err is None else type(err).__name__ + (f" (HTTP {err.status_code})" if err.status_code else "")
+    if err is None:
+        return EndpointStatus(ep.name, "not_tried", "not tried: the call's timeout ran out first", **where)
+    if isinstance(err, CircuitOpenError) or err.breaker_state == "open":
+        retry_at = ep.breaker.retry_at
+        when = "" if retry_at is None else f", next probe in {max(0.0, retry_at - ep.clock.now()):.3g}s"
+        after = "" if isinstance(err, CircuitOpenError) else f" after {failed}"
+        return EndpointStatus(ep.name, "breaker_open", f"circuit breaker open{when}{after}", retry_at=retry_at, **where)
+    if isinstance(err, KeyPoolExhaustedError):
+        return EndpointStatus(ep.name, "keys_exhausted", "every API key was rejected (401/403)", **where)
+    if isinstance(err, RateLimitError) and err.status_code is None:  # the key pool's own refusal
+        why = "every API key's quota is used up" + (f", retry in {err.retry_after:.3g}s" if err.retry_after else "")
+        return EndpointStatus(ep.name, "keys_exhausted", why, **where)
+    if isinstance(err, QueueFullError):
+        gate = ep.gate
+        why = f"saturated: {gate.in_flight}/{gate.max_concurrency} in flight, queue full ({gate.waiting} waiting)"
+        return EndpointStatus(ep.name, "saturated", why, **where)
+    if verdict is not None and verdict.state is HealthState.DOWN:
+        return EndpointStatus(ep.name, "health_down", f"health down ({verdict.reason}); failed with {failed}", **where)
+    return EndpointStatus(ep.name, "failed", f"failed with {failed}", **where)
 
 
 def _keys(err: InfermuxError) -> list[str]:

@@ -36,8 +36,9 @@ and ``retryable``: whether sending the same request again may succeed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 __all__ = [
     "APIConnectionError",
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "DeadlineExceededError",
+    "EndpointStatus",
     "IncompleteStreamError",
     "InfermuxError",
     "InternalServerError",
@@ -313,13 +315,62 @@ class KeyPoolExhaustedError(ResilienceError):
     retryable = False
 
 
-class AllEndpointsFailedError(ResilienceError):
-    """Every endpoint the router tried failed; ``errors`` holds each endpoint's error in order."""
+EndpointState = Literal["failed", "breaker_open", "health_down", "keys_exhausted", "saturated", "not_tried"]
 
-    def __init__(self, message: str, *, errors: list[InfermuxError] | None = None, **kw: Any) -> None:
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatus:
+    """Why one endpoint could not serve a routed call (an item of :attr:`AllEndpointsFailedError.endpoints`).
+
+    ``state``: ``breaker_open`` (its circuit breaker refused or opened; ``retry_at``: its next probe, on the
+    endpoint's clock), ``keys_exhausted`` (every API key disabled, or every key's quota used up), ``saturated``
+    (its queue was full), ``health_down`` (health monitoring found it down; it was tried anyway and failed),
+    ``failed`` (it answered with ``error``) or ``not_tried`` (the call's timeout ran out first); ``reason``: the
+    same in words; ``breaker`` / ``health``: its breaker and health states then (``health`` is ``None`` without
+    health monitoring)."""
+
+    endpoint: str
+    state: EndpointState
+    reason: str
+    error: InfermuxError | None = field(default=None, repr=False, compare=False)
+    breaker: str | None = None
+    health: str | None = None
+    retry_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "state": self.state,
+            "reason": self.reason,
+            "error": None if self.error is None else type(self.error).__name__,
+            "breaker": self.breaker,
+            "health": self.health,
+            "retry_at": self.retry_at,
+        }
+
+
+class AllEndpointsFailedError(ResilienceError):
+    """Every endpoint the router tried failed; ``errors`` holds each endpoint's error in order and, for a routed
+    call, ``endpoints`` every candidate endpoint's state (:class:`EndpointStatus`: breaker open, keys exhausted,
+    saturated, health down, failed with an error, not tried), which the message lists too."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[InfermuxError] | None = None,
+        endpoints: Sequence[EndpointStatus] = (),
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.errors: list[InfermuxError] = list(errors or [])
+        self.endpoints: tuple[EndpointStatus, ...] = tuple(endpoints)
         self.retryable = any(e.retryable for e in self.errors)
+
+    def context(self) -> dict[str, Any]:
+        out = super().context()
+        out["endpoints"] = [s.to_dict() for s in self.endpoints]
+        return out
 
 
 _STATUS_CLASSES: Mapping[int, type[APIStatusError]] = {

@@ -28,7 +28,7 @@ from .errors import DeadlineExceededError, InfermuxError
 from .providers import ProviderRequest
 from .resilience.breaker import BreakerState
 from .resilience.deadline import Deadline
-from .resilience.health import EndpointHealth, HealthConfig, HealthState
+from .resilience.health import EndpointHealth, HealthConfig, HealthState, HealthVerdict
 from .transport import HTTPRequest, Timeouts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +99,7 @@ class HealthMonitor:
         self._tasks: list[asyncio.Task[None]] = []
         self.changes = 0
         self._up_until: dict[str, float] = {}  # endpoint -> until when its up verdict holds (clock time)
+        self._verdicts: dict[str, HealthVerdict] = {}  # endpoint -> its last verdict
         for ep in endpoints:
             ep.add_breaker_listener(self._breaker_changed)
 
@@ -121,6 +122,7 @@ class HealthMonitor:
         verdict, changed = h.update(
             breaker_open=ep.breaker.state is BreakerState.OPEN, stalled_for=stalled, running=c.streams_running
         )
+        self._verdicts[ep.name] = verdict
         if verdict.state is HealthState.UP:
             stall = self.config.stall_after
             self._up_until[ep.name] = math.inf if stall is None else now + (stall - stalled)
@@ -139,6 +141,11 @@ class HealthMonitor:
                 except Exception:  # noqa: BLE001 - an alerting hook's bug must not fail the call that noticed the change
                     _log.exception("endpoint %s: health callback %r failed", ep.name, cb)
         return verdict.state
+
+    def verdict(self, ep: Endpoint) -> HealthVerdict:
+        """The endpoint's health now, with why it is down (evaluated like :meth:`state`)."""
+        self.state(ep)
+        return self._verdicts[ep.name]
 
     def is_down(self, ep: Endpoint) -> bool:
         """Whether the router should skip ``ep`` (only when gating)."""

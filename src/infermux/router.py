@@ -54,6 +54,7 @@ from .errors import (
     BadRequestError,
     ConfigurationError,
     DeadlineExceededError,
+    EndpointStatus,
     InfermuxError,
     UnprocessableEntityError,
 )
@@ -390,13 +391,21 @@ class Router:
         return routing.outcome()  # type: ignore[no-any-return]
 
     @staticmethod
-    def all_failed(errors: list[InfermuxError]) -> InfermuxError:
+    def all_failed(errors: list[InfermuxError], endpoints: Sequence[EndpointStatus] = ()) -> InfermuxError:
+        """The error of a call that no endpoint answered: the only error, else an :class:`AllEndpointsFailedError`
+        (with ``endpoints``, every candidate's state, when the router knows them)."""
         if len(errors) == 1:
             return errors[0]
-        summary = "; ".join(f"{e.endpoint}: {type(e).__name__}" for e in errors)
+        if endpoints:
+            summary = "; ".join(f"{s.endpoint}: {s.reason}" for s in endpoints)
+            message = f"no endpoint could serve the call ({len(endpoints)} endpoints): {summary}"
+        else:
+            summary = "; ".join(f"{e.endpoint}: {type(e).__name__}" for e in errors)
+            message = f"all {len(errors)} endpoints failed ({summary})"
         return AllEndpointsFailedError(
-            f"all {len(errors)} endpoints failed ({summary})",
+            message,
             errors=errors,
+            endpoints=endpoints,
             request_id=errors[-1].request_id,
             model=errors[-1].model,
         )
