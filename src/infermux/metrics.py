@@ -9,9 +9,11 @@ the hot path beyond the counters the engine keeps anyway)::
     REGISTRY.register(PrometheusCollector(client))   # an AsyncClient or a Client
     start_http_server(9464, addr="127.0.0.1")
 
-or ``infermux.metrics.exposition(client)`` for the text format. Every series has the labels ``endpoint`` and
-``model`` (the endpoint's configured model, ``""`` when none); per-key series add ``key`` (the key's label,
-``key#1:3f2a9c``, never the key). See the README's "Fleet" section for the list of names.
+or ``infermux.metrics.exposition(client)`` for the text format. Every endpoint series has the labels ``endpoint``
+and ``model`` (the endpoint's configured model, ``""`` when none); per-key series add ``key`` (the key's label,
+``key#1:3f2a9c``, never the key). A client with a response cache adds the ``infermux_cache_*`` counters, labelled
+by ``namespace`` (the tenant: its name, or a hash of the endpoints' keys, never a key). See the README's "Fleet"
+section for the list of names.
 """
 
 from __future__ import annotations
@@ -50,16 +52,34 @@ def _prometheus() -> Any:
     return prometheus_client
 
 
-def _source(client: Any) -> tuple[list[Endpoint], HealthMonitor | None]:
+def _source(client: Any) -> tuple[list[Endpoint], HealthMonitor | None, Any]:
+    """The endpoints, the health monitor and the response cache (``None`` when absent) of ``client``."""
     from .endpoint import Endpoint
 
     inner = getattr(client, "aio", client)  # the sync Client wraps an AsyncClient
     endpoints = getattr(inner, "endpoints", None)
     if isinstance(client, Sequence) and all(isinstance(e, Endpoint) for e in client):
-        return list(client), None
+        return list(client), None, None
     if endpoints is None:
         raise ConfigurationError(f"PrometheusCollector needs a Client, an AsyncClient or endpoints, got {client!r}")
-    return list(endpoints), getattr(inner, "monitor", None)
+    return list(endpoints), getattr(inner, "monitor", None), getattr(inner, "cache", None)
+
+
+#: cache counter -> (metric name without ``_total``, help); per-reason counters are listed apart
+_CACHE_COUNTERS = {
+    "lookups": ("infermux_cache_lookups", "Response cache lookups"),
+    "misses": ("infermux_cache_misses", "Lookups that found no usable answer"),
+    "false_hit_guards": (
+        "infermux_cache_false_hit_guards",
+        "Semantic lookups whose near-matches the verifier all refused (false hits avoided)",
+    ),
+    "stores": ("infermux_cache_stores", "Answers stored"),
+    "evictions": ("infermux_cache_evictions", "Entries evicted"),
+    "bypassed": ("infermux_cache_bypassed", "Calls that skipped the cache (cache=False)"),
+    "refreshes": ("infermux_cache_refreshes", "Calls that asked the provider and replaced the stored answer"),
+    "embed_errors": ("infermux_cache_embed_errors", "Semantic lookups whose embedding call failed"),
+    "store_errors": ("infermux_cache_store_errors", "Cache store operations that failed"),
+}
 
 
 def _le(bound: float) -> str:
@@ -71,7 +91,7 @@ class PrometheusCollector:
 
     def __init__(self, client: Any) -> None:
         _prometheus()
-        self._endpoints, self._health = _source(client)
+        self._endpoints, self._health, self._cache = _source(client)
         inner = getattr(client, "aio", client)
         self._router: Router | None = getattr(inner, "router", None)
 
@@ -139,6 +159,8 @@ class PrometheusCollector:
         yield from m.values()
         if self._router is not None:
             yield from _hedging(counter, gauge, self._router)
+        if self._cache is not None:
+            yield from _cache_families(core, self._cache.stats())
 
     def _endpoint(self, ep: Endpoint, m: dict[str, Any]) -> None:
         c = ep.counters
@@ -210,6 +232,34 @@ def _hedging(counter: Any, gauge: Any, router: Router) -> Iterator[Metric]:
         calls.add_metric([name], c.calls)
         delay.add_metric([name], h.tracker.delay())
     yield from (hedges, calls, delay)
+
+
+def _cache_families(core: Any, stats: dict[str, Any]) -> list[Metric]:
+    """The response cache's counters per namespace (``ResponseCache.stats()``)."""
+    counter = core.CounterMetricFamily
+    ns = ["namespace"]
+    plain = {key: counter(name, doc, labels=ns) for key, (name, doc) in _CACHE_COUNTERS.items()}
+    hits = counter(
+        "infermux_cache_hits", "Lookups answered from the cache, by kind (exact, semantic)", labels=[*ns, "kind"]
+    )
+    refusals = counter(
+        "infermux_cache_guard_refusals",
+        "Semantic near-matches the verifier refused, by reason (negation, number, direction...)",
+        labels=[*ns, "reason"],
+    )
+    uncacheable = counter(
+        "infermux_cache_uncacheable", "Calls or answers the cache may not keep, by reason", labels=[*ns, "reason"]
+    )
+    for name, c in sorted(stats.get("namespaces", {}).items()):
+        for key, family in plain.items():
+            family.add_metric([name], c.get(key, 0))
+        hits.add_metric([name, "exact"], c.get("hits_exact", 0))
+        hits.add_metric([name, "semantic"], c.get("hits_semantic", 0))
+        for reason, n in sorted(c.get("guard_reasons", {}).items()):
+            refusals.add_metric([name, reason], n)
+        for reason, n in sorted(c.get("uncacheable", {}).items()):
+            uncacheable.add_metric([name, reason], n)
+    return [*plain.values(), hits, refusals, uncacheable]
 
 
 def _histogram(family: Any, labels: list[str], h: Histogram) -> None:
