@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from ._logs import fields
 from ._ratelimit import quota_block_seconds
 from ._redact import redact_error
 from ._stats import EndpointCounters
@@ -129,15 +130,29 @@ class EngineCore:
     _holding: int
     _secrets: tuple[str, ...]
     _breaker_listeners: list[Callable[[str, BreakerState, BreakerState], None]]
+    _cause: str | None  # the request whose attempt's outcome the breaker is recording (for the log)
 
     def _breaker_changed(self, old: BreakerState, new: BreakerState) -> None:
         level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
-        _log.log(level, "endpoint %s: circuit breaker %s -> %s", self.name, old.value, new.value)
+        _log.log(
+            level,
+            "endpoint %s: circuit breaker %s -> %s",
+            self.name,
+            old.value,
+            new.value,
+            extra=fields(self.name, self._cause),
+        )
         if self._changed is not None:  # wake the callers waiting on the breaker
             self._changed.set()
             self._changed = None
         for listener in self._breaker_listeners:
             listener(self.name, old, new)
+
+    @property
+    def recording_request(self) -> str | None:
+        """The request whose attempt's outcome the breaker is recording now (``None`` outside): a breaker
+        listener's way to tell which call caused a transition."""
+        return self._cause
 
     def add_breaker_listener(self, listener: Callable[[str, BreakerState, BreakerState], None]) -> None:
         """Call ``listener(endpoint_name, old, new)`` on every breaker transition (after those given before)."""
@@ -260,6 +275,7 @@ class EngineCore:
                     call.number,
                     type(err).__name__,
                     then,
+                    extra=fields(self.name, call.rid, call.number),
                 )
         if delay is None:
             self.counters.failure(err)
@@ -442,7 +458,15 @@ class EngineCore:
         return out
 
     def _new_attempt(self, call: Call, lease: KeyLease, *, stream: bool = False) -> Attempt:
-        _log.debug("endpoint %s: request %s attempt %d (key %s)", self.name, call.rid, call.number, lease.label)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug(
+                "endpoint %s: request %s attempt %d (key %s)",
+                self.name,
+                call.rid,
+                call.number,
+                lease.label,
+                extra=fields(self.name, call.rid, call.number, key=lease.label),
+            )
         now = self.clock.now()
         self.counters.attempt_started(now, stream=stream)
         if call.observer is not None:
@@ -452,11 +476,21 @@ class EngineCore:
     def _record_success(self, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
         self.counters.attempt_ended(self.clock.now(), answered=True, stream=attempt.stream)
         self.keys.release(lease, "success")
-        self.breaker.record_success(permit)
+        self._cause = attempt.request_id
+        try:
+            self.breaker.record_success(permit)
+        finally:
+            self._cause = None
         if self.adaptive is not None:
             self.adaptive.on_success()
         if _log.isEnabledFor(logging.DEBUG):
-            _log.debug("endpoint %s: request %s attempt %d ok", self.name, attempt.request_id, attempt.number)
+            _log.debug(
+                "endpoint %s: request %s attempt %d ok",
+                self.name,
+                attempt.request_id,
+                attempt.number,
+                extra=fields(self.name, attempt.request_id, attempt.number),
+            )
 
     def _record_failure(self, err: BaseException, lease: KeyLease, permit: Permit, attempt: Attempt) -> None:
         if isinstance(err, InfermuxError):
@@ -474,12 +508,16 @@ class EngineCore:
         if block:  # the key's quota is used up: blocked until its reset (else only this request was refused)
             retry_after = block
         self.keys.release(lease, outcome, retry_after=retry_after, exhausted=block is not None)
-        if is_breaker_failure(err):
-            self.breaker.record_failure(permit)
-        elif isinstance(err, InfermuxError) and not isinstance(err, DeadlineExceededError):
-            self.breaker.record_neutral(permit)  # the server answered (e.g. a 4xx)
-        else:
-            self.breaker.record_ignored(permit)  # cancelled, abandoned, out of time: no evidence either way
+        self._cause = attempt.request_id
+        try:
+            if is_breaker_failure(err):
+                self.breaker.record_failure(permit)
+            elif isinstance(err, InfermuxError) and not isinstance(err, DeadlineExceededError):
+                self.breaker.record_neutral(permit)  # the server answered (e.g. a 4xx)
+            else:
+                self.breaker.record_ignored(permit)  # cancelled, abandoned, out of time: no evidence either way
+        finally:
+            self._cause = None
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug(
                 "endpoint %s: request %s attempt %d failed: %s",
@@ -487,4 +525,5 @@ class EngineCore:
                 attempt.request_id,
                 attempt.number,
                 type(err).__name__,
+                extra=fields(self.name, attempt.request_id, attempt.number),
             )

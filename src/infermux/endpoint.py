@@ -144,6 +144,7 @@ class Endpoint(EngineCore):
         """``on_breaker_change(endpoint_name, old, new)`` is called on every breaker transition (also logged)."""
         self.config = config
         self._breaker_listeners = [] if on_breaker_change is None else [on_breaker_change]
+        self._cause = None
         self.name = config.name
         self.provider: Provider = get_provider(config.provider)
         self.base_url, self._base_query = check_base_url(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._engine import Attempt
+from ._logs import fields
 from ._validate import join_url
 from .errors import DeadlineExceededError, InfermuxError
 from .providers import ProviderRequest
@@ -106,15 +107,16 @@ class HealthMonitor:
     def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
         ep = self._eps.get(name)
         if ep is not None:
-            self.state(ep)  # judged again at once (and the kept verdict replaced)
+            self.state(ep, cause=ep.recording_request)  # judged again at once (and the kept verdict replaced)
 
     def add_callback(self, cb: HealthCallback) -> None:
         self._callbacks.append(cb)
 
     # ------------------------------------------------------------------ state
 
-    def state(self, ep: Endpoint) -> HealthState:
-        """The endpoint's health now (evaluated on the spot; a change fires the callbacks)."""
+    def state(self, ep: Endpoint, *, cause: str | None = None) -> HealthState:
+        """The endpoint's health now (evaluated on the spot; a change fires the callbacks). ``cause``: the
+        request that brought the evidence (for the log line of a change)."""
         h = self._state[ep.name]
         now = ep.clock.now()
         c = ep.counters
@@ -133,13 +135,19 @@ class HealthMonitor:
             old = HealthState.DOWN if verdict.state is HealthState.UP else HealthState.UP
             level = logging.WARNING if verdict.state is HealthState.DOWN else logging.INFO
             _log.log(
-                level, "endpoint %s: health %s -> %s (%s)", ep.name, old.value, verdict.state.value, verdict.reason
+                level,
+                "endpoint %s: health %s -> %s (%s)",
+                ep.name,
+                old.value,
+                verdict.state.value,
+                verdict.reason,
+                extra=fields(ep.name, cause),
             )
             for cb in list(self._callbacks):
                 try:
                     cb(ep.name, old, verdict.state, verdict.reason)
                 except Exception:  # noqa: BLE001 - an alerting hook's bug must not fail the call that noticed the change
-                    _log.exception("endpoint %s: health callback %r failed", ep.name, cb)
+                    _log.exception("endpoint %s: health callback %r failed", ep.name, cb, extra=fields(ep.name, cause))
         return verdict.state
 
     def verdict(self, ep: Endpoint) -> HealthVerdict:
@@ -241,7 +249,7 @@ class HealthMonitor:
             try:
                 await self.probe(ep)
             except Exception:  # noqa: BLE001 - a bug in a probe must not end the endpoint's monitoring: log it, probe again
-                _log.exception("endpoint %s: health probe failed unexpectedly", ep.name)
+                _log.exception("endpoint %s: health probe failed unexpectedly", ep.name, extra=fields(ep.name, None))
 
     async def aclose(self) -> None:
         tasks, self._tasks = self._tasks, []

@@ -23,6 +23,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._logs import fields
 from ..errors import ConfigurationError, InfermuxError
 from ..resilience.clock import SYSTEM_CLOCK, Clock
 from ..types import (
@@ -119,6 +120,7 @@ class CachePlan:
     hit: ChatResponse | None = None
     hit_deltas: tuple[str, ...] | None = None
     refresh: bool = False
+    request_id: str | None = None
 
 
 def _dump(resp: ChatResponse, deltas: Sequence[str] | None) -> dict[str, Any]:
@@ -235,7 +237,7 @@ class ResponseCache:
         if why is not None:
             c["uncacheable"][why] = c["uncacheable"].get(why, 0) + 1
             return None
-        plan = CachePlan(namespace=namespace, key=exact_key(req, model), refresh=refresh)
+        plan = CachePlan(namespace=namespace, key=exact_key(req, model), refresh=refresh, request_id=request_id)
         if self.semantic is not None:
             parts = semantic_parts(req, model)
             if parts is not None:
@@ -248,7 +250,7 @@ class ResponseCache:
         try:
             entry = await self.store.get(namespace, plan.key, now)
         except InfermuxError as e:
-            self._store_failed(c, "get", e)
+            self._store_failed(plan, c, "get", e)
             return plan
         if entry is not None:
             c["hits_exact"] += 1
@@ -267,7 +269,7 @@ class ResponseCache:
 
     async def _semantic(self, plan: CachePlan, c: dict[str, Any], now: float) -> CacheEntry | None:
         assert self.semantic is not None and plan.question is not None
-        plan.vector = await self._vector(plan.question, c)
+        plan.vector = await self._vector(plan, c)
         if plan.vector is None:
             return None
         try:
@@ -280,7 +282,7 @@ class ResponseCache:
                 now=now,
             )
         except InfermuxError as e:
-            self._store_failed(c, "nearest", e)
+            self._store_failed(plan, c, "nearest", e)
             return None
         guarded = False
         for _score, entry in found:
@@ -294,8 +296,9 @@ class ResponseCache:
             c["false_hit_guards"] += 1
         return None
 
-    async def _vector(self, question: str, c: dict[str, Any]) -> tuple[float, ...] | None:
-        assert self.semantic is not None and self._embedder is not None
+    async def _vector(self, plan: CachePlan, c: dict[str, Any]) -> tuple[float, ...] | None:
+        assert self.semantic is not None and self._embedder is not None and plan.question is not None
+        question = plan.question
         vec = self._memo.get(question)
         if vec is not None:
             self._memo.move_to_end(question)
@@ -306,7 +309,11 @@ class ResponseCache:
             if isinstance(e, ConfigurationError):
                 raise
             c["embed_errors"] += 1
-            _log.warning("cache: embedding the question failed (%s); serving without the semantic cache", e)
+            _log.warning(
+                "cache: embedding the question failed (%s); serving without the semantic cache",
+                e,
+                extra=fields(e.endpoint, plan.request_id, namespace=plan.namespace),
+            )
             return None
         vec = tuple(float(x) for x in out[0])
         if self.semantic.memo_size:
@@ -315,11 +322,16 @@ class ResponseCache:
                 self._memo.popitem(last=False)
         return vec
 
-    def _store_failed(self, c: dict[str, Any], op: str, e: InfermuxError) -> None:
+    def _store_failed(self, plan: CachePlan, c: dict[str, Any], op: str, e: InfermuxError) -> None:
         if isinstance(e, ConfigurationError):
             raise e
         c["store_errors"] += 1
-        _log.warning("cache: store %s failed (%s); the call goes on without the cache", op, e)
+        _log.warning(
+            "cache: store %s failed (%s); the call goes on without the cache",
+            op,
+            e,
+            extra=fields(None, plan.request_id, namespace=plan.namespace),
+        )
 
     # ------------------------------------------------------------------ fill
 
@@ -331,7 +343,7 @@ class ResponseCache:
             c["uncacheable"][why] = c["uncacheable"].get(why, 0) + 1
             return False
         if plan.question is not None and plan.vector is None:
-            plan.vector = await self._vector(plan.question, c)
+            plan.vector = await self._vector(plan, c)
         now = self.clock.now()
         ttl = self.config.ttl
         entry = CacheEntry(
@@ -347,7 +359,7 @@ class ResponseCache:
         try:
             c["evictions"] += await self.store.put(entry, now)
         except InfermuxError as e:
-            self._store_failed(c, "put", e)
+            self._store_failed(plan, c, "put", e)
             return False
         c["stores"] += 1
         return True
