@@ -237,6 +237,7 @@ class Client:
         on_health_change: HealthCallback | None = None,
         cache: Any = None,
         batching: Any = None,
+        telemetry: Any = None,
     ) -> None:
         self._portal = _LoopThread()
         try:
@@ -251,6 +252,7 @@ class Client:
                 on_health_change=on_health_change,
                 cache=cache,
                 batching=batching,
+                telemetry=telemetry,
             )
         except BaseException:
             self._portal.close()
