@@ -64,6 +64,8 @@ def test_readme_block_runs_as_written(line: int, code: str, tmp_path: Path) -> N
         assert "['east', 'east', 'west', 'east']" in out and "big long ok None" in out, out
         assert "west chat InternalServerError fallback (retryable) to group 'long'" in out, out
         assert "{'east': True, 'west': True, 'big': True} up" in out and "infermux_fallbacks_total" in out, out
+    elif "infermux.otel" in code:  # the OpenTelemetry example: one span, a failed attempt then a good one
+        assert "chat gpt-4o-mini 3 ['infermux.attempt', 'infermux.attempt.failed', 'infermux.attempt']" in out, out
     elif "SandboxThread" in code:
         assert "InternalServerError 503 True gpt" in out, out
         debug = proc.stderr
