@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import infermux
+from infermux.fleet import GroupConfig
 from infermux.otel import DURATION_BUCKETS, Telemetry
 from infermux.resilience.retry import RetryPolicy
 from infermux.sandbox import Fault, Sandbox
@@ -120,8 +121,51 @@ async def test_embeddings_span(sandbox: Sandbox) -> None:
     a = dict(span.attributes or {})
     assert span.name == "embeddings text-embedding-3-small" and a["gen_ai.operation.name"] == "embeddings"
     assert len(r.vectors) == 2 and a["gen_ai.response.model"] == r.model
-    (dur,) = otel.metrics()["gen_ai.client.operation.duration"]
+    assert r.usage is not None and a["gen_ai.usage.input_tokens"] == r.usage.input_tokens
+    assert "gen_ai.usage.output_tokens" not in a  # embeddings have input tokens only
+    m = otel.metrics()
+    (dur,) = m["gen_ai.client.operation.duration"]
     assert dur.attributes["gen_ai.operation.name"] == "embeddings"
+    assert [p.attributes["gen_ai.token.type"] for p in m["gen_ai.client.token.usage"]] == ["input"]
+
+
+async def test_a_fallback_shows_both_endpoints_and_the_route(sandbox: Sandbox) -> None:
+    otel = Otel()
+    eps = [
+        infermux.EndpointConfig(
+            name=name,
+            provider="openai",
+            base_url=sandbox.openai_base_url,
+            model=MODEL,
+            api_keys=(KEY,),
+            retry=RetryPolicy(max_retries=0),
+        )
+        for name in ("a", "b")
+    ]
+    groups = [GroupConfig("fleet", ("a", "b"))]
+    async with infermux.AsyncClient(eps, groups=groups, trust_env=False, telemetry=otel.telemetry) as c:
+        sandbox.faults.push(Fault.status_error(500))
+        r = await c.chat("hi", model="fleet", max_tokens=4)
+    (span,) = otel.spans.get_finished_spans()
+    a = dict(span.attributes or {})
+    assert r.endpoint == "b" and span.name == "chat fleet" and a["gen_ai.request.model"] == "fleet"
+    assert a["gen_ai.response.model"] == r.model and a["infermux.endpoint"] == "b"
+    assert a["infermux.route"] == ("a:InternalServerError", "b:ok")
+    events = [(e.name, (e.attributes or {})["infermux.endpoint"]) for e in span.events]
+    assert events == [("infermux.attempt", "a"), ("infermux.attempt.failed", "a"), ("infermux.attempt", "b")]
+
+
+async def test_an_abandoned_stream_ends_its_span_without_an_error(sandbox: Sandbox) -> None:
+    otel = Otel()
+    async with client(sandbox, otel) as c, c.stream("Count to 10 slowly", max_tokens=32) as s:
+        async for _ in s.text():
+            break  # the caller has what it needs
+    (span,) = otel.spans.get_finished_spans()
+    a = dict(span.attributes or {})
+    assert a["infermux.stream.abandoned"] is True and "error.type" not in a
+    assert span.status.status_code is StatusCode.UNSET and a["gen_ai.response.time_to_first_chunk"] > 0
+    (dur,) = otel.metrics()["gen_ai.client.operation.duration"]
+    assert "error.type" not in dur.attributes
 
 
 async def test_a_retry_is_two_attempt_events_and_an_error_sets_error_type(sandbox: Sandbox) -> None:

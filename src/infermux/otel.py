@@ -269,7 +269,8 @@ class CallTrace:
         if inst.duration is not None:
             inst.duration.record(inst.clock.now() - self._started, attrs)
         if inst.tokens is not None and self._usage is not None and error is None:
-            for kind, n in zip(("input", "output"), self._usage, strict=True):
+            kinds = ("input",) if self._operation == "embeddings" else ("input", "output")  # embeddings: input only
+            for kind, n in zip(kinds, self._usage, strict=False):
                 inst.tokens.record(n, {**attrs, "gen_ai.token.type": kind})
         if self.span is not None:
             self._end_span(attrs, route, error, abandoned=abandoned)
@@ -299,7 +300,9 @@ class CallTrace:
         if self._finish_reasons:
             extra["gen_ai.response.finish_reasons"] = self._finish_reasons
         if self._usage is not None:
-            extra["gen_ai.usage.input_tokens"], extra["gen_ai.usage.output_tokens"] = self._usage
+            extra["gen_ai.usage.input_tokens"] = self._usage[0]
+            if self._operation != "embeddings":
+                extra["gen_ai.usage.output_tokens"] = self._usage[1]
         if self._first_chunk is not None:
             extra["gen_ai.response.time_to_first_chunk"] = self._first_chunk - self._started
         if abandoned:
