@@ -27,7 +27,21 @@ from .types import (
     ToolCallStart,
 )
 
-__all__ = ["OverlapFilter", "StreamSplice", "is_content", "prefill_text", "resumed_request"]
+__all__ = [
+    "CONTINUE_INSTRUCTION",
+    "OverlapFilter",
+    "StreamSplice",
+    "continuation_request",
+    "is_content",
+    "prefill_text",
+    "resumed_request",
+]
+
+#: the user turn that asks a provider without prefill to go on with a partial answer (mid-stream failover)
+CONTINUE_INSTRUCTION = (
+    "Your previous reply was cut off. Continue it exactly where it stopped, without repeating any of it and"
+    " without commenting on the interruption."
+)
 
 _CONTENT = (ToolCallStart, ToolCallDelta, ToolCallEnd)
 
@@ -44,11 +58,29 @@ def prefill_text(delivered: str) -> str:
 
 
 def resumed_request(request: ChatRequest, delivered: str, *, prefill: bool) -> ChatRequest:
-    """The request that continues a stream after ``delivered`` text (a trailing assistant turn with prefill)."""
-    turn = prefill_text(delivered)
-    if not prefill or not turn:
+    """The request that continues a stream after ``delivered`` text (a trailing assistant turn with prefill).
+    A request that already ends with a partial assistant turn (the caller's own prefill, or an earlier resume)
+    has the delivered text appended to that turn: the model continues one turn, never two in a row."""
+    if not prefill or not prefill_text(delivered):
         return request
-    return replace(request, messages=(*request.messages, Message(role="assistant", content=turn)))
+    msgs = request.messages
+    last = msgs[-1] if msgs else None
+    if last is not None and last.role == "assistant" and isinstance(last.content, str) and not last.tool_calls:
+        turn = prefill_text(last.content + delivered)
+        return replace(request, messages=(*msgs[:-1], Message(role="assistant", content=turn)))
+    return replace(request, messages=(*msgs, Message(role="assistant", content=prefill_text(delivered))))
+
+
+def continuation_request(request: ChatRequest, delivered: str, *, prefill: bool) -> ChatRequest:
+    """The request that continues, on another endpoint, a stream that broke after ``delivered`` text: the
+    original messages plus the delivered text as a partial assistant turn, which a provider with prefill
+    continues; for one without, followed by a user turn asking to continue (:data:`CONTINUE_INSTRUCTION`)."""
+    if not prefill_text(delivered):
+        return request
+    if prefill:
+        return resumed_request(request, delivered, prefill=True)
+    turns = (Message(role="assistant", content=delivered), Message(role="user", content=CONTINUE_INSTRUCTION))
+    return replace(request, messages=(*request.messages, *turns))
 
 
 class OverlapFilter:

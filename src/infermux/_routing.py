@@ -78,6 +78,7 @@ class Routing:
     """One call's routing state (see the module docstring)."""
 
     __slots__ = (
+        "_current",
         "_done",
         "_fail_fast",
         "_group",
@@ -86,6 +87,7 @@ class Routing:
         "_seen",
         "_skip",
         "_tried",
+        "_yielded",
         "budget",
         "errors",
         "hops",
@@ -111,6 +113,8 @@ class Routing:
         self._left: Endpoint | None = None  # the endpoint just left (counted as a fallback once another is tried)
         self._skip: set[str] = set()  # endpoints already sent the call as a hedge (not tried again)
         self._seen: dict[str, Endpoint] = {}  # every candidate of the groups routed over, in order
+        self._current: Target = target
+        self._yielded: set[str] = set()  # endpoints handed out so far
 
     def route(self) -> tuple[RouteHop, ...]:
         return tuple(RouteHop(*h) for h in self.hops)
@@ -122,6 +126,7 @@ class Routing:
         router, budget = self.router, self.budget
         target: Target | None = self.root
         while target is not None:
+            self._current = target
             self._group = target.group.name if target.group is not None else None
             if self._group is not None:
                 self._tried.add(self._group)
@@ -144,6 +149,7 @@ class Routing:
                     if self._left is not None:
                         self._left.counters.fallbacks += 1
                         self._left = None
+                    self._yielded.add(ep.name)
                     yield ep, step
                     if self._done:
                         break
@@ -151,6 +157,12 @@ class Routing:
                 self.errors.append(e)
                 return
             target = self._next_target()
+
+    def may_continue(self, ep: Endpoint) -> bool:
+        """Whether another endpoint may be tried after ``ep``: one of the current target not handed out yet, or
+        a fallback group not tried yet."""
+        left = any(e is not ep and e.name not in self._yielded for e in self._current.endpoints)
+        return left or self._fallbacks_left()
 
     def _fallbacks_left(self) -> bool:
         g = self.root.group
@@ -216,12 +228,13 @@ class Routing:
 
     # ------------------------------------------------------------------ what the caller reports
 
-    def failed(self, ep: Endpoint, err: InfermuxError) -> None:
+    def failed(self, ep: Endpoint, err: InfermuxError, reason: str | None = None) -> None:
+        """``ep`` failed with ``err``; ``reason`` replaces the hop's default one (``"next endpoint"``)."""
         from .router import can_fall_back
 
         self.errors.append(err)
         movable = can_fall_back(err)
-        reason = "next endpoint" if movable else "not retryable elsewhere"
+        reason = (reason or "next endpoint") if movable else "not retryable elsewhere"
         self.hops.append([ep.name, self._group, type(err).__name__, reason, err.attempts or 0])
         self._left = ep
         if not movable:
@@ -255,7 +268,7 @@ class Routing:
             return self.with_route(self.refused)
         from .router import Router, can_fall_back
 
-        if self.hops and self.hops[-1][3] == "next endpoint":
+        if self.hops and self.hops[-1][3] in ("next endpoint", "failover mid-stream"):
             self.hops[-1][3] = "no endpoint left"
         errors = self.errors
         if not errors:  # pragma: no cover - a target always has an endpoint

@@ -353,6 +353,7 @@ class Client:
         max_retries: int | None = None,
         resume: bool | None = None,
         reasoning_effort: ReasoningEffort | None = None,
+        failover: bool | None = None,
     ) -> SyncChatStream:
         """A streamed chat completion (use ``with`` and iterate); the arguments are :meth:`chat`'s."""
         inner = self._async.stream(
@@ -363,6 +364,7 @@ class Client:
             request_id=request_id,
             fail_fast=fail_fast,
             resume=resume,
+            failover=failover,
             endpoints=endpoints,
             strategy=strategy,
             hedge=hedge,

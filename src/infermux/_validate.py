@@ -198,6 +198,11 @@ def check_fields(owner: str, obj: object, spec: Mapping[str, str]) -> None:
 _CHOICES = {"key_strategy": ("round_robin", "least_loaded"), "overflow": ("reject", "shed_lowest")}
 
 
+def _check_optional_seconds(what: str, value: object) -> None:
+    if value is not None:
+        check_positive_number(what, value)
+
+
 def check_endpoint_config(cfg: Any) -> None:
     """Validate and normalise an ``EndpointConfig`` in place (it is frozen: ``object.__setattr__``)."""
     from .providers._base import Provider
@@ -242,8 +247,8 @@ def check_endpoint_config(cfg: Any) -> None:
         v = getattr(cfg, attr)
         if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
             raise ConfigurationError(f"{where}: {attr} must be an int >= {minimum}, got {describe(v)}")
-    if cfg.queue_aging is not None:
-        check_positive_number(f"{where}: queue_aging", cfg.queue_aging)
+    for attr in ("queue_aging", "stream_idle_timeout"):  # None: no bound of their own
+        _check_optional_seconds(f"{where}: {attr}", getattr(cfg, attr))
     for attr in ("adaptive_concurrency", "fail_fast", "resume_streams"):
         v = getattr(cfg, attr, False)
         if not isinstance(v, bool):

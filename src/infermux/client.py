@@ -395,6 +395,7 @@ class AsyncClient:
         request_id: str | None = None,
         fail_fast: bool = False,
         resume: bool | None = None,
+        failover: bool | None = None,
         endpoints: Sequence[str] | None = None,
         strategy: str | None = None,
         hedge: bool | float | None = None,
@@ -405,8 +406,10 @@ class AsyncClient:
         **params: Unpack[ChatParams],
     ) -> ChatStream:
         """A streamed chat completion (use ``async with`` / ``async for``). Falls back to the next endpoint
-        only while no content has reached the caller; after that a broken stream is resumed on its endpoint
-        (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`). ``params`` as
+        while no content has reached the caller; after that a broken stream is resumed on its endpoint
+        (``resume``, default each endpoint's ``resume_streams``; see :meth:`Endpoint.stream`) and, with
+        ``failover`` (default: on for a call to a group, per its ``GroupConfig.failover``), continued on the
+        group's next endpoint (see :mod:`infermux._failover`): one stream for the caller. ``params`` as
         in :meth:`chat` (``model`` may name a group; ``endpoints``, ``strategy``, ``hedge``: the first content
         chunk decides the race); ``stream.route`` and the final
         response's ``route`` list the endpoints tried. The cache arguments are :meth:`chat`'s: a cached answer
@@ -427,6 +430,7 @@ class AsyncClient:
             rid=rid,
             fail_fast=fail_fast,
             resume=resume,
+            failover=failover,
             hops=stream.route_hops,
             hedge=self.router.hedging(target, hedge),
         )
@@ -456,6 +460,7 @@ class AsyncClient:
         rid: str,
         fail_fast: bool,
         resume: bool | None,
+        failover: bool | None,
         hops: list[RouteHop],
         hedge: HedgePlan | None,
     ) -> AsyncGenerator[StreamEvent, None]:

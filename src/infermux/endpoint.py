@@ -21,13 +21,18 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._engine import Attempt, Call, EngineCore
 from ._redact import secrets_of
-from ._resume import StreamSplice, resumed_request
+from ._resume import StreamSplice, is_content, resumed_request
 from ._stats import EndpointCounters
 from ._validate import check_base_url, check_endpoint_config, encode_json_body, join_url, redact_url
 from .errors import (
+    APIConnectionError,
+    APITimeoutError,
     ConfigurationError,
     IncompleteStreamError,
     InfermuxError,
+    InternalServerError,
+    OverloadedError,
+    StreamIdleTimeoutError,
     status_error_class,
 )
 from .providers import Provider, ProviderRequest, get_provider
@@ -94,6 +99,10 @@ class EndpointConfig:
     fail_fast: bool = False
     #: resume a stream that broke after text reached the caller (per call: ``resume=``)
     resume_streams: bool = True
+    #: seconds a stream that has started sending content may go without a chunk while its connection stays
+    #: open (a stalled server) before the attempt fails with StreamIdleTimeoutError (``None``: only
+    #: ``timeouts.read`` bounds it); a group's ``stream_idle_timeout`` overrides it for calls to the group
+    stream_idle_timeout: float | None = 30.0
     limits: Limits = field(default_factory=Limits)  # response size bounds
 
     def __post_init__(self) -> None:
@@ -403,6 +412,8 @@ class Endpoint(EngineCore):
         resume: bool | None = None,
         info: StreamInfo | None = None,
         observer: CallObserver | None = None,
+        idle_timeout: float | None = None,
+        failover: Callable[[], bool] | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream events.
 
@@ -417,6 +428,13 @@ class Endpoint(EngineCore):
         OpenAI's ``[DONE]``; a finish reason only where the provider documents it: Gemini, TGI's Messages API;
         see each provider's parser), else it is an :class:`IncompleteStreamError`. ``info`` is filled with
         the call's request IDs, attempts and latency.
+
+        ``idle_timeout`` (default ``config.stream_idle_timeout``) bounds the wait for each chunk once content
+        has started (a stalled server: :class:`StreamIdleTimeoutError`). ``failover`` is given when another
+        endpoint can continue this stream (the client's mid-stream failover): a break after content is then
+        resumed here only once, only when it is transient (a cut, a stream ended early, an in-band 5xx that
+        is not an overload) and ``failover()`` says this endpoint is still healthy; otherwise the error is
+        raised at once (no backoff here) for the caller to continue elsewhere.
         """
         model = self.model_for(request.model)
         prefill = "prefill" in self.provider.capabilities
@@ -427,12 +445,14 @@ class Endpoint(EngineCore):
         info = info if info is not None else StreamInfo()
         info.endpoint, info.provider, info.request_id = self.name, self.provider.name, call.rid
         may_resume = self.config.resume_streams if resume is None else bool(resume)
+        idle = self.config.stream_idle_timeout if idle_timeout is None else idle_timeout
         splice = StreamSplice(prefill=prefill)
+        resumed_here = 0
         try:
             while True:
                 splice.new_attempt()
                 try:
-                    async with aclosing(self._stream_attempt(preq, call, info)) as events:
+                    async with aclosing(self._stream_attempt(preq, call, info, idle)) as events:
                         async for ev in events:
                             first = not splice.content
                             for out in splice.feed(ev):
@@ -445,7 +465,7 @@ class Endpoint(EngineCore):
                         yield out
                 except InfermuxError as err:
                     content = splice.content
-                    resumable = content and may_resume and not splice.tool_content and is_retryable(call.pol, err)
+                    resumable = content and may_resume and _resumable(err, splice, call, failover, resumed_here)
                     delay = self._after_error(err, call, final=content and not resumable)
                     if delay is None:
                         raise
@@ -454,6 +474,7 @@ class Endpoint(EngineCore):
                         text = splice.resume()
                         preq = self.provider.build_chat(resumed_request(request, text, prefill=prefill), model, True)
                         info.resumed += 1
+                        resumed_here += 1
                         self.counters.resumes += 1
                         yield StreamResumed(self.name, self.name, call.number + 1, len(text), type(err).__name__)
                     continue
@@ -469,7 +490,7 @@ class Endpoint(EngineCore):
             info.latency_s = self.clock.now() - call.started
 
     async def _stream_attempt(
-        self, preq: ProviderRequest, call: Call, info: StreamInfo
+        self, preq: ProviderRequest, call: Call, info: StreamInfo, idle: float | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
         lease, permit = await self._admit(call)
         deadline = call.deadline
@@ -479,7 +500,7 @@ class Endpoint(EngineCore):
             try:
                 resp = await deadline.run(self._send(preq, attempt))
                 info.provider_request_id = self.provider.provider_request_id(resp.headers)
-                async with aclosing(self._read_stream(resp, deadline, acc)) as events:
+                async with aclosing(self._read_stream(resp, deadline, acc, idle)) as events:
                     async for ev in events:
                         yield ev
                 if not acc.finished:
@@ -498,20 +519,31 @@ class Endpoint(EngineCore):
             self.gate.release()
 
     async def _read_stream(
-        self, resp: HTTPResponse, deadline: Deadline, acc: StreamAccumulator
+        self, resp: HTTPResponse, deadline: Deadline, acc: StreamAccumulator, idle: float | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
         chunks: Any = None
+        cap: float | None = None  # the idle timeout applies once content has started
+
+        def stalled() -> StreamIdleTimeoutError:
+            return StreamIdleTimeoutError(
+                f"the stream sent no chunk for {idle:g}s after content started (stream_idle_timeout) while the"
+                " connection stayed open: the server stalled mid-stream",
+                partial_text=acc.text,
+            )
+
         try:
             parser = self.provider.new_stream_parser()
             chunks = resp.iter_chunks().__aiter__()
             while True:
                 try:
-                    chunk = await deadline.run(chunks.__anext__())
+                    chunk = await deadline.run_capped(chunks.__anext__(), cap, stalled)
                 except StopAsyncIteration:
                     break
                 self.counters.progressed(self.clock.now())
                 for ev in parser.feed(chunk):
                     self._check_stream_event(ev, acc)
+                    if cap is None and idle is not None and is_content(ev):
+                        cap = idle
                     yield ev
             for ev in parser.close():
                 self._check_stream_event(ev, acc)
@@ -564,6 +596,26 @@ class Endpoint(EngineCore):
     async def aclose(self) -> None:
         if self._owns_transport:
             await self.transport.aclose()
+
+
+def _resumable(
+    err: InfermuxError, splice: StreamSplice, call: Call, failover: Callable[[], bool] | None, resumed_here: int
+) -> bool:
+    """Whether a break after content is resumed on this endpoint: only text was delivered and the error is
+    retryable; when another endpoint can continue (``failover``), only once, for a transient break, while
+    this endpoint is healthy."""
+    if splice.tool_content or not is_retryable(call.pol, err):
+        return False
+    return failover is None or (resumed_here == 0 and transient_break(err) and failover())
+
+
+def transient_break(err: InfermuxError) -> bool:
+    """Whether a stream break looks transient, worth resuming on the same endpoint before moving on: a cut or
+    reset connection, a stream that ended without its terminal marker, an in-band 5xx. Not a stall (idle
+    timeout) or any other timeout, nor an overload or rate limit: the endpoint is then unfit to continue."""
+    if isinstance(err, (APITimeoutError, OverloadedError)) or err.status_code in (429, 503, 529):
+        return False
+    return isinstance(err, (APIConnectionError, IncompleteStreamError, InternalServerError))
 
 
 def build_endpoints(

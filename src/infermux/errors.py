@@ -18,7 +18,8 @@ Every failure a caller can see is an :class:`InfermuxError`. The tree has four b
     │   │   └── OverloadedError             529 (and in-band "overloaded" errors)
     │   ├── APIConnectionError              could not connect / connection dropped
     │   │   └── APITimeoutError             a timeout elapsed (connect, read or the overall deadline)
-    │   │       └── DeadlineExceededError   the per-request deadline ran out across attempts
+    │   │       ├── DeadlineExceededError   the per-request deadline ran out across attempts
+    │   │       └── StreamIdleTimeoutError  a stream sent no chunk within its idle timeout (connection open)
     │   ├── MalformedResponseError          a 2xx whose body is not what the protocol promises
     │   │   └── IncompleteStreamError       a stream that ended without its terminal marker
     │   └── ResponseTooLargeError           a body or stream over the endpoint's ``Limits`` (not retried)
@@ -67,6 +68,7 @@ __all__ = [
     "RequestTimeoutStatusError",
     "ResilienceError",
     "ResponseTooLargeError",
+    "StreamIdleTimeoutError",
     "UnprocessableEntityError",
     "status_error_class",
 ]
@@ -251,6 +253,18 @@ class DeadlineExceededError(APITimeoutError):
     """The per-request deadline ran out, counting every attempt and every wait between them."""
 
     retryable = False
+
+
+class StreamIdleTimeoutError(APITimeoutError):
+    """A stream that had started sending content sent no chunk within its idle timeout
+    (``EndpointConfig.stream_idle_timeout``) while its connection stayed open: the server stalled mid-stream.
+    The text the attempt had received is in ``partial_text``."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, partial_text: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.partial_text = partial_text
 
 
 class MalformedResponseError(APIError):

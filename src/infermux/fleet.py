@@ -138,7 +138,10 @@ class GroupConfig:
     (default 1; fractions are kept exact); ``fallbacks``: error class key -> group names to try next, in
     order (see the module docstring); ``affinity_chars``: how much of the prompt's start ``prefix_affinity``
     hashes; ``hedge``: hedged requests (:class:`~infermux.hedging.HedgeConfig`, or its settings as a mapping,
-    or ``True`` for the defaults)."""
+    or ``True`` for the defaults). ``failover``: a stream that breaks after content reached the caller continues
+    on another endpoint of the group (mid-stream failover, see :mod:`infermux._failover`; per call
+    ``stream(failover=...)``); ``stream_idle_timeout``: replaces the members' ``EndpointConfig.stream_idle_timeout``
+    for calls to the group (``None``: each member's own)."""
 
     name: str
     endpoints: tuple[str, ...]
@@ -147,6 +150,8 @@ class GroupConfig:
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     affinity_chars: int = 512
     hedge: HedgeConfig | None = None
+    failover: bool = True
+    stream_idle_timeout: float | None = None
 
     def __post_init__(self) -> None:
         where = f"group {self.name!r}"
@@ -179,6 +184,7 @@ class GroupConfig:
         a = self.affinity_chars
         if isinstance(a, bool) or not isinstance(a, int) or a < 1:
             raise ConfigurationError(f"{where}: affinity_chars must be an int >= 1, got {a!r}")
+        _check_stream_options(where, self.failover, self.stream_idle_timeout)
         self._check_hedge(where)
 
     def _check_hedge(self, where: str) -> None:
@@ -196,6 +202,15 @@ class GroupConfig:
             if groups:
                 return groups
         return ()
+
+
+def _check_stream_options(where: str, failover: object, idle: object) -> None:
+    if not isinstance(failover, bool):
+        raise ConfigurationError(f"{where}: failover must be a bool, got {failover!r}")
+    if idle is not None and (
+        isinstance(idle, bool) or not isinstance(idle, (int, float)) or not math.isfinite(idle) or idle <= 0
+    ):
+        raise ConfigurationError(f"{where}: stream_idle_timeout must be a number of seconds > 0 or None, got {idle!r}")
 
 
 def group_from_dict(d: Mapping[str, Any]) -> GroupConfig:

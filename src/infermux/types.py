@@ -620,7 +620,10 @@ class StreamError:
 class StreamResumed:
     """The stream broke after content reached the caller and was resumed: the request was sent again (with the
     delivered text as a partial assistant turn where the provider supports prefill) and the new stream continues
-    this one with no text repeated. ``from_endpoint``/``to_endpoint`` name where it broke and where it goes on."""
+    this one with no text repeated. ``from_endpoint``/``to_endpoint`` name where it broke and where it goes on
+    (another endpoint of the group: mid-stream failover). ``tool_calls_restarted``: tool calls streamed before
+    the break are void (one was cut mid-arguments, or the new endpoint cannot continue them); the new stream
+    sends its tool calls again from index 0 (:class:`StreamAccumulator` drops the old ones)."""
 
     from_endpoint: str | None
     to_endpoint: str | None
@@ -628,6 +631,7 @@ class StreamResumed:
     delivered_chars: int
     reason: str = ""
     type: Literal["resumed"] = "resumed"
+    tool_calls_restarted: bool = False
 
 
 StreamEvent = (
@@ -687,6 +691,8 @@ class StreamAccumulator:
         elif isinstance(ev, StreamStart):
             self.response_id = ev.response_id or self.response_id
             self.model = ev.model or self.model
+        elif isinstance(ev, StreamResumed) and ev.tool_calls_restarted:
+            self._calls.clear()
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         out = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ..errors import ConfigurationError, DeadlineExceededError
+from ..errors import ConfigurationError, DeadlineExceededError, InfermuxError
 from .clock import Clock
 
 __all__ = ["Deadline"]
@@ -55,3 +55,23 @@ class Deadline:
             return await asyncio.wait_for(aw, rem)
         except asyncio.TimeoutError as e:  # pragma: no cover
             raise self.expired_error() from e
+
+    async def run_capped(self, aw: Awaitable[T], cap: float | None, on_cap: Callable[[], InfermuxError]) -> T:
+        """:meth:`run`, and also at most ``cap`` seconds (real time, like every asyncio timeout): running out of
+        the cap first raises ``on_cap()`` (e.g. a stream's idle timeout), the deadline its own error."""
+        rem = self.remaining()
+        if cap is None or (rem is not None and rem <= cap):
+            return await self.run(aw)
+        if sys.version_info >= (3, 11):
+            cm = asyncio.timeout(cap)
+            try:
+                async with cm:
+                    return await aw
+            except TimeoutError as e:
+                if cm.expired():
+                    raise on_cap() from e
+                raise
+        try:  # pragma: no cover - Python 3.10
+            return await asyncio.wait_for(aw, cap)
+        except asyncio.TimeoutError as e:  # pragma: no cover
+            raise on_cap() from e

@@ -7,13 +7,14 @@ mix. The controller is thread-safe so a test thread can drive a server running o
 Header grammar (``x-sandbox-fault``)::
 
     fault   := kind ["=" primary] *(";" param "=" value)
-    kind    := status | reset | slow_headers | slow_body | stream_cut | malformed | html
+    kind    := status | reset | slow_headers | slow_body | stream_cut | stall | malformed | html
                | wrong_content_type | none
-    primary := the kind's main parameter: status -> status, slow_* -> delay, stream_cut/malformed -> after
+    primary := the kind's main parameter: status -> status, slow_* -> delay, stream_cut/stall/malformed -> after
     param   := status | retry-after | retry-after-ms | should-retry | delay | after | clean | message | type | html
 
 e.g. ``status=429;retry-after-ms=250``, ``status=502;html=1`` (a proxy's HTML error page instead of the
-protocol's JSON error body), ``stream_cut=3;clean=1``, ``slow_headers=0.5``, ``reset``.
+protocol's JSON error body), ``stream_cut=3;clean=1``, ``slow_headers=0.5``, ``reset``, ``stall=3;delay=5``
+(three stream chunks, then nothing for 5 s on an open connection).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from typing import Any
 
 from infermux.errors import ConfigurationError
 
-__all__ = ["Fault", "FaultController", "FaultKind", "parse_fault"]
+__all__ = ["STALL_SECONDS", "Fault", "FaultController", "FaultKind", "parse_fault"]
+
+#: how long a ``stall`` fault without a ``delay`` keeps its connection silent (a bound: nothing waits forever)
+STALL_SECONDS = 60.0
 
 
 class FaultKind(str, enum.Enum):
@@ -40,6 +44,7 @@ class FaultKind(str, enum.Enum):
     SLOW_HEADERS = "slow_headers"  # wait ``delay`` seconds before responding
     SLOW_BODY = "slow_body"  # wait ``delay`` seconds between stream chunks (or before a JSON body)
     STREAM_CUT = "stream_cut"  # send ``after`` chunks, then drop the connection (no terminal marker)
+    STALL = "stall"  # send ``after`` chunks (half a JSON body), then nothing for ``delay`` s (0: 60), connection open
     MALFORMED = "malformed"  # 200 whose JSON is truncated (a stream: one event's data is truncated)
     HTML = "html"  # 200 with an HTML page labelled text/html
     WRONG_CONTENT_TYPE = "wrong_content_type"  # the right JSON body labelled text/plain
@@ -91,6 +96,12 @@ class Fault:
         return cls(FaultKind.STREAM_CUT, after=after, clean=clean)
 
     @classmethod
+    def stall(cls, after: int = 1, delay: float = 0.0) -> Fault:
+        """Send ``after`` stream chunks, then keep the connection open without sending anything for ``delay``
+        seconds (0: :data:`STALL_SECONDS`) or until the client goes away; then drop it."""
+        return cls(FaultKind.STALL, after=after, delay=delay)
+
+    @classmethod
     def malformed(cls, after: int = 1) -> Fault:
         return cls(FaultKind.MALFORMED, after=after)
 
@@ -118,6 +129,7 @@ _PRIMARY = {
     FaultKind.SLOW_HEADERS: "delay",
     FaultKind.SLOW_BODY: "delay",
     FaultKind.STREAM_CUT: "after",
+    FaultKind.STALL: "after",
     FaultKind.MALFORMED: "after",
 }
 _ALIASES = {"retry-after": "retry_after", "retry-after-ms": "retry_after_ms", "should-retry": "should_retry"}

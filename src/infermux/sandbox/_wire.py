@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from infermux.sandbox._faults import Fault, FaultKind
+from infermux.sandbox._faults import STALL_SECONDS, Fault, FaultKind
 from infermux.sandbox._model import Responder
 
 __all__ = [
@@ -289,7 +289,7 @@ async def _send_json(request: web.Request, reply: JsonReply, fault: Fault | None
         content_type = "application/octet-stream"
     if kind is FaultKind.MALFORMED:
         body = body[: max(1, len(body) // 2)]
-    if kind not in (FaultKind.SLOW_BODY, FaultKind.STREAM_CUT):
+    if kind not in (FaultKind.SLOW_BODY, FaultKind.STREAM_CUT, FaultKind.STALL):
         return web.Response(status=reply.status, body=body, content_type=content_type, headers=headers)
     resp = web.StreamResponse(status=reply.status, headers=headers)
     resp.content_type = content_type
@@ -301,8 +301,22 @@ async def _send_json(request: web.Request, reply: JsonReply, fault: Fault | None
         await resp.write(body)
         return resp
     await resp.write(body[: len(body) // 2])
+    if kind is FaultKind.STALL:
+        await _stall(request, fault)
     abort_connection(request)
     return resp
+
+
+async def _stall(request: web.BaseRequest, fault: Fault) -> None:
+    """Send nothing for the fault's ``delay`` (0: STALL_SECONDS) while the connection stays open; return early
+    once the client has gone away."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + (fault.delay or STALL_SECONDS)
+    while loop.time() < until:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(min(0.05, max(0.0, until - loop.time())))
 
 
 async def _send_stream(
@@ -318,7 +332,7 @@ async def _send_stream(
     await resp.prepare(request)
     events = list(reply.events)
     cut = len(events)
-    if kind is FaultKind.STREAM_CUT and fault is not None:
+    if kind in (FaultKind.STREAM_CUT, FaultKind.STALL) and fault is not None:
         cut = max(0, min(fault.after, len(events) - 1))
     if kind is FaultKind.MALFORMED and fault is not None:
         i = max(0, min(fault.after, len(events) - 1))
@@ -329,6 +343,8 @@ async def _send_stream(
         if delay and i:
             await asyncio.sleep(delay)
         await resp.write(_frame(reply.format, name, data))
+    if kind is FaultKind.STALL and fault is not None:
+        await _stall(request, fault)
     if cut < len(events) and fault is not None and not fault.clean:
         abort_connection(request)
     return resp

@@ -1,0 +1,222 @@
+"""Mid-stream failover: a stream that broke after content reached the caller goes on at another endpoint.
+
+The client routes a stream like any call while no content has reached the caller. After that, a break
+(connection cut, stream ended without its terminal marker, no chunk within the idle timeout, an in-band error
+event) is first resumed on its own endpoint when that is worth it (a transient break on an endpoint that is still
+healthy: once, see :meth:`Endpoint.stream`); otherwise, when ``failover`` is on (by default inside a group), the
+router's next endpoint gets the original request plus the delivered text as a partial assistant turn
+(:func:`~infermux._resume.continuation_request`: prefill where the provider continues one, else a "continue"
+instruction), and its stream is spliced onto the caller's: its start is dropped, a repeat of the delivered text
+is dropped (:class:`~infermux._resume.OverlapFilter`), a :class:`StreamResumed` event names the old and the new
+endpoint, and usage events carry the sum of every part. Tool calls cut mid-stream are restarted: the new
+endpoint streams them again from index 0 and the ``StreamResumed`` says ``tool_calls_restarted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+from ._resume import OverlapFilter, continuation_request, is_content
+from .errors import InfermuxError
+from .types import (
+    ChatRequest,
+    Priority,
+    RouteHop,
+    StreamEvent,
+    StreamFinish,
+    StreamResumed,
+    StreamStart,
+    TextDelta,
+    Usage,
+    UsageEvent,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .endpoint import Endpoint, StreamInfo
+    from .router import Budget, Router, Target
+
+__all__ = ["FAILOVER_REASON", "CallSplice", "add_usage", "stream_events"]
+
+FAILOVER_REASON = "failover mid-stream"
+
+
+def add_usage(a: Usage | None, b: Usage | None) -> Usage | None:
+    """The sum of two parts' usage (``None`` when neither reported any)."""
+    if a is None or b is None:
+        return a or b
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
+    )
+
+
+class CallSplice:
+    """The caller's view of one stream call across endpoints (and across the resumes of each endpoint).
+
+    Tracks what reached the caller (text, tool calls), splices the next endpoint's stream after a failover
+    and keeps usage summed over the parts: a part's usage is what its stream reported, or, for a part cut
+    before it reported any, one output token per content delta it delivered (an estimate; the provider
+    never said how many input tokens it read)."""
+
+    __slots__ = ("_done", "_overlap", "_part", "_pending", "_started", "content", "part_content", "texts", "tools")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []  # the text delivered to the caller, in pieces
+        self.content = False  # content reached the caller
+        self.part_content = False  # ... from the current endpoint
+        self.tools = False  # tool-call content reached the caller since the last restart
+        self._started = False  # the caller had its StreamStart
+        self._overlap: OverlapFilter | None = None
+        self._pending: StreamResumed | None = None  # the seam event, sent before the new endpoint's first event
+        self._done: Usage | None = None  # usage of the finished parts
+        self._part: list[object] = [None, 0]  # [usage reported by the current part, its content deltas]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    def _close_part(self) -> None:
+        usage, deltas = self._part
+        if usage is None and isinstance(deltas, int) and deltas:
+            usage = Usage(output_tokens=deltas)
+        self._done = add_usage(self._done, usage if isinstance(usage, Usage) else None)
+        self._part = [None, 0]
+
+    def failover(self, from_endpoint: str, to_endpoint: str, reason: str) -> None:
+        """The next events come from ``to_endpoint``, continuing the delivered text."""
+        if self.part_content:
+            self._close_part()
+        self.part_content = False
+        text = self.text
+        self.texts = [text]
+        self._overlap = OverlapFilter(text, prefill=True)  # a repeat is dropped, anything else continues
+        restart = self.tools
+        self.tools = False
+        self._pending = StreamResumed(from_endpoint, to_endpoint, 1, len(text), reason, tool_calls_restarted=restart)
+
+    def feed(self, ev: StreamEvent) -> list[StreamEvent]:
+        """What the caller sees of ``ev`` (possibly nothing)."""
+        out: list[StreamEvent] = []
+        if self._pending is not None:
+            out.append(self._pending)
+            self._pending = None
+        ov = self._overlap
+        if isinstance(ev, StreamStart):
+            if not self._started:
+                self._started = True
+                out.append(ev)
+            return out
+        if isinstance(ev, StreamResumed):  # the endpoint resumed the stream itself: a new part
+            self._close_part()
+            out.append(ev)
+            return out
+        if isinstance(ev, UsageEvent):
+            self._part[0] = ev.usage
+            total = add_usage(self._done, ev.usage)
+            out.append(ev if self._done is None or total is None else UsageEvent(total, ev.raw))
+            return out
+        if ov is not None and not ov.settled:
+            if isinstance(ev, TextDelta):
+                piece = ov.text(ev.text)
+                if not piece:
+                    return out
+                ev = TextDelta(piece)
+            elif isinstance(ev, StreamFinish) or is_content(ev):
+                rest = ov.finish()
+                if rest:
+                    out.extend(self._deliver(TextDelta(rest)))
+        out.extend(self._deliver(ev))
+        return out
+
+    def _deliver(self, ev: StreamEvent) -> list[StreamEvent]:
+        if is_content(ev):
+            self.content = self.part_content = True
+            deltas = self._part[1]
+            self._part[1] = (deltas if isinstance(deltas, int) else 0) + 1
+            if isinstance(ev, TextDelta):
+                self.texts.append(ev.text)
+            else:
+                self.tools = True
+        return [ev]
+
+
+async def stream_events(
+    router: Router,
+    info: StreamInfo,
+    req: ChatRequest,
+    target: Target,
+    *,
+    priority: Priority,
+    budget: Budget,
+    rid: str,
+    fail_fast: bool,
+    resume: bool | None,
+    failover: bool | None,
+    hops: list[RouteHop],
+) -> AsyncGenerator[StreamEvent, None]:
+    """The events of one stream call over ``target`` (see the module docstring). ``failover``: ``None`` is
+    on for a call to a group whose ``failover`` is on, off otherwise."""
+    group = target.group.config if target.group is not None else None
+    if failover is None:
+        failover = group is not None and group.failover
+    idle = group.stream_idle_timeout if group is not None else None
+    routing = router.routing(target, budget, fail_fast=fail_fast, priority=priority)
+    splice = CallSplice()
+    broke: tuple[str, str] | None = None  # (endpoint, error class) where the caller's stream last broke
+    spent = 0  # attempts of the endpoints before this one
+    try:
+        async for ep, st in routing:
+            request = req
+            if broke is not None:
+                request = continuation_request(req, splice.text, prefill="prefill" in ep.provider.capabilities)
+                splice.failover(broke[0], ep.name, broke[1])
+            others = failover and routing.may_continue(ep)
+            info.attempts = 0
+            try:
+                events_ = ep.stream(
+                    request,
+                    priority=priority,
+                    timeout=st.timeout,
+                    request_id=rid,
+                    wait=st.wait,
+                    share=st.share,
+                    resume=resume,
+                    info=info,
+                    idle_timeout=idle,
+                    failover=_healthy(router, ep) if others else None,
+                )
+                async with aclosing(events_) as events:
+                    async for ev in events:
+                        for out in splice.feed(ev):
+                            yield out
+            except InfermuxError as e:
+                if not splice.content:
+                    routing.failed(ep, e)
+                    continue
+                from .router import can_fall_back
+
+                if not (failover and can_fall_back(e)):  # content reached the caller: it ends here
+                    routing.failed(ep, e)
+                    e.route = routing.route()
+                    raise
+                routing.failed(ep, e, FAILOVER_REASON)
+                if splice.part_content or broke is None:
+                    broke = (ep.name, type(e).__name__)
+                continue
+            finally:
+                spent += info.attempts
+                info.attempts = spent
+            routing.succeeded(ep, None)
+            return
+        routing.outcome()  # raises the final error
+    finally:
+        hops[:] = routing.route()
+
+
+def _healthy(router: Router, ep: Endpoint) -> Callable[[], bool]:
+    """``failover()`` for :meth:`Endpoint.stream`: whether ``ep`` is still fit to resume its own stream."""
+    return lambda: router.usable(ep)
