@@ -117,7 +117,7 @@ class CallSplice:
         if isinstance(ev, UsageEvent):
             self._part[0] = ev.usage
             total = add_usage(self._done, ev.usage)
-            out.append(ev if self._done is None or total is None else UsageEvent(total, ev.raw))
+            out.append(ev if self._done is None or total is None else UsageEvent(total, raw=ev.raw))
             return out
         if ov is not None and not ov.settled:
             if isinstance(ev, TextDelta):
@@ -208,13 +208,23 @@ async def stream_events(
                     broke = (ep.name, type(e).__name__)
                 continue
             finally:
-                spent += info.attempts
+                here = info.attempts
+                spent += here
                 info.attempts = spent
-            routing.succeeded(ep, None)
+            routing.succeeded(ep, _Attempts(here))
             return
         routing.outcome()  # raises the final error
     finally:
         hops[:] = routing.route()
+
+
+class _Attempts:
+    """What :meth:`Routing.succeeded` reads of a stream's result: the endpoint's attempts."""
+
+    __slots__ = ("attempts",)
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
 
 
 def _healthy(router: Router, ep: Endpoint) -> Callable[[], bool]:
