@@ -62,13 +62,25 @@ class CallSplice:
     before it reported any, one output token per content delta it delivered (an estimate; the provider
     never said how many input tokens it read)."""
 
-    __slots__ = ("_done", "_overlap", "_part", "_pending", "_started", "content", "part_content", "texts", "tools")
+    __slots__ = (
+        "_done",
+        "_overlap",
+        "_part",
+        "_pending",
+        "_started",
+        "content",
+        "deltas",
+        "part_content",
+        "texts",
+        "tools",
+    )
 
     def __init__(self) -> None:
         self.texts: list[str] = []  # the text delivered to the caller, in pieces
         self.content = False  # content reached the caller
         self.part_content = False  # ... from the current endpoint
         self.tools = False  # tool-call content reached the caller since the last restart
+        self.deltas = 0  # text deltas delivered (about the tokens generated so far)
         self._started = False  # the caller had its StreamStart
         self._overlap: OverlapFilter | None = None
         self._pending: StreamResumed | None = None  # the seam event, sent before the new endpoint's first event
@@ -139,6 +151,7 @@ class CallSplice:
             self._part[1] = (deltas if isinstance(deltas, int) else 0) + 1
             if isinstance(ev, TextDelta):
                 self.texts.append(ev.text)
+                self.deltas += 1
             else:
                 self.tools = True
         return [ev]
@@ -172,7 +185,8 @@ async def stream_events(
         async for ep, st in routing:
             request = req
             if broke is not None:
-                request = continuation_request(req, splice.text, prefill="prefill" in ep.provider.capabilities)
+                prefill = "prefill" in ep.provider.capabilities
+                request = continuation_request(req, splice.text, prefill=prefill, tokens=splice.deltas)
                 splice.failover(broke[0], ep.name, broke[1])
             others = failover and routing.may_continue(ep)
             info.attempts = 0

@@ -57,12 +57,23 @@ def prefill_text(delivered: str) -> str:
     return delivered.rstrip()
 
 
-def resumed_request(request: ChatRequest, delivered: str, *, prefill: bool) -> ChatRequest:
+def spend_tokens(request: ChatRequest, tokens: int) -> ChatRequest:
+    """``request`` with its ``max_tokens`` lowered by ``tokens`` already generated (at least 1 is left), so that
+    a continued answer is not longer than the caller asked for."""
+    if request.max_tokens is None or tokens <= 0:
+        return request
+    return replace(request, max_tokens=max(1, request.max_tokens - tokens))
+
+
+def resumed_request(request: ChatRequest, delivered: str, *, prefill: bool, tokens: int = 0) -> ChatRequest:
     """The request that continues a stream after ``delivered`` text (a trailing assistant turn with prefill).
     A request that already ends with a partial assistant turn (the caller's own prefill, or an earlier resume)
-    has the delivered text appended to that turn: the model continues one turn, never two in a row."""
+    has the delivered text appended to that turn: the model continues one turn, never two in a row. With
+    prefill, ``max_tokens`` is lowered by ``tokens`` (the content deltas delivered: one token each on
+    OpenAI-compatible servers, so never more than were generated)."""
     if not prefill or not prefill_text(delivered):
         return request
+    request = spend_tokens(request, tokens)
     msgs = request.messages
     last = msgs[-1] if msgs else None
     if last is not None and last.role == "assistant" and isinstance(last.content, str) and not last.tool_calls:
@@ -71,14 +82,15 @@ def resumed_request(request: ChatRequest, delivered: str, *, prefill: bool) -> C
     return replace(request, messages=(*msgs, Message(role="assistant", content=prefill_text(delivered))))
 
 
-def continuation_request(request: ChatRequest, delivered: str, *, prefill: bool) -> ChatRequest:
+def continuation_request(request: ChatRequest, delivered: str, *, prefill: bool, tokens: int = 0) -> ChatRequest:
     """The request that continues, on another endpoint, a stream that broke after ``delivered`` text: the
     original messages plus the delivered text as a partial assistant turn, which a provider with prefill
     continues; for one without, followed by a user turn asking to continue (:data:`CONTINUE_INSTRUCTION`)."""
     if not prefill_text(delivered):
         return request
     if prefill:
-        return resumed_request(request, delivered, prefill=True)
+        return resumed_request(request, delivered, prefill=True, tokens=tokens)
+    request = spend_tokens(request, tokens)
     turns = (Message(role="assistant", content=delivered), Message(role="user", content=CONTINUE_INSTRUCTION))
     return replace(request, messages=(*request.messages, *turns))
 
@@ -161,7 +173,7 @@ class StreamSplice:
     :attr:`tool_content` whether any of it was a tool call (such streams are not resumed).
     """
 
-    __slots__ = ("_delivered", "_held", "_overlap", "_prefill", "content", "tool_content")
+    __slots__ = ("_delivered", "_held", "_overlap", "_prefill", "content", "deltas", "resumes", "tool_content")
 
     def __init__(self, *, prefill: bool) -> None:
         self._prefill = prefill
@@ -170,6 +182,8 @@ class StreamSplice:
         self._overlap: OverlapFilter | None = None
         self.content = False
         self.tool_content = False
+        self.deltas = 0  # text deltas delivered (about the tokens generated so far)
+        self.resumes = 0
 
     def new_attempt(self) -> None:
         self._held.clear()
@@ -177,6 +191,7 @@ class StreamSplice:
     def resume(self) -> str:
         """Start matching the next attempt against the delivered text; returns that text."""
         text = "".join(self._delivered)
+        self.resumes += 1
         self._delivered = [text]
         self._overlap = OverlapFilter(text, prefill=self._prefill)
         return text
@@ -209,6 +224,7 @@ class StreamSplice:
                 out.append(TextDelta(rest))
         if isinstance(ev, TextDelta):
             self._delivered.append(ev.text)
+            self.deltas += 1
         elif is_content(ev):
             self.tool_content = True
         out.append(ev)

@@ -447,7 +447,6 @@ class Endpoint(EngineCore):
         may_resume = self.config.resume_streams if resume is None else bool(resume)
         idle = self.config.stream_idle_timeout if idle_timeout is None else idle_timeout
         splice = StreamSplice(prefill=prefill)
-        resumed_here = 0
         try:
             while True:
                 splice.new_attempt()
@@ -465,16 +464,16 @@ class Endpoint(EngineCore):
                         yield out
                 except InfermuxError as err:
                     content = splice.content
-                    resumable = content and may_resume and _resumable(err, splice, call, failover, resumed_here)
+                    resumable = content and may_resume and _resumable(err, splice, call, failover)
                     delay = self._after_error(err, call, final=content and not resumable)
                     if delay is None:
                         raise
                     await self.clock.sleep(delay)
                     if resumable:
                         text = splice.resume()
-                        preq = self.provider.build_chat(resumed_request(request, text, prefill=prefill), model, True)
+                        again = resumed_request(request, text, prefill=prefill, tokens=splice.deltas)
+                        preq = self.provider.build_chat(again, model, True)
                         info.resumed += 1
-                        resumed_here += 1
                         self.counters.resumes += 1
                         yield StreamResumed(self.name, self.name, call.number + 1, len(text), type(err).__name__)
                     continue
@@ -598,15 +597,13 @@ class Endpoint(EngineCore):
             await self.transport.aclose()
 
 
-def _resumable(
-    err: InfermuxError, splice: StreamSplice, call: Call, failover: Callable[[], bool] | None, resumed_here: int
-) -> bool:
+def _resumable(err: InfermuxError, splice: StreamSplice, call: Call, failover: Callable[[], bool] | None) -> bool:
     """Whether a break after content is resumed on this endpoint: only text was delivered and the error is
     retryable; when another endpoint can continue (``failover``), only once, for a transient break, while
     this endpoint is healthy."""
     if splice.tool_content or not is_retryable(call.pol, err):
         return False
-    return failover is None or (resumed_here == 0 and transient_break(err) and failover())
+    return failover is None or (splice.resumes == 0 and transient_break(err) and failover())
 
 
 def transient_break(err: InfermuxError) -> bool:
