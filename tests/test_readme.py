@@ -60,6 +60,9 @@ def test_readme_block_runs_as_written(line: int, code: str, tmp_path: Path) -> N
         assert "tool_calls [('get_weather', {'city': 'Paris'})" in out, out
     if "HedgeConfig" in code:  # the hedging example: the stalled endpoint loses, per-call opt-out
         assert "west [('east', 'hedge_lost'), ('west', 'ok')]\n1 1 1 0\neast\n" in out, out
+    elif "StreamResumed" in code:  # the mid-stream failover example: one stream, the seam, the route
+        assert "echo: one two three four five\n" in out and "[a -> b: StreamIdleTimeoutError]" in out, out
+        assert "[('a', 'failover mid-stream'), ('b', None)]" in out, out
     elif "GroupConfig" in code:  # the Fleet example: weights, the route of a fallback, health, metrics
         assert "['east', 'east', 'west', 'east']" in out and "big long ok None" in out, out
         assert "west chat InternalServerError fallback (retryable) to group 'long'" in out, out
