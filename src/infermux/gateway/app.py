@@ -275,8 +275,11 @@ class Gateway:
         self, request: web.Request, ctx: RequestContext, req: ChatRequest, renderer: StreamRenderer
     ) -> tuple[web.StreamResponse, Usage | None]:
         """Relay one stream. The first event is awaited before the headers are sent, so a failure before any
-        content (429, 5xx, auth...) reaches the caller as an HTTP error with its status and retry-after."""
-        s = self.client.stream(req, timeout=self.settings.request_timeout, request_id=ctx.request_id)
+        content (429, 5xx, auth...) reaches the caller as an HTTP error with its status and retry-after. A call
+        with tools does not fail over mid-stream: the SDKs cannot be told to drop a tool call already streamed
+        (the client library restarts it, see infermux._failover), so a break there ends the stream with an error."""
+        failover = False if req.tools else None
+        s = self.client.stream(req, timeout=self.settings.request_timeout, request_id=ctx.request_id, failover=failover)
         async with s:
             events = s.__aiter__()
             try:
