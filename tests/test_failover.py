@@ -133,6 +133,7 @@ async def test_stalled_stream_fails_over_after_the_idle_timeout_with_a_continue_
         assert seams(events) == [("a", "b", "StreamIdleTimeoutError")]
         assert text_of(events) == r.text == ANSWER
         assert 0.3 <= took < 5.0, took
+        assert r.latency_s is not None and 0.3 <= r.latency_s <= took  # the whole call, both parts
         assert posts(a) == 1 and posts(b) == 1
         assert c.stats()["a"]["attempt_failures"] == {"StreamIdleTimeoutError": 1}
         assert r.route[0].outcome == "StreamIdleTimeoutError" and r.route[1].endpoint == "b"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ._resume import OverlapFilter, continuation_request, is_content
 from .errors import InfermuxError
+from .router import can_fall_back
 from .types import (
     ChatRequest,
     Priority,
@@ -181,6 +182,7 @@ async def stream_events(
     splice = CallSplice()
     broke: tuple[str, str] | None = None  # (endpoint, error class) where the caller's stream last broke
     spent = 0  # attempts of the endpoints before this one
+    started = router.clock.now()
     try:
         async for ep, st in routing:
             request = req
@@ -211,8 +213,6 @@ async def stream_events(
                 if not splice.content:
                     routing.failed(ep, e)
                     continue
-                from .router import can_fall_back
-
                 if not (failover and can_fall_back(e)):  # content reached the caller: it ends here
                     routing.failed(ep, e)
                     e.route = routing.route()
@@ -225,6 +225,8 @@ async def stream_events(
                 here = info.attempts
                 spent += here
                 info.attempts = spent
+            if broke is not None:  # the caller waited for every part
+                info.latency_s = router.clock.now() - started
             routing.succeeded(ep, _Attempts(here))
             return
         routing.outcome()  # raises the final error
