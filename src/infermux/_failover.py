@@ -14,17 +14,14 @@ endpoint streams them again from index 0 and the ``StreamResumed`` says ``tool_c
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ._resume import OverlapFilter, continuation_request, is_content
 from .errors import InfermuxError
 from .router import can_fall_back
 from .types import (
     ChatRequest,
-    Priority,
-    RouteHop,
     StreamEvent,
     StreamFinish,
     StreamResumed,
@@ -35,10 +32,10 @@ from .types import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._routing import Routing
     from .endpoint import Endpoint, StreamInfo
-    from .router import Budget, Router, Target
 
-__all__ = ["FAILOVER_REASON", "CallSplice", "add_usage", "stream_events"]
+__all__ = ["FAILOVER_REASON", "CallSplice", "StreamCall", "add_usage"]
 
 FAILOVER_REASON = "failover mid-stream"
 
@@ -158,80 +155,78 @@ class CallSplice:
         return [ev]
 
 
-async def stream_events(
-    router: Router,
-    info: StreamInfo,
-    req: ChatRequest,
-    target: Target,
-    *,
-    priority: Priority,
-    budget: Budget,
-    rid: str,
-    fail_fast: bool,
-    resume: bool | None,
-    failover: bool | None,
-    hops: list[RouteHop],
-) -> AsyncGenerator[StreamEvent, None]:
-    """The events of one stream call over ``target`` (see the module docstring). ``failover``: ``None`` is
-    on for a call to a group whose ``failover`` is on, off otherwise."""
-    group = target.group.config if target.group is not None else None
-    if failover is None:
-        failover = group is not None and group.failover
-    idle = group.stream_idle_timeout if group is not None else None
-    routing = router.routing(target, budget, fail_fast=fail_fast, priority=priority)
-    splice = CallSplice()
-    broke: tuple[str, str] | None = None  # (endpoint, error class) where the caller's stream last broke
-    spent = 0  # attempts of the endpoints before this one
-    started = router.clock.now()
-    try:
-        async for ep, st in routing:
-            request = req
-            if broke is not None:
-                prefill = "prefill" in ep.provider.capabilities
-                request = continuation_request(req, splice.text, prefill=prefill, tokens=splice.deltas)
-                splice.failover(broke[0], ep.name, broke[1])
-            others = failover and routing.may_continue(ep)
-            info.attempts = 0
-            try:
-                events_ = ep.stream(
-                    request,
-                    priority=priority,
-                    timeout=st.timeout,
-                    request_id=rid,
-                    wait=st.wait,
-                    share=st.share,
-                    resume=resume,
-                    info=info,
-                    idle_timeout=idle,
-                    failover=_healthy(router, ep) if others else None,
-                )
-                async with aclosing(events_) as events:
-                    async for ev in events:
-                        for out in splice.feed(ev):
-                            yield out
-            except InfermuxError as e:
-                if not splice.content:
-                    routing.failed(ep, e)
-                    continue
-                if not (failover and can_fall_back(e)):  # content reached the caller: it ends here
-                    routing.failed(ep, e)
-                    e.route = routing.route()
-                    raise
-                routing.failed(ep, e, FAILOVER_REASON)
-                if splice.part_content or broke is None:
-                    broke = (ep.name, type(e).__name__)
-                continue
-            finally:
-                here = info.attempts
-                spent += here
-                info.attempts = spent
-            if broke is not None:  # the caller waited for every part
-                info.latency_s = router.clock.now() - started
-            routing.succeeded(ep, _Attempts(here))
-            return
-        routing.outcome()  # raises the final error
-    finally:
-        hops[:] = routing.route()
+class StreamCall:
+    """One stream call's failover state over its routing (used by :func:`infermux._hedge.routed_stream`, the
+    stream loop): the caller's splice, where the stream last broke, the attempts of every endpoint and the
+    call's start. ``failover``: ``None`` is on for a call to a group whose ``failover`` is on, off otherwise."""
+
+    __slots__ = ("broke", "failover", "idle", "routing", "spent", "splice", "started")
+
+    def __init__(self, routing: Routing, failover: bool | None) -> None:
+        group = routing.root.group.config if routing.root.group is not None else None
+        self.failover = group is not None and group.failover if failover is None else bool(failover)
+        self.idle = group.stream_idle_timeout if group is not None else None
+        self.routing = routing
+        self.splice = CallSplice()
+        self.broke: tuple[str, str] | None = None  # (endpoint, error class) where the caller's stream last broke
+        self.spent = 0  # attempts of the endpoints done
+        self.started = routing.router.clock.now()
+
+    def request(self, ep: Endpoint, req: ChatRequest) -> ChatRequest:
+        """What ``ep`` is sent: ``req``, or after a break its continuation (and the seam is announced)."""
+        if self.broke is None:
+            return req
+        splice = self.splice
+        prefill = "prefill" in ep.provider.capabilities
+        request = continuation_request(req, splice.text, prefill=prefill, tokens=splice.deltas)
+        splice.failover(self.broke[0], ep.name, self.broke[1])
+        return request
+
+    def options(self, ep: Endpoint) -> dict[str, Any]:
+        """The failover arguments of :meth:`Endpoint.stream` for ``ep``."""
+        return {"idle_timeout": self.idle, "failover": self._fitness(ep) if self.failover else None}
+
+    def _fitness(self, ep: Endpoint) -> Callable[[], bool | None]:
+        """``failover()`` for :meth:`Endpoint.stream`, asked at a break: ``None`` when no other endpoint can
+        continue the stream, else whether ``ep`` is still fit to resume it itself (the router finds it usable)."""
+        routing = self.routing
+
+        def fit() -> bool | None:
+            return routing.router.usable(ep) if routing.may_continue(ep) else None
+
+        return fit
+
+    def feed(self, ev: StreamEvent) -> list[StreamEvent]:
+        return self.splice.feed(ev)
+
+    def ended(self, info: StreamInfo) -> int:
+        """An endpoint's part ended (``info.attempts``: its attempts): ``info`` gets the call's total; returns
+        the endpoint's own."""
+        here = info.attempts
+        self.spent += here
+        info.attempts = self.spent
+        return here
+
+    def failed(self, ep: Endpoint, err: InfermuxError) -> bool:
+        """Report ``ep``'s failure to the routing: ``True`` when the call goes on at the next endpoint (before
+        any content, or failing over), ``False`` when it ends with ``err`` (its route set)."""
+        routing, splice = self.routing, self.splice
+        if not splice.content:
+            routing.failed(ep, err)
+            return True
+        if not (self.failover and can_fall_back(err)):  # content reached the caller: it ends here
+            routing.failed(ep, err)
+            err.route = routing.route()
+            return False
+        routing.failed(ep, err, FAILOVER_REASON)
+        if splice.part_content or self.broke is None:
+            self.broke = (ep.name, type(err).__name__)
+        return True
+
+    def succeeded(self, ep: Endpoint, info: StreamInfo, here: int) -> None:
+        if self.broke is not None:  # the caller waited for every part
+            info.latency_s = self.routing.router.clock.now() - self.started
+        self.routing.succeeded(ep, _Attempts(here))
 
 
 class _Attempts:
@@ -241,8 +236,3 @@ class _Attempts:
 
     def __init__(self, attempts: int) -> None:
         self.attempts = attempts
-
-
-def _healthy(router: Router, ep: Endpoint) -> Callable[[], bool]:
-    """``failover()`` for :meth:`Endpoint.stream`: whether ``ep`` is still fit to resume its own stream."""
-    return lambda: router.usable(ep)

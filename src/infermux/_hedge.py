@@ -150,17 +150,22 @@ async def routed_stream(
     rid: str,
     resume: bool | None,
     observer: CallObserver | None = None,
+    failover: bool | None = None,
 ) -> AsyncGenerator[StreamEvent, None]:
-    """A stream call through the router: the next endpoint only while no content reached the caller; with a
-    ``plan``, the first endpoint is hedged until the first content event. ``observer``: the call's trace (every
-    leg's attempts are its span events)."""
+    """A stream call through the router: the next endpoint while no content reached the caller, and after that,
+    with ``failover`` (:class:`~infermux._failover.StreamCall`), the next endpoint continuing the delivered text;
+    with a ``plan``, the first endpoint is hedged until the first content event. ``observer``: the call's trace
+    (every leg's attempts are its span events)."""
+    from ._failover import StreamCall
     from .endpoint import StreamInfo
 
+    call = StreamCall(routing, failover)
+
     async def open_leg(
-        ep: Endpoint, st: Step, leg_info: StreamInfo
+        ep: Endpoint, st: Step, leg_info: StreamInfo, request: ChatRequest
     ) -> tuple[AsyncGenerator[StreamEvent, None], StreamEvent]:
         gen = ep.stream(
-            req,
+            request,
             priority=priority,
             timeout=st.timeout,
             request_id=rid,
@@ -169,6 +174,7 @@ async def routed_stream(
             resume=resume,
             info=leg_info,
             observer=observer,
+            **call.options(ep),
         )
         try:
             first = await anext(gen, _END)
@@ -184,38 +190,38 @@ async def routed_stream(
 
     def start(e: Endpoint, s: Step) -> Awaitable[tuple[AsyncGenerator[StreamEvent, None], StreamEvent]]:
         infos[e.name] = StreamInfo(request_id=rid)
-        return open_leg(e, s, infos[e.name])
+        return open_leg(e, s, infos[e.name], req)  # hedged: only while nothing was delivered
 
     async for ep, st in routing:
-        delivered = False
         at, leg_info = ep, info
+        info.attempts = 0
         try:
-            if plan is not None:
-                hedged, plan = plan, None
-                won = await race(routing, hedged, ep, st, start, discard=close_leg)
-                if won is None:
-                    continue
-                at, (gen, first) = won
-                leg_info = infos[at.name]
-            else:
-                gen, first = await open_leg(ep, st, info)
             try:
+                if plan is not None:
+                    hedged, plan = plan, None
+                    won = await race(routing, hedged, ep, st, start, discard=close_leg)
+                    if won is None:
+                        continue
+                    at, (gen, first) = won
+                    leg_info = infos[at.name]
+                else:
+                    gen, first = await open_leg(ep, st, info, call.request(ep, req))
                 async with aclosing(gen) as events:
                     if first is not _END:
                         _copy_info(leg_info, info)
-                        delivered = True
-                        yield first
+                        for out in call.feed(first):
+                            yield out
                         async for ev in events:
-                            yield ev
+                            for out in call.feed(ev):
+                                yield out
             finally:
                 if leg_info is not info:
                     _copy_info(leg_info, info)
+                here = call.ended(info)
         except InfermuxError as e:
-            routing.failed(at, e)
-            if delivered:  # content reached the caller: no other endpoint can take over (resumed above)
-                e.route = routing.route()
-                raise
-            continue
-        routing.succeeded(at, None)
+            if call.failed(at, e):
+                continue
+            raise
+        call.succeeded(at, info, here)
         return
     routing.outcome()  # raises the final error

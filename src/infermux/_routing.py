@@ -161,7 +161,8 @@ class Routing:
     def may_continue(self, ep: Endpoint) -> bool:
         """Whether another endpoint may be tried after ``ep``: one of the current target not handed out yet, or
         a fallback group not tried yet."""
-        left = any(e is not ep and e.name not in self._yielded for e in self._current.endpoints)
+        done = self._yielded | self._skip  # handed out, or sent the call as a hedge
+        left = any(e is not ep and e.name not in done for e in self._current.endpoints)
         return left or self._fallbacks_left()
 
     def _fallbacks_left(self) -> bool:

@@ -470,7 +470,9 @@ class AsyncClient:
             model = target.group.name if target.group is not None else req.model
             obs = self._otel.begin("chat", _asked_model(model, target), rid, req)
         try:
-            events = routed_stream(routing, hedge, req, info, priority=priority, rid=rid, resume=resume, observer=obs)
+            events = routed_stream(
+                routing, hedge, req, info, priority=priority, rid=rid, resume=resume, observer=obs, failover=failover
+            )
             async with aclosing(events):
                 async for ev in events:
                     if obs is not None:

@@ -413,7 +413,7 @@ class Endpoint(EngineCore):
         info: StreamInfo | None = None,
         observer: CallObserver | None = None,
         idle_timeout: float | None = None,
-        failover: Callable[[], bool] | None = None,
+        failover: Callable[[], bool | None] | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Stream events.
 
@@ -430,11 +430,12 @@ class Endpoint(EngineCore):
         the call's request IDs, attempts and latency.
 
         ``idle_timeout`` (default ``config.stream_idle_timeout``) bounds the wait for each chunk once content
-        has started (a stalled server: :class:`StreamIdleTimeoutError`). ``failover`` is given when another
-        endpoint can continue this stream (the client's mid-stream failover): a break after content is then
-        resumed here only once, only when it is transient (a cut, a stream ended early, an in-band 5xx that
-        is not an overload) and ``failover()`` says this endpoint is still healthy; otherwise the error is
-        raised at once (no backoff here) for the caller to continue elsewhere.
+        has started (a stalled server: :class:`StreamIdleTimeoutError`). ``failover`` is the client's mid-stream
+        failover: called at a break after content, it answers ``None`` when no other endpoint can continue the
+        stream (it is then resumed here as usual), else whether this endpoint is still healthy: the break is
+        then resumed here only once, only when it is transient (a cut, a stream ended early, an in-band 5xx
+        that is not an overload) and the endpoint healthy; otherwise the error is raised at once (no backoff
+        here) for the caller to continue elsewhere.
         """
         model = self.model_for(request.model)
         prefill = "prefill" in self.provider.capabilities
@@ -597,13 +598,16 @@ class Endpoint(EngineCore):
             await self.transport.aclose()
 
 
-def _resumable(err: InfermuxError, splice: StreamSplice, call: Call, failover: Callable[[], bool] | None) -> bool:
+def _resumable(
+    err: InfermuxError, splice: StreamSplice, call: Call, failover: Callable[[], bool | None] | None
+) -> bool:
     """Whether a break after content is resumed on this endpoint: only text was delivered and the error is
-    retryable; when another endpoint can continue (``failover``), only once, for a transient break, while
-    this endpoint is healthy."""
+    retryable; when another endpoint can continue (``failover()`` is not ``None``), only once, for a
+    transient break, while this endpoint is healthy."""
     if splice.tool_content or not is_retryable(call.pol, err):
         return False
-    return failover is None or (splice.resumes == 0 and transient_break(err) and failover())
+    fit = None if failover is None else failover()
+    return fit is None or (splice.resumes == 0 and transient_break(err) and fit)
 
 
 def transient_break(err: InfermuxError) -> bool:
