@@ -117,6 +117,18 @@ async def test_transient_cut_is_resumed_on_the_same_endpoint_first(pair: tuple[S
     assert [h.endpoint for h in r.route] == ["a"] and posts(b) == 0
 
 
+async def test_the_last_endpoint_resumes_itself_under_its_retry_policy(pair: tuple[Sandbox, Sandbox]) -> None:
+    a, b = pair
+    a.faults.set_default(Fault.stream_cut(5))
+    b.faults.push(Fault.stream_cut(4), times=2)  # b breaks twice after one more word: nobody is left to take over
+    eps = [endpoint("a", a, "anthropic"), endpoint("b", b, "anthropic")]
+    async with infermux.AsyncClient(eps, groups=[GroupConfig("g", ("a", "b"))], trust_env=False) as c:
+        events, r = await collect(c.stream(QUESTION, model="g"))
+    assert r.text == ANSWER
+    assert [s[:2] for s in seams(events)] == [("a", "a"), ("a", "b"), ("b", "b"), ("b", "b")]
+    assert posts(b) == 3 and [h.endpoint for h in r.route] == ["a", "b"]
+
+
 async def test_stalled_stream_fails_over_after_the_idle_timeout_with_a_continue_turn(
     pair: tuple[Sandbox, Sandbox],
 ) -> None:
