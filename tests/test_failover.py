@@ -13,7 +13,8 @@ import pytest
 import infermux
 from infermux._failover import CallSplice
 from infermux._resume import CONTINUE_INSTRUCTION, continuation_request, resumed_request
-from infermux.fleet import GroupConfig
+from infermux.config import endpoint_from_dict
+from infermux.fleet import GroupConfig, group_from_dict
 from infermux.resilience.retry import RetryPolicy
 from infermux.sandbox import Fault, Sandbox, SandboxThread, parse_fault
 from infermux.sandbox._model import Conversation, split_tokens
@@ -312,3 +313,9 @@ def test_stall_fault_and_config_validation() -> None:
         GroupConfig("g", ("x",), stream_idle_timeout=-1)
     with pytest.raises(infermux.ConfigurationError, match="failover"):
         GroupConfig("g", ("x",), failover="yes")  # type: ignore[arg-type]
+    # the same settings from a config file's tables
+    g = group_from_dict({"name": "g", "endpoints": ["x", "y"], "failover": False, "stream_idle_timeout": 5})
+    assert g.failover is False and g.stream_idle_timeout == 5
+    e = endpoint_from_dict({"name": "x", "provider": "openai", "stream_idle_timeout": 12.5})
+    assert e.stream_idle_timeout == 12.5
+    assert infermux.EndpointConfig(name="x", provider="openai").stream_idle_timeout == 30.0  # the default
