@@ -63,7 +63,8 @@ class CallSplice:
     __slots__ = (
         "_done",
         "_overlap",
-        "_part",
+        "_part_deltas",
+        "_part_usage",
         "_pending",
         "_started",
         "content",
@@ -83,18 +84,19 @@ class CallSplice:
         self._overlap: OverlapFilter | None = None
         self._pending: StreamResumed | None = None  # the seam event, sent before the new endpoint's first event
         self._done: Usage | None = None  # usage of the finished parts
-        self._part: list[object] = [None, 0]  # [usage reported by the current part, its content deltas]
+        self._part_usage: Usage | None = None  # usage reported by the current part
+        self._part_deltas = 0  # content deltas of the current part
 
     @property
     def text(self) -> str:
         return "".join(self.texts)
 
     def _close_part(self) -> None:
-        usage, deltas = self._part
-        if usage is None and isinstance(deltas, int) and deltas:
-            usage = Usage(output_tokens=deltas)
-        self._done = add_usage(self._done, usage if isinstance(usage, Usage) else None)
-        self._part = [None, 0]
+        usage = self._part_usage
+        if usage is None and self._part_deltas:
+            usage = Usage(output_tokens=self._part_deltas)
+        self._done = add_usage(self._done, usage)
+        self._part_usage, self._part_deltas = None, 0
 
     def failover(self, from_endpoint: str, to_endpoint: str, reason: str) -> None:
         """The next events come from ``to_endpoint``, continuing the delivered text."""
@@ -110,6 +112,8 @@ class CallSplice:
 
     def feed(self, ev: StreamEvent) -> list[StreamEvent]:
         """What the caller sees of ``ev`` (possibly nothing)."""
+        if type(ev) is TextDelta and self._pending is None and (self._overlap is None or self._overlap.settled):
+            return self._deliver(ev)  # the common case: text of a stream that has not broken
         out: list[StreamEvent] = []
         if self._pending is not None:
             out.append(self._pending)
@@ -125,7 +129,7 @@ class CallSplice:
             out.append(ev)
             return out
         if isinstance(ev, UsageEvent):
-            self._part[0] = ev.usage
+            self._part_usage = ev.usage
             total = add_usage(self._done, ev.usage)
             out.append(ev if self._done is None or total is None else UsageEvent(total, raw=ev.raw))
             return out
@@ -145,8 +149,7 @@ class CallSplice:
     def _deliver(self, ev: StreamEvent) -> list[StreamEvent]:
         if is_content(ev):
             self.content = self.part_content = True
-            deltas = self._part[1]
-            self._part[1] = (deltas if isinstance(deltas, int) else 0) + 1
+            self._part_deltas += 1
             if isinstance(ev, TextDelta):
                 self.texts.append(ev.text)
                 self.deltas += 1
