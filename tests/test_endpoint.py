@@ -241,6 +241,21 @@ async def test_stream_ok_and_incomplete_stream_is_an_error() -> None:
     assert sum(isinstance(e, StreamResumed) for e in seen) == 3 and len(t3.requests) == 4
 
 
+async def test_a_resumed_stream_keeps_the_calls_extra_headers() -> None:
+    """The resent request of a resumed stream carries the call's ``extra_headers``, as every attempt does."""
+    seen: list[HTTPRequest] = []
+
+    def answer(r: HTTPRequest) -> MockResponse:
+        seen.append(r)
+        return MockResponse(200, {"content-type": "text/event-stream"}, sse("a", "b", done=len(seen) > 1))
+
+    ep, _, _ = make(answer)
+    req = ChatRequest((Message.user("hello"),), extra_headers={"x-tenant": "t1"})
+    events = [ev async for ev in ep.stream(req)]
+    assert sum(isinstance(e, StreamResumed) for e in events) == 1 and len(seen) == 2
+    assert [r.headers.get("x-tenant") for r in seen] == ["t1", "t1"]
+
+
 async def test_stream_retried_when_nothing_was_delivered() -> None:
     answers = [error(503), MockResponse(200, {"content-type": "text/event-stream"}, sse("x"))]
     ep, t, _ = make(lambda r: answers.pop(0))

@@ -473,7 +473,7 @@ class Endpoint(EngineCore):
                     if resumable:
                         text = splice.resume()
                         again = resumed_request(request, text, prefill=prefill, tokens=splice.deltas)
-                        preq = self.provider.build_chat(again, model, True)
+                        preq = self._with_headers(self.provider.build_chat(again, model, True), request.extra_headers)
                         info.resumed += 1
                         self.counters.resumes += 1
                         yield StreamResumed(self.name, self.name, call.number + 1, len(text), type(err).__name__)
