@@ -478,3 +478,4 @@ def test_the_readme_fleet_toml_example_loads(tmp_path: Path) -> None:
     assert [e.name for e in loaded.endpoints] == ["local", "hosted", "hosted-long"]
     assert loaded.groups[0].fallbacks["context_window"] == ("long",) and loaded.health is not None
     assert loaded.health.stall_after == 60
+    assert loaded.groups[0].failover is True and loaded.groups[0].stream_idle_timeout == 20
