@@ -319,3 +319,15 @@ def test_stall_fault_and_config_validation() -> None:
     e = endpoint_from_dict({"name": "x", "provider": "openai", "stream_idle_timeout": 12.5})
     assert e.stream_idle_timeout == 12.5
     assert infermux.EndpointConfig(name="x", provider="openai").stream_idle_timeout == 30.0  # the default
+
+
+async def test_a_hedged_stream_that_breaks_fails_over_to_an_endpoint_not_yet_used() -> None:
+    async with Sandbox() as a, Sandbox() as b, Sandbox() as c:
+        a.faults.push(Fault.slow_headers(5.0))  # the primary is slow: the hedge to b wins the race
+        b.faults.set_default(Fault.stream_cut(5))  # ... and b breaks mid-stream
+        eps = [endpoint(n, sb, "anthropic") for n, sb in (("a", a), ("b", b), ("c", c))]
+        async with infermux.AsyncClient(eps, groups=[GroupConfig("g", ("a", "b", "c"))], trust_env=False) as cl:
+            events, r = await collect(cl.stream(QUESTION, model="g", hedge=0.05))
+    assert r.text == ANSWER
+    assert [s[:2] for s in seams(events)] == [("b", "b"), ("b", "c")]  # not back to a, the hedge's loser
+    assert [(h.endpoint, h.outcome) for h in r.route] == [("a", "hedge_lost"), ("b", "APIConnectionError"), ("c", "ok")]
