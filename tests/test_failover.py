@@ -4,6 +4,7 @@ connection stays open). The real two-llama.cpp SIGKILL test is in test_real_fail
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,9 +16,11 @@ from infermux._failover import CallSplice
 from infermux._resume import CONTINUE_INSTRUCTION, continuation_request, resumed_request
 from infermux.config import endpoint_from_dict
 from infermux.fleet import GroupConfig, group_from_dict
+from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
 from infermux.sandbox import Fault, Sandbox, SandboxThread, parse_fault
 from infermux.sandbox._model import Conversation, split_tokens
+from infermux.transport import HTTPRequest, MockResponse, MockTransport
 from infermux.types import (
     ChatRequest,
     Message,
@@ -331,3 +334,78 @@ async def test_a_hedged_stream_that_breaks_fails_over_to_an_endpoint_not_yet_use
     assert r.text == ANSWER
     assert [s[:2] for s in seams(events)] == [("b", "b"), ("b", "c")]  # not back to a, the hedge's loser
     assert [(h.endpoint, h.outcome) for h in r.route] == [("a", "hedge_lost"), ("b", "APIConnectionError"), ("c", "ok")]
+
+
+def _anthropic_sse(texts: list[str], *, end: str = "message_stop") -> list[bytes]:
+    """An Anthropic Messages stream: start, one delta per text, then the end (``"overloaded"``: an in-band error)."""
+    events: list[tuple[str, dict[str, Any]]] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "m",
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {"input_tokens": 7, "output_tokens": 1},
+                },
+            },
+        ),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    for t in texts:
+        events.append(
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
+            )
+        )
+    if end == "overloaded":
+        events.append(("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))
+    else:
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": len(texts)}},
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+    return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
+
+
+async def test_an_in_band_overload_mid_stream_fails_over_at_once_with_prefill() -> None:
+    """In-band ``overloaded_error`` after text (no I/O, a fake clock): not resumed on the overloaded endpoint,
+    continued on the other with the delivered text as the assistant turn; usage adds both parts."""
+    bodies: list[dict[str, Any]] = []
+
+    def answer(r: HTTPRequest) -> MockResponse:
+        sse = {"content-type": "text/event-stream"}
+        if r.url.startswith("http://a.mock"):
+            return MockResponse(200, sse, _anthropic_sse(["Hello", " wor"], end="overloaded"))
+        bodies.append(json.loads(r.body or b"{}"))
+        return MockResponse(200, sse, _anthropic_sse(["ld", "!"]))
+
+    clock = FakeClock()
+    eps = [
+        infermux.EndpointConfig(name=n, provider="anthropic", base_url=f"http://{n}.mock", model="m", api_keys=("k",))
+        for n in ("a", "b")
+    ]
+    transport = MockTransport(answer)
+    async with infermux.AsyncClient(
+        eps, groups=[GroupConfig("g", ("a", "b"))], transport=transport, clock=clock, trust_env=False
+    ) as c:
+        events, r = await collect(c.stream("hi", model="g", max_tokens=10))
+    assert r.text == "Hello world!" and seams(events) == [("a", "b", "OverloadedError")]
+    assert [m["role"] for m in bodies[0]["messages"]] == ["user", "assistant"]
+    assert bodies[0]["messages"][-1]["content"] in ("Hello wor", [{"type": "text", "text": "Hello wor"}])
+    assert bodies[0]["max_tokens"] == 8  # 10, less the 2 deltas delivered
+    assert sum(1 for q in transport.requests if q.url.startswith("http://a.mock")) == 1  # not resumed on a
+    assert r.usage == Usage(input_tokens=7, output_tokens=4)  # a: 2 deltas (no usage reported), b: 7 in, 2 out
+    assert clock.sleeps == []  # no backoff: the overloaded endpoint was left at once
