@@ -45,7 +45,7 @@ async def create_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
             raise GatewayError(400, f"'expires_in' must be a number of seconds > 0, got {expires_in!r}")
         expires_at = gw.wall_clock() + expires_in
     try:
-        secret, key = gw.keys.create(
+        secret, key = await gw.state.create(
             name=body.get("name", ""),
             models=body.get("models"),
             rpm=body.get("rpm"),
@@ -62,14 +62,14 @@ async def create_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
 async def list_keys(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
     revoked = request.query.get("include_revoked", "").lower() in ("1", "true", "yes")
-    keys = [k.public() for k in gw.keys.all(include_revoked=revoked)]
+    keys = [k.public() for k in await gw.state.list_keys(include_revoked=revoked)]
     return gw.json_response({"data": keys}, ctx.request_id)
 
 
 async def revoke_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
     key_id = request.match_info["key_id"]
-    key = gw.keys.revoke(key_id, actor=ctx.principal.label)
+    key = await gw.state.revoke(key_id, actor=ctx.principal.label)
     if key is None:
         raise GatewayError(404, f"no live key with ID {key_id!r}")
     return gw.json_response(key.public(), ctx.request_id)
@@ -83,7 +83,7 @@ async def audit(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.R
         raise GatewayError(400, "'limit' must be an integer") from None
     if not 1 <= limit <= 10_000:
         raise GatewayError(400, "'limit' must be within 1..10000")
-    return gw.json_response({"data": gw.keys.audit_log(limit)}, ctx.request_id)
+    return gw.json_response({"data": await gw.state.audit_log(limit)}, ctx.request_id)
 
 
 async def stats(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:

@@ -34,10 +34,11 @@ from ..resilience.clock import SYSTEM_CLOCK, Clock
 from ..types import ChatRequest, ChatResponse, Usage
 from .errors import GatewayError, Protocol, error_body, error_headers, from_exception
 from .keys import KeyStore
-from .limits import KeyLimiter
+from .limits import Admission
 from .policy import GatewayCounters, Policy, Principal, RequestContext
 from .settings import GatewaySettings
 from .sse import StreamRenderer
+from .state import GatewayState, LocalState
 
 __all__ = ["Gateway", "Principal", "RequestContext"]
 
@@ -90,18 +91,33 @@ class Gateway:
         settings: GatewaySettings | None = None,
         *,
         keys: KeyStore | None = None,
+        state: GatewayState | None = None,
         clock: Clock = SYSTEM_CLOCK,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
-        self.settings = settings or GatewaySettings()
-        self.keys = keys if keys is not None else KeyStore(self.settings.keys_db, clock=wall_clock)
-        self.limiter = KeyLimiter(clock=clock)
+        self.settings = s = settings or GatewaySettings()
+        #: the local key store (``state = "local"``; ``None`` when the state is shared through Redis)
+        self.keys: KeyStore | None = None
+        if state is None and s.state == "redis" and keys is None:
+            from .redis_state import RedisState
+
+            state = RedisState(
+                s.redis_url,
+                prefix=s.redis_prefix,
+                timeout=s.redis_timeout,
+                fail_open=s.fail_mode == "open",
+                reservation_ttl=s.reservation_ttl,
+                wall_clock=wall_clock,
+            )
+        if state is None:
+            self.keys = keys if keys is not None else KeyStore(s.keys_db, clock=wall_clock)
+            state = LocalState(self.keys, clock=clock, wall_clock=wall_clock)
+        self.state: GatewayState = state
         self.counters = GatewayCounters()
         self.wall_clock = wall_clock
-        self.policy = Policy(
-            self.settings, self.keys, self.limiter, self.counters, models=self.models, wall_clock=wall_clock
-        )
+        self.policy = Policy(s, self.state, self.counters, models=self.models, wall_clock=wall_clock)
+        self._settling: set[asyncio.Task[None]] = set()
         self.draining = False
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -213,7 +229,7 @@ class Gateway:
 
     async def context(self, request: web.Request) -> RequestContext:
         protocol = self.protocol_of(request)
-        principal = self.policy.authenticate(request, protocol)
+        principal = await self.policy.authenticate(request, protocol)
         body = await self.read_json(request) if request.method == "POST" and request.can_read_body else {}
         return RequestContext(request[RID_KEY], protocol, principal, body)
 
@@ -258,7 +274,7 @@ class Gateway:
         renderer: Callable[[], StreamRenderer],
     ) -> web.StreamResponse:
         req = self.shape(req, family)
-        adm = self.policy.admit(ctx, req)
+        adm = await self.policy.admit(ctx, req)
         usage: Usage | None = None
         try:
             if stream:
@@ -269,7 +285,17 @@ class Gateway:
             raw = out.raw if out.provider in family and isinstance(out.raw, dict) else None
             return self.json_response(raw if raw is not None else render(out), ctx.request_id, endpoint=out.endpoint)
         finally:
-            self.policy.settle(adm, req.model, usage)
+            await self.settle(adm, req.model, usage)
+
+    async def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
+        """Settle a request's reservation in a task of its own, so that a cancelled handler (the caller went
+        away, the drain deadline) still settles; waited for here, and by :meth:`aclose` (bounded)."""
+        if adm is None:
+            return
+        task = asyncio.ensure_future(self.policy.settle(adm, model, usage))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        await asyncio.shield(task)
 
     async def relay(
         self, request: web.Request, ctx: RequestContext, req: ChatRequest, renderer: StreamRenderer
@@ -377,5 +403,7 @@ class Gateway:
         return len(rest)
 
     async def aclose(self) -> None:
+        if self._settling:  # each is bounded by the store's timeout
+            await asyncio.wait(set(self._settling), timeout=5.0)
         await self.client.aclose()
-        self.keys.close()
+        await self.state.aclose()

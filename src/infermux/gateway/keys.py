@@ -4,7 +4,7 @@ A key is shown once, when it is created (``sk-imx-...``); the database keeps its
 256-bit random, so a fast hash is enough: there is nothing to brute-force). Lookups go through an in-memory
 index of the hashes (loaded at start, updated on every change), and every comparison of secrets is
 constant-time (:func:`hmac.compare_digest`). The audit log records who did what to which key ID, never a
-secret. One process owns the file (several replicas sharing keys need Redis: not built yet).
+secret. One process owns the file; several replicas share keys through Redis instead (:mod:`.redis_state`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["KEY_PREFIX", "KeyStore", "VirtualKey", "hash_key", "secret_equal"]
+__all__ = ["KEY_PREFIX", "KeyStore", "VirtualKey", "hash_key", "new_key", "secret_equal"]
 
 KEY_PREFIX = "sk-imx-"
 
@@ -115,6 +115,38 @@ def _models(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def new_key(
+    *,
+    now: float,
+    name: str = "",
+    models: Iterable[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    budget: float | None = None,
+    expires_at: float | None = None,
+) -> tuple[str, VirtualKey]:
+    """A new random secret and its validated record (:class:`ConfigurationError` naming a bad setting)."""
+    if not isinstance(name, str) or len(name) > 200:
+        raise ConfigurationError("key setting 'name' must be a string of at most 200 characters")
+    if expires_at is not None:
+        expires_at = _opt_positive("expires_at", expires_at, float)
+        if expires_at is not None and expires_at <= now:
+            raise ConfigurationError("key setting 'expires_at' must be in the future (Unix time in seconds)")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = VirtualKey(
+        id="vk_" + secrets.token_hex(8),
+        name=name,
+        key_hash=hash_key(secret),
+        models=_models(list(models) if models is not None else None),
+        rpm=_opt_positive("rpm", rpm, int),
+        tpm=_opt_positive("tpm", tpm, int),
+        budget=_opt_positive("budget", budget, float),
+        expires_at=expires_at,
+        created_at=now,
+    )
+    return secret, key
+
+
 class KeyStore:
     """SQLite-backed virtual keys (``path`` may be ``":memory:"``) with an in-memory index by hash."""
 
@@ -158,24 +190,8 @@ class KeyStore:
         actor: str = "admin",
     ) -> tuple[str, VirtualKey]:
         """A new key: ``(secret, record)``; the secret is not kept anywhere."""
-        if not isinstance(name, str) or len(name) > 200:
-            raise ConfigurationError("key setting 'name' must be a string of at most 200 characters")
-        now = self._clock()
-        if expires_at is not None:
-            expires_at = _opt_positive("expires_at", expires_at, float)
-            if expires_at is not None and expires_at <= now:
-                raise ConfigurationError("key setting 'expires_at' must be in the future (Unix time in seconds)")
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = VirtualKey(
-            id="vk_" + secrets.token_hex(8),
-            name=name,
-            key_hash=hash_key(secret),
-            models=_models(list(models) if models is not None else None),
-            rpm=_opt_positive("rpm", rpm, int),
-            tpm=_opt_positive("tpm", tpm, int),
-            budget=_opt_positive("budget", budget, float),
-            expires_at=expires_at,
-            created_at=now,
+        secret, key = new_key(
+            now=self._clock(), name=name, models=models, rpm=rpm, tpm=tpm, budget=budget, expires_at=expires_at
         )
         with self._lock:
             self._db.execute(

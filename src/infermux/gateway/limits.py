@@ -5,7 +5,8 @@ continuously). A request takes 1 from the RPM bucket and its *estimate* (prompt 
 body + the output tokens it may use) from the TPM bucket when it is admitted; when it ends, the TPM bucket
 is settled with the real usage (the difference is given back or taken). A refusal says how long until the
 request would fit (``retry_after``). Time comes from an injectable :class:`~infermux.resilience.clock.Clock`.
-Limits hold per process: across replicas they need Redis (not built yet).
+These buckets hold per process; with ``state = "redis"`` the same windows live in Redis, shared by every
+replica (:mod:`.redis_state`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ class Admission:
     key_id: str
     reserved_tokens: int
     cost: float = 0.0  # estimated cost reserved against the key's budget (USD)
+    #: the shared store's handle of the reservation (Redis: its ID), and the key's TPM limit when admitted
+    reservation: str | None = None
+    tpm: int | None = None
+    #: admitted without limits because the shared store was unreachable (fail-open): nothing to settle
+    unlimited: bool = False
 
 
 class KeyLimiter:

@@ -1,9 +1,11 @@
 """Who may do what: authentication (master key, virtual keys), the model allow-list, request limits, RPM/TPM,
 and budgets (the estimated cost is reserved when a request is admitted, the real cost charged when it ends).
-Every refusal is a :class:`GatewayError` the caller gets in its own protocol."""
+Keys, windows and budgets live in a :class:`~.state.GatewayState` (this process, or Redis shared by every
+replica). Every refusal is a :class:`GatewayError` the caller gets in its own protocol."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,11 +15,14 @@ from aiohttp import web
 
 from ..types import ChatRequest, Usage
 from .errors import GatewayError, Protocol
-from .keys import KeyStore, VirtualKey, secret_equal
-from .limits import Admission, KeyLimiter, estimate_tokens
+from .keys import VirtualKey, secret_equal
+from .limits import Admission, estimate_tokens
 from .settings import MASTER_KEY_ENV, GatewaySettings
+from .state import GatewayState, Refusal
 
 __all__ = ["GatewayCounters", "Policy", "Principal", "RequestContext"]
+
+_log = logging.getLogger("infermux.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,7 @@ class GatewayCounters:
         self.disconnects = 0
         self.auth_failures = 0
         self.rate_limited = 0
+        self.settle_failures = 0  # settlements the shared store missed (their reservations expire)
         self.errors_by_status: dict[int, int] = {}
         self.started = time.time()
 
@@ -61,6 +67,7 @@ class GatewayCounters:
             "client_disconnects": self.disconnects,
             "auth_failures": self.auth_failures,
             "rate_limited": self.rate_limited,
+            "settle_failures": self.settle_failures,
             "errors_by_status": {str(k): v for k, v in sorted(self.errors_by_status.items())},
             "uptime_s": round(time.time() - self.started, 3),
         }
@@ -72,20 +79,17 @@ class Policy:
     def __init__(
         self,
         settings: GatewaySettings,
-        keys: KeyStore,
-        limiter: KeyLimiter,
+        state: GatewayState,
         counters: GatewayCounters,
         *,
         models: Callable[[], list[str]],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.keys = keys
-        self.limiter = limiter
+        self.state = state
         self.counters = counters
         self.models = models
         self.wall_clock = wall_clock
-        self._reserved: dict[str, float] = {}  # key id -> estimated cost of its requests in flight
 
     @staticmethod
     def _token(request: web.Request, protocol: Protocol) -> str | None:
@@ -95,7 +99,7 @@ class Policy:
         first, second = (api_key, bearer) if protocol == "anthropic" else (bearer, api_key)
         return first or second or None
 
-    def authenticate(self, request: web.Request, protocol: Protocol) -> Principal:
+    async def authenticate(self, request: web.Request, protocol: Protocol) -> Principal:
         master = self.settings.master_key
         if master is None:
             return Principal()
@@ -106,7 +110,7 @@ class Policy:
             raise GatewayError(401, f"missing API key: send the gateway key as {where}")
         if secret_equal(token, master):
             return Principal(master=True)
-        key = self.keys.lookup(token)
+        key = await self.state.lookup(token)
         if key is None:
             self.counters.auth_failures += 1
             raise GatewayError(401, "invalid API key (unknown or revoked)")
@@ -128,7 +132,7 @@ class Policy:
         if self.settings.strict_models and model not in self.models():
             raise GatewayError(404, f"model {model!r} is not served here; models: {', '.join(self.models())}")
 
-    def admit(self, ctx: RequestContext, req: ChatRequest) -> Admission | None:
+    async def admit(self, ctx: RequestContext, req: ChatRequest) -> Admission | None:
         s = self.settings
         if len(req.messages) > s.max_messages:
             raise GatewayError(400, f"{len(req.messages)} messages: over the gateway's limit of {s.max_messages}")
@@ -137,9 +141,9 @@ class Policy:
             raise GatewayError(400, f"max_tokens {asked} is over the gateway's limit of {s.max_tokens}")
         self.check_model(ctx, req.model)
         prompt, output = estimate_tokens(req)
-        return self.reserve(ctx, req.model, prompt, output)
+        return await self.reserve(ctx, req.model, prompt, output)
 
-    def reserve(self, ctx: RequestContext, model: str | None, prompt: int, output: int) -> Admission | None:
+    async def reserve(self, ctx: RequestContext, model: str | None, prompt: int, output: int) -> Admission | None:
         """Take one request and the estimated tokens from the caller's key limits, and reserve the estimated
         cost against its budget (429 when a limit or the budget does not allow it)."""
         key = ctx.principal.key
@@ -147,37 +151,42 @@ class Policy:
             return None
         price = self.settings.price(model)
         cost = price.cost(prompt, output) if price is not None else 0.0
-        if key.budget is not None:
-            committed = key.spent + self._reserved.get(key.id, 0.0)
-            if committed + cost > key.budget or committed >= key.budget:
-                self.counters.rate_limited += 1
-                raise GatewayError(
-                    429,
-                    f"budget of key {key.id} is spent ({committed:.6f} of {key.budget:.6f} USD committed; this request"
-                    f" may cost up to {cost:.6f})",
-                    error_type="insufficient_quota" if ctx.protocol == "openai" else "rate_limit_error",
-                    retryable=False,
-                )
-        got = self.limiter.admit(key.id, key.rpm, key.tpm, prompt + output)
-        if not isinstance(got, Admission):
+        try:
+            got = await self.state.reserve(key, prompt + output, cost)
+        except GatewayError as e:
+            if e.status_code == 401:  # revoked on another replica since this one looked the key up
+                self.counters.auth_failures += 1
+            raise
+        if isinstance(got, Refusal) and got.kind == "budget":
             self.counters.rate_limited += 1
             raise GatewayError(
                 429,
-                f"rate limit of key {key.id} reached (rpm={key.rpm}, tpm={key.tpm}); retry in {got:.2f}s",
-                retry_after=got,
+                f"budget of key {key.id} is spent ({got.committed:.6f} of {key.budget or 0:.6f} USD committed; this"
+                f" request may cost up to {cost:.6f})",
+                error_type="insufficient_quota" if ctx.protocol == "openai" else "rate_limit_error",
+                retryable=False,
+            )
+        if isinstance(got, Refusal):
+            self.counters.rate_limited += 1
+            raise GatewayError(
+                429,
+                f"rate limit of key {key.id} reached (rpm={key.rpm}, tpm={key.tpm}); retry in {got.retry_after:.2f}s",
+                retry_after=got.retry_after,
                 retryable=True,
             )
-        got.cost = cost
-        self._reserved[key.id] = self._reserved.get(key.id, 0.0) + cost
         return got
 
-    def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
+    async def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
+        """Charge what the request used (its estimate when the usage is unknown) and give unused TPM back."""
         if adm is None:
             return
-        self._reserved[adm.key_id] = max(0.0, self._reserved.get(adm.key_id, 0.0) - adm.cost)
-        self.limiter.settle(adm, usage.total_tokens if usage is not None else None)
         price = self.settings.price(model)
-        if usage is not None and price is not None:
-            self.keys.add_spend(adm.key_id, price.cost(usage.input_tokens, usage.output_tokens))
-        elif usage is None and adm.cost:  # unknown usage: the estimate is charged
-            self.keys.add_spend(adm.key_id, adm.cost)
+        if usage is None:
+            cost = None
+        else:
+            cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
+        try:
+            await self.state.settle(adm, usage.total_tokens if usage is not None else None, cost)
+        except GatewayError as e:  # the store is unreachable (already logged): the reservation expires
+            self.counters.settle_failures += 1
+            _log.debug("gateway: settlement of key %s failed: %s", adm.key_id, e)

@@ -182,7 +182,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
         req = EmbedRequest(tuple(inputs), model=model, dimensions=body.get("dimensions"), extra=extra)
     except ConfigurationError as e:
         raise GatewayError(400, str(e)) from None
-    adm = gw.policy.reserve(ctx, model, sum(len(s) for s in inputs) // 4 + len(inputs), 0)
+    adm = await gw.policy.reserve(ctx, model, sum(len(s) for s in inputs) // 4 + len(inputs), 0)
     out = None
     try:
         budget = Budget(cands[0].clock, gw.settings.request_timeout)
@@ -192,7 +192,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
             budget,
         )
     finally:
-        gw.policy.settle(adm, model, out.usage if out is not None else None)
+        await gw.settle(adm, model, out.usage if out is not None else None)
     return gw.json_response(render.openai_embeddings(out, model, encoding), ctx.request_id, endpoint=out.endpoint)
 
 

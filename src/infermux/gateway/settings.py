@@ -13,6 +13,11 @@
     shutdown_timeout = 30               # drain deadline on SIGTERM / Ctrl-C (seconds)
     stream_write_timeout = 60           # a stream whose caller reads nothing this long is dropped (seconds)
     strict_models = false               # true: a model no endpoint lists gets 404 (else any endpoint serves it)
+    state = "local"                     # "redis": keys, RPM/TPM and budgets shared by every replica (redis_url)
+    redis_url = "redis://127.0.0.1:6379/0"
+    redis_prefix = "infermux:gw"        # every Redis key of the gateway starts with this
+    redis_timeout = 0.5                 # bounds each Redis call (connect, read, a pool connection) (seconds)
+    fail_mode = "closed"                # Redis unreachable: "closed" answers 503, "open" serves known keys unlimited
     [gateway.prices."gpt-4o-mini"]      # USD per million tokens, for virtual keys' budgets
     input = 0.15
     output = 0.6
@@ -74,6 +79,14 @@ class GatewaySettings:
     #: serve without any key on a non-loopback address (no master key set): refused unless true
     allow_open: bool = False
     prices: Mapping[str, Price] = field(default_factory=dict)
+    #: where virtual keys, RPM/TPM windows and budgets live: "local" (SQLite + this process) or "redis" (shared)
+    state: str = "local"
+    redis_url: str | None = None
+    redis_prefix: str = "infermux:gw"
+    redis_timeout: float = 0.5
+    #: Redis unreachable: "closed" refuses virtual-key requests (503), "open" serves keys this replica already
+    #: knows without limits (one warning per outage)
+    fail_mode: str = "closed"
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -93,6 +106,15 @@ class GatewaySettings:
         for name in ("strict_models", "allow_open"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigurationError(f"gateway setting {name} must be true or false")
+        if self.state not in ("local", "redis"):
+            raise ConfigurationError(f"gateway setting state must be 'local' or 'redis', got {self.state!r}")
+        if self.state == "redis" and (not isinstance(self.redis_url, str) or "://" not in self.redis_url):
+            raise ConfigurationError("gateway setting redis_url must be a URL like redis://127.0.0.1:6379/0")
+        if not isinstance(self.redis_prefix, str) or not self.redis_prefix:
+            raise ConfigurationError("gateway setting redis_prefix must be a non-empty string")
+        _positive("redis_timeout", self.redis_timeout)
+        if self.fail_mode not in ("closed", "open"):
+            raise ConfigurationError(f"gateway setting fail_mode must be 'closed' or 'open', got {self.fail_mode!r}")
         if not isinstance(self.prices, Mapping) or not all(isinstance(p, Price) for p in self.prices.values()):
             raise ConfigurationError("gateway setting prices must map model names to Price values")
 
@@ -105,6 +127,12 @@ class GatewaySettings:
         e = os.environ if env is None else env
         key = e.get(MASTER_KEY_ENV) or None
         return self if key is None else replace(self, master_key=key)
+
+    @property
+    def reservation_ttl(self) -> float:
+        """How long a request's reservation is held before it counts as dead (its estimate is then charged):
+        the request timeout (or an hour) plus a minute."""
+        return (self.request_timeout or 3600.0) + 60.0
 
     def price(self, model: str | None) -> Price | None:
         return self.prices.get(model) if model else None
