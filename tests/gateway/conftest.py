@@ -1,9 +1,11 @@
-"""Fixtures: a gateway (127.0.0.1, free port) in front of the sandbox emulators (OpenAI + Anthropic)."""
+"""Fixtures: a gateway (127.0.0.1, free port) in front of the sandbox emulators (OpenAI + Anthropic), and a real
+Redis-compatible server for the replicas' shared state (the cache tests' launcher, reused; to be deduplicated
+into the shared ``tests/_servers.py`` once that lands)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +15,8 @@ import infermux
 from infermux.gateway import Gateway, GatewayServer, GatewaySettings
 from infermux.resilience.clock import FakeClock
 from infermux.sandbox import Sandbox
+
+from ..cache.conftest import redis_server
 
 MASTER = "mk-test-master-0001"
 LONG_REPLY = " ".join(f"w{i}" for i in range(400))
@@ -65,9 +69,12 @@ def endpoints(sb: Sandbox, **kw: Any) -> list[infermux.EndpointConfig]:
     ]
 
 
-async def make_rig(sb: Sandbox, endpoint_kw: dict[str, Any] | None = None, **settings: Any) -> Rig:
+async def make_rig(
+    sb: Sandbox, endpoint_kw: dict[str, Any] | None = None, *, wall: list[float] | None = None, **settings: Any
+) -> Rig:
+    """A gateway on a free port; ``wall`` (a one-item list, shared by replicas) is its wall clock."""
     clock = FakeClock()
-    wall = [1_900_000_000.0]
+    wall = wall if wall is not None else [1_900_000_000.0]
     s = GatewaySettings(port=0, master_key=MASTER, **settings)
     gw = Gateway(
         infermux.AsyncClient(endpoints(sb, **(endpoint_kw or {})), trust_env=False),
@@ -110,3 +117,11 @@ async def slow_rig() -> AsyncIterator[Rig]:
             yield r
         finally:
             await r.close()
+
+
+@pytest.fixture(scope="session")
+def gw_redis_url() -> Iterator[str]:
+    """A real redis-server / valkey-server on a free 127.0.0.1 port for the whole session (tests isolate
+    themselves with their own ``redis_prefix``)."""
+    with redis_server() as url:
+        yield url

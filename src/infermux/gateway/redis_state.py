@@ -439,6 +439,7 @@ class RedisState:
     async def aclose(self) -> None:
         if self._owns:
             await self._r.aclose()
+            await self._r.connection_pool.disconnect()  # a pool handed to Redis() is not closed by it
 
 
 def _s(v: Any) -> str:
