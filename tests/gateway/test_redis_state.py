@@ -18,14 +18,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from infermux.gateway import Price
+from infermux.errors import ConfigurationError
+from infermux.gateway import GatewaySettings, Price, settings_from_dict
 from infermux.gateway.errors import GatewayError
 from infermux.gateway.limits import Admission
 from infermux.gateway.redis_state import RedisState
 from infermux.gateway.state import Refusal
 from infermux.sandbox import Sandbox
 
-from .conftest import MASTER, Rig, make_rig, redis_server
+from .conftest import LONG_REPLY, MASTER, Rig, make_rig, redis_server
 from .test_keys_limits import CHAT, MSG, call, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +165,52 @@ async def test_redis_down_fail_closed_and_fail_open(caplog: pytest.LogCaptureFix
         finally:
             await closed.close()
             await opened.close()
+
+
+async def test_a_stream_whose_caller_leaves_settles_its_reservation(gw_redis_url: str) -> None:
+    """The caller drops a stream after its first chunk: the handler is cancelled, yet its reservation is settled
+    (the usage is unknown, so the estimate is charged) and nothing stays held."""
+    import redis.asyncio as aioredis
+
+    async with Sandbox(host="127.0.0.1", port=0, responder=lambda conv: LONG_REPLY, token_delay=0.02) as sb:
+        (rig,), _ = await replicas(sb, gw_redis_url, n=1, prices=PRICES)
+        r = aioredis.from_url(gw_redis_url)
+        try:
+            secret, kid = await new_key(rig, budget=10.0)
+            body = {**CHAT, "stream": True, "max_tokens": 500}  # estimate: 3 + 500 tokens = 0.503 USD
+            async with aiohttp.ClientSession() as http:
+                resp = await http.post(
+                    rig.openai_url + "/chat/completions", json=body, headers={"authorization": f"Bearer {secret}"}
+                )
+                assert resp.status == 200
+                assert (await asyncio.wait_for(resp.content.readline(), 2)).startswith(b"data: ")
+                p = rig.gw.settings.redis_prefix
+                assert int(await r.get(f"{p}:held:{kid}") or 0) == 503_000_000  # held while it streams
+                resp.close()
+            for _ in range(150):  # bounded: 3 s
+                if not await r.exists(f"{p}:held:{kid}") and rig.gw.counters.disconnects == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert not await r.exists(f"{p}:held:{kid}", f"{p}:ra:{kid}", f"{p}:rz:{kid}")
+            assert int(await r.get(f"{p}:spent:{kid}")) == 503_000_000
+        finally:
+            await r.aclose()
+            await rig.close()
+
+
+def test_redis_settings_are_validated() -> None:
+    s = settings_from_dict({"state": "redis", "redis_url": "redis://127.0.0.1:1/0", "fail_mode": "open"})
+    assert s.state == "redis" and s.fail_mode == "open" and s.redis_timeout == 0.5
+    assert s.reservation_ttl == 660.0 and GatewaySettings(request_timeout=None).reservation_ttl == 3660.0
+    for bad, match in (
+        ({"state": "etcd"}, "state"),
+        ({"state": "redis"}, "redis_url"),
+        ({"fail_mode": "maybe"}, "fail_mode"),
+        ({"redis_timeout": 0}, "redis_timeout"),
+        ({"redis_prefix": ""}, "redis_prefix"),
+    ):
+        with pytest.raises(ConfigurationError, match=match):
+            settings_from_dict(bad)
 
 
 async def _start_serve(cfg: Path, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:

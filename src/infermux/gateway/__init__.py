@@ -13,8 +13,10 @@ from .app import Gateway, Principal, RequestContext
 from .errors import GatewayError
 from .keys import KeyStore, VirtualKey
 from .limits import KeyLimiter, TokenBucket
+from .redis_state import RedisState, StateUnavailableError
 from .server import GatewayServer, load_gateway_config, main
 from .settings import MASTER_KEY_ENV, GatewaySettings, Price, settings_from_dict
+from .state import GatewayState, LocalState
 
 __all__ = [
     "MASTER_KEY_ENV",
@@ -22,11 +24,15 @@ __all__ = [
     "GatewayError",
     "GatewayServer",
     "GatewaySettings",
+    "GatewayState",
     "KeyLimiter",
     "KeyStore",
+    "LocalState",
     "Price",
     "Principal",
+    "RedisState",
     "RequestContext",
+    "StateUnavailableError",
     "TokenBucket",
     "VirtualKey",
     "load_gateway_config",

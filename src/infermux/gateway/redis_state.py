@@ -157,6 +157,13 @@ return charge
 """
 )
 
+# KEYS: h; ARGV: the record keys' prefix ("P:k:"). The live key's record, in one round trip.
+_LOOKUP = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return redis.call('GET', ARGV[1] .. id)
+"""
+
 # KEYS: seq, list; ARGV: entry JSON (without seq), max
 _AUDIT = """
 local seq = redis.call('INCR', KEYS[1])
@@ -250,6 +257,7 @@ class RedisState:
         self.wall_clock = wall_clock
         self._owns = client is None
         self._r = client if client is not None else self._connect(str(url), timeout, max_connections)
+        self._lookup = self._r.register_script(_LOOKUP)
         self._admit = self._r.register_script(_ADMIT)
         self._settle = self._r.register_script(_SETTLE)
         self._create = self._r.register_script(_CREATE)
@@ -317,8 +325,7 @@ class RedisState:
         if hit is not None and now - hit[1] < KEY_CACHE_TTL:
             return hit[0]
         try:
-            kid = await self._call("key lookup", self._r.get(self._k("h", digest)))
-            raw = None if kid is None else await self._call("key lookup", self._r.get(self._k("k", _s(kid))))
+            raw = await self._call("key lookup", self._lookup(keys=[self._k("h", digest)], args=[self._k("k", "")]))
         except StateUnavailableError:
             if self.fail_open and hit is not None:
                 return hit[0]  # known to this replica: served (a revocation during the outage is not seen)
