@@ -109,6 +109,7 @@ class Gateway:
                 fail_open=s.fail_mode == "open",
                 reservation_ttl=s.reservation_ttl,
                 wall_clock=wall_clock,
+                clock=clock,
             )
         if state is None:
             self.keys = keys if keys is not None else KeyStore(s.keys_db, clock=wall_clock)

@@ -24,7 +24,8 @@ A reservation whose request died without settling (the replica crashed or lost R
 (the upstream may have served it). A late settlement of a reaped reservation charges only the difference.
 
 Time is the replicas' wall clock (``wall_clock``, injectable), in milliseconds, so every replica's windows
-agree to within their clock skew. Lookups cache a live key's record for :data:`KEY_CACHE_TTL` seconds (its
+agree to within their clock skew. The scripts name keys they build from their arguments, so the store is one
+Redis (or Valkey) primary, not Redis Cluster. Lookups cache a live key's record for :data:`KEY_CACHE_TTL` seconds (its
 fields never change except revocation, which the admission script checks on every request).
 
 Every Redis call is bounded by ``redis_timeout`` (connect, read, and the wait for a pool connection; no
@@ -47,6 +48,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError
+from ..resilience.clock import SYSTEM_CLOCK, Clock
 from .errors import GatewayError
 from .keys import VirtualKey, hash_key, new_key
 from .limits import Admission
@@ -245,6 +247,7 @@ class RedisState:
         fail_open: bool = False,
         reservation_ttl: float = 660.0,
         wall_clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         max_connections: int = 64,
         client: Any = None,
     ) -> None:
@@ -255,6 +258,7 @@ class RedisState:
         self.fail_open = fail_open
         self.reservation_ttl = reservation_ttl
         self.wall_clock = wall_clock
+        self.clock = clock  # monotonic: the age of cached key records
         self._owns = client is None
         self._r = client if client is not None else self._connect(str(url), timeout, max_connections)
         self._lookup = self._r.register_script(_LOOKUP)
@@ -263,7 +267,7 @@ class RedisState:
         self._create = self._r.register_script(_CREATE)
         self._revoke = self._r.register_script(_REVOKE)
         self._audit = self._r.register_script(_AUDIT)
-        self._cache: dict[str, tuple[VirtualKey, float]] = {}  # sha256 -> (record, fetched at, monotonic)
+        self._cache: dict[str, tuple[VirtualKey, float]] = {}  # sha256 -> (record, fetched at on self.clock)
         self.down_since: float | None = None  # wall time of the first failure of the current outage
         self.errors = 0  # Redis calls that failed
         self.unlimited = 0  # requests served without limits (fail-open)
@@ -300,8 +304,7 @@ class RedisState:
             # the client's own timeouts bound each step; this bounds the whole call (pool wait + connect + read)
             result = await asyncio.wait_for(coro, 3 * self.timeout)
         except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError) as e:
-            if isinstance(e, redis.exceptions.ResponseError) and "NOSCRIPT" not in str(e):
-                raise  # a bug in a script or a wrong server, not an outage: the gateway answers 500
+            # connection errors and timeouts, and the server refusing (READONLY, OOM...): the store is unusable
             self.errors += 1
             if self.down_since is None:
                 self.down_since = self.wall_clock()
@@ -321,7 +324,7 @@ class RedisState:
     async def lookup(self, secret: str) -> VirtualKey | None:
         digest = hash_key(secret)
         hit = self._cache.get(digest)
-        now = time.monotonic()
+        now = self.clock.now()
         if hit is not None and now - hit[1] < KEY_CACHE_TTL:
             return hit[0]
         try:

@@ -5,7 +5,7 @@
     [gateway]
     host = "127.0.0.1"
     port = 8080
-    keys_db = "infermux-keys.sqlite3"   # virtual keys and the audit log (SQLite); ":memory:" by default
+    keys_db = "infermux-keys.sqlite3"   # keys and the audit log (SQLite, state = "local"); ":memory:" by default
     max_body_bytes = 16777216           # request bodies over this get 413
     max_messages = 1000                 # more messages in one request: 400
     max_tokens = 32768                  # a request asking for more output tokens: 400
