@@ -26,7 +26,7 @@ from infermux.gateway.redis_state import RedisState
 from infermux.gateway.state import Refusal
 from infermux.sandbox import Sandbox
 
-from .conftest import LONG_REPLY, MASTER, Rig, make_rig, redis_server
+from .conftest import LONG_REPLY, MASTER, Rig, make_rig, redis_on_port, redis_server
 from .test_keys_limits import CHAT, MSG, call, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,6 +162,18 @@ async def test_redis_down_fail_closed_and_fail_open(caplog: pytest.LogCaptureFix
             assert isinstance(opened.gw.state, RedisState) and opened.gw.state.unlimited == 3
             warnings = [r.getMessage() for r in caplog.records if "Redis unreachable" in r.getMessage()]
             assert len(warnings) == 2, warnings  # one per replica and outage, however many requests
+            status, _, body = await call(closed, "GET", "/ready", None)
+            assert status == 503 and body["state"] == {"store": "redis", "reachable": False, "fail_mode": "closed"}
+            assert (await call(opened, "GET", "/ready", None))[0] == 200  # fail-open still serves
+
+            # Redis back on its port (empty: this test server keeps no data across restarts)
+            with redis_on_port(int(url.rsplit(":", 1)[1].split("/")[0])):
+                status, _, body = await call(closed, "POST", "/admin/keys", body={})
+                assert status == 201, body
+                assert (await call(closed, "GET", "/ready", None))[0] == 200
+                assert (await call(closed, "POST", "/v1/chat/completions", body["key"], CHAT))[0] == 200
+                assert (await call(closed, "POST", "/v1/chat/completions", unknown, CHAT))[0] == 401  # data gone
+                assert any("Redis reachable again" in r.getMessage() for r in caplog.records)
         finally:
             await closed.close()
             await opened.close()

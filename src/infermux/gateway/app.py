@@ -369,7 +369,8 @@ class Gateway:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when every model (group, or endpoint's configured model) has at least one endpoint the router
         may use now (breaker not open, a usable key, not found down by health probes); endpoints without a
-        configured model count under ``"*"``."""
+        configured model count under ``"*"``. With ``state = "redis"`` and ``fail_mode = "closed"``, not ready
+        while the last Redis call failed."""
         router = self.client.router
         per_model: dict[str, list[str]] = {
             name: [ep.name for ep in g.endpoints if router.usable(ep)] for name, g in router.groups.items()
@@ -381,7 +382,13 @@ class Gateway:
                 if router.usable(ep):
                     per_model[m].append(ep.name)
         ready = not self.draining and all(per_model.values())
-        return ready, {"ready": ready, "draining": self.draining, "models": per_model}
+        detail: dict[str, Any] = {"ready": ready, "draining": self.draining, "models": per_model}
+        if self.state.name == "redis":  # shared state: fail-closed with Redis down serves no virtual key
+            reachable = bool(getattr(self.state, "reachable", True))
+            detail["state"] = {"store": "redis", "reachable": reachable, "fail_mode": self.settings.fail_mode}
+            if not reachable and self.settings.fail_mode == "closed":
+                detail["ready"] = ready = False
+        return ready, detail
 
     # ------------------------------------------------------------------ shutdown
 

@@ -319,6 +319,16 @@ class RedisState:
             self.down_since = None
         return result
 
+    async def check(self) -> None:
+        """One PING (a :class:`StateUnavailableError` when Redis cannot be reached): ``infermux serve`` says at
+        start whether its Redis answers."""
+        await self._call("ping", self._r.ping())
+
+    @property
+    def reachable(self) -> bool:
+        """As of the last Redis call (no call is made here)."""
+        return self.down_since is None
+
     # ------------------------------------------------------------------ keys
 
     async def lookup(self, secret: str) -> VirtualKey | None:

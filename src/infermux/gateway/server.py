@@ -121,6 +121,14 @@ async def _serve(gateway: Gateway, host: str | None, port: int | None) -> int:
     print(f"infermux gateway listening on {server.url}", file=sys.stderr, flush=True)
     if not gateway.settings.auth_required:
         print(f"infermux: warning: no {MASTER_KEY_ENV}: serving without authentication", file=sys.stderr)
+    if gateway.settings.state == "redis":
+        from .redis_state import RedisState
+
+        if isinstance(gateway.state, RedisState):
+            try:
+                await gateway.state.check()
+            except InfermuxError as e:
+                print(f"infermux: warning: {e} (fail_mode = {gateway.settings.fail_mode})", file=sys.stderr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
