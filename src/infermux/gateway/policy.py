@@ -161,8 +161,8 @@ class Policy:
             self.counters.rate_limited += 1
             raise GatewayError(
                 429,
-                f"budget of key {key.id} is spent ({got.committed:.6f} of {key.budget or 0:.6f} USD committed; this"
-                f" request may cost up to {cost:.6f})",
+                f"budget exceeded: key {key.id} has {got.committed:.6f} of its {key.budget or 0:.6f} USD spent or"
+                f" reserved by requests in flight, and this request may cost up to {cost:.6f} USD",
                 error_type="insufficient_quota" if ctx.protocol == "openai" else "rate_limit_error",
                 retryable=False,
             )

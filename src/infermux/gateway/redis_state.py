@@ -28,11 +28,12 @@ agree to within their clock skew. The scripts name keys they build from their ar
 Redis (or Valkey) primary, not Redis Cluster. Lookups cache a live key's record for :data:`KEY_CACHE_TTL` seconds (its
 fields never change except revocation, which the admission script checks on every request).
 
-Every Redis call is bounded by ``redis_timeout`` (connect, read, and the wait for a pool connection; no
-client-side retries). When Redis cannot be reached, ``fail_mode = "closed"`` answers 503 (retryable, with
-``retry-after``) to every virtual-key request and admin call; ``"open"`` serves keys this replica has looked up
-before, without limits or budget (their spend is not recorded), and refuses unknown keys with 503. Either
-way one warning is logged per outage, and one line when Redis is back.
+Every Redis call is bounded: ``redis_timeout`` for the connect and each read, twice that for a pooled
+connection when all are busy, four times it for the whole call; no client-side retries. When Redis cannot be
+reached, ``fail_mode = "closed"`` answers 503 (retryable, with ``retry-after``) to every virtual-key request
+and admin call; ``"open"`` serves keys this replica has looked up before, without limits or budget (their
+spend is not recorded), and refuses unknown keys with 503. Either way one warning is logged per outage, and
+one line when Redis is back.
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ class RedisState:
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=timeout,
+            timeout=2 * timeout,  # waiting for a pooled connection (all busy under a burst)
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
@@ -302,7 +303,7 @@ class RedisState:
 
         try:
             # the client's own timeouts bound each step; this bounds the whole call (pool wait + connect + read)
-            result = await asyncio.wait_for(coro, 3 * self.timeout)
+            result = await asyncio.wait_for(coro, 4 * self.timeout)
         except (redis.exceptions.RedisError, OSError, asyncio.TimeoutError) as e:
             # connection errors and timeouts, and the server refusing (READONLY, OOM...): the store is unusable
             self.errors += 1

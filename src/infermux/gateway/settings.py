@@ -16,7 +16,7 @@
     state = "local"                     # "redis": keys, RPM/TPM and budgets shared by every replica (redis_url)
     redis_url = "redis://127.0.0.1:6379/0"
     redis_prefix = "infermux:gw"        # every Redis key of the gateway starts with this
-    redis_timeout = 0.5                 # bounds each Redis call (connect, read, a pool connection) (seconds)
+    redis_timeout = 0.5                 # each Redis connect and read (s); a whole call, pool wait included: 4x
     fail_mode = "closed"                # Redis unreachable: "closed" answers 503, "open" serves known keys unlimited
     [gateway.prices."gpt-4o-mini"]      # USD per million tokens, for virtual keys' budgets
     input = 0.15
