@@ -127,6 +127,38 @@ async def test_budget_reserve_settle_and_dead_reservations(gw_redis_url: str) ->
         await other.aclose()
 
 
+async def test_an_admission_whose_caller_left_is_released(gw_redis_url: str) -> None:
+    """The caller is cancelled while its admission script waits on the server (CLIENT PAUSE holds writes). The
+    call is shielded, so the script runs when the pause ends and admits it, and the store then releases that
+    reservation at once (nothing held, nothing spent). Unshielded, a cancel that lands after the server ran the
+    script but before its answer was read would leave a reservation charged at its estimate when it expires."""
+    import redis.asyncio as aioredis
+
+    wall = [1_900_000_000.0]
+    st = RedisState(gw_redis_url, prefix=prefix(), wall_clock=lambda: wall[0])
+    r = aioredis.from_url(gw_redis_url)
+    try:
+        _, key = await st.create(actor="test", budget=1.0, rpm=10)
+        await r.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        task = asyncio.create_task(st.reserve(key, 10, 0.4))
+        await asyncio.sleep(0.1)
+        assert not task.done()  # held by the pause
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        p, kid = st.prefix, key.id
+        for _ in range(100):  # bounded: 2 s
+            if await r.exists(f"{p}:rpm:{kid}") and not await r.exists(f"{p}:held:{kid}"):
+                break
+            await asyncio.sleep(0.02)
+        assert await r.exists(f"{p}:rpm:{kid}")  # the script did run and admit it...
+        assert not await r.exists(f"{p}:held:{kid}", f"{p}:ra:{kid}", f"{p}:rz:{kid}")  # ...and it was released
+        assert int(await r.get(f"{p}:spent:{kid}") or 0) == 0
+    finally:
+        await r.aclose()
+        await st.aclose()
+
+
 async def test_redis_down_fail_closed_and_fail_open(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="infermux.gateway")
     async with Sandbox(host="127.0.0.1", port=0) as sb:

@@ -272,6 +272,8 @@ class RedisState:
         self.down_since: float | None = None  # wall time of the first failure of the current outage
         self.errors = 0  # Redis calls that failed
         self.unlimited = 0  # requests served without limits (fail-open)
+        self._orphans: set[asyncio.Future[None]] = set()  # releases of admissions whose caller left
+        self.orphans_unreleased = 0
 
     @staticmethod
     def _connect(url: str, timeout: float, max_connections: int) -> Any:
@@ -419,6 +421,29 @@ class RedisState:
     # ------------------------------------------------------------------ limits and budgets
 
     async def reserve(self, key: VirtualKey, tokens: int, cost: float) -> Admission | Refusal:
+        task = asyncio.ensure_future(self._reserve(key, tokens, cost))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # the caller left while the script was on its way: an admission it answers with is released at once
+            task.add_done_callback(self._release_orphan)
+            raise
+
+    def _release_orphan(self, task: asyncio.Future[Admission | Refusal]) -> None:
+        if task.cancelled() or task.exception() is not None:  # an outage (already logged) or a revoked key
+            return
+        adm = task.result()
+        if isinstance(adm, Admission) and not adm.unlimited:
+            release = asyncio.ensure_future(self.settle(adm, 0, 0.0))
+            self._orphans.add(release)
+            release.add_done_callback(self._orphan_released)
+
+    def _orphan_released(self, task: asyncio.Future[None]) -> None:
+        self._orphans.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.orphans_unreleased += 1  # its reservation expires (reservation_ttl)
+
+    async def _reserve(self, key: VirtualKey, tokens: int, cost: float) -> Admission | Refusal:
         now_ms = int(self.wall_clock() * 1000)
         rid = secrets.token_hex(8)
         cost_n = _nano(cost)
@@ -440,7 +465,7 @@ class RedisState:
             self._cache.pop(key.key_hash, None)
             raise GatewayError(401, "invalid API key (unknown or revoked)")
         if verdict == "budget":
-            return Refusal("budget", committed=int(_s(res[1])) / _NANO)
+            return Refusal("budget", committed=float(_s(res[1])) / _NANO)  # Lua may write 1e+15
         if verdict == "rate":
             return Refusal("rate", retry_after=float(_s(res[1])) / 1000)
         return Admission(
@@ -458,6 +483,8 @@ class RedisState:
         await self._call("settlement", self._settle(keys=keys, args=args))
 
     async def aclose(self) -> None:
+        if self._orphans:  # each is one bounded call
+            await asyncio.wait(set(self._orphans), timeout=5 * self.timeout)
         if self._owns:
             await self._r.aclose()
             await self._r.connection_pool.disconnect()  # a pool handed to Redis() is not closed by it
