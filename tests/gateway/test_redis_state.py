@@ -60,6 +60,7 @@ async def test_rpm_tpm_and_revocation_hold_across_two_replicas(gw_redis_url: str
             assert status == 429 and body["error"]["type"] == "rate_limit_error"
             wall[0] += 30
             assert (await call(b, "POST", "/v1/chat/completions", secret, CHAT))[0] == 200
+            assert (await call(b, "GET", "/v1/models", secret))[0] == 200
 
             # revoked on A: refused at once on B, which served (and cached) the key a moment ago
             assert (await call(a, "DELETE", f"/admin/keys/{kid}"))[0] == 200
@@ -68,6 +69,9 @@ async def test_rpm_tpm_and_revocation_hold_across_two_replicas(gw_redis_url: str
             assert status == 401 and body["error"]["type"] == "authentication_error" and headers["x-request-id"]
             status, _, body = await call(b, "POST", "/v1/messages", secret, MSG, anthropic=True)
             assert status == 401 and body["type"] == "error" and body["error"]["type"] == "authentication_error"
+            assert (await call(b, "GET", "/v1/models", secret))[0] == 401  # a route that admits nothing
+            count = {"model": MSG["model"], "messages": MSG["messages"]}
+            assert (await call(b, "POST", "/v1/messages/count_tokens", secret, count, anthropic=True))[0] == 401
             assert (await call(b, "DELETE", f"/admin/keys/{kid}"))[0] == 404
             audit = (await call(b, "GET", "/admin/audit"))[2]["data"]
             assert [(e["action"], e["key_id"], e["actor"]) for e in audit] == [

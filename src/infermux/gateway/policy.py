@@ -119,6 +119,14 @@ class Policy:
             raise GatewayError(401, f"API key {key.id} expired")
         return Principal(key=key)
 
+    async def check_live(self, ctx: RequestContext) -> None:
+        """For routes that admit nothing (``/v1/models``, ``count_tokens``): 401 when the caller's key was
+        revoked since this replica looked it up (admissions check that themselves)."""
+        key = ctx.principal.key
+        if key is not None and not await self.state.is_live(key):
+            self.counters.auth_failures += 1
+            raise GatewayError(401, "invalid API key (unknown or revoked)")
+
     def require_admin(self, ctx: RequestContext) -> None:
         if self.settings.master_key is None:
             raise GatewayError(403, f"the admin API needs a master key: set {MASTER_KEY_ENV}")

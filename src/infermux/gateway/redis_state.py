@@ -26,7 +26,8 @@ A reservation whose request died without settling (the replica crashed or lost R
 Time is the replicas' wall clock (``wall_clock``, injectable), in milliseconds, so every replica's windows
 agree to within their clock skew. The scripts name keys they build from their arguments, so the store is one
 Redis (or Valkey) primary, not Redis Cluster. Lookups cache a live key's record for :data:`KEY_CACHE_TTL` seconds (its
-fields never change except revocation, which the admission script checks on every request).
+fields never change except revocation, which the admission script checks on every request, and the routes
+that admit nothing, ``/v1/models`` and ``count_tokens``, with one ``EXISTS``).
 
 Every Redis call is bounded: ``redis_timeout`` for the connect and each read, twice that for a pooled
 connection when all are busy, four times it for the whole call; no client-side retries. When Redis cannot be
@@ -357,6 +358,18 @@ class RedisState:
             self._cache.clear()
         self._cache[digest] = (key, now)
         return key
+
+    async def is_live(self, key: VirtualKey) -> bool:
+        """One ``EXISTS`` (fail-open with Redis down: the cached key counts as live)."""
+        try:
+            live = bool(await self._call("key check", self._r.exists(self._k("h", key.key_hash))))
+        except StateUnavailableError:
+            if self.fail_open:
+                return True
+            raise
+        if not live:
+            self._cache.pop(key.key_hash, None)
+        return live
 
     async def create(self, *, actor: str, **settings: Any) -> tuple[str, VirtualKey]:
         secret, key = new_key(now=self.wall_clock(), **settings)

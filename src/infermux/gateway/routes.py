@@ -141,6 +141,7 @@ async def count_tokens(gw: Gateway, request: web.Request, ctx: RequestContext) -
     gateway's estimate (about 4 characters per token) is returned."""
     req = anthropic_wire.chat_request_from_wire(ctx.body)
     gw.policy.check_model(ctx, req.model)
+    await gw.policy.check_live(ctx)  # no admission on this route: a revocation elsewhere is checked here
     cands = [ep for ep in gw.candidates(req.model) if ep.provider.name in render.ANTHROPIC_FAMILY]
     if not cands:
         return gw.json_response({"input_tokens": estimate_tokens(req)[0]}, ctx.request_id)
@@ -197,6 +198,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
 
 
 async def models(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    await gw.policy.check_live(ctx)
     key = ctx.principal.key
     names = [m for m in gw.models() if key is None or key.allows(m)]
     if ctx.protocol == "anthropic":

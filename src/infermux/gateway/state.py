@@ -37,6 +37,10 @@ class GatewayState(Protocol):
 
     async def lookup(self, secret: str) -> VirtualKey | None: ...
 
+    async def is_live(self, key: VirtualKey) -> bool:
+        """Whether ``key`` (found by :meth:`lookup`, perhaps cached) is still live (not revoked)."""
+        ...
+
     async def create(self, *, actor: str, **settings: Any) -> tuple[str, VirtualKey]: ...
 
     async def revoke(self, key_id: str, *, actor: str) -> VirtualKey | None: ...
@@ -71,6 +75,9 @@ class LocalState:
 
     async def lookup(self, secret: str) -> VirtualKey | None:
         return self.keys.lookup(secret)
+
+    async def is_live(self, key: VirtualKey) -> bool:
+        return True  # lookups read the live index itself: nothing is cached
 
     async def create(self, *, actor: str, **settings: Any) -> tuple[str, VirtualKey]:
         return self.keys.create(actor=actor, **settings)
