@@ -7,7 +7,8 @@ one valkey/redis-server, in front of the sandbox's OpenAI emulator (its own proc
    tokens = 0.013 USD and uses 3). Waves of ``replicas x concurrency`` requests at once, spread evenly over the
    replicas, until a whole wave is refused. Prints served/refused, the key's spend as Redis holds it, the spend
    computed from the usage the callers were answered with, and the overspend against the budget (the claim:
-   under the cost of one request, 0.013 USD).
+   under the cost of one request, 0.013 USD). Then the same with prompts of ``--words`` one-letter words, whose
+   usage is about 1.5 times the gateway's estimate: the case the guarantee does not cover.
 2. Overhead: ``--sequential`` requests one after another through one replica with a virtual key (RPM, TPM and
    budget set, so every request runs the admission and settlement scripts), against a ``state = "local"``
    replica and the master key (no key checks): p50/p99 latency in ms.
@@ -115,37 +116,44 @@ def _config(path: Path, sandbox: str, state: str, redis_url: str) -> None:
     )
 
 
-async def _key(http: aiohttp.ClientSession, url: str, **settings: Any) -> str:
+async def _key(http: aiohttp.ClientSession, url: str, **settings: Any) -> tuple[str, str]:
+    """A new virtual key: (secret, id)."""
     async with http.post(url + "/admin/keys", json=settings, headers={"authorization": f"Bearer {MASTER}"}) as r:
         assert r.status == 201, await r.text()
-        return str((await r.json())["key"])
+        created = await r.json()
+        return str(created["key"]), str(created["id"])
 
 
-async def _post(http: aiohttp.ClientSession, url: str, key: str) -> tuple[int, dict[str, Any], float]:
+async def _post(
+    http: aiohttp.ClientSession, url: str, key: str, body: dict[str, Any] = CHAT
+) -> tuple[int, dict[str, Any], float]:
     t0 = time.perf_counter()
-    async with http.post(url + "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"}) as r:
+    async with http.post(url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}) as r:
         body = await r.json()
         return r.status, body, time.perf_counter() - t0
 
 
-async def budget_run(urls: list[str], concurrency: int, budget: float) -> None:
+async def budget_run(urls: list[str], concurrency: int, budget: float, words: int = 0) -> None:
+    """``words`` > 0: the prompt is that many one-letter words, which the gateway's estimate (~4 characters a
+    token) counts as about half the tokens the emulator bills (one a word): usage beyond the estimate."""
+    body = CHAT if not words else {**CHAT, "messages": [{"role": "user", "content": " ".join(["a"] * words)}]}
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        key = await _key(http, urls[0], name="bench", budget=budget)
+        key, kid = await _key(http, urls[0], name="bench", budget=budget)
         served = refused = other = waves = 0
-        used = 0.0
+        costs: list[float] = []
         lat: list[float] = []
         t0 = time.perf_counter()
         for _ in range(100):
             waves += 1
             n = len(urls) * concurrency
-            wave = await asyncio.gather(*(_post(http, urls[i % len(urls)], key) for i in range(n)))
-            for status, body, dt in wave:
+            wave = await asyncio.gather(*(_post(http, urls[i % len(urls)], key, body) for i in range(n)))
+            for status, answer, dt in wave:
                 if status == 200:
                     served += 1
-                    used += (body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]) / 1000
+                    costs.append((answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"]) / 1000)
                     lat.append(dt)
-                elif status == 429 and body["error"]["type"] == "insufficient_quota":
+                elif status == 429 and answer["error"]["type"] == "insufficient_quota":
                     refused += 1
                 else:
                     other += 1
@@ -153,11 +161,13 @@ async def budget_run(urls: list[str], concurrency: int, budget: float) -> None:
                 break
         elapsed = time.perf_counter() - t0
         async with http.get(urls[-1] + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}) as r:
-            spent = (await r.json())["data"][0]["spent"]
-    print(f"budget: {len(urls)} replicas x {concurrency} concurrent, {waves} waves in {elapsed:.1f} s")
+            spent = next(k["spent"] for k in (await r.json())["data"] if k["id"] == kid)
+    kind = f"prompts of {words} one-letter words (usage beyond the estimate)" if words else "usage within the estimate"
+    one = max([*costs, ONE_REQUEST if not words else 0.0])
+    print(f"budget, {kind}: {len(urls)} replicas x {concurrency} concurrent, {waves} waves in {elapsed:.1f} s")
     print(f"  served {served}, refused (insufficient_quota) {refused}, other {other}")
-    print(f"  budget {budget:.3f} USD; spent (Redis) {spent:.6f}; spent from the answers' usage {used:.6f}")
-    print(f"  overspend {spent - budget:+.6f} USD (one request may cost up to {ONE_REQUEST} USD)")
+    print(f"  budget {budget:.3f} USD; spent (Redis) {spent:.6f}; spent from the answers' usage {sum(costs):.6f}")
+    print(f"  overspend {spent - budget:+.6f} USD; one request costs up to {one:.3f} USD")
     if lat:
         lat.sort()
         print(f"  latency of served requests: p50 {lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
@@ -179,8 +189,8 @@ async def sequential(url: str, key: str, n: int) -> tuple[float, float]:
 async def overhead(redis_url: str, local_url: str, n: int) -> None:
     async with aiohttp.ClientSession() as http:
         limits = {"rpm": 1_000_000, "tpm": 100_000_000, "budget": 1_000_000.0}
-        rkey = await _key(http, redis_url, **limits)
-        lkey = await _key(http, local_url, **limits)
+        rkey, _ = await _key(http, redis_url, **limits)
+        lkey, _ = await _key(http, local_url, **limits)
     rows = [
         ("master key (no key checks), redis replica", redis_url, MASTER),
         ("virtual key, state = local", local_url, lkey),
@@ -198,6 +208,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=200, help="requests at once per replica, per wave")
     ap.add_argument("--budget", type=float, default=2.0)
     ap.add_argument("--sequential", type=int, default=300)
+    ap.add_argument("--words", type=int, default=40, help="prompt words of the usage-beyond-estimate run (0: skip)")
     args = ap.parse_args()
     env = {**os.environ, "INFERMUX_MASTER_KEY": MASTER, "PYTHONPATH": str(ROOT / "src")}
     procs: list[subprocess.Popen[Any]] = []
@@ -219,6 +230,9 @@ def main() -> None:
             print(f"load average before: {os.getloadavg()}")
             asyncio.run(budget_run(urls[: args.replicas], args.concurrency, args.budget))
             print(f"load average: {os.getloadavg()}")
+            if args.words:
+                asyncio.run(budget_run(urls[: args.replicas], args.concurrency, args.budget, args.words))
+                print(f"load average: {os.getloadavg()}")
             asyncio.run(overhead(urls[0], urls[-1], args.sequential))
             print(f"load average after: {os.getloadavg()}")
         finally:
