@@ -30,7 +30,9 @@ from .conftest import LONG_REPLY, MASTER, Rig, make_rig, redis_on_port, redis_se
 from .test_keys_limits import CHAT, MSG, call, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
-PRICES = {"gpt-4o-mini": Price(input=1000.0, output=1000.0)}  # 0.001 USD a token: "hi" estimates 13, uses 3
+PRICES = {"gpt-4o-mini": Price(input=1000.0, output=1000.0)}  # 0.001 USD a token
+# 40 one-letter words: the emulator bills 40 prompt tokens, the ~4-characters estimate says 22, the budget bound 91
+WORDS = {**CHAT, "messages": [{"role": "user", "content": " ".join(["a"] * 40)}]}
 
 
 def prefix() -> str:
@@ -225,7 +227,7 @@ async def test_a_stream_whose_caller_leaves_settles_its_reservation(gw_redis_url
         r = aioredis.from_url(gw_redis_url)
         try:
             secret, kid = await new_key(rig, budget=10.0)
-            body = {**CHAT, "stream": True, "max_tokens": 500}  # estimate: 3 + 500 tokens = 0.503 USD
+            body = {**CHAT, "stream": True, "max_tokens": 500}  # reserved: 4 + 8 + 2 (bytes) + 500 tokens
             async with aiohttp.ClientSession() as http:
                 resp = await http.post(
                     rig.openai_url + "/chat/completions", json=body, headers={"authorization": f"Bearer {secret}"}
@@ -233,17 +235,32 @@ async def test_a_stream_whose_caller_leaves_settles_its_reservation(gw_redis_url
                 assert resp.status == 200
                 assert (await asyncio.wait_for(resp.content.readline(), 2)).startswith(b"data: ")
                 p = rig.gw.settings.redis_prefix
-                assert int(await r.get(f"{p}:held:{kid}") or 0) == 503_000_000  # held while it streams
+                assert int(await r.get(f"{p}:held:{kid}") or 0) == 514_000_000  # held while it streams
                 resp.close()
             for _ in range(150):  # bounded: 3 s
                 if not await r.exists(f"{p}:held:{kid}") and rig.gw.counters.disconnects == 1:
                     break
                 await asyncio.sleep(0.02)
             assert not await r.exists(f"{p}:held:{kid}", f"{p}:ra:{kid}", f"{p}:rz:{kid}")
-            assert int(await r.get(f"{p}:spent:{kid}")) == 503_000_000
+            assert int(await r.get(f"{p}:spent:{kid}")) == 514_000_000
         finally:
             await r.aclose()
             await rig.close()
+
+
+def test_the_budget_bound_of_a_prompt_covers_what_tokenizers_count() -> None:
+    from infermux.gateway.limits import estimate_tokens, prompt_token_bound
+    from infermux.types import ChatRequest, ImagePart, Message, TextPart, Tool
+
+    words = ChatRequest((Message.user(" ".join(["a"] * 40)),), max_tokens=10)
+    billed = 40  # the emulator: one token a word
+    assert estimate_tokens(words)[0] == 22 < billed <= prompt_token_bound(words) == 4 + 8 + 79
+    cjk = ChatRequest((Message.user("日本語のテキスト"),))  # 8 characters, 24 UTF-8 bytes: tokens <= bytes
+    assert estimate_tokens(cjk)[0] == 5 and prompt_token_bound(cjk) == 4 + 8 + 24
+    image = Message.user([TextPart("what is it?"), ImagePart(url="https://example.com/cat.png")])
+    tool = Tool("get_weather", "Weather of a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+    rich = ChatRequest((image,), tools=(tool,))
+    assert prompt_token_bound(rich) >= 4 + 8 + 11 + 2000 + 8 + 80
 
 
 def test_redis_settings_are_validated() -> None:
@@ -284,8 +301,9 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 async def test_two_serve_processes_share_one_budget_and_revocations(gw_redis_url: str, tmp_path: Path) -> None:
     """The issue's proof: two `infermux serve` processes on one redis-server. Waves of concurrent requests on
-    both spend a key's budget; the total spend stays within the budget plus one request's cost, and equals the
-    cost of the usage the callers were answered with. A key revoked on one is refused on the other."""
+    both spend a key's budget, with prompts the emulator bills above the gateway's ~4-characters estimate; the
+    total spend stays within the budget plus one request's cost, and equals the cost of the usage the callers
+    were answered with. A key revoked on one is refused on the other."""
     async with Sandbox(host="127.0.0.1", port=0) as sb:
         cfg = tmp_path / "gw.toml"
         cfg.write_text(
@@ -308,13 +326,13 @@ async def test_two_serve_processes_share_one_budget_and_revocations(gw_redis_url
                     async with http.post(url + "/v1/chat/completions", json=body, headers=auth) as r:
                         return r.status, await r.json()
 
-                async with http.post(urls[0] + "/admin/keys", json={"budget": 0.1}, headers=admin) as r:
+                budget = 1.0
+                async with http.post(urls[0] + "/admin/keys", json={"budget": budget}, headers=admin) as r:
                     created = await r.json()
                 secret, kid = created["key"], created["id"]
-                one_request = 0.013  # the estimate of CHAT: the most one request may cost
                 results: list[tuple[int, int, dict[str, Any]]] = []
                 for _ in range(10):  # waves of 24 concurrent requests, 12 on each replica, until all are refused
-                    wave = await asyncio.gather(*(post(urls[i % 2], secret, CHAT) for i in range(24)))
+                    wave = await asyncio.gather(*(post(urls[i % 2], secret, WORDS) for i in range(24)))
                     results += [(i % 2, s, b) for i, (s, b) in enumerate(wave)]
                     if all(s != 200 for s, _ in wave):
                         break
@@ -322,11 +340,12 @@ async def test_two_serve_processes_share_one_budget_and_revocations(gw_redis_url
                 refused = [b for _, s, b in results if s != 200]
                 assert refused and all(b["error"]["type"] == "insufficient_quota" for b in refused)
                 assert {i for i, _ in served} == {0, 1}  # both replicas served some
-                used = sum(b["usage"]["prompt_tokens"] + b["usage"]["completion_tokens"] for _, b in served) / 1000
+                costs = [(b["usage"]["prompt_tokens"] + b["usage"]["completion_tokens"]) / 1000 for _, b in served]
+                assert min(costs) > 0.032  # billed above the ~4-characters estimate (22 + 10 tokens)
                 async with http.get(urls[1] + "/admin/keys", headers=admin) as r:
                     spent = (await r.json())["data"][0]["spent"]
-                assert spent == pytest.approx(used, abs=1e-6)  # what was charged is what was served
-                assert spent <= 0.1 + one_request and len(served) >= 0.1 // 0.013
+                assert spent == pytest.approx(sum(costs), abs=1e-6)  # what was charged is what was served
+                assert spent <= budget + max(costs) and len(served) >= budget // 0.101
 
                 # revoked through one replica: refused by the other, which served it a moment ago
                 async with http.post(urls[0] + "/admin/keys", json={}, headers=admin) as r:

@@ -11,12 +11,13 @@ replica (:mod:`.redis_state`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..resilience.clock import SYSTEM_CLOCK, Clock
-from ..types import ChatRequest
+from ..types import ChatRequest, ImagePart
 
-__all__ = ["Admission", "KeyLimiter", "TokenBucket", "estimate_tokens"]
+__all__ = ["Admission", "KeyLimiter", "TokenBucket", "estimate_tokens", "prompt_token_bound"]
 
 #: output tokens assumed for a request that sets no max_tokens, when a TPM limit applies
 DEFAULT_OUTPUT_ESTIMATE = 1024
@@ -28,6 +29,32 @@ def estimate_tokens(req: ChatRequest, *, default_output: int = DEFAULT_OUTPUT_ES
     chars = sum(len(m.text) + len(m.role) + 8 for m in req.messages)
     chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in req.tools)
     return max(1, chars // 4), req.max_tokens or default_output
+
+
+#: tokens an image may count for (OpenAI's high-detail tiles of a large image: about 1,100; Anthropic: ~1,600)
+IMAGE_TOKEN_BOUND = 2000
+#: tokens a chat template adds per message (role markers; ChatML and Llama 3 use 5) and once (the reply's header)
+MESSAGE_TOKEN_BOUND = 8
+TEMPLATE_TOKEN_BOUND = 4
+
+
+def prompt_token_bound(req: ChatRequest) -> int:
+    """An upper bound of the prompt's tokens, for budget reservations: byte-level tokenizers (BPE over UTF-8, as
+    most models use) never make more tokens than bytes, so the text's UTF-8 bytes, plus the template's markers
+    per message, plus :data:`IMAGE_TOKEN_BOUND` per image, plus the tools' and response schema's JSON. About four
+    times the usual count for English: the unused part of a reservation is given back when the request settles."""
+    n = TEMPLATE_TOKEN_BOUND
+    for m in req.messages:
+        n += MESSAGE_TOKEN_BOUND + len(m.text.encode("utf-8", "surrogatepass")) + len(m.name or "")
+        if isinstance(m.content, tuple):
+            n += IMAGE_TOKEN_BOUND * sum(isinstance(p, ImagePart) for p in m.content)
+        for call in m.tool_calls:
+            n += MESSAGE_TOKEN_BOUND + len(call.name) + len(call.raw_arguments.encode("utf-8", "surrogatepass"))
+    for t in req.tools:
+        n += MESSAGE_TOKEN_BOUND + len(json.dumps([t.name, t.description, t.parameters], default=str).encode())
+    if req.response_format is not None and req.response_format.schema is not None:
+        n += len(json.dumps(req.response_format.schema, default=str).encode())
+    return n
 
 
 class TokenBucket:

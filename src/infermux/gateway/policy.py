@@ -16,7 +16,7 @@ from aiohttp import web
 from ..types import ChatRequest, Usage
 from .errors import GatewayError, Protocol
 from .keys import VirtualKey, secret_equal
-from .limits import Admission, estimate_tokens
+from .limits import Admission, estimate_tokens, prompt_token_bound
 from .settings import MASTER_KEY_ENV, GatewaySettings
 from .state import GatewayState, Refusal
 
@@ -149,16 +149,20 @@ class Policy:
             raise GatewayError(400, f"max_tokens {asked} is over the gateway's limit of {s.max_tokens}")
         self.check_model(ctx, req.model)
         prompt, output = estimate_tokens(req)
-        return await self.reserve(ctx, req.model, prompt, output)
+        return await self.reserve(ctx, req.model, prompt, output, prompt_bound=prompt_token_bound(req))
 
-    async def reserve(self, ctx: RequestContext, model: str | None, prompt: int, output: int) -> Admission | None:
-        """Take one request and the estimated tokens from the caller's key limits, and reserve the estimated
-        cost against its budget (429 when a limit or the budget does not allow it)."""
+    async def reserve(
+        self, ctx: RequestContext, model: str | None, prompt: int, output: int, *, prompt_bound: int | None = None
+    ) -> Admission | None:
+        """Take one request and the estimated tokens (``prompt + output``) from the caller's key limits, and
+        reserve the most the request may cost (``prompt_bound + output`` tokens at the model's price: usage
+        within it never overspends the budget) against its budget (429 when a limit or the budget does not
+        allow it)."""
         key = ctx.principal.key
         if key is None:
             return None
         price = self.settings.price(model)
-        cost = price.cost(prompt, output) if price is not None else 0.0
+        cost = price.cost(max(prompt, prompt_bound or 0), output) if price is not None else 0.0
         try:
             got = await self.state.reserve(key, prompt + output, cost)
         except GatewayError as e:

@@ -183,7 +183,8 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
         req = EmbedRequest(tuple(inputs), model=model, dimensions=body.get("dimensions"), extra=extra)
     except ConfigurationError as e:
         raise GatewayError(400, str(e)) from None
-    adm = await gw.policy.reserve(ctx, model, sum(len(s) for s in inputs) // 4 + len(inputs), 0)
+    bound = sum(len(s.encode("utf-8", "surrogatepass")) + 4 for s in inputs)  # bytes, and BOS/EOS markers
+    adm = await gw.policy.reserve(ctx, model, sum(len(s) for s in inputs) // 4 + len(inputs), 0, prompt_bound=bound)
     out = None
     try:
         budget = Budget(cands[0].clock, gw.settings.request_timeout)
