@@ -3,12 +3,13 @@ one valkey/redis-server, in front of the sandbox's OpenAI emulator (its own proc
 
     python bench/gateway_replicas.py [--replicas 4] [--concurrency 200] [--budget 2.0] [--sequential 300]
 
-1. Budget: one virtual key with ``--budget`` USD (price 1000 USD per million tokens: a request estimates 13
-   tokens = 0.013 USD and uses 3). Waves of ``replicas x concurrency`` requests at once, spread evenly over the
-   replicas, until a whole wave is refused. Prints served/refused, the key's spend as Redis holds it, the spend
-   computed from the usage the callers were answered with, and the overspend against the budget (the claim:
-   under the cost of one request, 0.013 USD). Then the same with prompts of ``--words`` one-letter words, whose
-   usage is about 1.5 times the gateway's estimate: the case the guarantee does not cover.
+1. Budget: one virtual key with ``--budget`` USD (price 1000 USD per million tokens: "hi" with max_tokens 10
+   reserves 24 tokens = 0.024 USD and uses 3). Waves of ``replicas x concurrency`` requests at once, spread evenly
+   over the replicas, until a whole wave is refused. Prints served/refused, the key's spend as Redis holds it, the
+   spend computed from the usage the callers were answered with, and the overspend against the budget (the
+   claim: under the cost of one request). Then the same with prompts of ``--words`` one-letter words, which the
+   emulator bills at one token a word, about twice the gateway's ~4-characters estimate (the reservation uses a
+   byte bound, so this must not overspend either).
 2. Overhead: ``--sequential`` requests one after another through one replica with a virtual key (RPM, TPM and
    budget set, so every request runs the admission and settlement scripts), against a ``state = "local"``
    replica and the master key (no key checks): p50/p99 latency in ms.
@@ -39,7 +40,6 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = "mk-bench-master-0001"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
-ONE_REQUEST = 0.013  # USD: the estimate of CHAT at 1000 USD / 1M tokens (3 prompt + 10 output tokens)
 
 
 def _free_port() -> int:
@@ -135,7 +135,7 @@ async def _post(
 
 async def budget_run(urls: list[str], concurrency: int, budget: float, words: int = 0) -> None:
     """``words`` > 0: the prompt is that many one-letter words, which the gateway's estimate (~4 characters a
-    token) counts as about half the tokens the emulator bills (one a word): usage beyond the estimate."""
+    token) counts as about half the tokens the emulator bills (one a word)."""
     body = CHAT if not words else {**CHAT, "messages": [{"role": "user", "content": " ".join(["a"] * words)}]}
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -162,8 +162,8 @@ async def budget_run(urls: list[str], concurrency: int, budget: float, words: in
         elapsed = time.perf_counter() - t0
         async with http.get(urls[-1] + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}) as r:
             spent = next(k["spent"] for k in (await r.json())["data"] if k["id"] == kid)
-    kind = f"prompts of {words} one-letter words (usage beyond the estimate)" if words else "usage within the estimate"
-    one = max([*costs, ONE_REQUEST if not words else 0.0])
+    kind = f"prompts of {words} one-letter words" if words else '"hi", max_tokens 10'
+    one = max(costs, default=0.0)
     print(f"budget, {kind}: {len(urls)} replicas x {concurrency} concurrent, {waves} waves in {elapsed:.1f} s")
     print(f"  served {served}, refused (insufficient_quota) {refused}, other {other}")
     print(f"  budget {budget:.3f} USD; spent (Redis) {spent:.6f}; spent from the answers' usage {sum(costs):.6f}")

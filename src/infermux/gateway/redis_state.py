@@ -12,15 +12,15 @@ Layout (``P`` = ``redis_prefix``)::
 
 **Admission** is one Lua script (one round trip, atomic on the server): it checks that the key is still live
 (``P:h:{sha}`` exists: a revocation on any replica refuses the next request everywhere), reaps expired
-reservations, checks the budget (``spent + held + this estimate <= budget``) and both buckets, and only when
+reservations, checks the budget (``spent + held + this reservation <= budget``) and both buckets, and only when
 all pass takes one request and the estimated tokens and records the reservation. **Settlement** is another:
-it removes the reservation, charges the real cost (or the estimate when the usage is unknown) and gives
+it removes the reservation, charges the real cost (or the reservation when the usage is unknown) and gives
 unused TPM back. Since every admission sees every replica's reservations, the spend can exceed the budget only
-by what requests use beyond their estimate (the estimate counts the prompt at ~4 characters per token plus
-``max_tokens``; the output never exceeds ``max_tokens``).
+by what a request uses beyond its reservation (the policy reserves an upper bound of the prompt, see
+:func:`.limits.prompt_token_bound`, plus ``max_tokens``).
 
 A reservation whose request died without settling (the replica crashed or lost Redis) expires after
-``reservation_ttl`` (the request timeout plus a minute): the next admission of that key charges its estimate
+``reservation_ttl`` (the request timeout plus a minute): the next admission of that key charges it in full
 (the upstream may have served it). A late settlement of a reaped reservation charges only the difference.
 
 Time is the replicas' wall clock (``wall_clock``, injectable), in milliseconds, so every replica's windows
