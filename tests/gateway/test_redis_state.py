@@ -145,13 +145,16 @@ async def test_an_admission_whose_caller_left_is_released(gw_redis_url: str) -> 
     r = aioredis.from_url(gw_redis_url)
     try:
         _, key = await st.create(actor="test", budget=1.0, rpm=10)
-        await r.execute_command("CLIENT", "PAUSE", "300", "WRITE")
-        task = asyncio.create_task(st.reserve(key, 10, 0.4))
-        await asyncio.sleep(0.1)
-        assert not task.done()  # held by the pause
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await r.execute_command("CLIENT", "PAUSE", "5000", "WRITE")
+        try:
+            task = asyncio.create_task(st.reserve(key, 10, 0.4))
+            await asyncio.sleep(0.1)
+            assert not task.done()  # held by the pause
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            await r.execute_command("CLIENT", "UNPAUSE")
         p, kid = st.prefix, key.id
         for _ in range(100):  # bounded: 2 s
             if await r.exists(f"{p}:rpm:{kid}") and not await r.exists(f"{p}:held:{kid}"):
@@ -183,7 +186,7 @@ async def test_redis_down_fail_closed_and_fail_open(caplog: pytest.LogCaptureFix
             for _ in range(3):
                 t0 = time.monotonic()
                 status, headers, body = await call(closed, "POST", "/v1/chat/completions", known, CHAT)
-                assert time.monotonic() - t0 < 3.0
+                assert time.monotonic() - t0 < 4.0  # bounded: 4 x redis_timeout at most, and nothing retried
                 assert status == 503 and "Redis" in body["error"]["message"], body
                 assert headers["x-should-retry"] == "true" and headers["retry-after"] == "1"
             status, _, body = await call(closed, "POST", "/v1/messages", unknown, MSG, anthropic=True)
