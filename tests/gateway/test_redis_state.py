@@ -267,8 +267,9 @@ def test_the_budget_bound_of_a_prompt_covers_what_tokenizers_count() -> None:
 
 
 def test_redis_settings_are_validated() -> None:
-    s = settings_from_dict({"state": "redis", "redis_url": "redis://127.0.0.1:1/0", "fail_mode": "open"})
+    s = settings_from_dict({"state": "redis", "redis_url": "redis://:pw-secret@127.0.0.1:1/0", "fail_mode": "open"})
     assert s.state == "redis" and s.fail_mode == "open" and s.redis_timeout == 0.5
+    assert "pw-secret" not in repr(s)
     assert s.reservation_ttl == 660.0 and GatewaySettings(request_timeout=None).reservation_ttl == 3660.0
     for bad, match in (
         ({"state": "etcd"}, "state"),

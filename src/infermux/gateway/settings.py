@@ -81,7 +81,7 @@ class GatewaySettings:
     prices: Mapping[str, Price] = field(default_factory=dict)
     #: where virtual keys, RPM/TPM windows and budgets live: "local" (SQLite + this process) or "redis" (shared)
     state: str = "local"
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password (redis://:pw@host)
     redis_prefix: str = "infermux:gw"
     redis_timeout: float = 0.5
     #: Redis unreachable: "closed" refuses virtual-key requests (503), "open" serves keys this replica already
