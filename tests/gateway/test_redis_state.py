@@ -180,6 +180,10 @@ async def test_redis_down_fail_closed_and_fail_open(caplog: pytest.LogCaptureFix
             unknown, _ = await new_key(closed)
             assert (await call(opened, "POST", "/v1/chat/completions", known, CHAT))[0] == 200  # now cached
             assert (await call(closed, "POST", "/v1/chat/completions", unknown, CHAT))[0] == 200
+            vk = await closed.gw.state.lookup(unknown)
+            assert vk is not None
+            pending = await closed.gw.state.reserve(vk, 10, 0.0)  # a request in flight when Redis goes
+            assert isinstance(pending, Admission)
         # the server is stopped: every Redis call fails
         try:
             assert caplog.records == []
@@ -194,6 +198,12 @@ async def test_redis_down_fail_closed_and_fail_open(caplog: pytest.LogCaptureFix
             assert "Redis" in body["error"]["message"]
             assert (await call(closed, "POST", "/admin/keys", body={}))[0] == 503
             assert (await call(closed, "POST", "/v1/chat/completions", MASTER, CHAT))[0] == 200  # no Redis needed
+            await closed.gw.settle(pending, "gpt-4o-mini", None)  # counted, not raised: its reservation expires
+            assert closed.gw.counters.settle_failures == 1
+            async with aiohttp.ClientSession() as http:
+                auth = {"authorization": f"Bearer {MASTER}"}
+                async with http.get(closed.url + "/metrics", headers=auth) as resp:
+                    assert "infermux_gateway_settle_failures_total 1" in await resp.text()
 
             # fail-open: the key this replica knows is served, without its limits (rpm=1 is not applied)
             for _ in range(3):

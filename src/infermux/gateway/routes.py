@@ -234,6 +234,7 @@ def _gateway_series(gw: Gateway) -> bytes:
         ("infermux_gateway_client_disconnects_total", "counter", c.disconnects, "Callers that left mid-request"),
         ("infermux_gateway_auth_failures_total", "counter", c.auth_failures, "Requests refused for their key"),
         ("infermux_gateway_rate_limited_total", "counter", c.rate_limited, "Requests over a key's limit or budget"),
+        ("infermux_gateway_settle_failures_total", "counter", c.settle_failures, "Settlements the store missed"),
     ):
         lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value}"]
     name = "infermux_gateway_errors_total"
