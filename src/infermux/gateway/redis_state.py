@@ -268,7 +268,6 @@ class RedisState:
         self._settle = self._r.register_script(_SETTLE)
         self._create = self._r.register_script(_CREATE)
         self._revoke = self._r.register_script(_REVOKE)
-        self._audit = self._r.register_script(_AUDIT)
         self._cache: dict[str, tuple[VirtualKey, float]] = {}  # sha256 -> (record, fetched at on self.clock)
         self.down_since: float | None = None  # wall time of the first failure of the current outage
         self.errors = 0  # Redis calls that failed
