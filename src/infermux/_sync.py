@@ -238,6 +238,7 @@ class Client:
         cache: Any = None,
         batching: Any = None,
         telemetry: Any = None,
+        state: Any = None,
     ) -> None:
         self._portal = _LoopThread()
         try:
@@ -253,6 +254,7 @@ class Client:
                 cache=cache,
                 batching=batching,
                 telemetry=telemetry,
+                state=state,
             )
         except BaseException:
             self._portal.close()

@@ -35,7 +35,9 @@ from .providers import ProviderRequest
 from .providers._common import parse_model_ids
 from .resilience.clock import SYSTEM_CLOCK, Clock
 from .resilience.health import HealthConfig
+from .resilience.store import StateStore
 from .router import Budget, Router, Target
+from .shared_state import RedisStateStore, StateConfig, attach_state, open_state
 from .strategies import prefix_key
 from .transport import Transport
 from .types import (
@@ -228,10 +230,13 @@ class AsyncClient:
         cache: CacheConfig | ResponseCache | None = None,
         batching: BatchConfig | None = None,
         telemetry: Telemetry | bool | None = None,
+        state: StateConfig | Mapping[str, Any] | StateStore | None = None,
     ) -> None:
         """``cache``: a response cache (:mod:`infermux.cache`); ``batching``: micro-batching of embeddings and
         KServe infer calls (:mod:`infermux.batching`); ``telemetry``: OpenTelemetry spans and GenAI metrics
-        (:mod:`infermux.otel`, extra ``[otel]``; ``True``: the global providers). All are off by default."""
+        (:mod:`infermux.otel`, extra ``[otel]``; ``True``: the global providers). All are off by default.
+        ``state``: share breakers, key cool-downs and health with other processes (``{"backend": "redis",
+        "url": ..., "prefix": ...}``, :mod:`infermux.shared_state`)."""
         from . import config as _config
 
         if endpoints is None:
@@ -240,6 +245,7 @@ class AsyncClient:
                 endpoints = fleet.endpoints
                 groups = [*fleet.groups, *(groups or ())]
                 health = health or fleet.health
+                state = state or fleet.state
             elif trust_env:
                 endpoints = _config.endpoints_from_env()
             if not endpoints:
@@ -254,6 +260,9 @@ class AsyncClient:
             health = HealthConfig(probe=False)
         self.monitor = HealthMonitor(self._endpoints, health, on_change=on_health_change, gate=health is not None)
         self.router = Router(self._endpoints, groups or (), health=self.monitor if health is not None else None)
+        self.state = open_state(state, clock=clock)  # shared state (None: each endpoint's own, in this process)
+        if self.state is not None:
+            attach_state(self.state, self._endpoints, self.monitor)
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cache: CacheHook | None = None
@@ -283,6 +292,8 @@ class AsyncClient:
         if self._loop is None:
             self._loop = loop
             self.monitor.start()  # the probe loops run on the client's loop (when probes are on)
+            if isinstance(self.state, RedisStateStore):
+                self.state.start()
         elif self._loop is not loop:
             raise ConfigurationError(
                 "this AsyncClient is used by another event loop than the one of its first call (two"
@@ -657,6 +668,8 @@ class AsyncClient:
         """Close every endpoint's connections and stop health probes; the client may then be used again,
         from any loop."""
         await self.monitor.aclose()
+        if isinstance(self.state, RedisStateStore):
+            await self.state.aclose()
         if self._batching is not None:
             await self._batching.aclose()
         if self._cache is not None:
@@ -666,6 +679,9 @@ class AsyncClient:
         self._loop = None
 
     async def __aenter__(self) -> AsyncClient:
+        if isinstance(self.state, RedisStateStore):  # load the shared view first (bounded; Redis down: local)
+            self._bind_loop()
+            await self.state.wait_synced()
         return self
 
     async def __aexit__(

@@ -31,6 +31,11 @@ File shape (TOML; YAML the same keys)::
     interval = 10
     stall_after = 60
 
+    [state]                            # shared by processes (infermux.shared_state.StateConfig fields)
+    backend = "redis"
+    url = "redis://127.0.0.1:6379/0"
+    prefix = "infermux:state:prod"
+
 Environment (when no endpoints and no file are given): ``INFERMUX_CONFIG`` (a file path), else one endpoint
 from ``INFERMUX_PROVIDER`` (default ``openai``), ``INFERMUX_BASE_URL``, ``INFERMUX_MODEL`` and
 ``INFERMUX_API_KEY`` (comma-separated for a key pool), else ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``
@@ -56,6 +61,7 @@ from .fleet import GroupConfig, group_from_dict
 from .resilience.breaker import BreakerConfig
 from .resilience.health import HealthConfig
 from .resilience.retry import RetryPolicy
+from .shared_state import StateConfig
 from .transport import Limits, Timeouts
 
 __all__ = ["Fleet", "endpoint_from_dict", "endpoints_from_env", "load_config", "load_fleet"]
@@ -142,6 +148,7 @@ class Fleet:
     endpoints: list[EndpointConfig]
     groups: list[GroupConfig] = field(default_factory=list)
     health: HealthConfig | None = None
+    state: StateConfig | None = None
 
 
 def load_fleet(path: str | Path) -> Fleet:
@@ -150,10 +157,10 @@ def load_fleet(path: str | Path) -> Fleet:
     endpoints = _endpoints(path, data)
     assert isinstance(data, Mapping)
     # [gateway] is read by `infermux serve` (infermux.gateway.settings); a client ignores it
-    unknown = [k for k in data if k not in ("endpoints", "groups", "health", "gateway")]
+    unknown = [k for k in data if k not in ("endpoints", "groups", "health", "state", "gateway")]
     if unknown:
         raise ConfigurationError(
-            f"{path}: unknown top-level setting {unknown[0]!r}; known: endpoints, groups, health, gateway"
+            f"{path}: unknown top-level setting {unknown[0]!r}; known: endpoints, groups, health, state, gateway"
         )
     raw_groups = data.get("groups", [])
     if not isinstance(raw_groups, list) or not all(isinstance(g, Mapping) for g in raw_groups):
@@ -168,7 +175,16 @@ def load_fleet(path: str | Path) -> Fleet:
             health = HealthConfig(**raw_health)
         except TypeError as e:
             raise ConfigurationError(f"{path}: bad health settings: {e}") from e
-    return Fleet(endpoints, groups, health)
+    raw_state = data.get("state")
+    state = None
+    if raw_state is not None:
+        if not isinstance(raw_state, Mapping):
+            raise ConfigurationError(f"{path}: 'state' must be a table ([state])")
+        try:
+            state = StateConfig(**raw_state)
+        except TypeError as e:
+            raise ConfigurationError(f"{path}: bad state settings: {e}") from e
+    return Fleet(endpoints, groups, health, state)
 
 
 def load_config(path: str | Path) -> list[EndpointConfig]:

@@ -264,7 +264,8 @@ def test_state_persists_through_store() -> None:
     store = MemoryStore(clock=clock)
     b = CircuitBreaker(BreakerConfig(consecutive_failures=1, open_seconds=10.0), clock=clock, store=store, key="br:ep")
     fail(b)
-    assert store.get("br:ep") == {"state": "open", "name": ""}
+    record = store.get("br:ep")
+    assert isinstance(record, dict) and record["state"] == "open" and record["name"] == ""
     twin = CircuitBreaker(BreakerConfig(open_seconds=10.0), clock=clock, store=store, key="br:ep")
     assert twin.state is OPEN and not twin.try_acquire()
     clock.advance(10.0)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "Permit", "is_brea
 _log = logging.getLogger(__name__)
 _MAX_TRANSITIONS_KEPT = 1000
 _LEGACY_PERMITS_KEPT = 10_000
+_CLOSED_RECORD_TTL = 3600.0  # a CLOSED record only tells OPEN replicas to close; then it may go
 
 
 class BreakerState(str, enum.Enum):
@@ -152,9 +154,12 @@ class Permit:
 class CircuitBreaker:
     """A circuit breaker for one endpoint (see the module docstring for the rules and the call protocol).
 
-    With ``store`` and ``key`` the breaker writes its state record to the store on every transition
-    (an OPEN record expires after the open time) and starts OPEN if it finds an OPEN record there,
-    so a restarted process or a replica sharing the store does not hammer a failing endpoint.
+    With ``store`` and ``key`` the breaker shares its OPEN and CLOSED transitions through the store (an OPEN
+    record expires with the open period; HALF_OPEN is local) and adopts those of other breakers on the same
+    key: an OPEN record seen while CLOSED or HALF_OPEN opens this breaker until the record expires (no trip is
+    counted here), a CLOSED record seen while OPEN or HALF_OPEN closes it. So a restarted process or a replica
+    sharing the store sends nothing into an outage another one found. Reading the shared view costs one int
+    comparison per state check (the store's ``version``) until something changed.
     """
 
     def __init__(
@@ -192,12 +197,21 @@ class CircuitBreaker:
         self._probe_successes = 0
         self.transitions: list[tuple[float, BreakerState, BreakerState]] = []
         self.transitions_total = 0
+        self._origin = uuid.uuid4().hex[:12]  # tells this breaker's records from the others'
+        self._seq = 0
+        self._seen_version = -1
+        self._seen_record: tuple[Any, Any] | None = None
+        self.adopted = 0  # transitions taken from other breakers' records
         if store is not None and key:
-            record = store.get(key)
-            if isinstance(record, dict) and record.get("state") == BreakerState.OPEN.value:
-                # Monotonic times do not travel between processes: start a full open period now.
-                self._state = BreakerState.OPEN
-                self._opened_at = clock.now()
+            self.bind_store(store, key)
+
+    def bind_store(self, store: StateStore, key: str) -> None:
+        """Share this breaker's state through ``store`` under ``key`` (see the class docstring)."""
+        if not key:
+            raise ConfigurationError("CircuitBreaker: a store needs a key")
+        self._store, self._key = store, key
+        self._seen_version = -1
+        self._sync()
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self.state.value})"
@@ -207,6 +221,8 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         """The current state; OPEN turns into HALF_OPEN here once the open time has passed."""
+        if self._store is not None and self._store.version != self._seen_version:
+            self._sync()
         if self._state is BreakerState.OPEN and self._clock.now() >= self._opened_at + self._open_for:
             self._transition(BreakerState.HALF_OPEN)
         return self._state
@@ -335,6 +351,45 @@ class CircuitBreaker:
             "probes_in_flight": self._probes_in_flight,
         }
 
+    # ------------------------------------------------------------------ shared state
+
+    def _sync(self) -> None:
+        """Adopt a transition another breaker published under the same key (once per record)."""
+        store, key = self._store, self._key
+        if store is None or not key:
+            return
+        self._seen_version = store.version
+        record = store.get(key)
+        if not isinstance(record, dict) or record.get("by") == self._origin:
+            return
+        stamp = (record.get("by"), record.get("seq"))
+        if stamp == self._seen_record:
+            return
+        self._seen_record = stamp
+        shared = record.get("state")
+        if shared == BreakerState.OPEN.value and self._state is not BreakerState.OPEN:
+            left = store.ttl(key)
+            now = self._clock.now()
+            self._clear()
+            # monotonic times do not travel between processes: the record's TTL says how long is left
+            self._opened_at = now + (self._open_for if left is None else min(left, self._open_for)) - self._open_for
+            self.adopted += 1
+            self._transition(BreakerState.OPEN, publish=False)
+        elif shared == BreakerState.CLOSED.value and self._state is not BreakerState.CLOSED:
+            self._clear()
+            self._closed_at = self._clock.now()
+            self.adopted += 1
+            self._transition(BreakerState.CLOSED, publish=False)
+
+    def _publish(self, new: BreakerState) -> None:
+        if self._store is None or not self._key or new is BreakerState.HALF_OPEN:
+            return
+        self._seq += 1
+        record = {"state": new.value, "name": self.name, "by": self._origin, "seq": self._seq}
+        ttl = self._open_for if new is BreakerState.OPEN else _CLOSED_RECORD_TTL
+        self._store.set(self._key, record, ttl=ttl)
+        self._seen_version = self._store.version
+
     # ------------------------------------------------------------------ internals
 
     def _add(self) -> _Start:
@@ -393,7 +448,7 @@ class CircuitBreaker:
         self._probes_in_flight = 0
         self._probe_successes = 0
 
-    def _transition(self, new: BreakerState) -> None:
+    def _transition(self, new: BreakerState, *, publish: bool = True) -> None:
         old = self._state
         self._state = new
         self._generation += 1
@@ -405,9 +460,8 @@ class CircuitBreaker:
         self.transitions_total += 1
         if len(self.transitions) > _MAX_TRANSITIONS_KEPT:
             del self.transitions[: len(self.transitions) - _MAX_TRANSITIONS_KEPT]
-        if self._store is not None and self._key:
-            ttl = self._open_for if new is BreakerState.OPEN else None
-            self._store.set(self._key, {"state": new.value, "name": self.name}, ttl=ttl)
+        if publish:
+            self._publish(new)
         if self._on_state_change is not None:
             try:
                 self._on_state_change(old, new)

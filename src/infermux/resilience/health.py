@@ -5,6 +5,9 @@ An endpoint is **down** when any of these holds, else **up**:
 
 - its last ``failures`` active probes failed (``successes`` good probes in a row bring it back);
 - its circuit breaker is open (passive health: real traffic failed);
+- another process sharing the state store found it down by its probes (the record it publishes expires
+  ``3 * interval + timeout`` after its last failed probe unless renewed, and that process's next good probe
+  clears it);
 - it is **stalled**: streams have been running for ``stall_after`` seconds without the endpoint producing
   anything (no answer, no stream chunk) although its health route may still answer 200. The age is measured
   from the later of the last progress and the start of the busy period, so an endpoint that is merely
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import enum
 import math
+import uuid
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
 from .clock import SYSTEM_CLOCK, Clock
+from .store import StateStore
 
 __all__ = ["EndpointHealth", "HealthConfig", "HealthState", "HealthVerdict"]
 
@@ -79,6 +84,9 @@ class EndpointHealth:
 
     __slots__ = (
         "_clock",
+        "_key",
+        "_origin",
+        "_store",
         "config",
         "consecutive_failures",
         "consecutive_successes",
@@ -105,6 +113,35 @@ class EndpointHealth:
         self.last_probe_ok: bool | None = None
         self.last_probe_error: str | None = None
         self.last_probe_seconds: float | None = None
+        self._store: StateStore | None = None
+        self._key = ""
+        self._origin = uuid.uuid4().hex[:12]
+
+    def bind_store(self, store: StateStore, key: str) -> None:
+        """Share probe verdicts through ``store`` under ``key`` (see the module docstring)."""
+        self._store, self._key = store, key
+
+    def _publish(self) -> None:
+        store = self._store
+        if store is None:
+            return
+        if self.probe_down:  # renewed by every failed probe; expires if this process stops probing
+            ttl = 3 * self.config.interval + self.config.timeout
+            store.set(self._key, {"down": True, "reason": self.last_probe_error, "by": self._origin}, ttl=ttl)
+        else:
+            record = store.get(self._key)
+            if isinstance(record, dict) and record.get("by") == self._origin:
+                store.delete(self._key)  # back up: clear the down verdict this process published
+
+    def shared_down(self) -> str | None:
+        """The reason another process published for this endpoint being down, else ``None``."""
+        store = self._store
+        if store is None:
+            return None
+        record = store.get(self._key)
+        if isinstance(record, dict) and record.get("down") and record.get("by") != self._origin:
+            return str(record.get("reason") or "failed")[:200]
+        return None
 
     def record_probe(self, ok: bool, *, error: str | None = None, seconds: float | None = None) -> None:
         self.probes += 1
@@ -112,6 +149,7 @@ class EndpointHealth:
         self.last_probe_ok = ok
         self.last_probe_error = None if ok else (error or "failed")
         self.last_probe_seconds = seconds
+        was_down = self.probe_down
         if ok:
             self.consecutive_successes += 1
             self.consecutive_failures = 0
@@ -122,6 +160,8 @@ class EndpointHealth:
             self.consecutive_successes = 0
             if self.consecutive_failures >= self.config.failures:
                 self.probe_down = True
+        if self.probe_down or was_down:
+            self._publish()
 
     def verdict(self, *, breaker_open: bool, stalled_for: float, running: int = 0) -> HealthVerdict:
         if self.probe_down:
@@ -129,6 +169,9 @@ class EndpointHealth:
                 HealthState.DOWN,
                 f"{self.consecutive_failures} health probes failed (last: {self.last_probe_error})",
             )
+        shared = self.shared_down()
+        if shared is not None:
+            return HealthVerdict(HealthState.DOWN, f"health probes of another process failed (last: {shared})")
         stall = self.config.stall_after
         if stall is not None and stalled_for >= stall:
             return HealthVerdict(

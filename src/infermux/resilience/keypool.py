@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigurationError, KeyPoolExhaustedError, RateLimitError
 from .clock import SYSTEM_CLOCK, Clock
+from .store import StateStore
 
 __all__ = ["KeyLease", "KeyOutcome", "KeyPool"]
 
@@ -85,6 +86,12 @@ class KeyPool:
     the life of the pool. Every
     :meth:`acquire` must be followed by one :meth:`release` of its lease (a second release is ignored).
     An empty ``keys`` makes a keyless pool: leases carry ``key=None`` and nothing is ever cooled or disabled.
+
+    With a shared :class:`~infermux.resilience.store.StateStore` (:meth:`bind_store`), cool-downs, quota blocks
+    and disabled keys are written there under ``{prefix}:{label}:cool|block|off`` (labels, never key text;
+    ``extend`` semantics: the later expiry wins) and those of other pools with the same keys are adopted on the
+    next lease after the store's ``version`` moved (the later expiry wins again; a key disabled elsewhere is
+    disabled here). A disabled record expires after ``disabled_ttl`` seconds (default one hour).
     """
 
     def __init__(
@@ -117,6 +124,40 @@ class KeyPool:
         self._keys = states
         self._next = 0
         self._keyless = _KeyState("", _KEYLESS_LABEL)
+        self._store: StateStore | None = None
+        self._prefix = ""
+        self._seen_version = -1
+        self.disabled_ttl = 3600.0
+
+    def bind_store(self, store: StateStore, prefix: str) -> None:
+        """Share cool-downs, quota blocks and disabled keys through ``store`` under ``prefix``."""
+        if not prefix:
+            raise ConfigurationError("KeyPool.bind_store: a prefix is needed")
+        self._store, self._prefix, self._seen_version = store, prefix, -1
+
+    def _sync(self) -> None:
+        """Adopt the other pools' cool-downs, blocks and disabled keys (after the shared view changed)."""
+        store = self._store
+        if store is None or store.version == self._seen_version:
+            return
+        self._seen_version = store.version
+        now = self._clock.now()
+        for st in self._keys:
+            base = f"{self._prefix}:{st.label}"
+            cool, block = store.ttl(base + ":cool"), store.ttl(base + ":block")
+            if cool is not None:
+                st.cooldown_until = max(st.cooldown_until, now + cool)
+            if block is not None:
+                st.blocked_until = max(st.blocked_until, now + block)
+            if not st.disabled:
+                off = store.get(base + ":off")
+                if off is not None:
+                    st.disabled = True
+                    st.disabled_reason = f"disabled by another process: {str(off)[:160]}"
+
+    def _share(self, st: _KeyState, kind: str, value: Any, ttl: float) -> None:
+        if self._store is not None and ttl > 0:
+            self._store.extend(f"{self._prefix}:{st.label}:{kind}", value, ttl)
 
     def __repr__(self) -> str:
         return f"KeyPool(name={self.name!r}, size={self.size}, strategy={self.strategy!r})"
@@ -127,11 +168,13 @@ class KeyPool:
 
     def ready_count(self) -> int:
         """How many keys could be leased right now (neither disabled nor cooling down nor blocked)."""
+        self._sync()
         now = self._clock.now()
         return sum(1 for st in self._keys if not st.disabled and max(st.cooldown_until, st.blocked_until) <= now)
 
     def usable_count(self) -> int:
         """How many keys may be leased now (cooling keys count: only disabled and quota-blocked keys do not)."""
+        self._sync()
         now = self._clock.now()
         return sum(1 for st in self._keys if not st.disabled and st.blocked_until <= now)
 
@@ -157,6 +200,7 @@ class KeyPool:
     def acquire(self) -> KeyLease:
         """Lease a usable key. Raises KeyPoolExhaustedError (all disabled) or a local RateLimitError (every
         usable key is blocked: quota used up; ``retry_after`` says when the first is free again)."""
+        self._sync()
         now = self._clock.now()
         if not self._keys:
             st = self._keyless
@@ -214,16 +258,20 @@ class KeyPool:
                 delay = DEFAULT_COOLDOWN if retry_after is None or math.isnan(retry_after) else retry_after
                 delay = min(MAX_COOLDOWN, max(0.0, delay))
                 st.cooldown_until = max(st.cooldown_until, self._clock.now() + delay)
+                self._share(st, "cool", 1, delay)
                 if exhausted:
                     st.blocked_until = max(st.blocked_until, self._clock.now() + delay)
+                    self._share(st, "block", 1, delay)
         elif outcome == "auth_failed":
             st.auth_failed += 1
             if lease.index >= 0:
                 st.disabled = True
                 st.disabled_reason = _redact(reason, st) if reason else "rejected by the provider (401/403)"
+                self._share(st, "off", st.disabled_reason, self.disabled_ttl)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Per-key counters and state, identified by label only."""
+        self._sync()
         now = self._clock.now()
         return [
             {
