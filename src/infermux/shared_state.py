@@ -22,7 +22,9 @@ half-open probe, and calls already admitted when a remote OPEN arrives still run
 goes on as this process's local state (requests never wait on or fail because of Redis), writes stay
 queued (coalesced, at most ``max_pending`` keys), and the task reconnects with backoff (0.1 s doubling up to
 ``retry_max``). When Redis is back the queued writes are pushed first (so what this process learned while
-alone reaches the others), then the view is reconciled from Redis, and an info line says so.
+alone reaches the others), then the view is reconciled from Redis, and an info line says so. A Redis that
+came back empty (restarted without persistence: its ``{prefix}!epoch`` marker changed) first gets this
+process's whole live view written back with ``SET NX`` (what another process wrote since stays).
 """
 
 from __future__ import annotations
@@ -193,12 +195,12 @@ class RedisStateStore:
         self._pending: dict[str, _Op] = {}
         self._listeners: list[Callable[[], None]] = []
         self._r: Any = None
-        self._extend: Any = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._synced: asyncio.Event | None = None
         self._warned = False
         self._backoff = 0.1
+        self._epoch: str | None = None
         self.connected = False
         self.counters = {"pushed": 0, "pulled": 0, "outages": 0, "errors": 0, "dropped": 0, "reconnects": 0}
 
@@ -325,7 +327,6 @@ class RedisStateStore:
             self._r = self._client or _redis().from_url(
                 self._url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, decode_responses=True
             )
-            self._extend = self._r.register_script(_EXTEND_LUA)
         return self._r
 
     async def _bounded(self, aw: Awaitable[T], factor: float = 4.0) -> T:
@@ -357,7 +358,7 @@ class RedisStateStore:
         ps = r.pubsub()
         try:
             await self._bounded(ps.subscribe(self.channel), 1.0)
-            pushed = len(self._pending)
+            pushed = len(self._pending) + await self._reseed_if_lost(r)
             await self._flush(r)  # what this process learned while away first; the Lua keeps later expiries
             await self._pull_all(r)
             self._came_up(pushed)
@@ -375,6 +376,28 @@ class RedisStateStore:
         finally:
             with contextlib.suppress(Exception):
                 await self._bounded(ps.aclose(), 1.0)
+
+    async def _reseed_if_lost(self, r: Any) -> int:
+        """When Redis lost its data (restarted empty: the epoch marker changed), write back this process's view
+        (``SET NX``: what another process wrote since stays); the number of records written back."""
+        marker = f"{self.prefix}!epoch"
+        await self._bounded(r.set(marker, uuid.uuid4().hex, nx=True))
+        epoch = await self._bounded(r.get(marker))
+        lost, self._epoch = self._epoch is not None and epoch != self._epoch, epoch
+        if not lost:
+            return 0
+        pipe = r.pipeline(transaction=False)
+        now = self._clock.now()
+        n = 0
+        for key in self._view.live_keys():
+            present, expires = self._view.expiry(key)
+            if present and key not in self._pending:
+                ms = None if expires is None else max(1, math.ceil((expires - now) * 1000))
+                pipe.set(f"{self.prefix}:{key}", _encode(self._view.get(key)), px=ms, nx=True)
+                n += 1
+        if n:
+            await self._bounded(pipe.execute())
+        return n
 
     def _came_up(self, pushed: int) -> None:
         self.connected = True
@@ -463,7 +486,7 @@ class RedisStateStore:
                 return False
             ms = None if expires is None else max(1, math.ceil((expires - now) * 1000))
             if op.kind == "extend" and ms is not None:
-                self._extend(keys=[rk], args=[op.raw, ms], client=pipe)
+                pipe.eval(_EXTEND_LUA, 1, rk, op.raw, ms)
             else:
                 pipe.set(rk, op.raw, px=ms)
         return True
