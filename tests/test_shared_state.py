@@ -260,3 +260,46 @@ async def _until(pred: Any, timeout: float = 5.0) -> None:
     while not pred():
         assert time.monotonic() < end, "not synced in time"
         await asyncio.sleep(0.01)
+
+
+def test_state_from_a_config_file_and_redis_py_loads_only_when_used(tmp_path: Path) -> None:
+    cfg = tmp_path / "infermux.toml"
+    cfg.write_text(
+        '[[endpoints]]\nname = "local"\nprovider = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+        '[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:9/0"\nprefix = "infermux:state:t"\ntimeout = 0.2\n'
+    )
+    code = (
+        "import sys, infermux; c = infermux.AsyncClient(config=sys.argv[1]);"
+        " print(type(c.state).__name__, c.state.prefix, c.state.timeout, 'redis' in sys.modules)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    argv = [sys.executable, "-c", code, str(cfg)]
+    out = subprocess.run(argv, check=False, capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.split() == ["RedisStateStore", "infermux:state:t", "0.2", "False"], out.stderr[-2000:]
+    from infermux.config import load_fleet
+    from infermux.errors import ConfigurationError
+
+    cfg.write_text(cfg.read_text().replace('backend = "redis"', 'backend = "etcd"'))
+    with pytest.raises(ConfigurationError, match="backend"):
+        load_fleet(cfg)
+    cfg.write_text(cfg.read_text().replace('backend = "etcd"', 'backend = "redis"\ncolour = 1'))
+    with pytest.raises(ConfigurationError, match="state"):
+        load_fleet(cfg)
+
+
+async def test_a_client_with_redis_down_from_the_start_serves_on_local_state(
+    sandbox: SandboxThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    import infermux
+
+    ep = infermux.EndpointConfig(
+        name="solo", provider="openai", base_url=sandbox.openai_base_url, model="m", api_keys=("sk-test",)
+    )
+    state = {"backend": "redis", "url": f"redis://127.0.0.1:{_closed_port()}/0", "timeout": 0.2}
+    with caplog.at_level("WARNING", logger="infermux"):
+        async with infermux.AsyncClient([ep], state=state) as client:
+            for _ in range(5):
+                assert (await client.chat("hi", max_tokens=4)).text
+            assert isinstance(client.state, RedisStateStore) and not client.state.connected
+    warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1

@@ -304,8 +304,7 @@ class RedisStateStore:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=4 * self.timeout)
         r, self._r = self._r, None
         if r is None:
             return
@@ -368,9 +367,10 @@ class RedisStateStore:
             finally:
                 for t in tasks:
                     t.cancel()
-                for t in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await t
+                await asyncio.wait(tasks)  # a cancellation of this task still propagates
+                for t in tasks:  # retrieved: one that failed while this task was cancelled is not reported
+                    if not t.cancelled():
+                        t.exception()
             for t in done:
                 t.result()  # raises what ended the session
         finally:
