@@ -69,6 +69,8 @@ def test_readme_block_runs_as_written(line: int, code: str, tmp_path: Path) -> N
         assert "{'east': True, 'west': True, 'big': True} up" in out and "infermux_fallbacks_total" in out, out
     elif "infermux.otel" in code:  # the OpenTelemetry example: one span, a failed attempt then a good one
         assert "chat gpt-4o-mini 3 ['infermux.attempt', 'infermux.attempt.failed', 'infermux.attempt']" in out, out
+    elif "RedisServer" in code:  # shared state: a's breaker, opened by its failures, refuses b's call
+        assert out.count("a: InternalServerError") == 3 and "b: CircuitOpenError - b sent nothing: True" in out, out
     elif "SandboxThread" in code:
         assert "InternalServerError 503 True gpt" in out, out
         debug = proc.stderr
