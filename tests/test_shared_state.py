@@ -303,3 +303,19 @@ async def test_a_client_with_redis_down_from_the_start_serves_on_local_state(
             assert isinstance(client.state, RedisStateStore) and not client.state.connected
     warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1
+
+
+async def test_aclose_stops_the_sync_task_promptly_while_it_waits_on_redis(redis_srv: Any) -> None:
+    store = RedisStateStore(redis_srv.url, prefix=f"t:{uuid.uuid4().hex[:8]}", timeout=0.3, refresh=0.2)
+    other = RedisStateStore(redis_srv.url, prefix=store.prefix, timeout=0.3, refresh=0.2)
+    try:
+        assert await store.wait_synced() and await other.wait_synced()
+        for i in range(50):  # traffic both ways: the cancellation lands inside a pending Redis call
+            store.set("k", i)
+            await _until(lambda i=i: other.get("k") == i)
+        task = store._task
+        assert task is not None
+        await asyncio.wait_for(store.aclose(), 3.0)
+        assert task.done()
+    finally:
+        await other.aclose()
