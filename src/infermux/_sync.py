@@ -262,6 +262,11 @@ class Client:
         self._finalizer = weakref.finalize(self, _close_client, self._portal, self._async)
 
     @property
+    def state(self) -> Any:
+        """The state store shared with other processes (``None`` without one; :mod:`infermux.shared_state`)."""
+        return self._async.state
+
+    @property
     def aio(self) -> AsyncClient:
         """The underlying async client (its coroutines must run on this client's loop)."""
         return self._async
