@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "infermux serve") -> int
         with ctx as f:
 
             async def run() -> int:
-                client = AsyncClient(f.endpoints, groups=f.groups, health=f.health, trust_env=False)
+                client = AsyncClient(f.endpoints, groups=f.groups, health=f.health, state=f.state, trust_env=False)
                 return await _serve(Gateway(client, settings), args.host, args.port)
 
             return asyncio.run(run())
