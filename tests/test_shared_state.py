@@ -159,8 +159,9 @@ def test_breaker_opened_by_a_is_seen_by_b_which_sends_nothing_into_the_outage(
         assert st["attempts"] == 0 and st["adopted"] == 1
     finally:
         sandbox.faults.set_outage(False)
-    # a's probe after the open period closes a's breaker, and so b's
+    # a found the outage, so a probes it after the open period (b waits for a's verdict: a 2 s grace here)
     assert a.call("wait_breaker", endpoint="brk", state="half_open", timeout=5.0) == "half_open"
+    assert b.call("state", endpoint="brk")["breaker"] == "open"
     assert a.call("chat", endpoint="brk", n=1) == ["ok"]
     assert b.call("wait_breaker", endpoint="brk", state="closed") == "closed"
     assert b.call("chat", endpoint="brk", n=2) == ["ok", "ok"]

@@ -53,12 +53,26 @@ def test_breaker_opened_by_one_is_seen_by_the_other_and_closed_by_its_probe() ->
     assert b.retry_at == pytest.approx(clock.now() + 7.0)  # the open period a started, not a new one
     assert b.adopted == 1 and b.snapshot()["trips"] == 0
     clock.advance(7.0)
-    assert a.state is HALF_OPEN and b.state is HALF_OPEN
+    assert a.state is HALF_OPEN
+    assert b.state is OPEN and b.acquire() is None  # a found the outage: a probes, b waits for its verdict
     probe = a.acquire()
     assert probe is not None and probe.probe
     a.record_success(probe)
     assert a.state is CLOSED
     assert b.state is CLOSED and b.adopted == 2  # a's good probe closes b too
+
+
+def test_when_the_finder_sends_no_verdict_the_other_probes_after_the_grace() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    a, b = _pair(clock, store)
+    a.record_failure(a.acquire())
+    a.record_failure(a.acquire())
+    assert b.state is OPEN
+    clock.advance(10.0)  # a's open period is over, but a (gone) never probes
+    assert b.state is OPEN and b.retry_at == pytest.approx(clock.now() + b.shared_probe_grace)
+    clock.advance(b.shared_probe_grace)
+    assert b.state is HALF_OPEN and b.acquire() is not None
 
 
 def test_a_failed_probe_elsewhere_reopens_a_half_open_breaker() -> None:
@@ -69,9 +83,19 @@ def test_a_failed_probe_elsewhere_reopens_a_half_open_breaker() -> None:
     a.record_failure(a.acquire())
     assert b.state is OPEN
     clock.advance(10.0)
-    assert b.state is HALF_OPEN
+    assert b.state is OPEN  # waiting for a's probe
     a.record_failure(a.acquire())  # a's probe fails: the outage goes on
-    assert a.state is OPEN and b.state is OPEN and b.acquire() is None
+    assert a.state is OPEN and b.state is OPEN and b.adopted == 2
+    clock.advance(10.0 + b.shared_probe_grace - 0.1)
+    assert b.state is OPEN  # a new open period from a's reopening, and a grace again
+    clock.advance(0.1)
+    assert b.state is HALF_OPEN  # a did not probe this time: b does
+    # a half-open breaker adopts an OPEN published meanwhile (its probe permits go stale)
+    b2 = CircuitBreaker(BreakerConfig(consecutive_failures=2, open_seconds=10.0), clock=clock)
+    b2.bind_store(store, "breaker:ep")
+    a.state  # noqa: B018 - a is HALF_OPEN too by now
+    a.record_failure(a.acquire())
+    assert b.state is OPEN and b2.state is OPEN
 
 
 def test_own_records_are_not_adopted_twice() -> None:

@@ -156,8 +156,9 @@ class CircuitBreaker:
 
     With ``store`` and ``key`` the breaker shares its OPEN and CLOSED transitions through the store (an OPEN
     record expires with the open period; HALF_OPEN is local) and adopts those of other breakers on the same
-    key: an OPEN record seen while CLOSED or HALF_OPEN opens this breaker until the record expires (no trip is
-    counted here), a CLOSED record seen while OPEN or HALF_OPEN closes it. So a restarted process or a replica
+    key: an OPEN record opens this breaker until the record expires (no trip is counted here) plus
+    ``shared_probe_grace`` (default ``open_seconds``) during which the breaker that published it sends the probe;
+    a CLOSED record seen while OPEN or HALF_OPEN closes it. So a restarted process or a replica
     sharing the store sends nothing into an outage another one found. Reading the shared view costs one int
     comparison per state check (the store's ``version``) until something changed.
     """
@@ -202,6 +203,11 @@ class CircuitBreaker:
         self._seen_version = -1
         self._seen_record: tuple[Any, Any] | None = None
         self.adopted = 0  # transitions taken from other breakers' records
+        #: an OPEN adopted from another breaker lasts this much longer, so that the breaker which found the
+        #: outage sends the probe and the others follow its verdict (CLOSED, or a new OPEN); if none comes
+        #: (that process is gone), this one probes
+        self.shared_probe_grace = config.open_seconds
+        self._await_finder = False
         if store is not None and key:
             self.bind_store(store, key)
 
@@ -224,7 +230,11 @@ class CircuitBreaker:
         if self._store is not None and self._store.version != self._seen_version:
             self._sync()
         if self._state is BreakerState.OPEN and self._clock.now() >= self._opened_at + self._open_for:
-            self._transition(BreakerState.HALF_OPEN)
+            if self._await_finder:  # the process that found the outage probes it: wait for its verdict first
+                self._await_finder = False
+                self._opened_at += self.shared_probe_grace
+            if self._clock.now() >= self._opened_at + self._open_for:
+                self._transition(BreakerState.HALF_OPEN)
         return self._state
 
     @property
@@ -367,14 +377,21 @@ class CircuitBreaker:
             return
         self._seen_record = stamp
         shared = record.get("state")
-        if shared == BreakerState.OPEN.value and self._state is not BreakerState.OPEN:
-            left = store.ttl(key)
-            now = self._clock.now()
-            self._clear()
+        if shared == BreakerState.OPEN.value:
             # monotonic times do not travel between processes: the record's TTL says how long is left
-            self._opened_at = now + (self._open_for if left is None else min(left, self._open_for)) - self._open_for
+            left = store.ttl(key)
+            until = self._clock.now() + (self._open_for if left is None else left)
+            end = self._opened_at + self._open_for
+            if self._state is BreakerState.OPEN and until + self.shared_probe_grace < end:
+                return  # this breaker's own open period lasts longer: it probes for itself
             self.adopted += 1
-            self._transition(BreakerState.OPEN, publish=False)
+            self._await_finder = True  # the publisher probes when its period ends: follow its verdict
+            if self._state is not BreakerState.OPEN:
+                self._clear()
+                self._opened_at = until - self._open_for
+                self._transition(BreakerState.OPEN, publish=False)
+            else:
+                self._opened_at = max(end, until) - self._open_for
         elif shared == BreakerState.CLOSED.value and self._state is not BreakerState.CLOSED:
             self._clear()
             self._closed_at = self._clock.now()
@@ -436,6 +453,7 @@ class CircuitBreaker:
             self._open_for = min(cfg.max_open_seconds, grown)
         self._clear()
         self._opened_at = now
+        self._await_finder = False
         self._transition(BreakerState.OPEN)
 
     def _clear(self) -> None:
