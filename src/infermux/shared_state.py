@@ -15,8 +15,9 @@ A background task on the client's loop keeps the view and Redis in step:
 **Consistency model.** Each record is last-writer-wins, except cool-downs and quota blocks (the later expiry
 wins, exactly, in Redis). Another process's write is seen after one pub/sub delivery plus one round trip
 (about a millisecond on one host), and at the latest after ``refresh`` seconds (default 1) plus the
-``timeout``. Nothing is exact across processes except those expiries: two processes may both send a
-half-open probe, and calls already admitted when a remote OPEN arrives still run.
+``timeout``. Nothing is exact across processes except those expiries and ``incr`` totals: the breaker that
+published an OPEN probes and the others wait one more open period for its verdict (two that both published
+may both probe), and calls already admitted when a remote OPEN arrives still run.
 
 **Redis away.** A failed or slow (``timeout``) Redis call ends the session: one warning is logged, the view
 goes on as this process's local state (requests never wait on or fail because of Redis), writes stay

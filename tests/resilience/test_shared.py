@@ -171,3 +171,25 @@ def test_health_down_found_by_one_process_is_seen_by_the_other() -> None:
     assert hb.verdict(breaker_open=False, stalled_for=0).state is HealthState.DOWN
     clock.advance(3 * 10.0 + 2.0)
     assert hb.verdict(breaker_open=False, stalled_for=0).state is HealthState.UP
+
+
+def test_redis_view_without_redis_queues_coalesced_writes_and_lets_local_writes_win() -> None:
+    from infermux.shared_state import RedisStateStore
+
+    clock = FakeClock()
+    s = RedisStateStore("redis://127.0.0.1:9/0", prefix="p", clock=clock, max_pending=2)
+    s.set("a", {"x": 1}, ttl=5.0)
+    s.set("a", {"x": 2}, ttl=5.0)  # coalesced: one write of the latest value
+    assert s.get("a") == {"x": 2} and list(s._pending) == ["a"]
+    s.extend("blk", 1, 10.0)
+    s.extend("blk", 1, 3.0)  # shorter: the view does not change
+    assert s.ttl("blk") == 10.0
+    s.incr("n")  # a third key: the oldest queued write is dropped (it stays local)
+    assert list(s._pending) == ["blk", "n"] and s.counters["dropped"] == 1
+    v = s.version
+    assert not s._apply("blk", '"remote"', 60_000)  # a queued local write wins over what Redis says
+    assert s._apply("other", '{"y": 1}', 2_000) and s.get("other") == {"y": 1} and s.ttl("other") == 2.0
+    assert not s._apply("other", '{"y": 1}', 1_990)  # the same record (round-trip jitter): no change
+    assert s._apply("other", None, -2) and s.get("other") is None and s.version > v
+    with pytest.raises(ConfigurationError):
+        RedisStateStore("redis://x", prefix="bad*prefix")
