@@ -320,3 +320,33 @@ async def test_aclose_stops_the_sync_task_promptly_while_it_waits_on_redis(redis
         assert task.done()
     finally:
         await other.aclose()
+
+
+async def test_routing_skips_an_endpoint_another_process_found_down(sandbox: SandboxThread, redis_srv: Any) -> None:
+    import infermux
+    from infermux.fleet import GroupConfig
+    from infermux.resilience.health import HealthConfig
+
+    def eps(first_url: str) -> list[infermux.EndpointConfig]:
+        return [
+            infermux.EndpointConfig(name=n, provider="openai", base_url=u, model="m", api_keys=("sk-test",))
+            for n, u in (("first", first_url), ("second", sandbox.openai_base_url))
+        ]
+
+    state = {"backend": "redis", "url": redis_srv.url, "prefix": f"t:{uuid.uuid4().hex[:8]}", "timeout": 0.3}
+    groups = [GroupConfig("g", ("first", "second"))]
+    # a reaches "first" through a dead route (its probes fail); b reaches it fine and has no probes of its own
+    prober = infermux.AsyncClient(
+        eps(f"http://127.0.0.1:{_closed_port()}/v1"), health=HealthConfig(interval=60, failures=1), state=state
+    )
+    router = infermux.AsyncClient(
+        eps(sandbox.openai_base_url), groups=groups, health=HealthConfig(probe=False), state=state
+    )
+    async with prober, router:
+        assert (await router.chat("hi", model="g", max_tokens=4)).endpoint == "first"  # up: the verdict is kept
+        assert (await prober.check_health())["first"] is False
+        end = time.monotonic() + 5.0
+        while (await router.chat("hi", model="g", max_tokens=4)).endpoint != "second":
+            assert time.monotonic() < end, "b kept routing to the endpoint a found down"
+            await asyncio.sleep(0.01)
+        assert "another process" in (router.health()["first"]["reason"] or "")
