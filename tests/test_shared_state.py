@@ -4,6 +4,7 @@ two separate Python processes (tests/_shared_worker.py) against the sandbox; Red
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -350,3 +351,20 @@ async def test_routing_skips_an_endpoint_another_process_found_down(sandbox: San
             assert time.monotonic() < end, "b kept routing to the endpoint a found down"
             await asyncio.sleep(0.01)
         assert "another process" in (router.health()["first"]["reason"] or "")
+
+
+async def test_aclose_ends_the_sync_task_even_when_a_library_loses_the_cancellation() -> None:
+    store = RedisStateStore("redis://127.0.0.1:9/0", prefix="p", timeout=0.25)
+
+    async def swallowing_session() -> None:  # like asyncio.wait_for before 3.12 when its operation just finished
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        await asyncio.sleep(10)
+
+    store._session = swallowing_session  # type: ignore[method-assign]
+    store.start()
+    await asyncio.sleep(0)
+    task = store._task
+    assert task is not None
+    await asyncio.wait_for(store.aclose(), 2.0)
+    assert task.done() and task.cancelled()

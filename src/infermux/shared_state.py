@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import re
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,6 +202,7 @@ class RedisStateStore:
         self._synced: asyncio.Event | None = None
         self._warned = False
         self._backoff = 0.1
+        self._closing = False
         self._epoch: str | None = None
         self.connected = False
         self.counters = {"pushed": 0, "pulled": 0, "outages": 0, "errors": 0, "dropped": 0, "reconnects": 0}
@@ -281,6 +283,7 @@ class RedisStateStore:
         if self._task is not None and not self._task.done():
             return
         loop = asyncio.get_running_loop()
+        self._closing = False
         self._wake, self._synced = asyncio.Event(), asyncio.Event()
         if self._pending:
             self._wake.set()
@@ -291,8 +294,7 @@ class RedisStateStore:
         reconciliation with Redis; ``False`` when it did not happen in time (the view stays local)."""
         self.start()
         assert self._synced is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._synced.wait(), 4 * self.timeout if timeout is None else timeout)
+        await _wait_event(self._synced, 4 * self.timeout if timeout is None else timeout)
         return self._synced.is_set()
 
     async def sync_now(self) -> None:
@@ -303,9 +305,13 @@ class RedisStateStore:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
+        self._closing = True
         if task is not None:
-            task.cancel()
-            await asyncio.wait({task}, timeout=4 * self.timeout)
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 4 * self.timeout
+            while not task.done() and loop.time() < end:
+                task.cancel()  # again if a cancellation was lost in a library's await
+                await asyncio.wait({task}, timeout=0.05)
         r, self._r = self._r, None
         if r is None:
             return
@@ -330,10 +336,14 @@ class RedisStateStore:
         return self._r
 
     async def _bounded(self, aw: Awaitable[T], factor: float = 4.0) -> T:
-        return await asyncio.wait_for(aw, self.timeout * factor)
+        """``aw`` bounded by ``factor * timeout`` (``TimeoutError``); never swallows a cancellation."""
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(self.timeout * factor):
+                return await aw
+        return await asyncio.wait_for(aw, self.timeout * factor)  # pragma: no cover - Python 3.10
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 await self._session()
             except asyncio.CancelledError:
@@ -444,8 +454,7 @@ class RedisStateStore:
         assert self._wake is not None
         last_pull = self._clock.now()
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.refresh)
+            await _wait_event(self._wake, self.refresh)
             self._wake.clear()
             await self._flush(r)
             if self._clock.now() - last_pull >= self.refresh:
@@ -567,3 +576,14 @@ def _same_expiry(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is b
     return abs(a - b) <= _EXPIRY_SLACK
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` passed (``asyncio.wait``: a cancellation is never swallowed)."""
+    if event.is_set():
+        return
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=timeout)
+    finally:
+        waiter.cancel()
