@@ -337,7 +337,7 @@ class Router:
         ``reserve``: shares of the budget kept for what may follow (fallback groups)."""
         order = self.plan(candidates, strategy, key)
         for i, ep in enumerate(order):
-            wait = not fail_fast and not any(self.usable(e) for e in order[i + 1 :])
+            wait = not (fail_fast or ep.config.fail_fast) and not any(self.usable(e) for e in order[i + 1 :])
             left = len(order) - i + reserve
             timeout, share = budget.share(ep, left) if budget is not None else (None, False)
             yield ep, Step(wait, timeout, share)

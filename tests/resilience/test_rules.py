@@ -169,6 +169,28 @@ async def test_fail_fast_refuses_at_once_while_open() -> None:
     assert clock.now() == t0 and ei.value.retry_after == pytest.approx(5.0)
 
 
+async def test_an_endpoints_own_fail_fast_holds_for_calls_through_the_client() -> None:
+    """``EndpointConfig.fail_fast`` was ignored through the client (the router always chose to wait)."""
+    clock = FakeClock()
+    answers = [error(503), error(503)] + [completion("back")] * 3
+    ep = make(
+        lambda r: answers.pop(0),
+        clock,
+        breaker=BreakerConfig(consecutive_failures=2, open_seconds=5.0),
+        retry=RetryPolicy(max_retries=0),
+        fail_fast=True,
+    )
+    async with infermux.AsyncClient([ep], clock=clock) as client:
+        for _ in range(2):
+            with pytest.raises(infermux.InternalServerError):
+                await client.chat("hello")
+        t0 = clock.now()
+        with pytest.raises(infermux.InfermuxError) as info:
+            await client.chat("hello")
+        assert clock.now() == t0  # refused at once, did not wait out the open breaker
+        assert info.value.retryable and len(answers) == 3  # nothing was sent
+
+
 async def test_a_deadline_that_cannot_outlast_the_open_breaker_fails_now_with_the_real_error() -> None:
     clock = FakeClock()
     ep = make(
