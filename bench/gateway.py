@@ -85,7 +85,7 @@ def wait_http(url: str, timeout: float, headers: dict[str, str] | None = None, p
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as r:
                 if r.status == 200:
                     return
-        except Exception as e:  # noqa: BLE001 - not up yet; the last error is reported at the deadline
+        except OSError as e:  # not up yet (refused, reset, HTTP error): the last one is reported at the deadline
             last = e
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s: {last}")
@@ -294,11 +294,26 @@ def _ms(text: str) -> float:
 def wrk(peer: Peer, tmp: Path, connections: int, seconds: float) -> dict[str, float]:
     """One wrk run (1 thread): req/s, p50, p99 (ms), and errors (non-2xx + socket errors)."""
     script = tmp / "post.lua"
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(BODY)}", 'wrk.headers["content-type"] = "application/json"']
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(BODY)}",
+        'wrk.headers["content-type"] = "application/json"',
+    ]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in peer.headers.items()]
     script.write_text("\n".join(lines) + "\n")
     url = f"http://127.0.0.1:{peer.port}{PATH}"
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s", "-s", str(script), url]
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        url,
+    ]
     cpu0 = cpu_seconds(peer.pid) if peer.pid else 0.0
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     cpu1 = cpu_seconds(peer.pid) if peer.pid else 0.0
@@ -412,7 +427,9 @@ def _f(v: Any, digits: int = 2) -> str:
 def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str) -> dict[str, Any]:
     d = results.get("direct", {})
     print(f"\nbench/gateway.py: {load_before} (before) / load avg {load_after} (after)")
-    cols = "peer      p50 ms  p99 ms  +p50 ms  +p99 ms  req/s@p99<20ms (conc, p99)  CPU us/req  TTFB ms  +TTFB ms  RSS MB"
+    cols = (
+        "peer      p50 ms  p99 ms  +p50 ms  +p99 ms  req/s@p99<20ms (conc, p99)  CPU us/req  TTFB ms  +TTFB ms  RSS MB"
+    )
     print(cols)
     for name, r in results.items():
         if "error" in r:
@@ -441,13 +458,22 @@ def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str
             "ttfb_added_le_1ms": im["added_ttfb"] <= 1.0,
             "rss_le_100mb": im["rss_mb"] <= 100,
         }
-        if "rps" in ll and ll["rps"]:
+        if ll.get("rps"):
             im["vs_litellm_rps"] = im["rps"] / ll["rps"]
             targets["rps_ge_10x_litellm"] = im["vs_litellm_rps"] >= 10
         if "rps" in results.get("nginx", {}) and results["nginx"]["rps"]:
             im["vs_nginx_rps"] = im["rps"] / results["nginx"]["rps"]
-        print("\nratios: infermux req/s vs litellm " + _f(im.get("vs_litellm_rps")) + "x, vs nginx " + _f(im.get("vs_nginx_rps")) + "x")
-        print("targets (infermux serve, whole engine on): " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in targets.items()))
+        print(
+            "\nratios: infermux req/s vs litellm "
+            + _f(im.get("vs_litellm_rps"))
+            + "x, vs nginx "
+            + _f(im.get("vs_nginx_rps"))
+            + "x"
+        )
+        print(
+            "targets (infermux serve, whole engine on): "
+            + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in targets.items())
+        )
     summary = {"load_before": load_before, "load_after": load_after, "targets": targets}
     summary["peers"] = {
         k: {kk: vv for kk, vv in v.items() if kk != "sweep"} | ({"sweep": v["sweep"]} if "sweep" in v else {})

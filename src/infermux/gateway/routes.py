@@ -21,7 +21,7 @@ from ..providers import openai as openai_wire
 from ..providers import openai_responses as responses_wire
 from ..router import Budget
 from ..types import ChatRequest, EmbedRequest, Message
-from . import render
+from . import render, status
 from .app import RID_KEY
 from .errors import GatewayError
 from .limits import estimate_tokens
@@ -269,3 +269,4 @@ def add_routes(gw: Gateway) -> None:
     gw.route("GET", "/metrics", functools.partial(metrics, gw))
     gw.app.router.add_get("/health", functools.partial(health, gw))
     gw.app.router.add_get("/ready", functools.partial(ready, gw))
+    gw.app.router.add_get("/status", functools.partial(status.status_page, gw))

@@ -18,6 +18,7 @@
     redis_prefix = "infermux:gw"        # every Redis key of the gateway starts with this
     redis_timeout = 0.5                 # each Redis connect and read (s); a whole call, pool wait included: 4x
     fail_mode = "closed"                # Redis unreachable: "closed" answers 503, "open" serves known keys unlimited
+    status_page = "admin"               # GET /status: "admin" (master key), "open" (anyone) or "off"
     [gateway.prices."gpt-4o-mini"]      # USD per million tokens, for virtual keys' budgets
     input = 0.15
     output = 0.6
@@ -78,6 +79,8 @@ class GatewaySettings:
     strict_models: bool = False
     #: serve without any key on a non-loopback address (no master key set): refused unless true
     allow_open: bool = False
+    #: who may see ``GET /status`` (HTML): "admin" (the master key), "open" (anyone) or "off"
+    status_page: str = "admin"
     prices: Mapping[str, Price] = field(default_factory=dict)
     #: where virtual keys, RPM/TPM windows and budgets live: "local" (SQLite + this process) or "redis" (shared)
     state: str = "local"
@@ -115,6 +118,10 @@ class GatewaySettings:
         _positive("redis_timeout", self.redis_timeout)
         if self.fail_mode not in ("closed", "open"):
             raise ConfigurationError(f"gateway setting fail_mode must be 'closed' or 'open', got {self.fail_mode!r}")
+        if self.status_page not in ("admin", "open", "off"):
+            raise ConfigurationError(
+                f"gateway setting status_page must be 'admin', 'open' or 'off', got {self.status_page!r}"
+            )
         if not isinstance(self.prices, Mapping) or not all(isinstance(p, Price) for p in self.prices.values()):
             raise ConfigurationError("gateway setting prices must map model names to Price values")
 
