@@ -217,6 +217,7 @@ class AiohttpTransport:
         self._limit_per_host = max_connections_per_host
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}  # built once per Timeouts (they are few)
 
     def _get_session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -226,8 +227,11 @@ class AiohttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=self._limit, limit_per_host=self._limit_per_host, enable_cleanup_closed=False
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            self._session = aiohttp.ClientSession(  # no cookie jar: API calls carry no cookies (and it costs)
+                connector=connector,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._loop = loop
         return self._session
@@ -237,7 +241,11 @@ class AiohttpTransport:
 
         session = self._get_session()
         t = request.timeouts
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
+        timeout = self._timeouts.get(t)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
+            if len(self._timeouts) < 64:
+                self._timeouts[t] = timeout
         try:
             resp = await session.request(
                 request.method,

@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = ["Gateway", "Principal", "RequestContext"]
 _log = logging.getLogger("infermux.gateway")
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPEN_PATHS = frozenset(("/health", "/ready"))
+_JSON = "application/json; charset=utf-8"
 #: where the request ID is kept on the request (a typed key where aiohttp has them, 3.12+)
 RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
 
@@ -151,7 +152,7 @@ class Gateway:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         given = request.headers.get("x-request-id", "")
-        rid = given if _RID.match(given) else uuid.uuid4().hex
+        rid = given if given and _RID.match(given) else os.urandom(16).hex()
         request[RID_KEY] = rid
         protocol = self.protocol_of(request)
         if self.draining and request.path not in _OPEN_PATHS:
@@ -204,11 +205,11 @@ class Gateway:
 
     @staticmethod
     def json_response(body: Any, rid: str, *, status: int = 200, endpoint: str | None = None) -> web.Response:
-        headers = {"x-request-id": rid}
+        headers = {"x-request-id": rid, "content-type": _JSON}
         if endpoint:
             headers["x-infermux-endpoint"] = endpoint
-        text = json.dumps(body, ensure_ascii=False)
-        return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+        data = json.dumps(body, ensure_ascii=False).encode()
+        return web.Response(status=status, body=data, headers=headers)
 
     # ------------------------------------------------------------------ auth and input
 
