@@ -399,6 +399,7 @@ def measure(peer: Peer, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         "errors": seq["errors"] + sum(r["errors"] for r in sweep),
         "sweep": sweep,
         "rps": best["rps"] if best else 0.0,
+        "rps_max": max(r["rps"] for r in sweep),  # at any p99
         "rps_conc": best["conc"] if best else None,
         "rps_p99": best["p99"] if best else None,
         "cpu_us": best["cpu_us"] if best else float("nan"),
@@ -442,7 +443,8 @@ def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str
         rps = f"{r['rps']:.0f} ({r['rps_conc']}, {_f(r['rps_p99'])})" if r["rps_conc"] else "none under 20 ms"
         print(
             f"{name:<9} {_f(r['p50'], 3):>6}  {_f(r['p99'], 3):>6}  {_f(add50, 3):>7}  {_f(add99, 3):>7}  {rps:>26}"
-            f"  {_f(r['cpu_us'], 0):>10}  {_f(r['ttfb_p50'], 3):>7}  {_f(addt, 3):>8}  {_f(r.get('rss_mb'), 1):>6}"
+            f"  {r['rps_max']:>9.0f}  {_f(r['cpu_us'], 0):>10}  {_f(r['ttfb_p50'], 3):>7}  {_f(addt, 3):>8}"
+            f"  {_f(r.get('rss_mb'), 1):>6}  {r['errors']:>6}"
         )
     print("\nsweep (concurrency: req/s, p99 ms):")
     for name, r in results.items():
@@ -458,8 +460,8 @@ def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str
             "ttfb_added_le_1ms": im["added_ttfb"] <= 1.0,
             "rss_le_100mb": im["rss_mb"] <= 100,
         }
-        if ll.get("rps"):
-            im["vs_litellm_rps"] = im["rps"] / ll["rps"]
+        if ll.get("rps_max"):  # LiteLLM's best req/s at any p99 (it may have none under 20 ms): in its favour
+            im["vs_litellm_rps"] = im["rps"] / ll["rps_max"]
             targets["rps_ge_10x_litellm"] = im["vs_litellm_rps"] >= 10
         if "rps" in results.get("nginx", {}) and results["nginx"]["rps"]:
             im["vs_nginx_rps"] = im["rps"] / results["nginx"]["rps"]

@@ -154,3 +154,22 @@ def test_unmodeled_fields_pass_only_to_the_callers_protocol() -> None:
     body = anthropic.build_chat(kept, "claude", False).json
     assert body["thinking"] == thinking["thinking"]  # sent upstream unchanged
     gw.keys.close()
+
+
+@pytest.mark.parametrize("choice", ["auto", "asyncio", "uvloop"])
+def test_serve_event_loop_choice(choice: str) -> None:
+    """`infermux serve --loop`: uvloop when asked (or on auto when installed), else asyncio's own loop."""
+    import asyncio
+    import importlib.util
+
+    from infermux.gateway.server import run_on_loop
+
+    has_uvloop = importlib.util.find_spec("uvloop") is not None
+    if choice == "uvloop" and not has_uvloop:
+        pytest.skip("uvloop is not installed (pip install 'infermux[gateway]')")
+
+    async def main() -> int:
+        return 7 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 3
+
+    expected = 7 if choice == "uvloop" or (choice == "auto" and has_uvloop) else 3
+    assert run_on_loop(main(), choice) == expected

@@ -141,7 +141,8 @@ def run_on_loop(main: Coroutine[Any, Any, int], choice: str = "auto") -> int:
 async def _serve(gateway: Gateway, host: str | None, port: int | None) -> int:
     server = GatewayServer(gateway, host, port)
     await server.start()
-    print(f"infermux gateway listening on {server.url}", file=sys.stderr, flush=True)
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]  # "uvloop" or "asyncio"
+    print(f"infermux gateway ({loop_name} event loop) listening on {server.url}", file=sys.stderr, flush=True)
     if not gateway.settings.auth_required:
         print(f"infermux: warning: no {MASTER_KEY_ENV}: serving without authentication", file=sys.stderr)
     if gateway.settings.state == "redis":
