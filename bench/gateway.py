@@ -17,6 +17,8 @@ thread, from Debian's ``wrk`` package; this script itself for the streams). The 
   .tmp/litellm-venv && .tmp/litellm-venv/bin/pip install 'litellm[proxy]'`` or ``--litellm-python PATH``);
   skipped with a message when missing.
 
+All peers are started first, then measured in turns for ``--rounds`` rounds (the machine's load drifts alike
+for all); each figure is the median over the rounds, the rounds' values are printed too.
 Measured per peer: latency at one request at a time (wrk -c1, p50/p99), req/s at concurrency 1..64 and the best
 one whose p99 stays under 20 ms (per worker: every peer runs one server process), the server's CPU per request
 there (from /proc), stream time to first byte (time to the first SSE event, sequential, this script's raw-socket
@@ -406,6 +408,27 @@ def measure(peer: Peer, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         "cpu_us": (best or max(sweep, key=lambda r: r["rps"]))["cpu_us"],
     }
     res.update(ttfb(peer, args.streams, 20))
+    return res
+
+
+#: the figures that are the median of the rounds (the rest come from the round whose rps is the median)
+_MEDIAN = ("p50", "p99", "seq_rps", "seq_cpu_us", "rps", "rps_max", "cpu_us", "ttfb_p50", "ttfb_p99", "stream_p50")
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One peer's rounds: each figure of ``_MEDIAN`` is the median over the rounds (``per_round`` keeps them all)."""
+    mid = sorted(rounds, key=lambda r: r["rps"])[(len(rounds) - 1) // 2]
+    res = dict(mid)
+    for k in _MEDIAN:
+        vals = [r[k] for r in rounds if r.get(k) is not None and r[k] == r[k]]
+        res[k] = statistics.median(vals) if vals else float("nan")
+    res["errors"] = sum(r["errors"] for r in rounds)
+    res["per_round"] = {k: [r[k] for r in rounds] for k in _MEDIAN}
+    return res
+
+
+def finish(peer: Peer, res: dict[str, Any]) -> None:
+    """After the last round: the server's RSS, and (infermux) one scrape of /metrics to show it is live."""
     if peer.pid:
         res["rss_mb"] = rss_mb(peer.pid)
     if peer.metrics_url:
@@ -414,7 +437,6 @@ def measure(peer: Peer, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             text = r.read().decode()
         m = re.search(r"^infermux_gateway_requests_total (\d+)", text, re.M)
         res["metrics_requests_total"] = int(m.group(1)) if m else None
-    return res
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -429,10 +451,10 @@ def _f(v: Any, digits: int = 2) -> str:
 def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str) -> dict[str, Any]:
     d = results.get("direct", {})
     print(f"\nbench/gateway.py: {load_before} (before) / load avg {load_after} (after)")
-    cols = (
-        "peer      p50 ms  p99 ms  +p50 ms  +p99 ms  req/s@p99<20ms (conc, p99)  CPU us/req  TTFB ms  +TTFB ms  RSS MB"
+    print(
+        "peer      p50 ms  p99 ms  +p50 ms  +p99 ms  req/s@p99<20ms (conc, p99)  max req/s  CPU us/req  req/s/core"
+        "  TTFB ms  +TTFB ms  RSS MB  errors"
     )
-    print(cols)
     for name, r in results.items():
         if "error" in r:
             print(f"{name:<9} n/a: {r['error']}")
@@ -440,14 +462,26 @@ def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str
         add50 = r["p50"] - d["p50"] if d and name != "direct" else None
         add99 = r["p99"] - d["p99"] if d and name != "direct" else None
         addt = r["ttfb_p50"] - d["ttfb_p50"] if d and name != "direct" else None
-        r.update(added_p50=add50, added_p99=add99, added_ttfb=addt)
+        # what one dedicated core could serve at that CPU cost per request (the server's own CPU only)
+        per_core = 1e6 / r["cpu_us"] if r["cpu_us"] == r["cpu_us"] and r["cpu_us"] > 0 else float("nan")
+        r.update(added_p50=add50, added_p99=add99, added_ttfb=addt, per_core=per_core)
         rps = f"{r['rps']:.0f} ({r['rps_conc']}, {_f(r['rps_p99'])})" if r["rps_conc"] else "none under 20 ms"
         print(
             f"{name:<9} {_f(r['p50'], 3):>6}  {_f(r['p99'], 3):>6}  {_f(add50, 3):>7}  {_f(add99, 3):>7}  {rps:>26}"
-            f"  {r['rps_max']:>9.0f}  {_f(r['cpu_us'], 0):>10}  {_f(r['ttfb_p50'], 3):>7}  {_f(addt, 3):>8}"
+            f"  {r['rps_max']:>9.0f}  {_f(r['cpu_us'], 0):>10}  {_f(r['per_core'], 0):>10}"
+            f"  {_f(r['ttfb_p50'], 3):>7}  {_f(addt, 3):>8}"
             f"  {_f(r.get('rss_mb'), 1):>6}  {r['errors']:>6}"
         )
-    print("\nsweep (concurrency: req/s, p99 ms):")
+    print("\nper round (one-at-a-time p50 ms; req/s with p99 < 20 ms; server CPU us/req; TTFB p50 ms):")
+    for name, r in results.items():
+        if "per_round" in r:
+            pr = r["per_round"]
+            cells = [pr["p50"], pr["rps"], pr["cpu_us"], pr["ttfb_p50"]]
+            print(
+                f"  {name:<9} "
+                + "; ".join(" / ".join(_f(v, 3 if i != 1 else 0) for v in c) for i, c in enumerate(cells))
+            )
+    print("\nsweep of the median round (concurrency: req/s, p99 ms):")
     for name, r in results.items():
         if "sweep" in r:
             print(f"  {name:<9} " + "  ".join(f"{s['conc']}: {s['rps']:.0f}, {s['p99']:.2f}" for s in r["sweep"]))
@@ -489,40 +523,49 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     ap.add_argument("--litellm-python", default=str(DEFAULT_LITELLM_PY), help="python of LiteLLM's own venv")
     ap.add_argument("--peers", default=",".join(PEERS), help=f"subset of {','.join(PEERS)}")
-    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per concurrency level")
-    ap.add_argument("--seq-seconds", type=float, default=5.0, help="seconds of one-at-a-time latency")
+    ap.add_argument("--seconds", type=float, default=2.0, help="seconds per concurrency level")
+    ap.add_argument("--seq-seconds", type=float, default=4.0, help="seconds of one-at-a-time latency")
     ap.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     ap.add_argument("--streams", type=int, default=300, help="sequential streams for TTFB")
     ap.add_argument("--chunks", type=int, default=20, help="SSE events per upstream stream")
-    ap.add_argument("--quick", action="store_true", help="1 s per level, 2 s latency, 100 streams")
+    ap.add_argument("--rounds", type=int, default=2, help="measurement rounds, peers in turn; medians reported")
+    ap.add_argument("--quick", action="store_true", help="1 round, 1 s per level, 2 s latency, 100 streams")
     ap.add_argument("--json", help="also write the summary to this file")
     args = ap.parse_args()
     if args.quick:
-        args.seconds, args.seq_seconds, args.streams = 1.0, 2.0, 100
+        args.rounds, args.seconds, args.seq_seconds, args.streams = 1, 1.0, 2.0, 100
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if shutil.which("wrk") is None:
         print("bench/gateway.py needs wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
     load_before = cpu_count_line()
     results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="gwbench-") as t, BenchServer(chunks=args.chunks) as up:
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="gwbench-") as t, BenchServer(chunks=args.chunks) as up, ExitStack() as st:
         tmp = Path(t)
-        for name in args.peers.split(","):
-            print(f"{name}: ...", file=sys.stderr, flush=True)
-            with ExitStack() as stack:
-                try:
-                    peer = stack.enter_context(PEER_START[name](up.port, tmp, args))
-                except (LookupError, RuntimeError, OSError) as e:
-                    print(f"{name}: skipped: {e}", file=sys.stderr)
-                    results[name] = {"error": str(e)}
+        peers: dict[str, Peer] = {}
+        for name in args.peers.split(","):  # all started first, then measured in turns: the load drifts fairly
+            print(f"{name}: starting...", file=sys.stderr, flush=True)
+            try:
+                peers[name] = st.enter_context(PEER_START[name](up.port, tmp, args))
+            except (LookupError, RuntimeError, OSError) as e:
+                print(f"{name}: skipped: {e}", file=sys.stderr)
+                results[name] = {"error": str(e)}
+        for i in range(args.rounds):
+            for name, peer in peers.items():
+                if name in results:
                     continue
+                print(f"round {i + 1}/{args.rounds}: {name}...", file=sys.stderr, flush=True)
                 try:
-                    results[name] = measure(peer, tmp, args)
+                    rounds.setdefault(name, []).append(measure(peer, tmp, args))
                 except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
                     print(f"{name}: failed: {type(e).__name__}: {e}", file=sys.stderr)
                     results[name] = {"error": f"{type(e).__name__}: {e}"}
-                    continue
-                print(f"{name}: {json.dumps(results[name], separators=(',', ':'))}", file=sys.stderr, flush=True)
+        for name, peer in peers.items():
+            if name not in results:
+                results[name] = combine(rounds[name])
+                finish(peer, results[name])
+        results = {n: results[n] for n in args.peers.split(",") if n in results}
     la = os.getloadavg()
     summary = report(results, load_before, f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
     if args.json:
