@@ -49,7 +49,8 @@ def _response(body: bytes, content_type: bytes = b"application/json") -> bytes:
     return head + b"x-request-id: req-bench\r\n\r\n" + body
 
 
-def _stream_response(chunks: int) -> bytes:
+def _stream_response(chunks: int) -> tuple[bytes, bytes]:
+    """The SSE answer as (head, the role event and the first token's event; the rest)."""
     base = {"id": "chatcmpl-bench-0002", "object": "chat.completion.chunk", "created": 1700000000, "model": "m"}
     events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
     for i in range(chunks):
@@ -60,10 +61,10 @@ def _stream_response(chunks: int) -> bytes:
     events.append({**base, "choices": [], "usage": usage})
     payloads = [b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events]
     payloads.append(b"data: [DONE]\n\n")
-    out = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"]
-    out += [b"%x\r\n%s\r\n" % (len(p), p) for p in payloads]
+    out = [b"%x\r\n%s\r\n" % (len(p), p) for p in payloads]
     out.append(b"0\r\n\r\n")
-    return b"".join(out)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head + out[0] + out[1], b"".join(out[2:])
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
@@ -77,7 +78,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
         await reader.readexactly(2)
 
 
-def _serve(port: int, chunks: int) -> None:
+def _serve(port: int, chunks: int, first_gap: float = 0.0) -> None:
     chat = _response(json.dumps(CHAT_COMPLETION).encode())
     models = _response(json.dumps(MODELS).encode())
     stream = _stream_response(chunks)
@@ -96,7 +97,11 @@ def _serve(port: int, chunks: int) -> None:
                 if head.startswith(b"get "):
                     writer.write(models)
                 elif b'"stream":true' in body.replace(b" ", b""):
-                    writer.write(stream)
+                    if first_gap > 0:  # the first token alone, the rest later (as a model generates them)
+                        writer.write(stream[0])
+                        await writer.drain()
+                        await asyncio.sleep(first_gap)
+                    writer.write(stream[0] + stream[1] if first_gap <= 0 else stream[1])
                 else:
                     writer.write(chat)
                 await writer.drain()
@@ -123,13 +128,15 @@ def _serve(port: int, chunks: int) -> None:
 class BenchServer:
     """Runs this module in a child process (own session), stopped by PID on exit."""
 
-    def __init__(self, chunks: int = 200) -> None:
+    def __init__(self, chunks: int = 200, first_gap_ms: float = 0.0) -> None:
         self.chunks = chunks
+        self.first_gap_ms = first_gap_ms
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     def __enter__(self) -> BenchServer:
         argv = [sys.executable, os.path.abspath(__file__), "--chunks", str(self.chunks)]
+        argv += ["--first-gap-ms", str(self.first_gap_ms)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True)
         assert self.proc.stdout is not None
         self.port = int(json.loads(self.proc.stdout.readline())["port"])
@@ -162,5 +169,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--chunks", type=int, default=200)
+    parser.add_argument("--first-gap-ms", type=float, default=0.0, help="send a stream's first event alone, then wait")
     args = parser.parse_args()
-    _serve(args.port, args.chunks)
+    _serve(args.port, args.chunks, args.first_gap_ms / 1000)

@@ -528,6 +528,12 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     ap.add_argument("--streams", type=int, default=300, help="sequential streams for TTFB")
     ap.add_argument("--chunks", type=int, default=20, help="SSE events per upstream stream")
+    ap.add_argument(
+        "--first-gap-ms",
+        type=float,
+        default=2.0,
+        help="the upstream sends a stream's first token alone, the rest this long after (0: all in one write)",
+    )
     ap.add_argument("--rounds", type=int, default=2, help="measurement rounds, peers in turn; medians reported")
     ap.add_argument("--quick", action="store_true", help="1 round, 1 s per level, 2 s latency, 100 streams")
     ap.add_argument("--json", help="also write the summary to this file")
@@ -541,7 +547,11 @@ def main() -> int:
     load_before = cpu_count_line()
     results: dict[str, dict[str, Any]] = {}
     rounds: dict[str, list[dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory(prefix="gwbench-") as t, BenchServer(chunks=args.chunks) as up, ExitStack() as st:
+    with (
+        tempfile.TemporaryDirectory(prefix="gwbench-") as t,
+        BenchServer(args.chunks, args.first_gap_ms) as up,
+        ExitStack() as st,
+    ):
         tmp = Path(t)
         peers: dict[str, Peer] = {}
         for name in args.peers.split(","):  # all started first, then measured in turns: the load drifts fairly
