@@ -15,14 +15,15 @@ import base64
 import binascii
 import html
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..errors import InfermuxError
 from .app import RID_KEY
 from .errors import GatewayError
-from .keys import secret_equal
+from .keys import VirtualKey, secret_equal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .app import Gateway
@@ -70,8 +71,9 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
             yield name, v
 
 
-def render_status(gw: Gateway, *, now: float | None = None) -> str:
-    """The status page's HTML for ``gw`` now (pure: reads the gateway's and the client's snapshots)."""
+def render_status(gw: Gateway, virtual_keys: Sequence[VirtualKey] | str, *, now: float | None = None) -> str:
+    """The status page's HTML for ``gw`` now (pure: reads the gateway's and the client's snapshots);
+    ``virtual_keys``: the live keys, or why they could not be listed (the shared store is down)."""
     stats = gw.client.stats()
     counters = gw.counters.snapshot()
     ready, detail = gw.readiness()
@@ -147,19 +149,23 @@ def render_status(gw: Gateway, *, now: float | None = None) -> str:
     k_head = ("endpoint", "key (label)", "in flight", "requests", "rate limited", "cooling s", "state")
     parts.append(_table(k_head, k_rows, table_id="upstream-keys"))
 
-    parts.append("<h2>Virtual keys</h2>")
-    v_rows = [
-        [
-            (_e(k.id), ""),
-            (_e(k.name), ""),
-            (_e(", ".join(k.models) or "any"), ""),
-            (_num(k.rpm), "n"),
-            (_num(k.tpm), "n"),
-            (f"{k.spent:.6f} / {_num(k.budget)}", "n"),
+    parts.append(f"<h2>Virtual keys ({_e(gw.state.name)} state)</h2>")
+    if isinstance(virtual_keys, str):
+        parts.append(f'<p id="virtual-keys" class="down">cannot list them: {_e(virtual_keys)}</p>')
+    else:
+        v_rows = [
+            [
+                (_e(k.id), ""),
+                (_e(k.name), ""),
+                (_e(", ".join(k.models) or "any"), ""),
+                (_num(k.rpm), "n"),
+                (_num(k.tpm), "n"),
+                (f"{k.spent:.6f} / {_num(k.budget)}", "n"),
+            ]
+            for k in virtual_keys
         ]
-        for k in gw.keys.all()
-    ]
-    parts.append(_table(("id", "name", "models", "rpm", "tpm", "spent / budget USD"), v_rows, table_id="virtual-keys"))
+        v_head = ("id", "name", "models", "rpm", "tpm", "spent / budget USD")
+        parts.append(_table(v_head, v_rows, table_id="virtual-keys"))
 
     parts.append("<h2>Cache</h2>")
     cache = stats.get("cache")
@@ -200,5 +206,10 @@ async def status_page(gw: Gateway, request: web.Request) -> web.Response:
             "the status page needs the master key (Authorization: Bearer, or as the password of Basic auth)",
             headers={"www-authenticate": 'Basic realm="infermux status", charset="UTF-8"'},
         )
+    keys: Sequence[VirtualKey] | str
+    try:
+        keys = await gw.state.list_keys()
+    except InfermuxError as e:  # the shared store is down: the page still shows everything else
+        keys = f"{type(e).__name__}: {e}"
     headers = {"x-request-id": request[RID_KEY], "cache-control": "no-store"}
-    return web.Response(text=render_status(gw), content_type="text/html", charset="utf-8", headers=headers)
+    return web.Response(text=render_status(gw, keys), content_type="text/html", charset="utf-8", headers=headers)
