@@ -246,3 +246,34 @@ async def test_status_page_in_headless_chromium(open_rig: Rig, tmp_path: Path) -
     states = {r["endpoint"][0]: r["breaker"][0] for r in t.rows("endpoints")}
     assert states == {"gpt": "closed", "claude": "open"}
     assert [r["name"][0] for r in t.rows("virtual-keys")] == ["team-status"]
+
+
+async def test_status_page_with_redis_state_up_and_down() -> None:
+    """With keys in Redis (a real server) the page lists them; with Redis stopped it still renders, saying why."""
+    from .conftest import redis_server
+
+    async with Sandbox(host="127.0.0.1", port=0) as sb:
+        with redis_server() as url:
+            kw = {"state": "redis", "redis_url": url, "redis_prefix": f"st{id(sb)}", "redis_timeout": 0.3}
+            rig = await make_rig(sb, status_page="open", **kw)
+            try:
+                master = {"authorization": f"Bearer {MASTER}"}
+                async with (
+                    aiohttp.ClientSession(headers=master) as http,
+                    http.post(rig.url + "/admin/keys", json={"name": "in-redis"}) as r,
+                ):
+                    assert r.status == 201
+                status, _, page = await get(rig.url + "/status")
+                assert status == 200 and [r["name"][0] for r in parse(page).rows("virtual-keys")] == ["in-redis"]
+                assert "Virtual keys (redis state)" in page
+            except BaseException:
+                await rig.close()
+                raise
+        try:  # the server is stopped
+            status, _, page = await get(rig.url + "/status")
+            t = parse(page)
+            assert status == 200 and "virtual-keys" not in t.tables
+            assert t.ids["virtual-keys"].startswith("cannot list them: ") and "Redis" in t.ids["virtual-keys"]
+            assert {r["endpoint"][0] for r in t.rows("endpoints")} == {"gpt", "claude"}
+        finally:
+            await rig.close()
