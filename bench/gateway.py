@@ -448,6 +448,10 @@ def _f(v: Any, digits: int = 2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _verdict(v: bool | None) -> str:
+    return "undecided (the direct call's own p99 is over the target: noise)" if v is None else "PASS" if v else "FAIL"
+
+
 def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str) -> dict[str, Any]:
     d = results.get("direct", {})
     print(f"\nbench/gateway.py: {load_before} (before) / load avg {load_after} (after)")
@@ -485,12 +489,15 @@ def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str
     for name, r in results.items():
         if "sweep" in r:
             print(f"  {name:<9} " + "  ".join(f"{s['conc']}: {s['rps']:.0f}, {s['p99']:.2f}" for s in r["sweep"]))
-    targets: dict[str, Any] = {}
+    targets: dict[str, bool | None] = {}
     im, ll = results.get("infermux", {}), results.get("litellm", {})
     if "p50" in im:
+        # a p99 difference means nothing when the floor's own p99 is over the target (the machine's noise):
+        # then that target is undecided (None), never a pass
+        quiet = d["p99"] <= 1.0
         targets = {
             "added_p50_le_0.5ms": im["added_p50"] <= 0.5,
-            "added_p99_le_1ms": im["added_p99"] <= 1.0,
+            "added_p99_le_1ms": im["added_p99"] <= 1.0 if quiet else None,
             "rps_ge_2000": im["rps"] >= 2000,
             "ttfb_added_le_1ms": im["added_ttfb"] <= 1.0,
             "rss_le_100mb": im["rss_mb"] <= 100,
@@ -508,8 +515,7 @@ def report(results: dict[str, dict[str, Any]], load_before: str, load_after: str
             + "x"
         )
         print(
-            "targets (infermux serve, whole engine on): "
-            + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in targets.items())
+            "targets (infermux serve, whole engine on): " + ", ".join(f"{k} {_verdict(v)}" for k, v in targets.items())
         )
     summary = {"load_before": load_before, "load_after": load_after, "targets": targets}
     summary["peers"] = {
