@@ -227,11 +227,8 @@ class AiohttpTransport:
             connector = aiohttp.TCPConnector(
                 limit=self._limit, limit_per_host=self._limit_per_host, enable_cleanup_closed=False
             )
-            self._session = aiohttp.ClientSession(  # no cookie jar: API calls carry no cookies (and it costs)
-                connector=connector,
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-                cookie_jar=aiohttp.DummyCookieJar(),
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
             )
             self._loop = loop
         return self._session

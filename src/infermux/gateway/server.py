@@ -122,7 +122,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run_on_loop(main: Coroutine[Any, Any, int], choice: str = "auto") -> int:
-    """Run ``main`` on uvloop (about a third less CPU per request here: see the README's Gateway figures) when
+    """Run ``main`` on uvloop (about 10 % less CPU per request here: see the README's Gateway figures) when
     ``choice`` is "uvloop", or "auto" and uvloop is installed; else on asyncio's default loop."""
     uvloop: Any = None
     if choice != "asyncio" and sys.platform != "win32":
