@@ -18,8 +18,12 @@ FRAMES = [
         ],
         "fills": [
             {"dish": "pancakes", "ing": "eggs", "~dish": ("entity", "waffles"), "~ing": ("near-topic", "milk")},
-            {"dish": "banana bread", "ing": "butter", "~dish": ("entity", "zucchini bread"),
-             "~ing": ("near-topic", "sugar")},
+            {
+                "dish": "banana bread",
+                "ing": "butter",
+                "~dish": ("entity", "zucchini bread"),
+                "~ing": ("near-topic", "sugar"),
+            },
             {"dish": "lasagna", "ing": "ricotta", "~dish": ("entity", "moussaka"), "~ing": ("near-topic", "meat")},
         ],
     },
@@ -35,11 +39,16 @@ FRAMES = [
             ("scope", "how long do I roast a frozen {w} {meat} at {t} degrees"),
         ],
         "fills": [
-            {"w": "4 pound", "meat": "chicken", "t": "400", "~w": ("number", "6 pound"),
-             "~meat": ("entity", "duck"), "~t": ("number", "350")},
+            {
+                "w": "4 pound",
+                "meat": "chicken",
+                "t": "400",
+                "~w": ("number", "6 pound"),
+                "~meat": ("entity", "duck"),
+                "~t": ("number", "350"),
+            },
             {"w": "2 kg", "meat": "leg of lamb", "t": "180", "~w": ("unit", "2 lb"), "~t": ("number", "220")},
-            {"w": "12 pound", "meat": "turkey", "t": "325", "~w": ("number", "20 pound"),
-             "~meat": ("entity", "ham")},
+            {"w": "12 pound", "meat": "turkey", "t": "325", "~w": ("number", "20 pound"), "~meat": ("entity", "ham")},
         ],
     },
     {
@@ -56,8 +65,12 @@ FRAMES = [
         ],
         "fills": [
             {"src": "Boston", "dst": "New York", "<>": ("src", "dst"), "~dst": ("entity", "Philadelphia")},
-            {"src": "Paris airport", "dst": "the city centre", "<>": ("src", "dst"),
-             "~src": ("entity", "Orly airport")},
+            {
+                "src": "Paris airport",
+                "dst": "the city centre",
+                "<>": ("src", "dst"),
+                "~src": ("entity", "Orly airport"),
+            },
             {"src": "Milan", "dst": "Venice", "<>": ("src", "dst"), "~dst": ("entity", "Verona")},
         ],
     },
@@ -110,10 +123,18 @@ FRAMES = [
         ],
         "fills": [
             {"act": "wash", "item": "wool sweater", "~act": ("near-topic", "dry"), "~item": ("entity", "silk shirt")},
-            {"act": "sharpen", "item": "kitchen knife", "~act": ("near-topic", "polish"),
-             "~item": ("entity", "lawn mower blade")},
-            {"act": "clean", "item": "cast iron pan", "~act": ("near-topic", "season"),
-             "~item": ("entity", "stainless steel pan")},
+            {
+                "act": "sharpen",
+                "item": "kitchen knife",
+                "~act": ("near-topic", "polish"),
+                "~item": ("entity", "lawn mower blade"),
+            },
+            {
+                "act": "clean",
+                "item": "cast iron pan",
+                "~act": ("near-topic", "season"),
+                "~item": ("entity", "stainless steel pan"),
+            },
         ],
     },
     {
@@ -129,12 +150,14 @@ FRAMES = [
             ("scope", "Who won the {event} in {year} and who scored?"),
         ],
         "fills": [
-            {"event": "World Cup final", "year": "2014", "~year": ("number", "2018"),
-             "~event": ("entity", "Euro final")},
-            {"event": "Super Bowl", "year": "2020", "~year": ("number", "2002"),
-             "~event": ("entity", "Stanley Cup")},
-            {"event": "NBA Finals", "year": "1998", "~year": ("number", "1999"),
-             "~event": ("entity", "WNBA Finals")},
+            {
+                "event": "World Cup final",
+                "year": "2014",
+                "~year": ("number", "2018"),
+                "~event": ("entity", "Euro final"),
+            },
+            {"event": "Super Bowl", "year": "2020", "~year": ("number", "2002"), "~event": ("entity", "Stanley Cup")},
+            {"event": "NBA Finals", "year": "1998", "~year": ("number", "1999"), "~event": ("entity", "WNBA Finals")},
         ],
     },
     {
@@ -150,11 +173,14 @@ FRAMES = [
             ("scope", "When should I plant {plant} indoors in {region}?"),
         ],
         "fills": [
-            {"plant": "tulip bulbs", "region": "Ohio", "~plant": ("entity", "daffodil bulbs"),
-             "~region": ("entity", "Texas")},
+            {
+                "plant": "tulip bulbs",
+                "region": "Ohio",
+                "~plant": ("entity", "daffodil bulbs"),
+                "~region": ("entity", "Texas"),
+            },
             {"plant": "garlic", "region": "Scotland", "~plant": ("entity", "onions"), "~region": ("entity", "Spain")},
-            {"plant": "tomatoes", "region": "zone 6", "~region": ("number", "zone 9"),
-             "~plant": ("entity", "peppers")},
+            {"plant": "tomatoes", "region": "zone 6", "~region": ("number", "zone 9"), "~plant": ("entity", "peppers")},
         ],
     },
     {
@@ -204,12 +230,28 @@ FRAMES = [
             ("negation", "What should I not pack for a {n} day trip to {place} in {month}?"),
         ],
         "fills": [
-            {"n": "5", "place": "Iceland", "month": "March", "~n": ("number", "15"),
-             "~month": ("entity", "August"), "~place": ("entity", "Norway")},
-            {"n": "three", "place": "Morocco", "month": "July", "~n": ("number", "ten"),
-             "~month": ("entity", "December")},
-            {"n": "7", "place": "Vietnam", "month": "October", "~place": ("entity", "Thailand"),
-             "~month": ("entity", "April")},
+            {
+                "n": "5",
+                "place": "Iceland",
+                "month": "March",
+                "~n": ("number", "15"),
+                "~month": ("entity", "August"),
+                "~place": ("entity", "Norway"),
+            },
+            {
+                "n": "three",
+                "place": "Morocco",
+                "month": "July",
+                "~n": ("number", "ten"),
+                "~month": ("entity", "December"),
+            },
+            {
+                "n": "7",
+                "place": "Vietnam",
+                "month": "October",
+                "~place": ("entity", "Thailand"),
+                "~month": ("entity", "April"),
+            },
         ],
     },
     {
@@ -225,10 +267,20 @@ FRAMES = [
         ],
         "fills": [
             {"x": "honey", "y": "sugar", "dish": "cookies", "<>": ("x", "y"), "~dish": ("entity", "bread")},
-            {"x": "baking soda", "y": "baking powder", "dish": "muffins", "<>": ("x", "y"),
-             "~dish": ("entity", "pancakes")},
-            {"x": "Greek yogurt", "y": "sour cream", "dish": "a dip", "<>": ("x", "y"),
-             "~dish": ("entity", "a cheesecake")},
+            {
+                "x": "baking soda",
+                "y": "baking powder",
+                "dish": "muffins",
+                "<>": ("x", "y"),
+                "~dish": ("entity", "pancakes"),
+            },
+            {
+                "x": "Greek yogurt",
+                "y": "sour cream",
+                "dish": "a dip",
+                "<>": ("x", "y"),
+                "~dish": ("entity", "a cheesecake"),
+            },
         ],
     },
     {
@@ -242,8 +294,14 @@ FRAMES = [
             ("near-topic", "What is a good {dist} pace plan for a {age} year old {who}?"),
         ],
         "fills": [
-            {"dist": "marathon", "age": "40", "who": "woman", "~age": ("number", "60"),
-             "~who": ("entity", "man"), "~dist": ("near-topic", "half marathon")},
+            {
+                "dist": "marathon",
+                "age": "40",
+                "who": "woman",
+                "~age": ("number", "60"),
+                "~who": ("entity", "man"),
+                "~dist": ("near-topic", "half marathon"),
+            },
             {"dist": "5k", "age": "25", "who": "man", "~age": ("number", "52"), "~dist": ("unit", "5 mile")},
             {"dist": "mile", "age": "16", "who": "girl", "~age": ("number", "61"), "~who": ("entity", "boy")},
         ],
@@ -262,8 +320,12 @@ FRAMES = [
         "fills": [
             {"room": "basement", "smell": "rotten eggs", "~room": ("entity", "car"), "~smell": ("near-topic", "mold")},
             {"room": "bathroom", "smell": "sewage", "~room": ("entity", "kitchen"), "~smell": ("near-topic", "bleach")},
-            {"room": "fridge", "smell": "fish", "~room": ("entity", "dishwasher"),
-             "~smell": ("near-topic", "burnt plastic")},
+            {
+                "room": "fridge",
+                "smell": "fish",
+                "~room": ("entity", "dishwasher"),
+                "~smell": ("near-topic", "burnt plastic"),
+            },
         ],
     },
     {
@@ -277,12 +339,15 @@ FRAMES = [
             ("scope", "How far is it from {src} to {dst} and back by {mode}?"),
         ],
         "fills": [
-            {"src": "Lisbon", "dst": "Porto", "mode": "car", "~mode": ("entity", "train"),
-             "~dst": ("entity", "Faro")},
-            {"src": "Sydney", "dst": "Melbourne", "mode": "road", "~mode": ("entity", "air"),
-             "~src": ("entity", "Brisbane")},
-            {"src": "Denver", "dst": "Aspen", "mode": "car", "~mode": ("entity", "bus"),
-             "~dst": ("entity", "Vail")},
+            {"src": "Lisbon", "dst": "Porto", "mode": "car", "~mode": ("entity", "train"), "~dst": ("entity", "Faro")},
+            {
+                "src": "Sydney",
+                "dst": "Melbourne",
+                "mode": "road",
+                "~mode": ("entity", "air"),
+                "~src": ("entity", "Brisbane"),
+            },
+            {"src": "Denver", "dst": "Aspen", "mode": "car", "~mode": ("entity", "bus"), "~dst": ("entity", "Vail")},
         ],
     },
     {
@@ -298,10 +363,18 @@ FRAMES = [
         ],
         "fills": [
             {"act": "water", "thing": "succulents", "~thing": ("entity", "ferns"), "~act": ("near-topic", "repot")},
-            {"act": "replace", "thing": "toothbrush", "~thing": ("entity", "mattress"),
-             "~act": ("near-topic", "disinfect")},
-            {"act": "change", "thing": "furnace filter", "~thing": ("entity", "car oil"),
-             "~act": ("near-topic", "inspect")},
+            {
+                "act": "replace",
+                "thing": "toothbrush",
+                "~thing": ("entity", "mattress"),
+                "~act": ("near-topic", "disinfect"),
+            },
+            {
+                "act": "change",
+                "thing": "furnace filter",
+                "~thing": ("entity", "car oil"),
+                "~act": ("near-topic", "inspect"),
+            },
         ],
     },
     {
@@ -316,12 +389,19 @@ FRAMES = [
             ("negation", "Is {food} not good for people without {cond}?"),
         ],
         "fills": [
-            {"food": "oatmeal", "cond": "diabetes", "~food": ("entity", "white rice"),
-             "~cond": ("entity", "celiac disease")},
-            {"food": "dark chocolate", "cond": "high blood pressure", "~food": ("entity", "milk chocolate"),
-             "~cond": ("antonym", "low blood pressure")},
-            {"food": "spinach", "cond": "kidney stones", "~food": ("entity", "kale"),
-             "~cond": ("entity", "gout")},
+            {
+                "food": "oatmeal",
+                "cond": "diabetes",
+                "~food": ("entity", "white rice"),
+                "~cond": ("entity", "celiac disease"),
+            },
+            {
+                "food": "dark chocolate",
+                "cond": "high blood pressure",
+                "~food": ("entity", "milk chocolate"),
+                "~cond": ("antonym", "low blood pressure"),
+            },
+            {"food": "spinach", "cond": "kidney stones", "~food": ("entity", "kale"), "~cond": ("entity", "gout")},
         ],
     },
 ]

@@ -32,7 +32,9 @@ from typing import Any
 
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 _NEAR = {
-    ch: [o for rr, r2 in enumerate(_ROWS) for cc, o in enumerate(r2) if abs(rr - r) <= 1 and abs(cc - c) <= 1 and o != ch]
+    ch: [
+        o for rr, r2 in enumerate(_ROWS) for cc, o in enumerate(r2) if abs(rr - r) <= 1 and abs(cc - c) <= 1 and o != ch
+    ]
     for r, row in enumerate(_ROWS)
     for c, ch in enumerate(row)
 }
