@@ -8,7 +8,9 @@ query is a stored question written differently (so the exact key misses and the 
 slightly perturbed vector (half the queries) or an unrelated vector (the other half, a miss). Timed:
 ``ResponseCache.begin`` end to end (exact GET, nearest-neighbour search, verification) with an embedder
 that returns the precomputed vector at once, as wall-clock time and as the thread's CPU time (wall time on a
-shared, loaded machine also counts the time the process waited for a core), and the store's ``nearest``
+shared, loaded machine also counts the time the process waited for a core; ``preempted_share`` is the share
+of lookups during which the thread was switched out involuntarily, read from ``getrusage(RUSAGE_THREAD)``,
+and ``begin_p99_ms_not_preempted`` the wall p99 of the others), and the store's ``nearest``
 alone. Also the index's recall@1 against brute force. Redis (a real redis-server / valkey-server started
 here on 127.0.0.1) is measured when the binary is found. BLAS runs on one thread (see below). The last
 stdout line is JSON.
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -98,13 +101,17 @@ async def measure(store: Any, n: int, vecs: Any, q: Any, targets: list[int]) -> 
 
     cache = ResponseCache(CacheConfig(store=store, semantic=SemanticConfig(memo_size=0)), embedder=embedder)
     begin_ms, begin_cpu_ms, nearest_ms, hits, agree = [], [], [], 0, 0
+    quiet_ms: list[float] = []  # lookups during which the thread was not preempted (no involuntary switch)
     for i, t in enumerate(targets):
         text = _query_text(t) if i % 2 == 0 else f"an unrelated question {i}"
         qvec[text] = q[i]
         req = ChatRequest((Message("user", text),), temperature=0)
+        sw = resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
         t1, c1 = time.perf_counter(), time.thread_time()
         plan = await cache.begin(req, model=MODEL, namespace="tenant", request_id=str(i))
         begin_ms.append((time.perf_counter() - t1) * 1000)
+        if resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw == sw:
+            quiet_ms.append(begin_ms[-1])
         begin_cpu_ms.append((time.thread_time() - c1) * 1000)
         hits += plan is not None and plan.hit is not None
         t2 = time.perf_counter()
@@ -120,6 +127,8 @@ async def measure(store: Any, n: int, vecs: Any, q: Any, targets: list[int]) -> 
         "begin_p99_ms": round(_pct(begin_ms, 99), 3),
         "begin_cpu_p50_ms": round(_pct(begin_cpu_ms, 50), 3),
         "begin_cpu_p99_ms": round(_pct(begin_cpu_ms, 99), 3),
+        "preempted_share": round(1 - len(quiet_ms) / len(begin_ms), 4),
+        "begin_p99_ms_not_preempted": round(_pct(quiet_ms, 99), 3) if quiet_ms else None,
         "nearest_p50_ms": round(_pct(nearest_ms, 50), 3),
         "nearest_p99_ms": round(_pct(nearest_ms, 99), 3),
         "semantic_hits": hits,

@@ -315,7 +315,7 @@ class ResponseCache:
                 extra=fields(e.endpoint, plan.request_id, namespace=plan.namespace),
             )
             return None
-        vec = tuple(float(x) for x in out[0])
+        vec = tuple(map(float, out[0]))
         if self.semantic.memo_size:
             self._memo[question] = vec
             while len(self._memo) > self.semantic.memo_size:

@@ -140,23 +140,25 @@ class VectorIndex:
         if len(self._where) < self.exact_below or len(self._lists) <= self.nprobe:
             return self._exact(q, k, min_score)
         qs = q @ self._proj
-        probe = np.argpartition(-(self._centroids @ q), self.nprobe)[: self.nprobe].tolist()
-        keep = max(k, self.rerank)
-        cands: list[tuple[int, Any]] = []
-        for li in probe:
-            lst = self._lists[li]
-            if lst.count == 0:
-                continue
-            approx = lst.sk[: lst.count] @ qs
-            rows = np.argpartition(-approx, keep)[:keep] if keep < lst.count else np.arange(lst.count)
-            cands.append((li, rows))
+        cscores = self._centroids @ q
+        probe = np.argpartition(-cscores, self.nprobe)[: self.nprobe].tolist()
+        lists = [self._lists[li] for li in probe if self._lists[li].count]
+        # one pass over the probed sketches, one top-R over all of them, one rescore on the full rows
+        approx = np.concatenate([lst.sk[: lst.count] @ qs for lst in lists])
+        keep = min(max(k, self.rerank) * 4, approx.shape[0])
+        top = np.argpartition(-approx, keep - 1)[:keep] if keep < approx.shape[0] else np.arange(approx.shape[0])
+        top.sort()
+        ends = np.cumsum([lst.count for lst in lists])
+        cut = np.searchsorted(top, ends).tolist()
         found: list[tuple[float, str]] = []
-        for li, rows in cands:
-            lst = self._lists[li]
-            exact = lst.vecs[rows] @ q
-            for r, sc in zip(rows.tolist(), exact.tolist(), strict=True):
-                if sc >= min_score:
-                    found.append((sc, lst.ids[r]))
+        start, lo = 0, 0
+        for lst, end, hi in zip(lists, ends.tolist(), cut, strict=True):
+            if hi > lo:
+                rows = top[lo:hi] - start
+                exact = (lst.vecs[rows] @ q).tolist()
+                ids = lst.ids
+                found.extend((sc, ids[r]) for r, sc in zip(rows.tolist(), exact, strict=True) if sc >= min_score)
+            start, lo = end, hi
         found.sort(key=lambda t: -t[0])
         return found[:k]
 
