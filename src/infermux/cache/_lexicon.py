@@ -28,6 +28,47 @@ _REWRITES = tuple(
         (r"\bam i (allowed|able) to\b", "can i"),
         (r"\bwhat number of\b", "how many"),
         (r"\bor not\b", " "),
+        # requests phrased as orders or needs ask the same as the bare question ("give me a recipe for...")
+        (r"(?:^|(?<=, )|(?<=\. ))(can you |could you |would you )?(give|show|send|find|get) me\b", " "),
+        (r"(?:^|(?<=, )|(?<=\. ))i (need|want|would like|am looking for)\b(?! to)", " "),
+        # frames of one meaning
+        (r"\b(do|does) (i|you|we) need to\b", r"should \2"),
+        (r"\bcan (i|you|we) safely\b", "is it safe to"),
+        (r"\bwhat is the distance (from|between)\b", r"how far is it \1"),
+        (r"\bwhat does (it|this|that) cost\b", r"how much does \1 cost"),
+        (r"\bwhat is the (fee|cost|price) (for|of)\b", "how much does it cost to"),
+        (r"\bis there (a|any) way to\b", "can i"),
+        (r"\b(what|where|which|when) to\b", r"\1 should i"),
+        (r"\b(which|this|that|each|every|any) one\b", r"\1"),
+        (r"\b(happens?|happened) when\b", r"\1 if"),
+        (r"\bcomes? with\b", "include"),
+        (r"\bleast expensive\b", "cheapest"),
+        (r"\bless expensive\b", "cheaper"),
+        (r"\baged (\d+)\b", r"\1 year old"),
+        (r"\b(each|every|per) (day|week|month|year)\b", r"\2ly"),
+        (r"\bdaily\b", "dayly"),
+        (r"\bannually\b", "yearly"),
+    )
+)
+#: a sentence or lead-in made only of these words, with at least one anchor, is politeness, not question:
+#: "Hello!", "Thanks a lot!", "Sorry if this is a silly question, but ...", "Need some help here."
+_PHATIC_ANCHOR = frozenset(
+    (
+        *("hi", "hello", "hey", "thanks", "thank", "thx", "cheers", "sorry", "apologies", "help", "appreciated"),
+        *("appreciate", "question", "wondering", "curious", "quick", "regards", "greetings"),
+    )
+)
+#: the words that open (greetings, apologies) or close (thanks) a message: a run of politeness words at the
+#: start or end of a message with one of these is stripped even without punctuation ("... by date Thanks a lot")
+_PHATIC_OPEN = frozenset(("hi", "hello", "hey", "sorry", "apologies", "greetings"))
+_PHATIC_CLOSE = frozenset(("thanks", "thank", "thx", "cheers", "appreciated", "appreciate", "regards"))
+_PHATIC = _PHATIC_ANCHOR | frozenset(
+    (
+        *("there", "you", "so", "very", "much", "a", "lot", "in", "advance", "for", "your", "any", "is", "be"),
+        *("would", "will", "greatly", "really", "if", "this", "silly", "dumb", "stupid", "basic", "naive", "one"),
+        *("need", "needs", "some", "here", "i", "have", "has", "but", "just", "was", "been", "am", "something"),
+        *("about", "hope", "someone", "anyone", "can", "all", "everyone", "folks", "guys", "ok", "okay", "well"),
+        *("kind", "best", "the", "me", "my", "it", "that", "and", "all", "again", "ve", "m", "s", "d"),
     )
 )
 _FILLER_PHRASES = tuple(
@@ -55,8 +96,9 @@ _FILLER_PHRASES = tuple(
 )
 #: a number glued to a unit ("5km", "10kg") is split before tokenising
 _NUMBER_UNIT = re.compile(r"\b(\d+(?:\.\d+)?)(km|kg|mi|lbs?|ml|cm|mm|ft|hrs?|mins?|kb|mb|gb|tb|g|l|m|s)\b")
-#: letters and digits mixed ("mp4", "b12", "5g", "h2o") are one token; then symbols, numbers, words
-_TOKEN = re.compile(r"[a-z]+\d[a-z\d]*|\d+[a-z][a-z\d]*|[$€£%°]|\d+(?:[.,]\d+)*|[A-Za-z]+")
+#: letters and digits mixed ("mp4", "b12", "5g", "h2o") are one token; then symbols, numbers, words, and
+#: commas (clause boundaries: a direction word's object or a verb's neighbour never lies across one)
+_TOKEN = re.compile(r"[a-z]+\d[a-z\d]*|\d+[a-z][a-z\d]*|[$€£%°]|\d+(?:[.,]\d+)*|[A-Za-z]+|,")
 
 _NEGATIONS = frozenset(["not", "no", "never", "none", "nobody", "nothing", "nowhere", "neither", "nor", "without"])
 _WH = {"what": "what", "which": "what", "why": "why", "when": "when", "where": "where", "who": "who"}
@@ -93,6 +135,7 @@ _QUANT.update({"everything": "every", "everyone": "every", "anything": "any", "a
 #: verb particles: "turn on" / "turn off", "sign in" / "sign out" ("on" and "in" are also direction words)
 _PARTICLE = {w: w for w in ("off", "out", "up", "down", "away", "back")}
 _QUANT.update({"sometimes": "sometimes", "usually": "usually", "often": "often", "rarely": "rarely"})
+_QUANT.update({"frequently": "often"})
 _STOP = frozenset(
     [
         "a",
@@ -197,6 +240,8 @@ _FILLER = frozenset(
         "mean",
         "meaning",
         "exist",
+        "using",
+        "via",
     ]
 )
 #: direction words that must appear on both sides or on neither ("before" vs "after eating")
@@ -436,6 +481,11 @@ _CANON = {
     "vacation": "holiday",
     "trip": "journey",
     "doc": "doctor",
+    "auto": "automatic",
+    "info": "information",
+    "config": "configuration",
+    "repo": "repository",
+    "grant": "give",
 }
 
 _CANON.update(
@@ -516,5 +566,14 @@ _CLOSED = frozenset(
         "being",
         "for",
         "and",
+        # from five letters: a slip in these is not another word ("affter", "withuot")
+        "after",
+        "before",
+        "without",
+        "often",
+        "through",
+        "between",
+        "against",
+        "because",
     ]
 )

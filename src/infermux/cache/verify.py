@@ -43,6 +43,10 @@ from ._lexicon import (
     _ORDINALS,
     _PARTICLE,
     _PERSON,
+    _PHATIC,
+    _PHATIC_ANCHOR,
+    _PHATIC_CLOSE,
+    _PHATIC_OPEN,
     _QUANT,
     _REWRITES,
     _SCALES,
@@ -209,8 +213,57 @@ _REWRITE_ANY = re.compile("|".join(f"(?:{p.pattern})" for p, _ in _REWRITES))
 _FILLER_ALL = re.compile("|".join(f"(?:{p.pattern})" for p in _FILLER_PHRASES))
 
 
+_SEGMENT = re.compile(r"[.!?:;]+(?:\s+|$)|,\s*but\s+|^(?:hi|hello|hey)\b,?\s*")
+_PHATIC_WORD = re.compile(r"[a-z]+|\d+")
+
+
+def _drop_phatic(low: str) -> str:
+    """Without the sentences, lead-ins and sign-offs that are only politeness ("Thanks a lot!", "Sorry if this
+    is a silly question, but ..."); the text as it was when nothing else would be left."""
+    kept: list[str] = []
+    dropped = False
+    for seg in _SEGMENT.split(low):
+        words = _PHATIC_WORD.findall(seg)
+        if words and all(w in _PHATIC for w in words) and any(w in _PHATIC_ANCHOR for w in words):
+            dropped = True
+        elif words:
+            kept.append(seg)
+    if not kept:
+        return low
+    first, last = _strip_run(kept[0], _PHATIC_OPEN, from_end=False), _strip_run(kept[-1], _PHATIC_CLOSE, from_end=True)
+    if len(kept) == 1:
+        first = _strip_run(last, _PHATIC_OPEN, from_end=False)
+        kept = [first]
+    else:
+        kept = [first, *kept[1:-1], last]
+    return " . ".join(kept) if dropped or kept != [low] else low
+
+
+#: a word after which a greeting or thanks is what the question is about ("how do I say thanks")
+_PHATIC_GUARD = frozenset(("say", "said", "saying", "says", "write", "writing", "express", "send", "reply", "word"))
+
+
+def _strip_run(seg: str, anchors: frozenset[str], *, from_end: bool) -> str:
+    """``seg`` without its longest leading (or trailing) run of politeness words that holds an anchor, unless
+    that run is all of it."""
+    found = list(_PHATIC_WORD.finditer(seg))
+    order = found[::-1] if from_end else found
+    cut, seen = -1, False
+    for k, m in enumerate(order):
+        if m.group(0) not in _PHATIC:
+            break
+        seen = seen or m.group(0) in anchors
+        if seen:
+            cut = k
+    if cut < 0 or cut == len(found) - 1:
+        return seg
+    if from_end and order[cut + 1].group(0) in _PHATIC_GUARD:
+        return seg
+    return seg[: order[cut].start()] if from_end else seg[order[cut].end() :]
+
+
 def _normalise(text: str) -> str:
-    low = text.lower().replace("\u2019", "'")
+    low = _drop_phatic(text.lower().replace("\u2019", "'"))
     low = _WORD.sub(_fix_closed, low)
     for pat, rep in _CONTRACTIONS_C if "'" in low else _NO_APOSTROPHE:
         low = pat.sub(rep, low)
@@ -221,6 +274,37 @@ def _normalise(text: str) -> str:
     return _FILLER_ALL.sub(" ", low)
 
 
+#: where a verb's subject stops being the left neighbour: "if I pay my bill, what happens" / "what happens if I pay"
+_CLAUSE = frozenset(("if", "when", "because", "while", "unless", "although", "whether", *_WH))
+
+
+def _neighbour(tokens: list[str], seq: list[str | None], span: range) -> str:
+    """The first content word in ``span`` within the clause (no comma, no clause word crossed)."""
+    for j in span:
+        if seq[j]:
+            return seq[j] or ""
+        if tokens[j] == "," or tokens[j] in _CLAUSE:
+            return ""
+    return ""
+
+
+def _object(tokens: list[str], seq: list[str | None], number_pos: dict[int, str], start: int, *, phrase: bool) -> str:
+    """What a direction word governs: its first content word or number, or (``phrase``) all of those in a row,
+    up to a comma ("for baking powder" is not "for baking soda"). "to" takes one word: it is also the
+    infinitive's, whose verb phrase ("to take X and Y") is no object."""
+    words: list[str] = []
+    for j in range(start, len(tokens)):
+        w = number_pos.get(j) or seq[j]
+        if w:
+            if not words or words[-1] != w:
+                words.append(w)
+            if not phrase:
+                break
+        elif words or tokens[j] == ",":
+            break
+    return " ".join(words)
+
+
 def _relations(
     tokens: list[str], seq: list[str | None], number_pos: dict[int, str]
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str, str]]]:
@@ -229,23 +313,26 @@ def _relations(
     relations: set[tuple[str, str, str]] = set()
     for i, t in enumerate(tokens):
         if t in _DIRECTION:
-            objs = (number_pos[j] if j in number_pos else seq[j] for j in range(i + 1, len(tokens)))
-            obj = next((o for j, o in enumerate(objs, i + 1) if seq[j] or j in number_pos), None)
-            if obj is not None:
+            obj = _object(tokens, seq, number_pos, i + 1, phrase=t != "to")
+            if obj:
                 direction.add((t, obj))
         w = seq[i]
         if w is not None and w in _ASYMMETRIC_STEMS:
-            left = next((seq[j] for j in range(i - 1, -1, -1) if seq[j]), None)
-            right = next((seq[j] for j in range(i + 1, len(tokens)) if seq[j]), None)
-            relations.add((left or "", w, right or ""))
+            left = _neighbour(tokens, seq, range(i - 1, -1, -1))
+            right = _neighbour(tokens, seq, range(i + 1, len(tokens)))
+            relations.add((left, w, right))
     return direction, relations
+
+
+#: a capital letter that is not a sentence's first ("Hello! How...", "..., but How...", "Question: How...")
+_CAPITALISED = re.compile(r"(?<![.?!:]\s)(?<!,\sbut\s)(?<!^)\b[A-Z][A-Za-z]+")
 
 
 @lru_cache(maxsize=4096)
 def analyze(text: str) -> Analysis:
     """Normalise and pick apart ``text`` (see the module docstring)."""
     low = _normalise(text)
-    capitalised = {m.group(0).lower() for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b[A-Z][A-Za-z]+", text.strip())}
+    capitalised = {m.group(0).lower() for m in _CAPITALISED.finditer(text.strip())}
     acronyms = {m.group(0).lower() for m in re.finditer(r"\b[A-Z][A-Z0-9]+\b", text)}
     tokens = _TOKEN.findall(low)
     numbers, number_pos = _parse_numbers(tokens)
@@ -258,7 +345,9 @@ def analyze(text: str) -> Analysis:
     classes: dict[str, set[str]] = {name: set() for name, _ in _CLASSES}
     for i, t in enumerate(tokens):
         word: str | None = None
-        if t in _NEGATIONS:
+        if t == ",":
+            pass
+        elif t in _NEGATIONS:
             negations += 1
         elif i not in number_pos:
             cls = next(((name, table[t]) for name, table in _CLASSES if t in table), None)
@@ -268,7 +357,7 @@ def analyze(text: str) -> Analysis:
                 word = t if t in acronyms or t in capitalised else _norm_word(t)
                 content.append(word)
                 surface[word] = t
-                if t in acronyms or word in _UNITS or not t.isalpha():
+                if t in acronyms or (word in _UNITS and len(t) < 6) or not t.isalpha():
                     protected.add(word)
                 elif t in capitalised:
                     names.add(word)
@@ -380,14 +469,43 @@ def _direction_differs(a: Analysis, b: Analysis, allow_typos: bool) -> bool:
         ys = sorted(o for m, o in b.direction if m == marker)
         if xs == ys:
             continue
-        if not allow_typos or len(xs) != len(ys):
+        if len(xs) != len(ys):
             return True
         for x in xs:
-            y = next((y for y in ys if _same_word(x, y, a, b)), None)
+            y = next((y for y in ys if _same_phrase(x, y, a, b, allow_typos)), None)
             if y is None:
                 return True
             ys.remove(y)
     return False
+
+
+def _relations_differ(a: Analysis, b: Analysis, allow_typos: bool) -> bool:
+    """Whether an asymmetric verb both sides use has other neighbours ("Spain beat Italy" / "Italy beat
+    Spain"); a neighbour may be a typo of the other's."""
+    for verb in {v for _, v, _ in a.relations} & {v for _, v, _ in b.relations}:
+        xs = sorted(r for r in a.relations if r[1] == verb)
+        ys = sorted(r for r in b.relations if r[1] == verb)
+        if xs == ys:
+            continue
+        if not allow_typos or len(xs) != len(ys):
+            return True
+        for x in xs:
+            y = next((y for y in ys if _same_side(x[0], y[0], a, b) and _same_side(x[2], y[2], a, b)), None)
+            if y is None:
+                return True
+            ys.remove(y)
+    return False
+
+
+def _same_side(x: str, y: str, a: Analysis, b: Analysis) -> bool:
+    return x == y or (bool(x) and bool(y) and _same_word(x, y, a, b))
+
+
+def _same_phrase(x: str, y: str, a: Analysis, b: Analysis, allow_typos: bool) -> bool:
+    """Word by word (typos allowed), the shorter being the start of the longer: an object phrase may run on
+    into the next words on one side ("for 20 minutes" / "for 20 minutes burn"), never change its head."""
+    xw, yw = x.split(" "), y.split(" ")
+    return all(p == q or (allow_typos and _same_word(p, q, a, b)) for p, q in zip(xw, yw, strict=False))
 
 
 def verify(stored: str, query: str, strictness: Strictness = "balanced") -> Verdict:
@@ -414,9 +532,7 @@ def verify(stored: str, query: str, strictness: Strictness = "balanced") -> Verd
             return Verdict(False, name)
     if a.markers != b.markers or _direction_differs(a, b, allow_typos=not strict):
         return Verdict(False, "direction")
-    verbs_a = {v for _, v, _ in a.relations}
-    common = verbs_a & {v for _, v, _ in b.relations}
-    if any({r for r in a.relations if r[1] == v} != {r for r in b.relations if r[1] == v} for v in common):
+    if _relations_differ(a, b, allow_typos=not strict):
         return Verdict(False, "direction")
     if not _block_moved(a.order, b.order):
         return Verdict(False, "order")
