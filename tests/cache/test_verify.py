@@ -64,3 +64,45 @@ def test_letters_and_digits_stay_one_token() -> None:
     assert verify("How do I convert MP4 to MP3?", "How do I convert MP3 to MP4?").reason == "direction"
     assert not verify("Is vitamin B12 good for you?", "Is vitamin B6 good for you?").same
     assert verify("Convert 5km to miles", "Convert 5 km to miles").same
+
+
+#: the kinds of same question that held-out sets D and E (bench/data/frames_*.py) showed were refused; each
+#: example here is new (other words, other topics), so the rules, not those pairs, are tested
+SAME_POLITE_AND_FRAMES = [
+    ("How do I reset my modem?", "Hello! How do I reset my modem? Thanks a lot!"),  # polite sentences
+    ("How do I reset my modem", "Sorry if this is a dumb question, but how do I reset my modem"),  # lead-in
+    ("Explain the rules of chess", "Explain the rules of chess Any help is appreciated"),  # unpunctuated sign-off
+    ("Which browser is fastest on Linux?", "Hey, quick one. Which browser is fastest on Linux?"),  # "one" no number
+    ("Give me a recipe for onion soup", "I need a recipe for onion soup"),  # request frames
+    ("Which is cheaper, tea or coffee?", "Which one is cheaper, tea or coffee?"),
+    ("How often should I clean my oven?", "How frequently should I clean my oven?"),
+    ("How many steps should I walk each day?", "How many steps should I walk daily?"),
+    ("Is there a way to recover deleted photos on Android?", "Can I recover deleted photos on Android?"),
+    ("What should I wear to a job interview?", "What to wear to a job interview?"),
+    ("How long do I boil pasta at 100 degrees?", "How long do I boil pasta at 100 dgerees?"),  # long unit typo
+    ("What happens if I pay the invoice late?", "If I pay the invoice late, what happens?"),  # clause order
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_POLITE_AND_FRAMES)
+def test_politeness_and_one_meaning_frames_pass(a: str, b: str) -> None:
+    assert verify(a, b).same and verify(b, a).same
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # the object of a direction word is its whole phrase (set E's only false hit: "baking soda for baking powder")
+        (
+            "Can I substitute chicken stock for chicken broth in risotto?",
+            "Can I substitute chicken broth for chicken stock in risotto?",
+        ),
+        # a greeting or thanks that the question is about is not politeness
+        ("How do I say thanks", "How do I say cheers"),
+        ("How do I say hello in Greek?", "How do I say goodbye in Greek?"),
+        # politeness is dropped, the question's own words are not
+        ("Hello! Is it safe to fly while pregnant?", "Hello! Is it safe to fly?"),
+    ],
+)
+def test_phrases_and_politeness_never_hide_a_difference(a: str, b: str) -> None:
+    assert not verify(a, b).same and not verify(b, a).same
