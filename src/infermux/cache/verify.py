@@ -209,17 +209,19 @@ def _fix_closed(m: re.Match[str]) -> str:
 _WORD = re.compile(r"[a-z]+")
 _CONTRACTIONS_C = tuple((re.compile(p), r) for p, r in _CONTRACTIONS)
 _NO_APOSTROPHE = tuple((p, r) for p, r in _CONTRACTIONS_C if "'" not in p.pattern)
-_REWRITE_ANY = re.compile("|".join(f"(?:{p.pattern})" for p, _ in _REWRITES))
 _FILLER_ALL = re.compile("|".join(f"(?:{p.pattern})" for p in _FILLER_PHRASES))
 
 
 _SEGMENT = re.compile(r"[.!?:;]+(?:\s+|$)|,\s*but\s+|^(?:hi|hello|hey)\b,?\s*")
 _PHATIC_WORD = re.compile(r"[a-z]+|\d+")
+_ANCHOR_RE = re.compile(r"\b(?:" + "|".join(sorted(_PHATIC_ANCHOR)) + r")\b")
 
 
 def _drop_phatic(low: str) -> str:
     """Without the sentences, lead-ins and sign-offs that are only politeness ("Thanks a lot!", "Sorry if this
     is a silly question, but ..."); the text as it was when nothing else would be left."""
+    if not _ANCHOR_RE.search(low):
+        return low  # the common case: no politeness word at all
     kept: list[str] = []
     dropped = False
     for seg in _SEGMENT.split(low):
@@ -268,8 +270,9 @@ def _normalise(text: str) -> str:
     for pat, rep in _CONTRACTIONS_C if "'" in low else _NO_APOSTROPHE:
         low = pat.sub(rep, low)
     low = _NUMBER_UNIT.sub(r"\1 \2", low)
-    if _REWRITE_ANY.search(low):
-        for pat_r, rep_r in _REWRITES:
+    words = set(_WORD.findall(low))
+    for pat_r, rep_r, needs in _REWRITES:
+        if not needs.isdisjoint(words):
             low = pat_r.sub(rep_r, low)
     return _FILLER_ALL.sub(" ", low)
 
