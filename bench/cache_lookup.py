@@ -102,6 +102,7 @@ async def measure(store: Any, n: int, vecs: Any, q: Any, targets: list[int]) -> 
     cache = ResponseCache(CacheConfig(store=store, semantic=SemanticConfig(memo_size=0)), embedder=embedder)
     begin_ms, begin_cpu_ms, nearest_ms, hits, agree = [], [], [], 0, 0
     quiet_ms: list[float] = []  # lookups during which the thread was not preempted (no involuntary switch)
+    nearest_keys: dict[int, str | None] = {}
     for i, t in enumerate(targets):
         text = _query_text(t) if i % 2 == 0 else f"an unrelated question {i}"
         qvec[text] = q[i]
@@ -110,16 +111,19 @@ async def measure(store: Any, n: int, vecs: Any, q: Any, targets: list[int]) -> 
         t1, c1 = time.perf_counter(), time.thread_time()
         plan = await cache.begin(req, model=MODEL, namespace="tenant", request_id=str(i))
         begin_ms.append((time.perf_counter() - t1) * 1000)
+        begin_cpu_ms.append((time.thread_time() - c1) * 1000)
         if resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw == sw:
             quiet_ms.append(begin_ms[-1])
-        begin_cpu_ms.append((time.thread_time() - c1) * 1000)
         hits += plan is not None and plan.hit is not None
         t2 = time.perf_counter()
         found = await store.nearest("tenant", part[1], q[i], k=1, min_score=-1.0, now=1000.0)
         nearest_ms.append((time.perf_counter() - t2) * 1000)
-        if i % 2 == 0 and i < 400:  # recall@1 against brute force (the brute force is not timed)
-            best = int(np.argmax(vecs @ q[i]))
-            agree += bool(found) and found[0][1].key == f"x:{best}"
+        if i % 2 == 0 and i < 400:
+            nearest_keys[i] = found[0][1].key if found else None
+    # recall@1 against brute force, after the timed loop: a 100k x 384 scan between two lookups would leave
+    # every next lookup with cold caches, which no lookup in service meets that often
+    for i, key in nearest_keys.items():
+        agree += key == f"x:{int(np.argmax(vecs @ q[i]))}"
     return {
         "entries": n,
         "fill_s": round(fill_s, 1),

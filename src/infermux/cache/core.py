@@ -315,7 +315,9 @@ class ResponseCache:
                 extra=fields(e.endpoint, plan.request_id, namespace=plan.namespace),
             )
             return None
-        vec = tuple(map(float, out[0]))
+        raw = out[0]
+        tolist = getattr(raw, "tolist", None)  # a numpy row: one C call, not 384 scalar conversions
+        vec = tuple(map(float, tolist() if callable(tolist) else raw))
         if self.semantic.memo_size:
             self._memo[question] = vec
             while len(self._memo) > self.semantic.memo_size:
