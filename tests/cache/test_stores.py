@@ -171,3 +171,28 @@ def test_vector_index_matches_brute_force_through_splits_and_removals() -> None:
         idx.add("bad", [0.0] * 32)
     with pytest.raises(ConfigurationError):
         idx.add("bad", [1.0] * 31)
+
+
+def test_index_top_k_is_sorted_filtered_and_matches_brute_force() -> None:
+    """The approximate path (one top-R over all probed lists' sketches, one rescore): k results, best first,
+    none under min_score, and the same four as brute force when they are a question's four near-copies."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(1250, 48))
+    data = np.repeat(base, 4, axis=0) + 0.1 * rng.normal(size=(5000, 48))
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    idx = VectorIndex(48, list_size=64, nprobe=8, exact_below=1000)
+    for i, v in enumerate(data):
+        idx.add(f"id{i}", v)
+    assert len(idx._lists) > 8  # the approximate path runs
+    same = 0
+    for g in rng.choice(1250, 50, replace=False):
+        q = base[g] / np.linalg.norm(base[g])
+        got = idx.search(q, k=4, min_score=0.5)
+        scores = [s for s, _ in got]
+        assert scores == sorted(scores, reverse=True) and all(s >= 0.5 for s in scores) and len(got) <= 4
+        exact = [f"id{i}" for i in np.argsort(-(data @ q))[:4]]
+        assert got[0][1] == exact[0]
+        same += {i for _, i in got} == set(exact)
+    assert same >= 48
