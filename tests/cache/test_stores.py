@@ -196,3 +196,24 @@ def test_index_top_k_is_sorted_filtered_and_matches_brute_force() -> None:
         assert got[0][1] == exact[0]
         same += {i for _, i in got} == set(exact)
     assert same >= 48
+
+
+def test_memory_store_keeps_each_question_vector_once_as_float32() -> None:
+    """The entry used to keep its vector as a tuple of Python floats beside the index's float32 copy: ~12 KB per
+    384-d entry (about 1.2 GB at 100,000 entries). Now the index's copy is the only one."""
+    import tracemalloc
+
+    dim, n = 384, 1000
+    store = MemoryStore(max_entries=n)
+    MemoryStore().put_now(_entry("warm", "k", part="p", vec=_vec(0, dim)), 1000.0)  # the index's lazy imports
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(n):  # each vector is made here and handed over, as the cache does with an embedding
+            store.put_now(_entry("ns", f"k{i}", part="p", vec=_vec(i, dim)), 1000.0)
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+    assert per_entry < 4_000, per_entry  # index rows (float32, lists half full) + entry; a float tuple is ~12 KB
+    found = store.nearest_now("ns", "p", _vec(7, dim), k=1, min_score=0.99, now=1000.0)
+    assert [e.key for _, e in found] == ["k7"]  # still found by its vector

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ..errors import ConfigurationError
@@ -170,8 +170,8 @@ class MemoryStore:
     def put_now(self, entry: CacheEntry, now: float) -> int:
         slot = (entry.namespace, entry.key)
         self._drop(slot)
-        self._entries[slot] = entry
-        self._indexes.add(entry)
+        self._indexes.add(entry)  # the index keeps the vector (float32): the entry need not hold it as floats
+        self._entries[slot] = entry if entry.vector is None else replace(entry, vector=None)
         evicted = 0
         while len(self._entries) > self.max_entries:
             oldest = next(iter(self._entries))
