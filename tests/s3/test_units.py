@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from infermux.errors import (
     APIConnectionError,
@@ -33,7 +34,7 @@ from infermux.s3 import (
     parse_store_url,
 )
 from infermux.s3._classify import classify
-from infermux.s3.digest import MIB, choose_part_size, digest_bytes, hash_file_parts, part_ranges
+from infermux.s3.digest import MIB, choose_part_size, digest_bytes, file_matches, hash_file_parts, part_ranges
 from infermux.s3.registry import ModelRef
 
 
@@ -46,11 +47,25 @@ def test_part_layout_and_digest_roundtrip(tmp_path: Path) -> None:
         choose_part_size(10, 1 * MIB)
     data = bytes(range(256)) * 50_000  # 12.8 MB
     d = digest_bytes(data, 5 * MIB)
-    assert d.sha256 == hashlib.sha256(data).hexdigest() and len(d.parts) == 3
-    assert d.parts[1] == hashlib.sha256(data[5 * MIB : 10 * MIB]).hexdigest()
+    assert d.sha256 == hashlib.sha256(data).hexdigest() and len(d.parts) == 3 and d.algo == "blake3"
+    assert d.parts[1] == blake3(data[5 * MIB : 10 * MIB]).hexdigest()
     p = tmp_path / "f"
     p.write_bytes(data)
     assert hash_file_parts(p, 5 * MIB) == d
+    fast = hash_file_parts(p, 5 * MIB, whole=False)  # what a plain upload computes: no whole-file pass
+    assert fast.sha256 is None and fast.parts == d.parts and fast.root == d.root and fast.same_content(d)
+    assert Digest.from_metadata(fast.to_metadata()) == fast
+    assert file_matches(p, fast) and file_matches(p, d)
+    p.write_bytes(data[:-1] + b"!")
+    assert not file_matches(p, fast) and not file_matches(p, d)
+    # objects and manifests written before BLAKE3 (SHA-256 parts, no algorithm recorded) still read and check
+    old = digest_bytes(data, 5 * MIB, algo="sha256")
+    assert old.parts[1] == hashlib.sha256(data[5 * MIB : 10 * MIB]).hexdigest()
+    legacy_meta = {k: v for k, v in old.to_metadata().items() if k != "infermux-part-hash"}
+    assert Digest.from_metadata(legacy_meta) == old
+    assert Digest.from_json({k: v for k, v in old.to_json().items() if k != "part_hash"}) == old
+    assert old.same_content(d)  # both have the whole-file SHA-256
+    assert not old.same_content(fast)  # different part hashes and no whole-file SHA-256 to compare
     meta = d.to_metadata()
     assert sum(len(k) + len(v) for k, v in meta.items()) < 2048  # fits S3's user-metadata limit
     assert Digest.from_metadata({k.title(): v for k, v in meta.items()}) == d  # header case does not matter

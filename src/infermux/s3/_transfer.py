@@ -1,11 +1,14 @@
-"""Big transfers: parallel ranged downloads (from one or several endpoints) with resume and SHA-256 checks of
+"""Big transfers: parallel ranged downloads (from one or several endpoints) with resume and a hash check of
 every part received; the upload half (multipart, parallel parts, resume) is in ``_upload``.
 
-A part that fails mid-body keeps the bytes already received; its next try (same endpoint after the
-engine's backoff, or another endpoint) asks only for the rest (``Range: bytes=<offset>-``). A part whose
-bytes do not match its SHA-256 is dropped and fetched from another endpoint. A download is written to
-``<dest>.infermux-partial`` (with a small JSON state beside it) and renamed to ``dest`` only after the
-whole file matched its digest, so nothing half-written is ever reported as done.
+Each part is hashed while its bytes arrive (one pass, in the reader thread, on the chunk just received) and
+written at its offset in the destination as it arrives (``os.pwrite`` of a small chunk buffer: a download
+holds ``_CHUNK`` bytes per part in flight, not whole parts). A part that fails mid-body keeps the bytes already
+received (and its hash state); its next try (same endpoint after the engine's backoff, or another endpoint)
+asks only for the rest (``Range: bytes=<offset>-``). A part whose bytes do not match its hash is dropped and
+fetched from another endpoint. A download is written to ``<dest>.infermux-partial`` (with a small state file
+beside it listing the parts verified) and renamed to ``dest`` only once every part matched, so nothing
+half-written is ever reported as done.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-import hashlib
 import json
 import os
 import threading
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import APIConnectionError, ConfigurationError, InfermuxError, MalformedResponseError
 from ._upload import Progress, Uploads
-from .digest import MIN_PART, Digest, choose_part_size, part_ranges, sha256_file
+from .digest import MIN_PART, Digest, PartHasher, choose_part_size, hash_part, new_part_hasher, part_ranges
 from .errors import ChecksumMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,11 +65,12 @@ class _Part:
     start: int
     end: int
     expected: str | None
-    buf: bytearray = field(default_factory=bytearray)  # allocated at the part's length on first use
-    got: int = 0  # bytes of buf received so far (kept across attempts: the next one resumes here)
+    algo: str = "blake3"
+    buf: bytearray = field(default_factory=bytearray)  # in-memory reads only: allocated at the part's length
+    got: int = 0  # bytes received so far (kept across attempts: the next one resumes here)
+    hasher: PartHasher | None = None  # the hash of the first ``got`` bytes (kept across attempts too)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one reader thread at a time
     stop: threading.Event = field(default_factory=threading.Event)  # set: the reader thread must stop
-    written: bool = False  # already written to the destination file (by its reader thread)
 
     @property
     def length(self) -> int:
@@ -131,18 +134,19 @@ class Transfers(Uploads):
             raise kit.combine(f"download of {key!r}", errs)
         ref = infos[0][1]
         want_size = expected.size if expected is not None else ref.size
-        want_sha = expected.sha256 if expected is not None else (ref.digest.sha256 if ref.digest else None)
+        want = expected if expected is not None else ref.digest
 
         def matches(info: ObjectInfo) -> bool:
             if info.size != want_size:
                 return False
-            return info.digest is None or want_sha is None or info.digest.sha256 == want_sha
+            return info.digest is None or want is None or info.digest.same_content(want)
 
         now = [ep for ep, info in infos if matches(info)]
         if not now:
             raise ChecksumMismatchError(
-                f"S3 download of {key!r}: no endpoint holds the expected object ({want_size} bytes, sha256 {want_sha})",
-                expected=want_sha or "",
+                f"S3 download of {key!r}: no endpoint holds the expected object ({want_size} bytes,"
+                f" {want.label if want else 'no digest'})",
+                expected=(want.sha256 or want.root) if want else "",
             )
         ref = next(info for ep, info in infos if ep is now[0])
         tried = {ep.name for ep, _ in infos} | {
@@ -163,8 +167,8 @@ class Transfers(Uploads):
         alternatives: bool,
         fd: int | None = None,
     ) -> None:
-        """Fill ``part.buf`` from ``ep`` (continuing after the bytes it already holds) and check its SHA-256;
-        with ``fd``, a verified part is also written there (by the reader thread)."""
+        """Fetch ``part`` from ``ep`` (continuing after the bytes already received) and check its hash; with
+        ``fd`` the bytes go to that file at their offset as they arrive, else into ``part.buf``."""
 
         loop = asyncio.get_running_loop()
 
@@ -188,11 +192,11 @@ class Transfers(Uploads):
             if part.expected is not None and actual != part.expected:
                 if progress is not None:
                     progress(-part.got)
-                part.got = 0
+                part.got, part.hasher = 0, None
                 report.refetched_parts += 1
                 raise ChecksumMismatchError(
-                    f"S3 get of {key!r}: part {part.index} (bytes {part.start}-{part.end - 1}) failed its SHA-256"
-                    " check; dropped",
+                    f"S3 get of {key!r}: part {part.index} (bytes {part.start}-{part.end - 1}) failed its"
+                    f" {part.algo} check; dropped",
                     expected=part.expected,
                     actual=actual or "",
                     retryable=not alternatives,  # with another endpoint, refetch there rather than here
@@ -256,7 +260,7 @@ class Transfers(Uploads):
                         errors.append(e)
                         continue
                     if h.size == info.size and (
-                        h.digest is None or info.digest is None or h.digest.sha256 == info.digest.sha256
+                        h.digest is None or info.digest is None or h.digest.same_content(info.digest)
                     ):
                         live.append(ep)
                 if not live:
@@ -270,7 +274,8 @@ class Transfers(Uploads):
         ps = digest.part_size if digest is not None else self.part_size_for(info.size)
         ranges = part_ranges(info.size, ps)
         return digest, [
-            _Part(i, s, e, digest.parts[i] if digest is not None else None) for i, (s, e) in enumerate(ranges)
+            _Part(i, s, e, digest.parts[i] if digest is not None else None, digest.algo if digest else "blake3")
+            for i, (s, e) in enumerate(ranges)
         ]
 
     async def download(
@@ -297,18 +302,13 @@ class Transfers(Uploads):
         if progress is not None and done:
             progress(sum(p.length for p in parts if p.index in done))
         todo = [p for p in parts if p.index not in done and p.length > 0]
-        whole = _InOrderHash(limit=4 * self.concurrency, usable=not done and digest is not None)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
         log = None
         try:
             os.ftruncate(fd, info.size)
             log = _StateLog(state, digest, keep=bool(done)) if digest is not None else None
 
-            async def sink(part: _Part) -> None:
-                buf, part.buf = part.buf, bytearray()
-                if not part.written:  # no expected hash: the reader thread did not write it
-                    await asyncio.to_thread(os.pwrite, fd, buf, part.start)
-                whole.feed(part.index, buf)
+            async def sink(part: _Part) -> None:  # the reader thread wrote and checked it already
                 if log is not None:
                     log.add(part.index)
 
@@ -324,27 +324,13 @@ class Transfers(Uploads):
                 sink=sink,
                 fd=fd,
             )
-        except BaseException:
-            whole.cancel()
-            raise
         finally:
             os.close(fd)
             if log is not None:
                 log.close()
-        if digest is not None:
-            actual = await whole.hexdigest(len(parts))
-            if actual is None:
-                actual = await asyncio.to_thread(sha256_file, tmp)
-            if actual != digest.sha256:
-                tmp.unlink(missing_ok=True)
-                state.unlink(missing_ok=True)
-                raise ChecksumMismatchError(
-                    f"S3 download of {key!r}: the assembled file's SHA-256 is {actual}, expected {digest.sha256}",
-                    expected=digest.sha256,
-                    actual=actual,
-                    retryable=True,
-                )
-            report.verified = True
+        # every part matched its hash as it arrived (the whole-file SHA-256, when the digest has one, was
+        # computed by the uploader from the same bytes as the part hashes; it is not recomputed here)
+        report.verified = digest is not None
         os.replace(tmp, dest)
         state.unlink(missing_ok=True)
         report.seconds = time.perf_counter() - t0
@@ -355,8 +341,7 @@ class Transfers(Uploads):
     ) -> AsyncIterator[bytes]:
         report = TransferReport(key)
         now, later, info = await self.sources(bucket, key, None, everyone=False)
-        digest, parts = self._plan(key, info, None, verify)
-        whole = hashlib.sha256()
+        _, parts = self._plan(key, info, None, verify)
         for part in parts:
             if part.length:
 
@@ -374,11 +359,8 @@ class Transfers(Uploads):
                     progress=progress,
                     sink=keep,
                 )
-            data = bytes(part.buf[: part.length])
+            data = bytes(part.buf[: part.length])  # checked against its hash (with a digest) by the reader
             part.buf = bytearray()
-            whole.update(data)
-            if digest is not None and part.index == len(parts) - 1 and whole.hexdigest() != digest.sha256:
-                raise ChecksumMismatchError(f"S3 get of {key!r}: whole-object SHA-256 mismatch", expected=digest.sha256)
             yield data
 
     # ------------------------------------------------------------------ upload
@@ -387,25 +369,21 @@ class Transfers(Uploads):
 def _read_part(
     client: Any, bucket: str, key: str, part: _Part, on_bytes: Callable[[int], None], *, fd: int | None
 ) -> str | None:
-    """In a worker thread: fetch the rest of ``part`` (from ``part.got`` on) into its buffer with a ranged
-    GET, then return the SHA-256 of the whole part (``None`` when it has no expected hash)."""
-    with part.lock:  # an earlier (cancelled) attempt's thread has finished with the buffer
+    """In a worker thread: fetch the rest of ``part`` (from ``part.got`` on) with a ranged GET, hashing each
+    chunk as it arrives and writing it to ``fd`` at its offset (or into ``part.buf`` without ``fd``); return
+    the hash of the whole part (``None`` when it has no expected hash)."""
+    with part.lock:  # an earlier (cancelled) attempt's thread has finished with the part
         part.stop.clear()
+        if part.got == 0:
+            part.hasher = new_part_hasher(part.algo) if part.expected is not None else None
         if part.got < part.length:
-            if len(part.buf) != part.length:
+            if fd is None and len(part.buf) != part.length:
                 part.buf = bytearray(part.length)
             r = client.get_object(Bucket=bucket, Key=key, Range=f"bytes={part.start + part.got}-{part.end - 1}")
             body = r["Body"]
-            view = memoryview(part.buf)
+            view = memoryview(part.buf if fd is None else bytearray(min(_CHUNK, part.length - part.got)))
             try:
-                while part.got < part.length and not part.stop.is_set():
-                    n = body.readinto(view[part.got : min(part.length, part.got + _CHUNK)])  # no extra copy
-                    if not n:
-                        break
-                    part.got += n
-                    on_bytes(n)
-                if part.got == part.length and body.read(1):
-                    raise MalformedResponseError(f"S3 get of {key!r}: more bytes than the range asked for")
+                _fill(body, part, view, fd=fd, on_bytes=on_bytes, key=key)
             finally:
                 view.release()
                 body.close()
@@ -413,50 +391,55 @@ def _read_part(
                 raise APIConnectionError(
                     f"S3 get of {key!r}: body ended at byte {part.start + part.got} of part {part.index}"
                 )
-        sha = hashlib.sha256(part.buf).hexdigest() if part.expected is not None else None
-        if fd is not None and sha == part.expected and not part.written:  # written here, off the event loop
-            os.pwrite(fd, part.buf, part.start)
-            part.written = True
-        return sha
+        if part.expected is None:
+            return None
+        if part.hasher is None:  # pragma: no cover - set above whenever bytes are expected
+            return hash_part(part.algo, part.buf)
+        return part.hasher.hexdigest()
 
 
-class _InOrderHash:
-    """SHA-256 of the whole file fed from the parts' buffers as they complete, in file order, by one background
-    task (in a thread), so the workers go on fetching. Parts that arrive early wait (at most ``limit`` of them:
-    beyond that it gives up and the file is read again at the end)."""
+def _fill(
+    body: Any, part: _Part, view: memoryview, *, fd: int | None, on_bytes: Callable[[int], None], key: str
+) -> None:
+    readinto = _reader(body)
+    try:
+        while part.got < part.length and not part.stop.is_set():
+            want = min(_CHUNK, part.length - part.got)
+            dst = view[part.got : part.got + want] if fd is None else view[:want]
+            n = readinto(dst)
+            if not n:
+                break
+            chunk = dst[:n]
+            if part.hasher is not None:
+                part.hasher.update(chunk)  # releases the GIL (hashlib and blake3, on big buffers)
+            if fd is not None:
+                _pwrite_all(fd, chunk, part.start + part.got)
+            part.got += n
+            on_bytes(n)
+        if part.got == part.length and readinto(memoryview(bytearray(1))):
+            raise MalformedResponseError(f"S3 get of {key!r}: more bytes than the range asked for")
+    except OSError as e:  # a socket error read straight from the connection (not wrapped by urllib3)
+        if isinstance(e, (ConnectionError, TimeoutError)):
+            raise  # classified as connection failure / timeout by the endpoint
+        raise APIConnectionError(f"S3 get of {key!r}: reading part {part.index} failed: {e}") from e
 
-    def __init__(self, *, limit: int, usable: bool) -> None:
-        self._h = hashlib.sha256()
-        self._next = 0
-        self._waiting: dict[int, bytearray] = {}
-        self._limit = limit
-        self._task: asyncio.Task[None] | None = None
-        self.usable = usable
 
-    def feed(self, index: int, buf: bytearray) -> None:
-        if not self.usable:
-            return
-        self._waiting[index] = buf
-        if len(self._waiting) > self._limit:
-            self.usable = False
-            self._waiting.clear()
-        elif self._next in self._waiting and (self._task is None or self._task.done()):
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+def _reader(body: Any) -> Callable[[memoryview], int]:
+    """``readinto`` of the response body: the underlying ``http.client`` response when there is one and the
+    body is not content-encoded (it reads straight into the caller's buffer; urllib3's ``readinto`` reads into
+    a temporary ``bytes`` and copies), else botocore's ``StreamingBody.readinto``."""
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    headers = getattr(raw, "headers", None) or {}
+    if fp is not None and callable(getattr(fp, "readinto", None)) and not headers.get("content-encoding"):
+        return fp.readinto  # type: ignore[no-any-return]
+    return body.readinto  # type: ignore[no-any-return]
 
-    async def _drain(self) -> None:
-        while self.usable and self._next in self._waiting:
-            await asyncio.to_thread(self._h.update, self._waiting.pop(self._next))
-            self._next += 1
 
-    async def hexdigest(self, parts: int) -> str | None:
-        """The digest when every part was fed in order; ``None`` when the file must be read again."""
-        if self._task is not None:
-            await self._task
-        return self._h.hexdigest() if self.usable and self._next == parts else None
-
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
 
 
 class _StateLog:
@@ -466,7 +449,7 @@ class _StateLog:
     def __init__(self, path: Path, digest: Digest, *, keep: bool) -> None:
         self._f = open(path, "a" if keep else "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         if not keep:
-            self._f.write(json.dumps({"sha256": digest.sha256, "part_size": digest.part_size}) + "\n")
+            self._f.write(json.dumps({"root": digest.root}) + "\n")
             self._f.flush()
 
     def add(self, index: int) -> None:
@@ -486,7 +469,7 @@ def _reusable_parts(tmp: Path, state: Path, digest: Digest | None, parts: list[_
         head = json.loads(lines[0]) if lines else None
     except (OSError, ValueError):
         return set()
-    if not isinstance(head, dict) or head.get("sha256") != digest.sha256 or head.get("part_size") != digest.part_size:
+    if not isinstance(head, dict) or head.get("root") != digest.root:
         return set()
     ok: set[int] = set()
     with open(tmp, "rb") as f:
@@ -496,6 +479,6 @@ def _reusable_parts(tmp: Path, state: Path, digest: Digest | None, parts: list[_
                 continue
             p = parts[i]
             f.seek(p.start)
-            if p.expected is not None and hashlib.sha256(f.read(p.length)).hexdigest() == p.expected:
+            if p.expected is not None and hash_part(p.algo, f.read(p.length)) == p.expected:
                 ok.add(i)
     return ok

@@ -1,5 +1,7 @@
 """Uploads of the S3 kit: single PUT or multipart with parallel parts (streamed from disk), resumed from
-a small state file after an interruption, each part's SHA-256 sent for the store to check where it can."""
+a small state file after an interruption. Each part read for sending is checked against the digest in the
+object's metadata (the file must not have changed since it was hashed) and its SHA-256 is sent for the store
+to check where it can (both in the thread that reads it, in one pass over the part)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from .digest import Digest, hash_file_parts
+from .digest import Digest, hash_file_parts, hash_part
 from .errors import ChecksumMismatchError, NoSuchUploadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,10 +48,6 @@ async def _bounded(items: Iterable[Any], fn: Callable[[Any], Awaitable[None]], l
             raise r
 
 
-def _b64(hexdigest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
-
-
 def _pread(path: Path, start: int, length: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(start)
@@ -57,6 +55,20 @@ def _pread(path: Path, start: int, length: int) -> bytes:
     if len(data) != length:
         raise ConfigurationError(f"{path} changed while it was being uploaded (short read at {start})")
     return data
+
+
+def _read_part(path: Path, digest: Digest, index: int, *, store_sha: bool) -> tuple[bytes, str]:
+    """In a thread: part ``index`` of ``path``, checked against its hash in ``digest``, and its SHA-256 for
+    the store (base64; empty when not wanted)."""
+    start, end = digest.ranges()[index]
+    data = _pread(path, start, end - start)
+    if hash_part(digest.algo, data) != digest.parts[index]:
+        raise ConfigurationError(f"{path} changed since it was hashed; upload it again")
+    return data, (_sha256_b64(data) if store_sha else "")
+
+
+def _sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -85,7 +97,7 @@ class Uploads:
         raise NotImplementedError
 
     def _state_path(self, ep: S3Endpoint, bucket: str, key: str, digest: Digest) -> Path:
-        ident = f"{ep.name}|{ep.config.endpoint_url}|{bucket}|{key}|{digest.sha256}|{digest.part_size}"
+        ident = f"{ep.name}|{ep.config.endpoint_url}|{bucket}|{key}|{digest.root}"
         return self.state_dir / f"upload-{hashlib.sha256(ident.encode()).hexdigest()[:32]}.json"
 
     async def upload(
@@ -102,9 +114,9 @@ class Uploads:
     ) -> WriteResult:
         if not await asyncio.to_thread(src.is_file):
             raise ConfigurationError(f"upload source {src} is not a file")
-        if digest is None:
+        if digest is None:  # the part hashes only (fast): no whole-file SHA-256 pass before the upload starts
             size = (await asyncio.to_thread(src.stat)).st_size
-            digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size))
+            digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size), whole=False)
         meta = {**metadata, **digest.to_metadata()}
         d = digest
 
@@ -151,18 +163,16 @@ class Uploads:
         )
         if checks:  # some stores (SeaweedFS) do not list part checksums; Complete needs them for every part
             for n, entry in done.items():
-                entry.setdefault("ChecksumSHA256", _b64(digest.parts[n - 1]))
+                if "ChecksumSHA256" not in entry:
+                    _, entry["ChecksumSHA256"] = await asyncio.to_thread(_read_part, src, digest, n - 1, store_sha=True)
         if progress is not None and done:
             progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
 
         async def send(n: int) -> None:
-            start, end = ranges[n - 1]
-            data = await asyncio.to_thread(_pread, src, start, end - start)
+            data, sha = await asyncio.to_thread(_read_part, src, digest, n - 1, store_sha=checks)
             p: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "Body": data}
             if checks:
-                p["ChecksumSHA256"] = _b64(digest.parts[n - 1])  # the store checks the bytes against it
-            elif (await asyncio.to_thread(hashlib.sha256, data)).hexdigest() != digest.parts[n - 1]:
-                raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+                p["ChecksumSHA256"] = sha  # the store checks the bytes against it
             r = await ep.call(f"upload_part {key!r} #{n}", "upload_part", **p)
             ep.bytes_out += len(data)
             entry = {"PartNumber": n, "ETag": r["ETag"]}
@@ -184,10 +194,10 @@ class Uploads:
         )
         state_path.unlink(missing_ok=True)
         info = await self.kit.head_on(ep, bucket, key)
-        if info.size != digest.size or (info.digest is not None and info.digest.sha256 != digest.sha256):
+        if info.size != digest.size or (info.digest is not None and not info.digest.same_content(digest)):
             raise ChecksumMismatchError(
                 f"S3 upload of {key!r} to {ep.name}: the stored object ({info.size} bytes) does not match the source",
-                expected=digest.sha256,
+                expected=digest.sha256 or digest.root,
             )
         return info
 
@@ -204,12 +214,11 @@ class Uploads:
     ) -> ObjectInfo:
         from .kit import ObjectInfo
 
-        data = await asyncio.to_thread(_pread, src, 0, digest.size)
-        if hashlib.sha256(data).hexdigest() != digest.sha256:
-            raise ConfigurationError(f"{src} changed since it was hashed; upload it again")
+        checks = ep.config.checksums == "when_supported"
+        data, sha = await asyncio.to_thread(_read_part, src, digest, 0, store_sha=checks)
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
-        if ep.config.checksums == "when_supported":
-            params["ChecksumSHA256"] = _b64(digest.sha256)
+        if checks:
+            params["ChecksumSHA256"] = sha
         r = await ep.call(f"put_object {key!r}", "put_object", **params)
         ep.bytes_out += len(data)
         if progress is not None:

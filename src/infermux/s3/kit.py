@@ -244,13 +244,14 @@ class S3Kit:
         b = self._bucket(bucket)
         digest = digest_bytes(data, self.transfers.part_size_for(len(data)))
         meta = {**(metadata or {}), **digest.to_metadata()}
+        sha_b64 = base64.b64encode(bytes.fromhex(digest.sha256 or "")).decode()  # digest_bytes computes it
 
         async def one(ep: S3Endpoint) -> ObjectInfo:
             params: dict[str, Any] = {"Bucket": b, "Key": key, "Body": data, "Metadata": meta}
             if content_type:
                 params["ContentType"] = content_type
             if ep.config.checksums == "when_supported":
-                params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(digest.sha256)).decode()
+                params["ChecksumSHA256"] = sha_b64
             r = await ep.call("put_object", "put_object", **params)
             ep.bytes_out += len(data)
             return ObjectInfo(key, len(data), r.get("ETag"), ep.name, digest, meta)

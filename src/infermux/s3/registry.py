@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, InfermuxError
 from ._transfer import Progress, TransferReport
-from .digest import Digest, hash_file_parts, sha256_file
+from .digest import Digest, file_matches, hash_file_parts
 from .endpoint import S3Endpoint
 from .errors import ChecksumMismatchError, NoSuchKeyError, PartialWriteError
 from .kit import ObjectInfo, S3Kit, WriteResult
@@ -102,8 +102,11 @@ def _source_files(src: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _same_file(path: Path, digest: Digest) -> bool:
-    return path.is_file() and path.stat().st_size == digest.size and sha256_file(path) == digest.sha256
+def _sha(d: Digest) -> str:
+    """A registry digest's whole-file SHA-256 (its blobs are addressed by it: always computed on push)."""
+    if d.sha256 is None:
+        raise ConfigurationError("a registry manifest entry has no whole-file sha256")
+    return d.sha256
 
 
 def _safe_dest(dest: Path, rel: str) -> Path:
@@ -147,7 +150,7 @@ class Registry:
             digest = await asyncio.to_thread(hash_file_parts, path, self.kit.transfers.part_size_for(size))
             res.bytes += size
             entries.append({"path": rel, **digest.to_json()})
-            key = _blob_key(self.prefix, digest.sha256)
+            key = _blob_key(self.prefix, _sha(digest))
             have = await self._holders_of(key, digest)
             missing = [ep for ep in self.kit.endpoints if ep.name not in have and ep.name in holders]
             if not missing:
@@ -174,7 +177,7 @@ class Registry:
                 return False
             except InfermuxError:
                 return False
-            return info.size == digest.size and (info.digest is None or info.digest.sha256 == digest.sha256)
+            return info.size == digest.size and (info.digest is None or info.digest.same_content(digest))
 
         found = await asyncio.gather(*(has(ep) for ep in self.kit.endpoints))
         return {ep.name for ep, ok in zip(self.kit.endpoints, found, strict=True) if ok}
@@ -267,12 +270,12 @@ class Registry:
             target = _safe_dest(out.dest, rel)
             out.files.append(target)
             out.bytes += digest.size
-            if await asyncio.to_thread(_same_file, target, digest):
+            if await asyncio.to_thread(file_matches, target, digest):
                 out.skipped_files += 1
                 continue
             cb = progress(rel, digest.size) if progress is not None else None
             rep = await self.kit.download_file(
-                _blob_key(self.prefix, digest.sha256),
+                _blob_key(self.prefix, _sha(digest)),
                 target,
                 bucket=self.bucket,
                 expected=digest,
@@ -298,12 +301,12 @@ class Registry:
         """Delete ``ref``: its manifest first (everywhere), then the blobs that no other version uses."""
         r = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
         m = await self.manifest(r)
-        mine = {d.sha256 for _, d in m["_files"]}
+        mine = {_sha(d) for _, d in m["_files"]}
         res = await self.kit.delete(_manifest_key(self.prefix, r), bucket=self.bucket)
         used: set[str] = set()
         for other in await self.list_models():
             if other != r:
-                used |= {d.sha256 for _, d in (await self.manifest(other))["_files"]}
+                used |= {_sha(d) for _, d in (await self.manifest(other))["_files"]}
         removed = sorted(mine - used)
         for sha in removed:
             await self.kit.delete(_blob_key(self.prefix, sha), bucket=self.bucket)

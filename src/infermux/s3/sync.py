@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigurationError
 from ._transfer import Progress
-from .digest import hash_file_parts, sha256_file
+from .digest import file_matches, hash_file_parts
 from .errors import NoSuchKeyError
 from .kit import S3Kit
 
@@ -62,7 +62,7 @@ async def sync_up(
     files = await asyncio.to_thread(_local_files, root)
     for rel, path in files:
         size = (await asyncio.to_thread(path.stat)).st_size
-        digest = await asyncio.to_thread(hash_file_parts, path, kit.transfers.part_size_for(size))
+        digest = await asyncio.to_thread(hash_file_parts, path, kit.transfers.part_size_for(size), whole=False)
         key = _key(prefix, rel)
         same = True
         for ep in kit.endpoints if kit.mirror else kit.ordered()[:1]:
@@ -71,7 +71,7 @@ async def sync_up(
             except NoSuchKeyError:
                 same = False
                 break
-            if info.size != size or info.digest is None or info.digest.sha256 != digest.sha256:
+            if info.size != size or info.digest is None or not info.digest.same_content(digest):
                 same = False
                 break
         if same:
@@ -113,7 +113,7 @@ async def sync_down(
             raise ConfigurationError(f"object key {listed.key!r} cannot be a local path")
         target = root.joinpath(*parts)
         d = (await kit.head(listed.key, bucket=b)).digest
-        if d is not None and await asyncio.to_thread(_same, target, d.size, d.sha256):
+        if d is not None and await asyncio.to_thread(file_matches, target, d):
             out.unchanged.append(rel)
             continue
         await kit.download_file(listed.key, target, bucket=b, progress=progress)
@@ -125,7 +125,3 @@ async def sync_down(
                 path.unlink()
                 out.deleted.append(rel)
     return out
-
-
-def _same(path: Path, size: int, sha: str) -> bool:
-    return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha
