@@ -70,7 +70,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 # ------------------------------------------------------------------ subjects
 # Each subject's client is built once, outside the timed region; each library runs at its own default
-# parallelism (kit 4 parts in flight, boto3 TransferManager 10 threads, obstore 12), all with 8 MiB parts.
+# parallelism (kit 8 parts in flight, boto3 TransferManager 10 threads, obstore 12), all with 8 MiB parts.
 
 
 class KitSubject:

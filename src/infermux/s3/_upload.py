@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -57,18 +58,26 @@ def _pread(path: Path, start: int, length: int) -> bytes:
     return data
 
 
-def _read_part(path: Path, digest: Digest, index: int, *, store_sha: bool) -> tuple[bytes, str]:
-    """In a thread: part ``index`` of ``path``, checked against its hash in ``digest``, and its SHA-256 for
-    the store (base64; empty when not wanted)."""
+def _read_part(path: Path, digest: Digest, index: int, *, store_check: str | None) -> tuple[bytes, str]:
+    """In a thread: part ``index`` of ``path``, checked against its hash in ``digest``, and its checksum
+    for the store (``store_check``: ``"CRC32"`` or ``"SHA256"``; base64, empty when ``None``)."""
     start, end = digest.ranges()[index]
     data = _pread(path, start, end - start)
     if hash_part(digest.algo, data) != digest.parts[index]:
         raise ConfigurationError(f"{path} changed since it was hashed; upload it again")
-    return data, (_sha256_b64(data) if store_sha else "")
+    return data, (store_checksum(store_check, data) if store_check else "")
 
 
-def _sha256_b64(data: bytes) -> str:
+def store_checksum(algorithm: str, data: bytes) -> str:
+    """The value of ``x-amz-checksum-<algorithm>`` for ``data`` (base64 of the big-endian digest)."""
+    if algorithm == "CRC32":
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _store_check(ep: S3Endpoint) -> str | None:
+    """The checksum the store checks each part against, ``None`` when the endpoint sends none."""
+    return ep.config.checksum_algorithm if ep.config.checksums == "when_supported" else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -151,7 +160,8 @@ class Uploads:
         meta: dict[str, str],
         progress: Progress | None,
     ) -> ObjectInfo:
-        checks = ep.config.checksums == "when_supported"
+        check = _store_check(ep)
+        field = f"Checksum{check}" if check else ""
         ranges = digest.ranges()
         if len(ranges) == 1:
             return await self._put_single(
@@ -159,25 +169,25 @@ class Uploads:
             )
         state_path = self._state_path(ep, bucket, key, digest)
         upload_id, done = await self._start_multipart(
-            ep, bucket=bucket, key=key, meta=meta, state_path=state_path, ranges=ranges
+            ep, bucket=bucket, key=key, meta=meta, state_path=state_path, ranges=ranges, check=check
         )
-        if checks:  # some stores (SeaweedFS) do not list part checksums; Complete needs them for every part
+        if check:  # some stores (SeaweedFS) do not list part checksums; Complete needs them for every part
             for n, entry in done.items():
-                if "ChecksumSHA256" not in entry:
-                    _, entry["ChecksumSHA256"] = await asyncio.to_thread(_read_part, src, digest, n - 1, store_sha=True)
+                if field not in entry:
+                    _, entry[field] = await asyncio.to_thread(_read_part, src, digest, n - 1, store_check=check)
         if progress is not None and done:
             progress(sum(ranges[n - 1][1] - ranges[n - 1][0] for n in done))
 
         async def send(n: int) -> None:
-            data, sha = await asyncio.to_thread(_read_part, src, digest, n - 1, store_sha=checks)
+            data, checksum = await asyncio.to_thread(_read_part, src, digest, n - 1, store_check=check)
             p: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "Body": data}
-            if checks:
-                p["ChecksumSHA256"] = sha  # the store checks the bytes against it
+            if check:
+                p[field] = checksum  # the store checks the bytes against it
             r = await ep.call(f"upload_part {key!r} #{n}", "upload_part", **p)
             ep.bytes_out += len(data)
             entry = {"PartNumber": n, "ETag": r["ETag"]}
-            if checks:
-                entry["ChecksumSHA256"] = p["ChecksumSHA256"]
+            if check:
+                entry[field] = checksum
             done[n] = entry
             if progress is not None:
                 progress(len(data))
@@ -214,11 +224,11 @@ class Uploads:
     ) -> ObjectInfo:
         from .kit import ObjectInfo
 
-        checks = ep.config.checksums == "when_supported"
-        data, sha = await asyncio.to_thread(_read_part, src, digest, 0, store_sha=checks)
+        check = _store_check(ep)
+        data, checksum = await asyncio.to_thread(_read_part, src, digest, 0, store_check=check)
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data, "Metadata": meta}
-        if checks:
-            params["ChecksumSHA256"] = sha
+        if check:
+            params[f"Checksum{check}"] = checksum
         r = await ep.call(f"put_object {key!r}", "put_object", **params)
         ep.bytes_out += len(data)
         if progress is not None:
@@ -234,6 +244,7 @@ class Uploads:
         meta: dict[str, str],
         state_path: Path,
         ranges: list[tuple[int, int]],
+        check: str | None,
     ) -> tuple[str, dict[int, dict[str, Any]]]:
         """The upload ID and the parts already stored: those of an unfinished earlier upload (resume), or a
         new multipart upload."""
@@ -244,8 +255,8 @@ class Uploads:
             except NoSuchUploadError:
                 pass
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": meta}
-        if ep.config.checksums == "when_supported":
-            params["ChecksumAlgorithm"] = "SHA256"
+        if check:
+            params["ChecksumAlgorithm"] = check
         r = await ep.call(f"create_multipart_upload {key!r}", "create_multipart_upload", **params)
         upload_id = str(r["UploadId"])
         _write_json(state_path, {"upload_id": upload_id, "key": key, "bucket": bucket, "endpoint": ep.name})
@@ -265,8 +276,9 @@ class Uploads:
                 n = int(p["PartNumber"])
                 if 1 <= n <= len(ranges) and int(p.get("Size", -1)) == ranges[n - 1][1] - ranges[n - 1][0]:
                     entry = {"PartNumber": n, "ETag": p["ETag"]}
-                    if p.get("ChecksumSHA256"):
-                        entry["ChecksumSHA256"] = p["ChecksumSHA256"]
+                    for f in ("ChecksumCRC32", "ChecksumSHA256"):
+                        if p.get(f):
+                            entry[f] = p[f]
                     out[n] = entry
             if not r.get("IsTruncated"):
                 return out

@@ -36,10 +36,11 @@ class S3EndpointConfig:
     ``secret_key_env`` / ``session_token_env`` (defaults: the standard ``AWS_*`` variables), read when the
     endpoint is opened. ``region`` defaults to ``AWS_DEFAULT_REGION`` or ``us-east-1``.
 
-    ``checksums``: ``"when_supported"`` sends the new flexible checksum headers (SHA-256 per part, checked by
-    the store); ``"when_required"`` sends them only where the S3 API requires it (boto3 < 1.36 behaviour),
-    for stores that reject or mishandle them (older MinIO, Ceph RGW, some appliances). Downloads are
-    verified against the kit's own SHA-256 digests either way.
+    ``checksums``: ``"when_supported"`` sends a flexible checksum header with every part and object
+    (``checksum_algorithm``: CRC32, the cheapest for both sides, or SHA256), checked by the store before it
+    keeps the bytes; ``"when_required"`` sends them only where the S3 API requires it (boto3 < 1.36
+    behaviour), for stores that reject or mishandle them (older MinIO, Ceph RGW, some appliances). Downloads
+    are verified against the kit's own digests either way.
     """
 
     name: str
@@ -51,6 +52,7 @@ class S3EndpointConfig:
     session_token_env: str = "AWS_SESSION_TOKEN"
     addressing_style: Literal["path", "virtual", "auto"] = "path"
     checksums: Literal["when_supported", "when_required"] = "when_supported"
+    checksum_algorithm: Literal["CRC32", "SHA256"] = "CRC32"
     retry: RetryPolicy = S3_RETRY
     breaker: BreakerConfig = S3_BREAKER
     max_concurrency: int = 16
@@ -71,6 +73,8 @@ class S3EndpointConfig:
             raise ConfigurationError(f"S3 endpoint {self.name!r}: addressing_style must be path, virtual or auto")
         if self.checksums not in ("when_supported", "when_required"):
             raise ConfigurationError(f"S3 endpoint {self.name!r}: checksums must be when_supported or when_required")
+        if self.checksum_algorithm not in ("CRC32", "SHA256"):
+            raise ConfigurationError(f"S3 endpoint {self.name!r}: checksum_algorithm must be CRC32 or SHA256")
         if self.max_concurrency < 1:
             raise ConfigurationError(f"S3 endpoint {self.name!r}: max_concurrency must be >= 1")
         for t in ("connect_timeout", "read_timeout"):

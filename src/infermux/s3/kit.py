@@ -9,7 +9,6 @@ Transfers (multipart upload, parallel ranged download, resume, verification) liv
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -21,6 +20,7 @@ from ..errors import AllEndpointsFailedError, ConfigurationError, InfermuxError,
 from ..resilience.breaker import BreakerState
 from ..resilience.clock import SYSTEM_CLOCK, Clock
 from ._transfer import Progress, TransferReport, Transfers
+from ._upload import store_checksum
 from .config import S3EndpointConfig
 from .digest import Digest, digest_bytes
 from .endpoint import S3Endpoint
@@ -97,7 +97,7 @@ class S3Kit:
         strategy: Strategy = "round_robin",
         mirror: bool = False,
         part_size: int | None = None,
-        concurrency: int = 4,
+        concurrency: int = 8,
         state_dir: str | os.PathLike[str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
@@ -244,14 +244,14 @@ class S3Kit:
         b = self._bucket(bucket)
         digest = digest_bytes(data, self.transfers.part_size_for(len(data)))
         meta = {**(metadata or {}), **digest.to_metadata()}
-        sha_b64 = base64.b64encode(bytes.fromhex(digest.sha256 or "")).decode()  # digest_bytes computes it
 
         async def one(ep: S3Endpoint) -> ObjectInfo:
             params: dict[str, Any] = {"Bucket": b, "Key": key, "Body": data, "Metadata": meta}
             if content_type:
                 params["ContentType"] = content_type
             if ep.config.checksums == "when_supported":
-                params["ChecksumSHA256"] = sha_b64
+                algo = ep.config.checksum_algorithm
+                params[f"Checksum{algo}"] = store_checksum(algo, data)
             r = await ep.call("put_object", "put_object", **params)
             ep.bytes_out += len(data)
             return ObjectInfo(key, len(data), r.get("ETag"), ep.name, digest, meta)
