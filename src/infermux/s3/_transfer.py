@@ -265,7 +265,8 @@ class Transfers(Uploads):
                         live.append(ep)
                 if not live:
                     raise self.kit.combine(f"download of {key!r}", errors)
-            await asyncio.gather(*(worker(ep) for ep in list(live) for _ in range(self.concurrency)))
+            eps = list(live)  # workers interleaved across endpoints, so each starts with a part of its own
+            await asyncio.gather(*(worker(ep) for _ in range(self.concurrency) for ep in eps))
 
     def _plan(
         self, key: str, info: ObjectInfo, expected: Digest | None, verify: bool
