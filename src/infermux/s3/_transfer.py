@@ -66,6 +66,7 @@ class _Part:
     end: int
     expected: str | None
     algo: str = "blake3"
+    leaf: int | None = None
     buf: bytearray = field(default_factory=bytearray)  # in-memory reads only: allocated at the part's length
     got: int = 0  # bytes received so far (kept across attempts: the next one resumes here)
     hasher: PartHasher | None = None  # the hash of the first ``got`` bytes (kept across attempts too)
@@ -275,7 +276,7 @@ class Transfers(Uploads):
         ps = digest.part_size if digest is not None else self.part_size_for(info.size)
         ranges = part_ranges(info.size, ps)
         return digest, [
-            _Part(i, s, e, digest.parts[i] if digest is not None else None, digest.algo if digest else "blake3")
+            _Part(i, s, e, digest.parts[i], digest.algo, digest.leaf) if digest is not None else _Part(i, s, e, None)
             for i, (s, e) in enumerate(ranges)
         ]
 
@@ -376,7 +377,7 @@ def _read_part(
     with part.lock:  # an earlier (cancelled) attempt's thread has finished with the part
         part.stop.clear()
         if part.got == 0:
-            part.hasher = new_part_hasher(part.algo) if part.expected is not None else None
+            part.hasher = new_part_hasher(part.algo, part.leaf) if part.expected is not None else None
         if part.got < part.length:
             if fd is None and len(part.buf) != part.length:
                 part.buf = bytearray(part.length)
@@ -395,7 +396,7 @@ def _read_part(
         if part.expected is None:
             return None
         if part.hasher is None:  # pragma: no cover - set above whenever bytes are expected
-            return hash_part(part.algo, part.buf)
+            return hash_part(part.algo, part.buf, part.leaf)
         return part.hasher.hexdigest()
 
 
@@ -480,6 +481,6 @@ def _reusable_parts(tmp: Path, state: Path, digest: Digest | None, parts: list[_
                 continue
             p = parts[i]
             f.seek(p.start)
-            if p.expected is not None and hash_part(p.algo, f.read(p.length)) == p.expected:
+            if p.expected is not None and hash_part(p.algo, f.read(p.length), p.leaf) == p.expected:
                 ok.add(i)
     return ok

@@ -63,7 +63,7 @@ def _read_part(path: Path, digest: Digest, index: int, *, store_check: str | Non
     for the store (``store_check``: ``"CRC32"`` or ``"SHA256"``; base64, empty when ``None``)."""
     start, end = digest.ranges()[index]
     data = _pread(path, start, end - start)
-    if hash_part(digest.algo, data) != digest.parts[index]:
+    if hash_part(digest.algo, data, digest.leaf) != digest.parts[index]:
         raise ConfigurationError(f"{path} changed since it was hashed; upload it again")
     return data, (store_checksum(store_check, data) if store_check else "")
 

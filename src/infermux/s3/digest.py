@@ -56,8 +56,11 @@ class PartHasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
-def new_part_hasher(algo: str) -> PartHasher:
-    """A fresh hash object for ``algo`` (``"blake3"`` or ``"sha256"``); both release the GIL on big buffers."""
+def new_part_hasher(algo: str, leaf: int | None = None) -> PartHasher:
+    """A fresh hash object for ``algo`` (``"blake3"`` or ``"sha256"``; both release the GIL on big buffers),
+    over ``leaf``-byte leaves when ``leaf`` is given (see :class:`LeafHasher`)."""
+    if leaf is not None:
+        return LeafHasher(algo, leaf)
     if algo == "sha256":
         return hashlib.sha256()
     if algo == "blake3":
@@ -70,9 +73,46 @@ def new_part_hasher(algo: str) -> PartHasher:
     raise ConfigurationError(f"unknown part hash {algo!r}; known: {ALGOS}")
 
 
-def hash_part(algo: str, data: Any) -> str:
-    h = new_part_hasher(algo)
+def hash_part(algo: str, data: Any, leaf: int | None = None) -> str:
+    h = new_part_hasher(algo, leaf)
     h.update(data)
+    return h.hexdigest()
+
+
+class LeafHasher:
+    """The hash of a part made of ``leaf``-byte leaves: the ``algo`` hash of each leaf, then the ``algo`` hash
+    of a fixed prefix and the leaf hashes in order. Used when the part layout was chosen after the bytes
+    were hashed (a streamed upload of unknown size hashes fixed leaves as they come, then groups them into at
+    most :data:`MAX_PARTS_IN_METADATA` parts); fed the bytes in order, like any hash object."""
+
+    PREFIX = b"infermux-leaves\n"
+
+    def __init__(self, algo: str, leaf: int) -> None:
+        self._algo, self._leaf = algo, leaf
+        self._cur = new_part_hasher(algo)
+        self._in_cur = 0
+        self._leaves: list[bytes] = []
+
+    def update(self, data: Any, /) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            take = min(len(view), self._leaf - self._in_cur)
+            self._cur.update(view[:take])
+            self._in_cur += take
+            view = view[take:]
+            if self._in_cur == self._leaf:
+                self._leaves.append(bytes.fromhex(self._cur.hexdigest()))
+                self._cur, self._in_cur = new_part_hasher(self._algo), 0
+
+    def hexdigest(self) -> str:
+        leaves = self._leaves + ([bytes.fromhex(self._cur.hexdigest())] if self._in_cur else [])
+        return combine_leaves(self._algo, leaves)
+
+
+def combine_leaves(algo: str, leaves: list[bytes]) -> str:
+    h = new_part_hasher(algo)
+    h.update(LeafHasher.PREFIX)
+    h.update(b"".join(leaves))
     return h.hexdigest()
 
 
@@ -102,11 +142,17 @@ class Digest:
     part_size: int
     parts: tuple[str, ...]
     algo: str = "blake3"
+    #: ``None``: each part hash is the hash of the part's bytes; else parts are made of ``leaf``-byte leaves
+    #: (see :class:`LeafHasher`; streamed uploads)
+    leaf: int | None = None
+
+    def part_hasher(self) -> PartHasher:
+        return new_part_hasher(self.algo, self.leaf)
 
     @property
     def root(self) -> str:
         """One hash naming the content: SHA-256 over the layout and the part hashes (no pass over the data)."""
-        h = hashlib.sha256(f"{self.algo}:{self.size}:{self.part_size}:".encode())
+        h = hashlib.sha256(f"{self.algo}:{self.leaf or ''}:{self.size}:{self.part_size}:".encode())
         for p in self.parts:
             h.update(bytes.fromhex(p))
         return h.hexdigest()
@@ -131,7 +177,7 @@ class Digest:
             _META_SIZE: str(self.size),
             _META_PART_SIZE: str(self.part_size),
             _META_PARTS: base64.urlsafe_b64encode(raw).decode().rstrip("="),
-            _META_ALGO: self.algo,
+            _META_ALGO: self.algo if self.leaf is None else f"{self.algo};leaf={self.leaf}",
         }
         if self.sha256 is not None:
             out[_META_SHA] = self.sha256
@@ -151,7 +197,11 @@ class Digest:
         except (KeyError, ValueError, binascii.Error) as e:
             raise ConfigurationError(f"object metadata holds an unreadable infermux digest: {e}") from None
         parts = tuple(raw[i : i + 32].hex() for i in range(0, len(raw), 32))
-        d = cls(size, m.get(_META_SHA), psize, parts, m.get(_META_ALGO, "sha256"))  # no algo: written before BLAKE3
+        algo, _, leaf = m.get(_META_ALGO, "sha256").partition(";leaf=")  # no algo: written before BLAKE3
+        try:
+            d = cls(size, m.get(_META_SHA), psize, parts, algo, int(leaf) if leaf else None)
+        except ValueError as e:
+            raise ConfigurationError(f"object metadata holds an unreadable infermux digest: {e}") from None
         d.check_shape()
         return d
 
@@ -162,6 +212,7 @@ class Digest:
             "part_size": self.part_size,
             "parts": list(self.parts),
             "part_hash": self.algo,
+            **({"leaf": self.leaf} if self.leaf is not None else {}),
         }
 
     @classmethod
@@ -174,6 +225,7 @@ class Digest:
                 int(d["part_size"]),
                 tuple(str(p) for p in d["parts"]),
                 str(d.get("part_hash", "sha256")),
+                None if d.get("leaf") is None else int(d["leaf"]),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigurationError(f"bad digest record {dict(d)!r}: {e}") from None
@@ -191,12 +243,28 @@ class Digest:
             raise ConfigurationError("digest is inconsistent: a hash is not 64 hex characters")
         if self.algo not in ALGOS:
             raise ConfigurationError(f"digest names an unknown part hash {self.algo!r}; known: {ALGOS}")
+        if self.leaf is not None and (self.leaf <= 0 or self.part_size % self.leaf):
+            raise ConfigurationError(
+                f"digest is inconsistent: part size {self.part_size} is not a multiple of leaf {self.leaf}"
+            )
 
     def ranges(self) -> list[tuple[int, int]]:
         return part_ranges(self.size, self.part_size)
 
     def with_sha256(self, sha: str) -> Digest:
-        return Digest(self.size, sha, self.part_size, self.parts, self.algo)
+        return Digest(self.size, sha, self.part_size, self.parts, self.algo, self.leaf)
+
+    @classmethod
+    def from_leaves(cls, size: int, sha256: str | None, leaf: int, leaves: list[bytes], algo: str = "blake3") -> Digest:
+        """The digest of ``size`` bytes hashed as ``leaf``-byte leaves: parts of ``leaf * 2**k`` bytes, the
+        smallest such size giving at most :data:`MAX_PARTS_IN_METADATA` parts (``k == 0``: plain part hashes)."""
+        group = 1
+        while math.ceil(max(size, 1) / (leaf * group)) > MAX_PARTS_IN_METADATA:
+            group *= 2
+        if group == 1:
+            return cls(size, sha256, leaf, tuple(b.hex() for b in leaves), algo)
+        parts = tuple(combine_leaves(algo, leaves[i : i + group]) for i in range(0, len(leaves), group))
+        return cls(size, sha256, leaf * group, parts, algo, leaf)
 
 
 def digest_bytes(data: bytes, part_size: int | None = None, *, algo: str = "blake3") -> Digest:
@@ -207,7 +275,12 @@ def digest_bytes(data: bytes, part_size: int | None = None, *, algo: str = "blak
 
 
 def hash_file_parts(
-    path: str | os.PathLike[str], part_size: int | None = None, *, whole: bool = True, algo: str = "blake3"
+    path: str | os.PathLike[str],
+    part_size: int | None = None,
+    *,
+    whole: bool = True,
+    algo: str = "blake3",
+    leaf: int | None = None,
 ) -> Digest:
     """The digest of the file at ``path`` (blocking: run it in a thread). With ``whole``, the whole-file
     SHA-256 is computed on its own thread at the same time as the part hashes (hashlib and blake3 release
@@ -217,15 +290,15 @@ def hash_file_parts(
     ranges = part_ranges(size, ps)
     with concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="infermux-hash") as pool:
         fut = pool.submit(sha256_file, path) if whole else None
-        parts = list(pool.map(lambda r: _hash_range(path, r[0], r[1] - r[0], algo), ranges))
+        parts = list(pool.map(lambda r: _hash_range(path, r[0], r[1] - r[0], algo, leaf), ranges))
         sha = fut.result() if fut is not None else None
     if os.path.getsize(path) != size:
         raise ConfigurationError(f"{path} changed while it was being hashed")
-    return Digest(size, sha, ps, tuple(parts), algo)
+    return Digest(size, sha, ps, tuple(parts), algo, leaf)
 
 
-def _hash_range(path: str | os.PathLike[str], start: int, length: int, algo: str) -> str:
-    h = new_part_hasher(algo)
+def _hash_range(path: str | os.PathLike[str], start: int, length: int, algo: str, leaf: int | None) -> str:
+    h = new_part_hasher(algo, leaf)
     buf = bytearray(min(length, 4 * MIB) or 1)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
@@ -254,4 +327,6 @@ def file_matches(path: str | os.PathLike[str], digest: Digest) -> bool:
         return False
     if digest.sha256 is not None:
         return sha256_file(path) == digest.sha256
-    return hash_file_parts(path, digest.part_size, whole=False, algo=digest.algo).parts == digest.parts
+    return (
+        hash_file_parts(path, digest.part_size, whole=False, algo=digest.algo, leaf=digest.leaf).parts == digest.parts
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -342,6 +342,35 @@ class S3Kit:
             mirror=mirror,
             strict=strict,
             digest=digest,
+            progress=progress,
+        )
+
+    async def upload_stream(
+        self,
+        source: Iterable[bytes] | AsyncIterable[bytes],
+        key: str,
+        *,
+        bucket: str | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+        mirror: bool | None = None,
+        strict: bool = False,
+        progress: Progress | None = None,
+    ) -> WriteResult:
+        """Upload bytes of unknown size from an iterator or async iterator (a plain iterator is pulled in a
+        worker thread): multipart as each part fills, at most ``concurrency + 2`` parts in memory; the object
+        appears under ``key`` only once complete, with its digest (see :mod:`infermux.s3._stream`)."""
+        from ._stream import upload_stream
+
+        return await upload_stream(
+            self,
+            self._bucket(bucket),
+            key,
+            source,
+            metadata=metadata or {},
+            content_type=content_type,
+            mirror=mirror,
+            strict=strict,
             progress=progress,
         )
 
