@@ -120,3 +120,30 @@ def test_models_cli_push_pull_ls_rm(
     assert "SignatureMismatchError" in capsys.readouterr().err
     assert main(["models", "push", str(gguf), "bad ref", *store]) == 2
     assert "NAME:VERSION" in capsys.readouterr().err
+
+
+async def test_rm_racing_a_push_that_shares_a_blob(
+    servers: Servers, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rm v1`` runs between ``push v2`` finding the shared blob already stored (so not uploading it) and
+    writing v2's manifest: rm sees no v2 manifest and deletes the blob. The push must notice and store it
+    again, so v2 stays pullable."""
+    async with S3Kit(servers.configs(names=("a", "moto")), bucket=bucket, mirror=True, part_size=5 * MIB) as kit:
+        await kit.create_bucket()
+        reg = Registry(kit, bucket, "reg")
+        await reg.push(_model(tmp_path, 1), "org/race:v1")
+        real_put = Registry._put_manifest
+        removed: list[dict[str, object]] = []
+
+        async def rm_first(self: Registry, ref: ModelRef, body: bytes, holders: set[str]) -> object:
+            removed.append(await Registry(kit, bucket, "reg").remove("org/race:v1"))
+            return await real_put(self, ref, body, holders)
+
+        monkeypatch.setattr(Registry, "_put_manifest", rm_first)
+        p2 = await reg.push(_model(tmp_path, 2), "org/race:v2")
+        monkeypatch.undo()
+        assert removed == [{"manifest": "complete", "blobs_removed": 3, "blobs_kept": 0}]  # the shared one too
+        pr = await reg.pull("org/race:v2", tmp_path / "v2")  # before the fix: NoSuchKeyError on the shared blob
+        assert all(r.verified for r in pr.reports) and len(pr.files) == 3
+        assert (tmp_path / "v2" / "tokenizer" / "vocab.txt").read_text() == "shared vocabulary\n"
+        assert p2.reused_blobs == 1 and p2.healed_blobs == 1 and p2.status == "complete"

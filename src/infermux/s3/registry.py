@@ -60,6 +60,8 @@ class PushResult:
     bytes: int = 0
     uploaded_blobs: int = 0
     reused_blobs: int = 0
+    #: blobs deleted by a concurrent ``rm`` between this push's check and its manifest, uploaded again
+    healed_blobs: int = 0
     manifest: WriteResult | None = None
     blob_failures: dict[str, str] = field(default_factory=dict)
 
@@ -165,9 +167,39 @@ class Registry:
         manifest = {"schema": SCHEMA, "name": r.name, "version": r.version, "created": time.time(), "files": entries}
         body = json.dumps(manifest, indent=1, sort_keys=True).encode()
         res.manifest = await self._put_manifest(r, body, holders)
+        await self._heal(files, entries, res, progress)
         if strict and res.manifest.status != "complete":
             raise PartialWriteError(f"push of {r} is partial: {res.manifest.describe()}", result=res.manifest)
         return res
+
+    async def _heal(
+        self,
+        files: list[tuple[str, Path]],
+        entries: list[dict[str, Any]],
+        res: PushResult,
+        progress: Callable[[str, int], Progress] | None,
+    ) -> None:
+        """After the manifest is written, check that every blob it names is still there (an ``rm`` of another
+        version sharing a blob, running at the same time, may have listed the manifests before this one was
+        written and deleted the blob): re-upload any that went missing."""
+        if res.manifest is None:  # pragma: no cover - set by push before this runs
+            return
+        written = set(res.manifest.succeeded)
+        for (rel, path), entry in zip(files, entries, strict=True):
+            digest = Digest.from_json(entry)
+            key = _blob_key(self.prefix, _sha(digest))
+            have = await self._holders_of(key, digest)
+            missing = [ep for ep in self.kit.endpoints if ep.name in written and ep.name not in have]
+            if not missing:
+                continue
+            cb = progress(rel, digest.size * len(missing)) if progress is not None else None
+            wr = await self._upload_to(missing, path, key, digest, cb)
+            res.healed_blobs += 1
+            for name, err in wr.failed.items():  # the manifest there names a blob that is gone: say so
+                res.manifest.results[name] = err
+                res.blob_failures[name] = (
+                    f"{rel} (re-upload after a concurrent rm): {type(err).__name__}: {err.message}"
+                )
 
     async def _holders_of(self, key: str, digest: Digest) -> set[str]:
         async def has(ep: S3Endpoint) -> bool:
@@ -298,7 +330,10 @@ class Registry:
         return sorted(refs, key=lambda x: (x.name, x.version))
 
     async def remove(self, ref: str | ModelRef) -> dict[str, Any]:
-        """Delete ``ref``: its manifest first (everywhere), then the blobs that no other version uses."""
+        """Delete ``ref``: its manifest first (everywhere), then the blobs that no other version uses (read
+        from the manifests listed after this one is gone). A push running at the same time that shares a blob
+        may write its manifest after that listing; it checks its blobs once its manifest is written and
+        uploads again any this ``rm`` deleted (``PushResult.healed_blobs``)."""
         r = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
         m = await self.manifest(r)
         mine = {_sha(d) for _, d in m["_files"]}
