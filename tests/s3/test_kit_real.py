@@ -204,3 +204,17 @@ async def test_concurrent_puts_share_the_engine_queue(servers: Servers, bucket: 
         await asyncio.gather(*(kit.put(f"c/{i}", b"x" * i) for i in range(12)))
         st = kit.stats()["a"]
         assert st["successes"] >= 13 and st["failures"] == {} and st["in_flight"] == 0
+
+
+async def test_list_objects_merged_when_mirrors_diverge(servers: Servers, bucket: str) -> None:
+    async with S3Kit(servers.configs(names=("a", "b")), bucket=bucket, strategy="failover") as kit:
+        await kit.create_bucket()
+        await kit.put("d/both", b"1", mirror=True)
+        async with S3Kit(servers.configs(names=("a",)), bucket=bucket) as only_a:
+            await only_a.put("d/a-only", b"2")
+        async with S3Kit(servers.configs(names=("b",)), bucket=bucket) as only_b:
+            await only_b.put("d/b-only", b"3")
+            await only_b.put("d/zz", b"4")
+        assert [o.key async for o in kit.list_objects("d/")] == ["d/a-only", "d/both"]  # the primary's view
+        merged = [(o.key, o.endpoint) async for o in kit.list_objects("d/", merged=True, page_size=1)]
+        assert merged == [("d/a-only", "a"), ("d/b-only", "b"), ("d/both", "a"), ("d/zz", "b")]

@@ -375,11 +375,20 @@ class S3Kit:
         )
 
     async def list_objects(
-        self, prefix: str = "", *, bucket: str | None = None, page_size: int = 1000
+        self, prefix: str = "", *, bucket: str | None = None, page_size: int = 1000, merged: bool = False
     ) -> AsyncIterator[ObjectInfo]:
-        """Every object under ``prefix`` (paginated); a failure mid-listing continues on the next endpoint
-        after the last key already returned."""
+        """Every object under ``prefix`` (paginated), in key order.
+
+        By default one endpoint's view (routing order; a failure mid-listing continues on the next endpoint
+        after the last key already returned): when mirrors diverge (a partial write, an endpoint that was
+        down), keys present only elsewhere are missing. With ``merged=True`` every endpoint is listed and
+        the key-ordered union is returned (each key once, as the first endpoint in routing order that has
+        it reports it); a failure of any endpoint then raises, since the union would be incomplete."""
         b = self._bucket(bucket)
+        if merged:
+            async for info in self._list_merged(b, prefix, page_size):
+                yield info
+            return
         last: str | None = None
         errors: list[InfermuxError] = []
         for ep in self.ordered():
@@ -393,6 +402,19 @@ class S3Kit:
                     raise
                 errors.append(e)
         raise self.combine("list", errors)
+
+    async def _list_merged(self, bucket: str, prefix: str, page_size: int) -> AsyncIterator[ObjectInfo]:
+        """A k-way merge of every endpoint's listing (each already in key order): one page per endpoint in
+        memory at a time."""
+        streams = [self._list_on(ep, bucket, prefix, page_size, None) for ep in self.ordered()]
+        heads: list[ObjectInfo | None] = [await anext(s, None) for s in streams]
+        last: str | None = None
+        while live := [(h.key, k, h) for k, h in enumerate(heads) if h is not None]:
+            key, i, info = min(live, key=lambda t: (t[0], t[1]))  # lowest key; on a tie, routing order
+            heads[i] = await anext(streams[i], None)
+            if key != last:
+                last = key
+                yield info
 
     async def _list_on(
         self, ep: S3Endpoint, bucket: str, prefix: str, page_size: int, start_after: str | None

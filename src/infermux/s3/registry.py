@@ -322,7 +322,7 @@ class Registry:
     async def list_models(self) -> list[ModelRef]:
         base = f"{self.prefix}/manifests/" if self.prefix else "manifests/"
         refs: set[ModelRef] = set()
-        async for info in self.kit.list_objects(base, bucket=self.bucket):
+        async for info in self.kit.list_objects(base, bucket=self.bucket, merged=True):  # a partial push shows
             tail = info.key[len(base) :]
             name, _, file = tail.rpartition("/")
             if name and file.endswith(".json"):
