@@ -144,7 +144,12 @@ def test_endpoint_config_and_credentials(monkeypatch: pytest.MonkeyPatch) -> Non
         c.resolved_credentials({"AWS_ACCESS_KEY_ID": "AK"})
     assert c.resolved_region({"AWS_DEFAULT_REGION": "eu-west-1"}) == "eu-west-1"
     assert c.resolved_region({}) == "us-east-1"
-    for bad in ({"endpoint_url": "ftp://x"}, {"addressing_style": "odd"}, {"checksums": "always"}):
+    for bad in (
+        {"endpoint_url": "ftp://x"},
+        {"addressing_style": "odd"},
+        {"checksums": "always"},
+        {"checksum_algorithm": "MD5"},
+    ):
         with pytest.raises(ConfigurationError):
             S3EndpointConfig("a", **bad)  # type: ignore[arg-type]
     d = S3EndpointConfig.from_dict(
@@ -154,10 +159,12 @@ def test_endpoint_config_and_credentials(monkeypatch: pytest.MonkeyPatch) -> Non
             "access_key_id": "k",
             "secret_access_key": "s",
             "checksums": "when_required",
+            "checksum_algorithm": "SHA256",
             "retry": {"max_retries": 1},
         }
     )
     assert d.credentials == S3Credentials("k", "s") and d.checksums == "when_required" and d.retry.max_retries == 1
+    assert d.checksum_algorithm == "SHA256" and S3EndpointConfig("y").checksum_algorithm == "CRC32"
     with pytest.raises(ConfigurationError, match="both"):
         S3EndpointConfig.from_dict({"name": "x", "access_key_id": "k"})
     with pytest.raises(ConfigurationError):
@@ -190,3 +197,33 @@ def test_core_import_stays_light_and_never_imports_s3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_leaf_digests_match_plain_hashing_of_the_same_layout() -> None:
+    """A streamed upload's digest groups leaf hashes; a download checks a part by feeding its bytes, in chunks
+    of any size, to a LeafHasher: both must agree, and differ from hashing the part whole."""
+    from infermux.s3.digest import LeafHasher, hash_part
+
+    leaf = 5 * MIB
+    data = bytes(range(256)) * (4 * leaf // 256 + 10)  # 4 full leaves and a short one
+    leaves = [bytes.fromhex(hash_part("blake3", data[i : i + leaf])) for i in range(0, len(data), leaf)]
+    d = Digest.from_leaves(len(data), None, leaf, leaves)
+    assert (d.part_size, d.leaf, len(d.parts)) == (leaf, None, 5)  # fits as plain parts
+    assert d.parts[1] == hash_part("blake3", data[leaf : 2 * leaf])
+    import infermux.s3.digest as dg
+
+    old = dg.MAX_PARTS_IN_METADATA
+    dg.MAX_PARTS_IN_METADATA = 2
+    try:
+        g = Digest.from_leaves(len(data), None, leaf, leaves)
+    finally:
+        dg.MAX_PARTS_IN_METADATA = old
+    assert (g.part_size, g.leaf, len(g.parts)) == (4 * leaf, leaf, 2)
+    for step in (1000, MIB + 3, 4 * leaf):
+        h = LeafHasher("blake3", leaf)
+        for i in range(0, 4 * leaf, step):
+            h.update(data[i : min(i + step, 4 * leaf)])
+        assert h.hexdigest() == g.parts[0]
+    assert hash_part("blake3", data[4 * leaf :], leaf) == g.parts[1]
+    assert g.parts[0] != hash_part("blake3", data[: 4 * leaf])
+    assert Digest.from_metadata(g.to_metadata()) == g and Digest.from_json(g.to_json()) == g
