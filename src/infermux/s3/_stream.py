@@ -180,10 +180,19 @@ class _StreamUpload:
             return
         check = t.check
         p: dict[str, Any] = {"Bucket": self.bucket, "Key": self.tmp, "UploadId": t.upload_id, "PartNumber": n}
-        if check:
-            p[f"Checksum{check}"] = await asyncio.to_thread(store_checksum, check, data)
+        loop = asyncio.get_running_loop()
+
+        def send() -> dict[str, Any]:  # in a worker thread with the blocking client, as upload_file sends
+            if check:
+                p[f"Checksum{check}"] = store_checksum(check, data)
+            out: dict[str, Any] = t.ep.sync_client.upload_part(Body=data, **p)
+            return out
+
+        async def op(_client: Any) -> dict[str, Any]:
+            return await loop.run_in_executor(self.kit.transfers.readers, send)
+
         try:
-            r = await t.ep.call(f"upload_part {self.key!r} #{n}", "upload_part", Body=data, **p)
+            r = await t.ep.run(f"upload_part {self.key!r} #{n}", op)
         except InfermuxError as e:
             if isinstance(e, ConfigurationError):
                 raise
