@@ -179,17 +179,21 @@ class Transfers(Uploads):
             if progress is not None:
                 progress(n)
 
-        def on_bytes(n: int) -> None:  # on the worker thread
-            loop.call_soon_threadsafe(received, n)
+        def on_bytes(n: int) -> None:  # on the worker thread: live only for a progress callback (bars)
+            if progress is not None:
+                loop.call_soon_threadsafe(received, n)
 
         async def op(_client: Any) -> None:
             if part.got:
                 report.resumed_parts += 1
+            before = part.got
             try:
                 read = functools.partial(_read_part, ep.sync_client, bucket, key, part, on_bytes, fd=fd)
                 actual = await loop.run_in_executor(self.readers, read)
             finally:
                 part.stop.set()  # a cancelled attempt's thread stops at its next chunk
+                if progress is None:  # counted once per attempt, not with a loop wake-up per chunk
+                    received(part.got - before)
             if part.expected is not None and actual != part.expected:
                 if progress is not None:
                     progress(-part.got)

@@ -1,7 +1,7 @@
 """Uploads of the S3 kit: single PUT or multipart with parallel parts (streamed from disk), resumed from
 a small state file after an interruption. Each part read for sending is checked against the digest in the
-object's metadata (the file must not have changed since it was hashed) and its SHA-256 is sent for the store
-to check where it can (both in the thread that reads it, in one pass over the part)."""
+object's metadata (the file must not have changed since it was hashed) and its checksum (CRC32 by default)
+is sent for the store to check where it can: read, checked and sent in one worker thread."""
 
 from __future__ import annotations
 
