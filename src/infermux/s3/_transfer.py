@@ -419,7 +419,10 @@ def _fill(
             if part.hasher is not None:
                 part.hasher.update(chunk)  # releases the GIL (hashlib and blake3, on big buffers)
             if fd is not None:
-                _pwrite_all(fd, chunk, part.start + part.got)
+                try:
+                    _pwrite_all(fd, chunk, part.start + part.got)
+                except OSError as e:  # local (disk full...): no other endpoint or retry helps
+                    raise ConfigurationError(f"S3 get of {key!r}: cannot write the download to disk: {e}") from e
             part.got += n
             on_bytes(n)
         if part.got == part.length and readinto(memoryview(bytearray(1))):
