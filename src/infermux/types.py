@@ -29,6 +29,8 @@ __all__ = [
     "MessagesInput",
     "Part",
     "Priority",
+    "ReasoningBlock",
+    "ReasoningDelta",
     "ReasoningEffort",
     "ResponseFormat",
     "RouteHop",
@@ -170,19 +172,39 @@ class ToolCall:
         return cls(id=id, name=name, arguments=parsed, raw_arguments=raw_arguments)
 
 
+# --------------------------------------------------------------------------- reasoning
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningBlock:
+    """Reasoning ("thinking") the model produced before or between its answer, not part of the answer text.
+
+    ``text`` is the readable reasoning; ``signature`` an opaque token the provider signed it with (Anthropic
+    extended thinking, Gemini ``thoughtSignature``); ``redacted`` the opaque payload of a block the provider
+    sent encrypted (Anthropic ``redacted_thinking``), ``text`` is then ''. Anthropic requires signed (and
+    redacted) blocks to be sent back unchanged with the assistant turn in tool-use loops: keep them on the
+    assistant :class:`Message` (``reasoning=``, see :meth:`ChatResponse.message`)."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
 # --------------------------------------------------------------------------- messages
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """One chat message. ``content`` is text or a tuple of parts; an assistant message may carry
-    ``tool_calls``; a ``tool`` message answers the call ``tool_call_id``."""
+    ``tool_calls``; a ``tool`` message answers the call ``tool_call_id``. An assistant message may carry the
+    ``reasoning`` blocks of the turn (sent back where the provider wants them: Anthropic's signed thinking)."""
 
     role: Role
     content: str | tuple[Part, ...] | None = None
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    reasoning: tuple[ReasoningBlock, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -199,6 +221,12 @@ class Message:
             raise ConfigurationError("A 'tool' message needs tool_call_id (the id of the call it answers)")
         if self.tool_calls and self.role != "assistant":
             raise ConfigurationError("Only assistant messages carry tool_calls")
+        if isinstance(self.reasoning, list):
+            object.__setattr__(self, "reasoning", tuple(self.reasoning))
+        if self.reasoning and (
+            self.role != "assistant" or not all(isinstance(b, ReasoningBlock) for b in self.reasoning)
+        ):
+            raise ConfigurationError("Only assistant messages carry reasoning, as a tuple of ReasoningBlock")
         if self.content is None and not self.tool_calls:
             raise ConfigurationError(f"A {self.role!r} message needs content")
 
@@ -220,8 +248,10 @@ class Message:
         return cls("user", content if isinstance(content, str) else tuple(content))
 
     @classmethod
-    def assistant(cls, text: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
-        return cls("assistant", text, tool_calls=tuple(tool_calls))
+    def assistant(
+        cls, text: str | None = None, tool_calls: Sequence[ToolCall] = (), reasoning: Sequence[ReasoningBlock] = ()
+    ) -> Message:
+        return cls("assistant", text, tool_calls=tuple(tool_calls), reasoning=tuple(reasoning))
 
     @classmethod
     def tool(cls, tool_call_id: str, content: str) -> Message:
@@ -478,6 +508,20 @@ class ChatResponse:
     #: the endpoints the router tried, in order, and why it left each (:class:`RouteHop`)
     route: tuple[RouteHop, ...] = ()
     cached: Literal["exact", "semantic"] | None = None  # served from the response cache (see infermux.cache)
+    #: the model's reasoning ("thinking") as readable text, '' when none (not part of ``text``)
+    reasoning: str = ""
+    #: the reasoning as the provider sent it, block by block, with signatures (see :class:`ReasoningBlock`)
+    reasoning_blocks: tuple[ReasoningBlock, ...] = ()
+
+    def message(self) -> Message:
+        """This answer as the assistant :class:`Message` to append to the conversation for the next turn
+        (text, tool calls and reasoning blocks: Anthropic needs the signed thinking back in tool-use loops)."""
+        return Message(
+            "assistant",
+            self.text if self.text or not self.tool_calls else None,
+            tool_calls=self.tool_calls,
+            reasoning=self.reasoning_blocks,
+        )
 
     def json(self) -> Any:
         """Parse the reply ``text`` as JSON (for JSON mode / ``response_format``). To serialize the whole
@@ -567,6 +611,20 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking"), streamed apart from the answer text (``ChatStream.text()``
+    never yields it). ``index`` is the 0-based ordinal of the reasoning block in the response (Anthropic can send
+    several; other providers one). ``signature`` (Anthropic ``signature_delta``, Gemini ``thoughtSignature``) and
+    ``redacted`` (Anthropic ``redacted_thinking`` data) are opaque and arrive whole, usually with ``text == ''``."""
+
+    text: str
+    index: int = 0
+    signature: str | None = None
+    redacted: str | None = None
+    type: Literal["reasoning_delta"] = "reasoning_delta"
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallStart:
     index: int
     id: str
@@ -637,6 +695,7 @@ class StreamResumed:
 StreamEvent = (
     StreamStart
     | TextDelta
+    | ReasoningDelta
     | ToolCallStart
     | ToolCallDelta
     | ToolCallEnd
@@ -654,11 +713,22 @@ class StreamAccumulator:
     call with the provider's final one.
     """
 
-    __slots__ = ("_calls", "_texts", "finish_reason", "finished", "model", "response_id", "usage", "usage_raw")
+    __slots__ = (
+        "_calls",
+        "_reasoning",
+        "_texts",
+        "finish_reason",
+        "finished",
+        "model",
+        "response_id",
+        "usage",
+        "usage_raw",
+    )
 
     def __init__(self) -> None:
         self._texts: list[str] = []
         self._calls: dict[int, list[Any]] = {}
+        self._reasoning: dict[int, list[Any]] = {}  # block index -> [text pieces, signature, redacted]
         self.finish_reason: FinishReason | None = None
         self.finished = False
         self.usage: Usage | None = None
@@ -673,6 +743,13 @@ class StreamAccumulator:
     def add(self, ev: StreamEvent) -> None:
         if isinstance(ev, TextDelta):
             self._texts.append(ev.text)
+        elif isinstance(ev, ReasoningDelta):
+            slot = self._reasoning.setdefault(ev.index, [[], None, None])
+            slot[0].append(ev.text)
+            if ev.signature is not None:
+                slot[1] = (slot[1] or "") + ev.signature
+            if ev.redacted is not None:
+                slot[2] = (slot[2] or "") + ev.redacted
         elif isinstance(ev, ToolCallStart):
             self._calls[ev.index] = [ev.id, ev.name, [], None]
         elif isinstance(ev, ToolCallDelta):
@@ -694,6 +771,13 @@ class StreamAccumulator:
         elif isinstance(ev, StreamResumed) and ev.tool_calls_restarted:
             self._calls.clear()
 
+    @property
+    def reasoning(self) -> str:
+        return "".join("".join(parts) for _, (parts, _s, _r) in sorted(self._reasoning.items()))
+
+    def reasoning_blocks(self) -> tuple[ReasoningBlock, ...]:
+        return tuple(ReasoningBlock("".join(p), sig, red) for _, (p, sig, red) in sorted(self._reasoning.items()))
+
     def tool_calls(self) -> tuple[ToolCall, ...]:
         out = []
         for _, (cid, name, parts, final) in sorted(self._calls.items()):
@@ -708,5 +792,7 @@ class StreamAccumulator:
             usage=self.usage,
             model=fields.pop("model", None) or self.model,
             response_id=self.response_id,
+            reasoning=self.reasoning,
+            reasoning_blocks=self.reasoning_blocks(),
             **fields,
         )

@@ -34,6 +34,8 @@ from infermux.types import (
     ChatRequest,
     ImagePart,
     Message,
+    ReasoningBlock,
+    ReasoningDelta,
     ResponseFormat,
     StreamAccumulator,
     StreamError,
@@ -419,6 +421,7 @@ def test_parse_tool_use_and_thinking_response() -> None:
     assert r.finish_reason == "tool_calls"
     assert r.tool_calls == (ToolCall("tu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),)
     assert r.raw["content"][0]["type"] == "thinking"
+    assert r.reasoning == "hmm" and r.reasoning_blocks == (ReasoningBlock("hmm", signature="sig"),)
 
 
 @pytest.mark.parametrize(
@@ -557,6 +560,9 @@ def test_stream_events_and_split_independence() -> None:
     assert _feed_all(raw.replace(b"\n", b"\r\n"), 3) == whole
     assert whole == [
         StreamStart("msg_s", "claude-x"),
+        ReasoningDelta("", 0),
+        ReasoningDelta("hm", 0),
+        ReasoningDelta("", 0, signature="s"),
         TextDelta("Hé"),
         TextDelta("llo ✓"),
         ToolCallStart(0, "tu_1", "get_weather"),

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..types import ChatRequest, ImagePart, Message, Part, ResponseFormat, TextPart, Tool, ToolCall
+from ..types import ChatRequest, ImagePart, Message, Part, ReasoningBlock, ResponseFormat, TextPart, Tool, ToolCall
 
 __all__ = ["TOOL_CHOICES", "chat_request_from_wire"]
 
@@ -29,7 +29,12 @@ _BLOCK_KEYS = {
     "image": {"type", "source"},
     "tool_use": {"type", "id", "name", "input"},
     "tool_result": {"type", "tool_use_id", "content"},
+    "thinking": {"type", "thinking", "signature"},
+    "redacted_thinking": {"type", "data"},
 }
+
+
+_REASONING_BLOCKS = ("thinking", "redacted_thinking")
 
 
 def _check_block_keys(b: Mapping[str, Any]) -> None:
@@ -74,6 +79,8 @@ def _user_messages(content: Any) -> list[Message]:
     out: list[Message] = []
     parts: list[Part] = []
     for b in content:
+        if isinstance(b, Mapping) and b.get("type") in _REASONING_BLOCKS:
+            continue  # not a user turn's (the wire messages then go to extra verbatim)
         if isinstance(b, Mapping) and b.get("type") == "tool_result":
             if parts:
                 out.append(Message("user", tuple(parts)))
@@ -93,8 +100,18 @@ def _assistant_message(content: Any) -> Message:
         raise _bad_wire(f"message content must be a string or a list of blocks, got {content!r}")
     parts: list[Part] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningBlock] = []
     for b in content:
-        if isinstance(b, Mapping) and b.get("type") == "tool_use":
+        if isinstance(b, Mapping) and b.get("type") in _REASONING_BLOCKS:
+            _check_block_keys(b)
+            text, sig, data = b.get("thinking", ""), b.get("signature"), b.get("data")
+            optional = (str, type(None))
+            if not isinstance(text, str) or not isinstance(sig, optional) or not isinstance(data, optional):
+                raise _bad_wire(f"{b.get('type')} block needs string fields: {str(dict(b))[:120]!r}")
+            if b.get("type") == "redacted_thinking" and data is None:
+                raise _bad_wire("redacted_thinking block needs 'data'")
+            reasoning.append(ReasoningBlock("" if data is not None else text, sig, data))
+        elif isinstance(b, Mapping) and b.get("type") == "tool_use":
             _check_block_keys(b)
             inp = b.get("input")
             if not isinstance(b.get("id"), str) or not isinstance(b.get("name"), str) or not isinstance(inp, Mapping):
@@ -102,7 +119,8 @@ def _assistant_message(content: Any) -> Message:
             calls.append(ToolCall(b["id"], b["name"], dict(inp), json.dumps(inp)))
         else:
             parts.append(_part_from_block(b))
-    return Message("assistant", tuple(parts) if parts or not calls else None, tool_calls=tuple(calls))
+    content_out = tuple(parts) if parts or not calls else None
+    return Message("assistant", content_out, tool_calls=tuple(calls), reasoning=tuple(reasoning))
 
 
 def _system_messages(system: Any, extra: dict[str, Any]) -> list[Message]:

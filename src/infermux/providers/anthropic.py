@@ -22,9 +22,13 @@ Anthropic -> infermux:
 - ``Usage.input_tokens`` = ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``
   (the API's ``input_tokens`` leaves out prompt-cache reads and writes); ``Usage.cached_tokens`` =
   ``cache_read_input_tokens``.
-- Text blocks are concatenated; ``thinking``/``redacted_thinking``/server-tool blocks are not text (they
-  stay in ``raw``). Stream ``ToolCallStart/Delta/End.index`` is the 0-based ordinal of the tool call in the
-  response (like OpenAI's ``index``), not Anthropic's content-block index.
+- Text blocks are concatenated; extended thinking (``thinking`` blocks with their ``signature``,
+  ``redacted_thinking``) goes to ``ChatResponse.reasoning``/``reasoning_blocks`` (stream: ``ReasoningDelta``
+  from ``thinking_delta``/``signature_delta``, one ``index`` per block); server-tool blocks stay in ``raw``.
+  An assistant message's signed/redacted ``reasoning`` blocks are sent back first in its content (the API
+  requires them in tool-use loops); unsigned reasoning (from another provider) is not sent.
+- Stream ``ToolCallStart/Delta/End.index`` is the 0-based ordinal of the tool call in the response (like
+  OpenAI's ``index``), not Anthropic's content-block index.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from ..types import (
     ImagePart,
     Message,
     Part,
+    ReasoningBlock,
+    ReasoningDelta,
     ResponseFormat,
     StreamEvent,
     StreamFinish,
@@ -133,8 +139,31 @@ def _part_blocks(parts: Sequence[Part]) -> list[dict[str, Any]]:
     return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else _image_block(p) for p in parts]
 
 
+def reasoning_blocks_to_wire(blocks: Sequence[ReasoningBlock]) -> list[dict[str, Any]]:
+    """Signed ``thinking`` / ``redacted_thinking`` blocks for an assistant turn (unsigned ones are left out:
+    the API rejects a thinking block without its signature)."""
+    out: list[dict[str, Any]] = []
+    for b in blocks:
+        if b.redacted is not None:
+            out.append({"type": "redacted_thinking", "data": b.redacted})
+        elif b.signature is not None:
+            out.append({"type": "thinking", "thinking": b.text, "signature": b.signature})
+    return out
+
+
 def _wire_message(m: Message) -> tuple[str, str | list[dict[str, Any]]]:
     """One infermux message as (wire role, content); content stays a string when it is plain text."""
+    thinking = reasoning_blocks_to_wire(m.reasoning) if m.role == "assistant" else []
+    if thinking:
+        body: list[dict[str, Any]] = list(thinking)
+        if isinstance(m.content, str):
+            if m.content:
+                body.append({"type": "text", "text": m.content})
+        elif m.content:
+            body.extend(_part_blocks(m.content))
+        for c in m.tool_calls:
+            body.append({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments(c, NAME)})
+        return "assistant", body
     if m.role == "tool":
         content: Any = m.content if isinstance(m.content, str) else _part_blocks(m.content or ())
         return "user", [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": content}]
@@ -301,10 +330,13 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         raise _malformed("no 'content' list", data)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningBlock] = []
     for b in content:
         if not isinstance(b, Mapping):
             raise _malformed("content block is not an object", b)
-        if b.get("type") == "text":
+        if b.get("type") in ("thinking", "redacted_thinking"):
+            reasoning.append(_reasoning_block(b))
+        elif b.get("type") == "text":
             if not isinstance(b.get("text"), str):
                 raise _malformed("text block without a string 'text'", b)
             texts.append(b["text"])
@@ -322,7 +354,20 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         response_id=rid if isinstance(rid, str) else None,
         raw=data,
+        reasoning="".join(r.text for r in reasoning),
+        reasoning_blocks=tuple(reasoning),
     )
+
+
+def _reasoning_block(b: Mapping[str, Any]) -> ReasoningBlock:
+    if b.get("type") == "redacted_thinking":
+        if not isinstance(b.get("data"), str):
+            raise _malformed("redacted_thinking block without a string 'data'", b)
+        return ReasoningBlock("", redacted=b["data"])
+    text, sig = b.get("thinking", ""), b.get("signature")
+    if not isinstance(text, str) or not isinstance(sig, (str, type(None))):
+        raise _malformed("thinking block needs a string 'thinking' (and 'signature')", b)
+    return ReasoningBlock(text, signature=sig or None)
 
 
 # --------------------------------------------------------------------------- streaming
@@ -338,7 +383,7 @@ class AnthropicStreamParser(StreamParserBase):
 
     INCOMPLETE = "{provider} stream ended without message_stop (after {chars} characters of text)"
 
-    __slots__ = ("_blocks", "_input_usage", "_stop")
+    __slots__ = ("_blocks", "_input_usage", "_reasoning", "_stop")
 
     PROVIDER = NAME
 
@@ -348,6 +393,7 @@ class AnthropicStreamParser(StreamParserBase):
         self._blocks: dict[int, list[Any]] = {}
         self._input_usage: Usage | None = None
         self._stop: str | None = None
+        self._reasoning: dict[int, int] = {}  # content-block index -> reasoning block ordinal
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         obj = self._json(data)
@@ -377,6 +423,10 @@ class AnthropicStreamParser(StreamParserBase):
             self._blocks[idx] = [self._calls, cid, name, []]
             out.append(ToolCallStart(self._calls, cid, name))
             self._calls += 1
+        elif block.get("type") in ("thinking", "redacted_thinking"):
+            rb = _reasoning_block(block)
+            ordinal = self._reasoning[idx] = len(self._reasoning)
+            out.append(ReasoningDelta(rb.text, ordinal, rb.signature, rb.redacted))
 
     def _block_delta(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx, delta = data.get("index"), data.get("delta")
@@ -397,7 +447,14 @@ class AnthropicStreamParser(StreamParserBase):
                 raise _malformed("input_json_delta without partial_json", data)
             slot[3].append(piece)
             out.append(ToolCallDelta(slot[0], piece))
-        # thinking_delta, signature_delta, citations_delta: not text
+        elif dtype in ("thinking_delta", "signature_delta"):
+            ordinal = self._reasoning.get(idx) if isinstance(idx, int) else None
+            key = "thinking" if dtype == "thinking_delta" else "signature"
+            piece = delta.get(key)
+            if ordinal is None or not isinstance(piece, str):
+                raise _malformed(f"{dtype} without a thinking block start or a string {key!r}", data)
+            out.append(ReasoningDelta(piece, ordinal) if key == "thinking" else ReasoningDelta("", ordinal, piece))
+        # citations_delta: not text
 
     def _block_stop(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx = data.get("index")

@@ -60,6 +60,8 @@ from ..types import (
     ImagePart,
     Message,
     Part,
+    ReasoningBlock,
+    ReasoningDelta,
     StreamEvent,
     TextPart,
     ToolCall,
@@ -412,12 +414,17 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         raise malformed(NAME, "'candidates' is not a list of objects", data)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[str] = []
+    signature: str | None = None
     finish: FinishReason | None
     if cands:
         for part in _candidate_parts(cands[0], data):
             if "functionCall" in part:
                 calls.append(_function_call(part, len(calls), data))
-            elif isinstance(part.get("text"), str) and not part.get("thought"):
+            elif part.get("thought"):
+                thoughts.append(as_str(part.get("text")) or "")
+                signature = as_str(part.get("thoughtSignature")) or signature
+            elif isinstance(part.get("text"), str):
                 texts.append(part["text"])
         finish = map_finish_reason(cands[0].get("finishReason"), has_tool_calls=bool(calls))
     else:
@@ -434,6 +441,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         provider=NAME,
         response_id=as_str(data.get("responseId")),
         raw=data,
+        reasoning="".join(thoughts),
+        reasoning_blocks=(ReasoningBlock("".join(thoughts), signature),) if thoughts else (),
     )
 
 
@@ -471,7 +480,10 @@ class GeminiStreamParser(StreamParserBase):
             for part in _candidate_parts(cand, data):
                 if "functionCall" in part:
                     self._whole_call(_function_call(part, self._calls, data), out)
-                elif not part.get("thought"):
+                elif part.get("thought"):  # a thought summary (includeThoughts): reasoning, not answer text
+                    sig = as_str(part.get("thoughtSignature")) or None
+                    out.append(ReasoningDelta(as_str(part.get("text")) or "", 0, sig))
+                else:
                     self._text_delta(part.get("text"), out)
             reason = cand.get("finishReason")
             if reason:

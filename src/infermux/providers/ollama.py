@@ -43,6 +43,8 @@ from ..types import (
     FinishReason,
     ImagePart,
     Message,
+    ReasoningBlock,
+    ReasoningDelta,
     StreamEvent,
     StreamFinish,
     TextPart,
@@ -307,7 +309,7 @@ def _object(body: bytes, headers: Mapping[str, str], what: str) -> Mapping[str, 
 
 
 def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
-    """A non-stream ``/api/chat`` answer as :class:`ChatResponse` (``message.thinking`` stays in ``raw``)."""
+    """A non-stream ``/api/chat`` answer as :class:`ChatResponse` (``message.thinking`` -> ``reasoning``)."""
     data = _object(body, headers, "chat response")
     message = data.get("message")
     if not isinstance(message, Mapping):
@@ -315,6 +317,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
     raw_calls = message.get("tool_calls")
     calls = tuple(_tool_call(c, i) for i, c in enumerate(raw_calls)) if isinstance(raw_calls, list) else ()
     content = message.get("content")
+    thinking = message.get("thinking")
+    thinking = thinking if isinstance(thinking, str) else ""
     return ChatResponse(
         text=content if isinstance(content, str) else "",
         tool_calls=calls,
@@ -323,6 +327,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         model=as_str(data.get("model")),
         provider=NAME,
         raw=data,
+        reasoning=thinking,
+        reasoning_blocks=(ReasoningBlock(thinking),) if thinking else (),
     )
 
 
@@ -369,6 +375,9 @@ class NDJSONStreamParser(StreamParserBase):
             msg_obj = obj.get("message")
             msg_obj = msg_obj if isinstance(msg_obj, Mapping) else {}
             text, calls = msg_obj.get("content"), msg_obj.get("tool_calls")
+            thinking = msg_obj.get("thinking")
+            if isinstance(thinking, str) and thinking:
+                out.append(ReasoningDelta(thinking))
         self._text_delta(text, out)
         if isinstance(calls, list):
             for raw in calls:

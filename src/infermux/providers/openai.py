@@ -20,6 +20,8 @@ from ..types import (
     ChatResponse,
     EmbedRequest,
     EmbedResponse,
+    ReasoningBlock,
+    ReasoningDelta,
     StreamEvent,
     StreamFinish,
     ToolCall,
@@ -223,6 +225,7 @@ def _response(
     *,
     text: str,
     tool_calls: tuple[ToolCall, ...] = (),
+    reasoning: str = "",
 ) -> ChatResponse:
     return ChatResponse(
         text=text,
@@ -234,7 +237,18 @@ def _response(
         provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         response_id=as_str(data.get("id")) or None,
         raw=data,
+        reasoning=reasoning,
+        reasoning_blocks=(ReasoningBlock(reasoning),) if reasoning else (),
     )
+
+
+def reasoning_text(obj: Mapping[str, Any]) -> str:
+    """The reasoning of an OpenAI-compatible message or delta: ``reasoning_content`` (vLLM, DeepSeek, llama.cpp
+    server with ``--reasoning-format``) or ``reasoning`` (vLLM >= 0.10, OpenRouter, Groq), '' when none."""
+    r = obj.get("reasoning_content")
+    if not isinstance(r, str):
+        r = obj.get("reasoning")
+    return r if isinstance(r, str) else ""
 
 
 def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
@@ -254,7 +268,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
     if not isinstance(message, Mapping):
         raise malformed(provider, "choices[0].message is missing or not an object", data)
     text = _content_text(message.get("content"))
-    return _response(data, choice, headers, provider, text=text, tool_calls=_tool_calls(message, provider))
+    calls = _tool_calls(message, provider)
+    return _response(data, choice, headers, provider, text=text, tool_calls=calls, reasoning=reasoning_text(message))
 
 
 def content_filter_results(response: ChatResponse) -> dict[str, Any]:
@@ -347,6 +362,9 @@ class ChatStreamParser(StreamParserBase):
         text = delta.get("content")
         if text is None and isinstance(choice.get("text"), str):  # legacy /completions chunk
             text = choice["text"]
+        reasoning = reasoning_text(delta)
+        if reasoning:
+            out.append(ReasoningDelta(reasoning))
         self._text_delta(text, out)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
