@@ -18,6 +18,7 @@ import pytest
 
 from infermux.errors import ConfigurationError
 from infermux.providers.anthropic import PROVIDER, build_chat, chat_request_from_wire, classify_error, parse_chat
+from infermux.types import ChatRequest, Message
 
 from ._checks import check_status_error, error_envelope, expected_finish, run_stream, sse_objects
 from ._recordings import Recording, load
@@ -77,9 +78,35 @@ def _check_error(rec: Recording) -> None:
         assert err.retryable is err.should_retry_header
 
 
+def _content_event(
+    obj: Mapping[str, Any], text: list[str], thinking: list[str], signatures: list[str], tools: dict[int, list[Any]]
+) -> None:
+    """A content block's start or delta, into the text / thinking / signature / tool-call expectations."""
+    if obj.get("type") == "content_block_start":
+        block = obj["content_block"]
+        if block.get("type") == "text":
+            text.append(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            tools[obj["index"]] = [block["id"], block["name"], []]
+        elif block.get("type") == "thinking":
+            thinking.append(block.get("thinking") or "")
+        return
+    d = obj["delta"]
+    if d.get("type") == "text_delta":
+        text.append(d["text"])
+    elif d.get("type") == "thinking_delta":
+        thinking.append(d["thinking"])
+    elif d.get("type") == "signature_delta":
+        signatures.append(d["signature"])
+    elif d.get("type") == "input_json_delta" and obj["index"] in tools:
+        tools[obj["index"]][2].append(d.get("partial_json") or "")
+
+
 def _stream_expectations(rec: Recording) -> dict[str, Any]:
     """Text, tool calls, stop reason, usage and error as the recorded events carry them."""
     text: list[str] = []
+    thinking: list[str] = []
+    signatures: list[str] = []
     tools: dict[int, list[Any]] = {}
     stop = error = None
     usage: dict[str, Any] = {}
@@ -90,18 +117,8 @@ def _stream_expectations(rec: Recording) -> dict[str, Any]:
         kind = name or obj.get("type")
         if kind == "message_start":
             usage.update((obj.get("message") or {}).get("usage") or {})
-        elif kind == "content_block_start":
-            block = obj["content_block"]
-            if block.get("type") == "text":
-                text.append(block.get("text") or "")
-            elif block.get("type") == "tool_use":
-                tools[obj["index"]] = [block["id"], block["name"], []]
-        elif kind == "content_block_delta":
-            d = obj["delta"]
-            if d.get("type") == "text_delta":
-                text.append(d["text"])
-            elif d.get("type") == "input_json_delta" and obj["index"] in tools:
-                tools[obj["index"]][2].append(d.get("partial_json") or "")
+        elif kind in ("content_block_start", "content_block_delta"):
+            _content_event(obj, text, thinking, signatures, tools)
         elif kind == "message_delta":
             stop = (obj.get("delta") or {}).get("stop_reason") or stop
             usage.update(obj.get("usage") or {})
@@ -111,7 +128,8 @@ def _stream_expectations(rec: Recording) -> dict[str, Any]:
         elif kind == "error" and error is None:
             error = (obj.get("error") or {}).get("message") or json.dumps(obj)[:300]
     calls = [(t[0], t[1], _json_or_raw("".join(t[2]) or "{}")) for _, t in sorted(tools.items())]
-    return {"text": "".join(text), "calls": calls, "stop": stop, "usage": usage, "error": error, "done": done}
+    exp = {"text": "".join(text), "calls": calls, "stop": stop, "usage": usage, "error": error, "done": done}
+    return {**exp, "reasoning": "".join(thinking), "signatures": signatures}
 
 
 def _json_or_raw(text: str) -> Any:
@@ -134,6 +152,8 @@ def _check_stream(rec: Recording) -> None:
     if acc is None:
         return
     assert acc.text == exp["text"]
+    assert acc.reasoning == exp["reasoning"]  # extended thinking: kept apart from the text, not dropped
+    assert [b.signature for b in acc.reasoning_blocks() if b.signature] == exp["signatures"]
     assert [(c.id, c.name, c.arguments) for c in acc.tool_calls()] == exp["calls"]
     if exp["error"] is None:
         assert acc.finish_reason == expected_finish(exp["stop"])
@@ -152,6 +172,11 @@ def _check_body(rec: Recording) -> None:
     # only client tool_use blocks are calls for the caller (server_tool_use / mcp_tool_use run server-side)
     uses = [b for b in body["content"] if b["type"] == "tool_use"]
     assert r.text == "".join(texts)
+    thinks = [b for b in body["content"] if b["type"] in ("thinking", "redacted_thinking")]
+    assert r.reasoning == "".join(b.get("thinking", "") for b in thinks)
+    assert [(b.signature, b.redacted) for b in r.reasoning_blocks] == [
+        (t.get("signature"), t.get("data")) for t in thinks
+    ]
     assert [(c.id, c.name, c.arguments) for c in r.tool_calls] == [(u["id"], u["name"], u["input"]) for u in uses]
     assert r.response_id == body["id"]
     assert r.model == body["model"]
@@ -222,3 +247,30 @@ def test_response_side(rec: Recording) -> None:
 @pytest.mark.parametrize("rec", RECORDINGS, ids=str)
 def test_request_side(rec: Recording) -> None:
     check_request(rec)
+
+
+def _has_thinking(rec: Recording) -> bool:
+    body = rec.response.get("body")
+    content = body.get("content") if isinstance(body, Mapping) else None
+    return isinstance(content, list) and any(
+        isinstance(b, Mapping) and b.get("type") in ("thinking", "redacted_thinking") for b in content
+    )
+
+
+THINKING = [r for r in RECORDINGS if r.provider == "anthropic" and _has_thinking(r)]
+
+
+@pytest.mark.parametrize("rec", THINKING, ids=str)
+def test_recorded_thinking_goes_back_signed_in_the_next_turn(rec: Recording) -> None:
+    # multi-turn with extended thinking: the answer, appended as the assistant turn (ChatResponse.message()),
+    # is sent back with its thinking blocks exactly as received (signature included), before the text
+    r = parse_chat(rec.response_bytes(), rec.response_headers())
+    assert r.reasoning and r.reasoning_blocks
+    req = chat_request_from_wire(rec.request["body"])
+    follow = ChatRequest((*req.messages, r.message(), Message.user("And in 'raspberry'?")), extra=req.extra)
+    body = build_chat(follow, str(rec.request["body"]["model"]), False).json
+    sent = body["messages"][-2]
+    assert sent["role"] == "assistant"
+    kept = [b for b in rec.response["body"]["content"] if b["type"] in ("thinking", "redacted_thinking", "text")]
+    assert sent["content"] == kept
+    assert body["thinking"] == rec.request["body"]["thinking"]
