@@ -179,10 +179,44 @@ def _thinking_budget(body: dict[str, Any], ctx: Ctx) -> int | None:
     return budget
 
 
+def _sign(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest() * 3).decode()
+
+
 def _thinking_block(conv: Conversation) -> dict[str, Any]:
     text = f"The user wrote {conv.last_user_text!r}; answer briefly." if conv.tool_result is None else "Use the result."
-    signature = base64.b64encode(hashlib.sha256(text.encode()).digest() * 3).decode()
-    return {"type": "thinking", "thinking": text, "signature": signature}
+    return {"type": "thinking", "thinking": text, "signature": _sign(text)}
+
+
+def _check_thinking_turns(messages: list[Any], ctx: Ctx) -> None:
+    """With thinking on, as the real API: a thinking block sent back must carry the signature it was given, and
+    the last assistant turn that called tools must start with its thinking (tool-use loops)."""
+    last_tools: int | None = None
+    for i, msg in enumerate(messages):
+        content = msg.get("content") if msg.get("role") == "assistant" else None
+        if not isinstance(content, list):
+            continue
+        for j, b in enumerate(content):
+            if (
+                isinstance(b, dict)
+                and b.get("type") == "thinking"
+                and b.get("signature") != _sign(str(b.get("thinking")))
+            ):
+                raise ctx.error(400, f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+        if any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+            last_tools = i
+    if last_tools is None:
+        return
+    first = messages[last_tools]["content"][0]
+    kind = first.get("type") if isinstance(first, dict) else None
+    if kind not in ("thinking", "redacted_thinking"):
+        raise ctx.error(
+            400,
+            f"messages.{last_tools}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{kind}`."
+            " When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding"
+            " the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks"
+            " from previous turns. To avoid this requirement, disable `thinking`.",
+        )
 
 
 def _usage(gen: Generation, thinking: int = 0) -> dict[str, Any]:
@@ -247,6 +281,8 @@ def create_message(body: Any, ctx: Ctx) -> Reply:
     """POST /v1/messages."""
     conv = parse_messages(body, ctx)
     budget = _thinking_budget(body, ctx)
+    if budget is not None:
+        _check_thinking_turns(body["messages"], ctx)
     gen = generate(conv, ctx.responder)
     thinking = _thinking_block(conv) if budget is not None else None
     content = ([thinking] if thinking else []) + _content(gen)

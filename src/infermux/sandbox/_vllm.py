@@ -45,6 +45,7 @@ class VllmState:
     loras: dict[str, str] = field(default_factory=dict)  # name -> path
     max_model_len: int = 2048
     error_style: str = "top_level"
+    reasoning_parser: str | None = None  # vllm serve --reasoning-parser: answers carry reasoning_content
     prompt_tokens: int = 0
     generation_tokens: int = 0
     successes: dict[str, int] = field(default_factory=dict)  # finished_reason -> count
@@ -56,9 +57,22 @@ def _state(state: dict[str, Any]) -> VllmState:
     return server_state(state, VLLM, VllmState)
 
 
-def configure(state: dict[str, Any], *, max_model_len: int | None = None, error_style: str | None = None) -> None:
+_REASONING_PARSERS = ("deepseek_r1", "qwen3", "granite", "glm45", "gpt_oss", "mistral")
+
+
+def configure(
+    state: dict[str, Any],
+    *,
+    max_model_len: int | None = None,
+    error_style: str | None = None,
+    reasoning_parser: str | None = None,
+) -> None:
     """``configure_backend("vllm", ...)``: ``max_model_len`` of the served model (default 2048);
-    ``error_style`` ``"top_level"`` (default) or ``"nested"`` (newer vLLM). Only the given options change."""
+    ``error_style`` ``"top_level"`` (default) or ``"nested"`` (newer vLLM); ``reasoning_parser`` as
+    ``vllm serve --reasoning-parser`` (e.g. ``"deepseek_r1"``): chat answers then carry the model's reasoning
+    in ``reasoning_content`` (message and stream deltas, before the content). Only the given options change."""
+    if reasoning_parser is not None and reasoning_parser not in _REASONING_PARSERS:
+        raise ConfigurationError(f"vllm reasoning_parser must be one of {_REASONING_PARSERS}, got {reasoning_parser!r}")
     if max_model_len is not None and (
         isinstance(max_model_len, bool) or not isinstance(max_model_len, int) or max_model_len < 1
     ):
@@ -71,6 +85,8 @@ def configure(state: dict[str, Any], *, max_model_len: int | None = None, error_
             st.max_model_len = max_model_len
         if error_style is not None:
             st.error_style = error_style
+        if reasoning_parser is not None:
+            st.reasoning_parser = reasoning_parser
 
 
 # --------------------------------------------------------------------------- wire dialect
@@ -238,7 +254,17 @@ def _tool_calls(gen: Generation) -> list[dict[str, Any]]:
     ]
 
 
-def _chat_chunks(gen: Generation, base: dict[str, Any], include_usage: bool) -> list[tuple[str | None, str]]:
+def _reasoning(conv: Conversation, ctx: Ctx) -> str | None:
+    """The reasoning a model served with ``--reasoning-parser`` sends before its answer (None without one)."""
+    if _state(ctx.state).reasoning_parser is None:
+        return None
+    about = conv.tool_result if conv.tool_result is not None else conv.last_user_text
+    return f"The user asked {about!r}. I will answer."
+
+
+def _chat_chunks(
+    gen: Generation, base: dict[str, Any], include_usage: bool, reasoning: str | None = None
+) -> list[tuple[str | None, str]]:
     def chunk(delta: dict[str, Any], finish: str | None = None, stop: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         if finish is not None:
@@ -246,6 +272,10 @@ def _chat_chunks(gen: Generation, base: dict[str, Any], include_usage: bool) -> 
         return {**base, "choices": [choice]}
 
     out = [chunk({"role": "assistant", "content": ""})]
+    if reasoning:
+        words = reasoning.split(" ")
+        pieces = [w + " " for w in words[:-1]] + [words[-1]]
+        out += [chunk({"reasoning_content": p}) for p in pieces]
     if gen.tool_calls:
         out += [chunk({"tool_calls": [{"index": i, **c}]}) for i, c in enumerate(_tool_calls(gen))]
     else:
@@ -275,9 +305,10 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     if body.get("stream"):
         base["object"] = "chat.completion.chunk"
         opts = body.get("stream_options")
-        return ctx.stream(_chat_chunks(gen, base, isinstance(opts, dict) and bool(opts.get("include_usage"))))
+        usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        return ctx.stream(_chat_chunks(gen, base, usage, _reasoning(conv, ctx)))
     finish, stop = _finish(gen)
-    message: dict[str, Any] = {"role": "assistant", "reasoning_content": None}
+    message: dict[str, Any] = {"role": "assistant", "reasoning_content": _reasoning(conv, ctx)}
     message["content"] = None if gen.tool_calls else gen.text
     message["tool_calls"] = _tool_calls(gen)
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish, "stop_reason": stop}
