@@ -85,6 +85,8 @@ def openai_chat(resp: ChatResponse, model: str | None) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": resp.text if resp.text or not resp.tool_calls else None}
     if resp.tool_calls:
         message["tool_calls"] = _openai_tool_calls(resp.tool_calls)
+    if resp.reasoning:  # the OpenAI-compatible servers' field (vLLM, DeepSeek, llama.cpp)
+        message["reasoning_content"] = resp.reasoning
     message["refusal"] = None
     return {
         "id": _id("chatcmpl-", resp),
@@ -154,7 +156,12 @@ def tool_input(call: ToolCall) -> dict[str, Any]:
 
 
 def anthropic_message(resp: ChatResponse, model: str | None) -> dict[str, Any]:
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = [
+        {"type": "redacted_thinking", "data": b.redacted}
+        if b.redacted is not None
+        else {"type": "thinking", "thinking": b.text, "signature": b.signature or ""}
+        for b in resp.reasoning_blocks
+    ]
     if resp.text or not resp.tool_calls:
         content.append({"type": "text", "text": resp.text})
     content += [

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..types import (
+    ReasoningDelta,
     StreamAccumulator,
     StreamEvent,
     StreamFinish,
@@ -129,6 +130,8 @@ class ChatSSE(StreamRenderer):
         head = self._start()
         if isinstance(ev, TextDelta):
             return head + self._text(ev.text)
+        if isinstance(ev, ReasoningDelta):
+            return head + self._reasoning(ev)
         if isinstance(ev, ToolCallStart):
             return head + self._tool_start(ev.index, ev.id, ev.name)
         if isinstance(ev, ToolCallDelta):
@@ -151,6 +154,11 @@ class ChatSSE(StreamRenderer):
     def _text(self, text: str) -> bytes:
         return self._delta({"content": text})
 
+    def _reasoning(self, ev: ReasoningDelta) -> bytes:
+        """``reasoning_content`` deltas, as vLLM, DeepSeek and llama.cpp send them (signatures and redacted
+        blocks have no OpenAI-compatible form: left out)."""
+        return self._delta({"reasoning_content": ev.text}) if ev.text else b""
+
     def _finish(self, reason: str) -> bytes:
         return self._delta({}, reason)
 
@@ -171,6 +179,9 @@ class CompletionSSE(ChatSSE):
     def _text(self, text: str) -> bytes:
         return self._chunk({"index": 0, "text": text, "logprobs": None, "finish_reason": None})
 
+    def _reasoning(self, ev: ReasoningDelta) -> bytes:
+        return b""  # legacy completions have no reasoning field
+
     def _finish(self, reason: str) -> bytes:
         return self._chunk({"index": 0, "text": "", "logprobs": None, "finish_reason": reason})
 
@@ -186,6 +197,7 @@ class AnthropicSSE(StreamRenderer):
         self._block_kind: str | None = None
         self._tool_blocks: dict[int, int] = {}  # tool ordinal -> content block index
         self._tool_args: set[int] = set()
+        self._thinking: int | None = None  # ReasoningDelta.index of the open thinking block
 
     def _start(self) -> bytes:
         if self._started:
@@ -224,8 +236,27 @@ class AnthropicSSE(StreamRenderer):
         self._tool_blocks[ordinal] = self._block
         return out
 
+    def _reasoning(self, ev: ReasoningDelta) -> bytes:
+        """A thinking block per reasoning index (``thinking_delta`` text, ``signature_delta``), or a whole
+        ``redacted_thinking`` block."""
+        out = b""
+        if ev.redacted is not None:
+            self._thinking = None
+            out += self._open_block("redacted_thinking", {"type": "redacted_thinking", "data": ev.redacted})
+            return out + self._close_block()
+        if self._block_kind != "thinking" or self._thinking != ev.index:
+            out += self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+            self._thinking = ev.index
+        if ev.text:
+            out += self._delta(self._block, {"type": "thinking_delta", "thinking": ev.text})
+        if ev.signature:
+            out += self._delta(self._block, {"type": "signature_delta", "signature": ev.signature})
+        return out
+
     def _event(self, ev: StreamEvent) -> bytes:
         out = self._start()
+        if isinstance(ev, ReasoningDelta):
+            return out + self._reasoning(ev)
         if isinstance(ev, TextDelta):
             if self._block_kind != "text":
                 out += self._open_block("text", {"type": "text", "text": ""})
