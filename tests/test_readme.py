@@ -71,6 +71,9 @@ def test_readme_block_runs_as_written(line: int, code: str, tmp_path: Path) -> N
         assert "chat gpt-4o-mini 3 ['infermux.attempt', 'infermux.attempt.failed', 'infermux.attempt']" in out, out
     elif "RedisServer" in code:  # shared state: a's breaker, opened by its failures, refuses b's call
         assert out.count("a: InternalServerError") == 3 and "b: CircuitOpenError - b sent nothing: True" in out, out
+    elif "ReasoningDelta" in code:  # reasoning: streamed apart from the text, signed, sent back next turn
+        assert "[thinking] The user wrote" in out and "echo: Is 9.11 bigger than 9.8?" in out, out
+        assert "| signed: True" in out and "echo: Sure?" in out, out
     elif "SandboxThread" in code:
         assert "InternalServerError 503 True gpt" in out, out
         debug = proc.stderr
