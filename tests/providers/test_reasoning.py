@@ -213,3 +213,34 @@ def test_reasoning_only_on_assistant_messages() -> None:
 
     with pytest.raises(ConfigurationError):
         Message("user", "x", reasoning=(ReasoningBlock("no"),))
+
+
+# --------------------------------------------------------------------------- OpenAI Responses
+
+
+def test_responses_reasoning_summary_body_and_stream() -> None:
+    from infermux.providers import openai_responses
+
+    reasoning_item = {
+        "id": "rs_1",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "**Counting** the r's."}],
+        "encrypted_content": "gAAAA-opaque",
+    }
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "3"}]}
+    body = {"id": "resp_1", "model": "gpt-5-nano", "status": "completed", "output": [reasoning_item, message]}
+    r = openai_responses.parse_chat(json.dumps(body).encode(), JSON_H)
+    assert (r.text, r.reasoning) == ("3", "**Counting** the r's.")
+    assert r.reasoning_blocks == (ReasoningBlock("**Counting** the r's."),)  # encrypted_content: OpenAI's only
+    empty = {**body, "output": [{"id": "rs_1", "type": "reasoning", "summary": []}, message]}  # as recorded
+    assert openai_responses.parse_chat(json.dumps(empty).encode(), JSON_H).reasoning_blocks == ()
+    events = [
+        {"type": "response.created", "response": {"id": "resp_1", "model": "gpt-5-nano"}},
+        {"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0, "delta": "**Count"},
+        {"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0, "delta": "ing**"},
+        {"type": "response.output_text.delta", "output_index": 1, "content_index": 0, "delta": "3"},
+        {"type": "response.completed", "response": {**body, "usage": None}},
+    ]
+    evs, acc = run(openai_responses.ResponsesStreamParser(), sse(*events, named=True))
+    assert [e for e in evs if isinstance(e, ReasoningDelta)] == [ReasoningDelta("**Count"), ReasoningDelta("ing**")]
+    assert (acc.text, acc.reasoning, acc.finish_reason) == ("3", "**Counting**", "stop")

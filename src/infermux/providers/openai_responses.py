@@ -18,6 +18,8 @@ from ..types import (
     ImagePart,
     Message,
     Part,
+    ReasoningBlock,
+    ReasoningDelta,
     StreamEvent,
     StreamFinish,
     StreamStart,
@@ -288,16 +290,29 @@ def _finish(resp: Mapping[str, Any], has_calls: bool) -> FinishReason | None:
     return None
 
 
-def _output(resp: Mapping[str, Any], provider: str) -> tuple[str, tuple[ToolCall, ...]]:
+def _reasoning_text(item: Mapping[str, Any]) -> str:
+    """The readable text of a ``reasoning`` item: its summary parts (or, for open-weight models, its
+    ``reasoning_text`` content); ``encrypted_content`` stays in ``raw`` (OpenAI's own, for its API only)."""
+    lists = [v for v in (item.get("summary"), item.get("content")) if isinstance(v, list)]
+    parts = [p for parts in lists for p in parts if isinstance(p, Mapping)]
+    return "".join(p["text"] for p in parts if isinstance(p.get("text"), str))
+
+
+def _output(resp: Mapping[str, Any], provider: str) -> tuple[str, tuple[ToolCall, ...], tuple[ReasoningBlock, ...]]:
     output = resp.get("output")
     if not isinstance(output, list):
         raise malformed(provider, "response has no 'output' list", resp)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[ReasoningBlock] = []
     for item in output:
         if not isinstance(item, Mapping):
             raise malformed(provider, f"output item is not an object: {item!r}", resp)
-        if item.get("type") == "message" and isinstance(item.get("content"), list):
+        if item.get("type") == "reasoning":
+            text = _reasoning_text(item)
+            if text:
+                reasoning.append(ReasoningBlock(text))
+        elif item.get("type") == "message" and isinstance(item.get("content"), list):
             texts.extend(
                 p["text"]
                 for p in item["content"]
@@ -307,7 +322,7 @@ def _output(resp: Mapping[str, Any], provider: str) -> tuple[str, tuple[ToolCall
             if not isinstance(item.get("name"), str):
                 raise malformed(provider, f"{item.get('type')} output item without a name", resp)
             calls.append(_function_call(item))
-    return "".join(texts), tuple(calls)
+    return "".join(texts), tuple(calls), tuple(reasoning)
 
 
 def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> ChatResponse:
@@ -316,7 +331,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
     data = decode_json(body, headers, provider=provider)
     if not isinstance(data, Mapping):
         raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
-    text, calls = _output(data, provider)
+    text, calls, reasoning = _output(data, provider)
     return ChatResponse(
         text=text,
         tool_calls=calls,
@@ -327,6 +342,8 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
         provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         response_id=as_str(data.get("id")),
         raw=data,
+        reasoning="".join(b.text for b in reasoning),
+        reasoning_blocks=reasoning,
     )
 
 
@@ -345,6 +362,10 @@ class ResponsesStreamParser(StreamParserBase):
     PROVIDER = NAME
     INCOMPLETE = "{provider}: stream ended without response.completed/incomplete/failed"
 
+    def __init__(self, provider: str | None = None) -> None:
+        super().__init__(provider)
+        self._reasoning_items: dict[int, int] = {}  # output_index of a reasoning item -> its block index
+
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         if data == "[DONE]":
             return
@@ -361,6 +382,15 @@ class ResponsesStreamParser(StreamParserBase):
 
     def _output_text(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         self._text_delta(obj.get("delta"), out)
+
+    def _reasoning_delta(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        """``response.reasoning_summary_text.delta`` / ``reasoning_text.delta``: one reasoning block per
+        reasoning item (its ``output_index`` in order of appearance)."""
+        delta = obj.get("delta")
+        if isinstance(delta, str) and delta:
+            seen = self._reasoning_items
+            idx = seen.setdefault(as_int(obj.get("output_index")), len(seen))
+            out.append(ReasoningDelta(delta, idx))
 
     def _item_added(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         item = obj.get("item")
@@ -409,6 +439,8 @@ class ResponsesStreamParser(StreamParserBase):
 _HANDLERS = {
     "response.created": ResponsesStreamParser._created,
     "response.output_text.delta": ResponsesStreamParser._output_text,
+    "response.reasoning_summary_text.delta": ResponsesStreamParser._reasoning_delta,
+    "response.reasoning_text.delta": ResponsesStreamParser._reasoning_delta,
     "response.output_item.added": ResponsesStreamParser._item_added,
     "response.function_call_arguments.delta": ResponsesStreamParser._args_delta,
     "response.custom_tool_call_input.delta": ResponsesStreamParser._args_delta,
