@@ -29,6 +29,8 @@ from ..resilience.clock import SYSTEM_CLOCK, Clock
 from ..types import (
     ChatRequest,
     ChatResponse,
+    ReasoningBlock,
+    ReasoningDelta,
     StreamAccumulator,
     StreamEvent,
     StreamFinish,
@@ -134,11 +136,18 @@ def _dump(resp: ChatResponse, deltas: Sequence[str] | None) -> dict[str, Any]:
         "endpoint": resp.endpoint,
         "response_id": resp.response_id,
         "deltas": list(deltas) if deltas else None,
+        # reasoning blocks (text, signature, redacted): kept, so a hit can go back to Anthropic in a tool loop
+        **(
+            {"reasoning": [[b.text, b.signature, b.redacted] for b in resp.reasoning_blocks]}
+            if resp.reasoning_blocks
+            else {}
+        ),
     }
 
 
 def _load(data: dict[str, Any], request_id: str, kind: Literal["exact", "semantic"]) -> ChatResponse:
     u = data.get("usage")
+    blocks = tuple(ReasoningBlock(str(t), sig, red) for t, sig, red in data.get("reasoning") or ())
     return ChatResponse(
         text=data.get("text") or "",
         finish_reason=data.get("finish_reason"),
@@ -151,13 +160,17 @@ def _load(data: dict[str, Any], request_id: str, kind: Literal["exact", "semanti
         latency_s=0.0,
         attempts=0,
         cached=kind,
+        reasoning="".join(b.text for b in blocks),
+        reasoning_blocks=blocks,
     )
 
 
 async def replay(resp: ChatResponse, deltas: Sequence[str] | None) -> AsyncGenerator[StreamEvent, None]:
-    """A cached answer as the events a live stream gives: start, text deltas (the original pieces when the
-    answer was streamed), usage, finish."""
+    """A cached answer as the events a live stream gives: start, its reasoning (one delta per block), text deltas
+    (the original pieces when the answer was streamed), usage, finish."""
     yield StreamStart(response_id=resp.response_id, model=resp.model)
+    for i, b in enumerate(resp.reasoning_blocks):
+        yield ReasoningDelta(b.text, i, b.signature, b.redacted)
     for piece in deltas if deltas else ([resp.text] if resp.text else []):
         yield TextDelta(piece)
     if resp.usage is not None:
