@@ -80,6 +80,7 @@ def _request_id(rec: Recording) -> str | None:
 def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
     """What the recorded chat/completions chunks carry for choice 0 (independent of our parser)."""
     text: list[str] = []
+    reasoning: list[str] = []
     calls: dict[int, list[Any]] = {}
     ids: dict[str, int] = {}
     finish: str | None = None
@@ -97,6 +98,9 @@ def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
             delta = ch.get("delta") or {}
             piece = delta.get("content") if "delta" in ch else ch.get("text")
             text.append(piece or "")
+            # reasoning of OpenAI-compatible servers (DeepSeek, vLLM, llama.cpp): reasoning_content, else reasoning
+            r = delta.get("reasoning_content")
+            reasoning.append(r if isinstance(r, str) else delta.get("reasoning") or "")
             for tc in delta.get("tool_calls") or []:
                 slot = calls.setdefault(_call_index(tc, calls, ids), ["", "", []])
                 fn = tc.get("function") or tc.get("custom") or {}
@@ -116,6 +120,7 @@ def _chat_stream_expectations(rec: Recording) -> dict[str, Any]:
             usage = u
     return {
         "text": "".join(text),
+        "reasoning": "".join(reasoning),
         "calls": [(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())],
         "finish": finish,
         "usage": usage,
@@ -226,6 +231,8 @@ def _check_stream(rec: Recording, kind: str) -> None:
     if acc is None:
         return
     assert acc.text == exp["text"]
+    if "reasoning" in exp:  # kept apart from the text, never dropped
+        assert acc.reasoning == exp["reasoning"]
     got = [(c.id, c.name, c.raw_arguments) for c in acc.tool_calls()]
     assert got == exp["calls"]
     if exp["error"] is None:
@@ -284,6 +291,8 @@ def _check_chat_body(rec: Recording, kind: str) -> None:
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
         assert resp.text == (content or "")  # a refusal has content null and its text in "refusal"
+        r = msg.get("reasoning_content")
+        assert resp.reasoning == (r if isinstance(r, str) else msg.get("reasoning") or "")
         calls = [
             ("" if c.get("id") is None else str(c["id"]), fn["name"], fn.get("arguments", fn.get("input")))
             for c in msg.get("tool_calls") or []
