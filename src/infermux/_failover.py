@@ -22,6 +22,7 @@ from .errors import InfermuxError
 from .router import can_fall_back
 from .types import (
     ChatRequest,
+    ReasoningDelta,
     StreamEvent,
     StreamFinish,
     StreamResumed,
@@ -119,6 +120,8 @@ class CallSplice:
             out.append(self._pending)
             self._pending = None
         ov = self._overlap
+        if ov is not None and isinstance(ev, ReasoningDelta):
+            return out  # the next endpoint reasons again: the caller keeps the reasoning it already has
         if isinstance(ev, StreamStart):
             if not self._started:
                 self._started = True

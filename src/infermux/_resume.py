@@ -18,6 +18,7 @@ from .errors import IncompleteStreamError
 from .types import (
     ChatRequest,
     Message,
+    ReasoningDelta,
     StreamEvent,
     StreamFinish,
     StreamStart,
@@ -168,9 +169,10 @@ class StreamSplice:
     """The caller's view of one stream call across its attempts.
 
     Events are held back until the first content event (so a stream that fails before any content can be
-    retried without the caller seeing two starts); after :meth:`resume` a new attempt's start event and its
-    repetition of the delivered text are dropped. :attr:`content` says whether content reached the caller,
-    :attr:`tool_content` whether any of it was a tool call (such streams are not resumed).
+    retried without the caller seeing two starts); after :meth:`resume` a new attempt's start event, its
+    repetition of the delivered text and its reasoning (the caller has the first attempt's) are dropped.
+    :attr:`content` says whether content reached the caller, :attr:`tool_content` whether any of it was a tool
+    call (such streams are not resumed). Reasoning is held with the start events until the first content.
     """
 
     __slots__ = ("_delivered", "_held", "_overlap", "_prefill", "content", "deltas", "resumes", "tool_content")
@@ -198,6 +200,8 @@ class StreamSplice:
 
     def feed(self, ev: StreamEvent) -> list[StreamEvent]:
         """What the caller should see of ``ev`` (possibly nothing, or held events first)."""
+        if self.resumes and isinstance(ev, ReasoningDelta):
+            return []  # a resent request reasons again: one copy (the delivered one) is the caller's
         ov = self._overlap
         if ov is not None and not ov.settled:
             if isinstance(ev, StreamStart):

@@ -12,6 +12,7 @@ import pytest
 
 import infermux
 from infermux.errors import BadRequestError
+from infermux.fleet import GroupConfig
 from infermux.sandbox import Sandbox
 
 THINK = {"type": "enabled", "budget_tokens": 1024}
@@ -101,3 +102,47 @@ async def test_vllm_reasoning_parser_sends_reasoning_content(sbv: Sandbox) -> No
     assert got.text == streamed.text == "echo: hello vllm"
     with pytest.raises(infermux.ConfigurationError):
         sbv.configure_backend("vllm", reasoning_parser="nope")
+
+
+async def test_resumed_stream_keeps_one_copy_of_the_reasoning(sbv: Sandbox) -> None:
+    # a stream cut after some text is resumed (resent: vLLM has no prefill); the new stream repeats the
+    # reasoning, which the caller already has: it is not delivered again (the repeated text is dropped too)
+    from infermux.sandbox import Fault
+
+    model = "meta-llama/Llama-3.2-1B-Instruct"
+    sbv.configure_backend("vllm", reasoning_parser="deepseek_r1")
+    sbv.faults.push(Fault.stream_cut(11))  # role chunk, 8 reasoning chunks, 2 text chunks, then the cut
+    retry = infermux.RetryPolicy(max_retries=2, initial_delay=0.001)
+    cfg = infermux.EndpointConfig("v", "vllm", base_url=sbv.base_url + "/v1", model=model, retry=retry)
+    async with infermux.AsyncClient([cfg], trust_env=False) as ic, ic.stream("hello vllm there") as st:
+        events = [ev async for ev in st]
+        final = await st.final_response()
+    assert any(isinstance(e, infermux.StreamResumed) for e in events)
+    assert final.text == "echo: hello vllm there"
+    assert final.reasoning == "The user asked 'hello vllm there'. I will answer."
+
+
+async def test_failover_mid_stream_keeps_the_first_endpoints_reasoning() -> None:
+    # a's stream (thinking on) breaks after its thinking block and some text; b continues the answer (prefill)
+    # and thinks again: the caller keeps a's signed thinking, once, and the whole answer
+    from infermux.sandbox import Fault
+
+    question = "one two three four five six seven eight"
+    think = {"thinking": THINK}
+    async with Sandbox() as a, Sandbox() as b:
+        a.faults.set_default(Fault.stream_cut(14))  # start, thinking block (8 events), text start, 3 text deltas
+
+        def ep(name: str, sb: Sandbox) -> infermux.EndpointConfig:
+            retry = infermux.RetryPolicy(max_retries=0)
+            return infermux.EndpointConfig(
+                name, "anthropic", base_url=sb.anthropic_base_url, model=MODEL, retry=retry, api_keys=("k",)
+            )
+
+        client = infermux.AsyncClient([ep("a", a), ep("b", b)], groups=[GroupConfig("g", ("a", "b"))], trust_env=False)
+        async with client as c, c.stream(question, model="g", max_tokens=2048, extra=think) as s:
+            events = [ev async for ev in s]
+            r = await s.final_response()
+    assert [(e.from_endpoint, e.to_endpoint) for e in events if isinstance(e, infermux.StreamResumed)][-1] == ("a", "b")
+    assert r.endpoint == "b" and r.text == f"echo: {question}"
+    want = f"The user wrote {question!r}; answer briefly."
+    assert r.reasoning == want and len(r.reasoning_blocks) == 1 and r.reasoning_blocks[0].signature
