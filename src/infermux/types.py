@@ -177,17 +177,16 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ReasoningBlock:
-    """Reasoning ("thinking") the model produced before or between its answer, not part of the answer text.
-
-    ``text`` is the readable reasoning; ``signature`` an opaque token the provider signed it with (Anthropic
-    extended thinking, Gemini ``thoughtSignature``); ``redacted`` the opaque payload of a block the provider
-    sent encrypted (Anthropic ``redacted_thinking``), ``text`` is then ''. Anthropic requires signed (and
-    redacted) blocks to be sent back unchanged with the assistant turn in tool-use loops: keep them on the
-    assistant :class:`Message` (``reasoning=``, see :meth:`ChatResponse.message`)."""
+    """Reasoning ("thinking") of an answer, not part of its text. ``text`` is the readable reasoning; ``signature``
+    an opaque token the provider signed it with (Anthropic thinking, Gemini ``thoughtSignature``); ``redacted`` the
+    payload of a block sent encrypted (Anthropic ``redacted_thinking``; ``text`` is ''); ``protocol`` the wire the
+    signature is valid on (sent back there only). Anthropic needs signed blocks back in tool-use loops: keep them
+    on the assistant :class:`Message` (``reasoning=``, see :meth:`ChatResponse.message`)."""
 
     text: str = ""
     signature: str | None = None
     redacted: str | None = None
+    protocol: str | None = None
 
 
 # --------------------------------------------------------------------------- messages
@@ -223,9 +222,8 @@ class Message:
             raise ConfigurationError("Only assistant messages carry tool_calls")
         if isinstance(self.reasoning, list):
             object.__setattr__(self, "reasoning", tuple(self.reasoning))
-        if self.reasoning and (
-            self.role != "assistant" or not all(isinstance(b, ReasoningBlock) for b in self.reasoning)
-        ):
+        odd = any(not isinstance(b, ReasoningBlock) for b in self.reasoning)
+        if self.reasoning and (self.role != "assistant" or odd):
             raise ConfigurationError("Only assistant messages carry reasoning, as a tuple of ReasoningBlock")
         if self.content is None and not self.tool_calls:
             raise ConfigurationError(f"A {self.role!r} message needs content")
@@ -612,15 +610,15 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
-    """A piece of the model's reasoning ("thinking"), streamed apart from the answer text (``ChatStream.text()``
-    never yields it). ``index`` is the 0-based ordinal of the reasoning block in the response (Anthropic can send
-    several; other providers one). ``signature`` (Anthropic ``signature_delta``, Gemini ``thoughtSignature``) and
-    ``redacted`` (Anthropic ``redacted_thinking`` data) are opaque and arrive whole, usually with ``text == ''``."""
+    """A piece of the model's reasoning, apart from the answer text (``ChatStream.text()`` never yields it).
+    ``index``: the 0-based ordinal of the reasoning block (Anthropic can send several). ``signature``, ``redacted``
+    and ``protocol`` as in :class:`ReasoningBlock`; the opaque ones arrive whole, usually with ``text == ''``."""
 
     text: str
     index: int = 0
     signature: str | None = None
     redacted: str | None = None
+    protocol: str | None = None
     type: Literal["reasoning_delta"] = "reasoning_delta"
 
 
@@ -744,8 +742,9 @@ class StreamAccumulator:
         if isinstance(ev, TextDelta):
             self._texts.append(ev.text)
         elif isinstance(ev, ReasoningDelta):
-            slot = self._reasoning.setdefault(ev.index, [[], None, None])
+            slot = self._reasoning.setdefault(ev.index, [[], None, None, None])
             slot[0].append(ev.text)
+            slot[3] = ev.protocol or slot[3]
             if ev.signature is not None:
                 slot[1] = (slot[1] or "") + ev.signature
             if ev.redacted is not None:
@@ -773,10 +772,12 @@ class StreamAccumulator:
 
     @property
     def reasoning(self) -> str:
-        return "".join("".join(parts) for _, (parts, _s, _r) in sorted(self._reasoning.items()))
+        return "".join("".join(slot[0]) for _, slot in sorted(self._reasoning.items()))
 
     def reasoning_blocks(self) -> tuple[ReasoningBlock, ...]:
-        return tuple(ReasoningBlock("".join(p), sig, red) for _, (p, sig, red) in sorted(self._reasoning.items()))
+        return tuple(
+            ReasoningBlock("".join(p), sig, red, pr) for _, (p, sig, red, pr) in sorted(self._reasoning.items())
+        )
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         out = []

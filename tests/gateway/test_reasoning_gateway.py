@@ -49,8 +49,8 @@ EVENTS: list[StreamEvent] = [
     ReasoningDelta("", 0),
     ReasoningDelta("Let me ", 0),
     ReasoningDelta("think.", 0),
-    ReasoningDelta("", 0, signature="EqQBsig=="),
-    ReasoningDelta("", 1, redacted="EmwKAhgB"),
+    ReasoningDelta("", 0, signature="EqQBsig==", protocol="anthropic"),
+    ReasoningDelta("", 1, redacted="EmwKAhgB", protocol="anthropic"),
     TextDelta("Sunny."),
     ToolCallStart(0, "call_1", "get_weather"),
     ToolCallDelta(0, '{"city": "Paris"}'),
@@ -73,8 +73,8 @@ def test_anthropic_renderer_emits_thinking_blocks_that_parse_back() -> None:
     acc = _parse_back(b"".join(r.feed(ev) for ev in EVENTS) + r.close(), anthropic_provider.AnthropicStreamParser())
     assert acc.text == "Sunny." and acc.reasoning == "Let me think."
     assert acc.reasoning_blocks() == (
-        ReasoningBlock("Let me think.", "EqQBsig=="),
-        ReasoningBlock("", None, "EmwKAhgB"),
+        ReasoningBlock("Let me think.", "EqQBsig==", None, "anthropic"),
+        ReasoningBlock("", None, "EmwKAhgB", "anthropic"),
     )
     assert [(c.name, c.arguments) for c in acc.tool_calls()] == [("get_weather", {"city": "Paris"})]
 
@@ -185,3 +185,11 @@ def test_infermux_serve_streams_thinking_to_the_anthropic_sdk(tmp_path: Path) ->
                 proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+
+def test_anthropic_renderer_leaves_out_another_protocols_signature() -> None:
+    r = AnthropicSSE("r1", "m")
+    events = [StreamStart("x", "m"), ReasoningDelta("Plan.", 0, "CiQB", None, "gemini"), TextDelta("Hi")]
+    wire = b"".join(r.feed(ev) for ev in [*events, StreamFinish("stop")])
+    acc = _parse_back(wire, anthropic_provider.AnthropicStreamParser())
+    assert acc.reasoning_blocks() == (ReasoningBlock("Plan."),) and b"CiQB" not in wire

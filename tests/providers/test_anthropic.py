@@ -421,7 +421,9 @@ def test_parse_tool_use_and_thinking_response() -> None:
     assert r.finish_reason == "tool_calls"
     assert r.tool_calls == (ToolCall("tu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),)
     assert r.raw["content"][0]["type"] == "thinking"
-    assert r.reasoning == "hmm" and r.reasoning_blocks == (ReasoningBlock("hmm", signature="sig"),)
+    assert r.reasoning == "hmm" and r.reasoning_blocks == (
+        ReasoningBlock("hmm", signature="sig", protocol="anthropic"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -562,7 +564,7 @@ def test_stream_events_and_split_independence() -> None:
         StreamStart("msg_s", "claude-x"),
         ReasoningDelta("", 0),
         ReasoningDelta("hm", 0),
-        ReasoningDelta("", 0, signature="s"),
+        ReasoningDelta("", 0, signature="s", protocol="anthropic"),
         TextDelta("Hé"),
         TextDelta("llo ✓"),
         ToolCallStart(0, "tu_1", "get_weather"),

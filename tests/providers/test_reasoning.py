@@ -124,7 +124,7 @@ def test_gemini_thought_parts_body_and_stream() -> None:
     thought = {"text": "**Planning** the answer", "thought": True, "thoughtSignature": "CiQB"}
     r = gemini.parse_chat(json.dumps(chunk([thought, {"text": "Hi"}], "STOP")).encode(), JSON_H)
     assert (r.text, r.reasoning) == ("Hi", "**Planning** the answer")
-    assert r.reasoning_blocks == (ReasoningBlock("**Planning** the answer", signature="CiQB"),)
+    assert r.reasoning_blocks == (ReasoningBlock("**Planning** the answer", signature="CiQB", protocol="gemini"),)
     raw = sse(chunk([{"text": "**Planning**", "thought": True}]), chunk([{"text": "Hi"}]), chunk([], "STOP"))
     raw = raw.replace(b"data: [DONE]\n\n", b"")
     evs, acc = run(gemini.GeminiStreamParser(), raw)
@@ -171,8 +171,8 @@ def test_anthropic_stream_thinking_redacted_and_tool_use_round_trip() -> None:
     resp = acc.response()
     assert resp.text == "Checking." and resp.reasoning == "Need the weather."
     assert resp.reasoning_blocks == (
-        ReasoningBlock("Need the weather.", signature="EqQBsig=="),
-        ReasoningBlock("", redacted="EmwKAhgBEgy3va"),
+        ReasoningBlock("Need the weather.", signature="EqQBsig==", protocol="anthropic"),
+        ReasoningBlock("", redacted="EmwKAhgBEgy3va", protocol="anthropic"),
     )
     # the tool-use loop: the assistant turn goes back with its signed and redacted thinking first
     req = ChatRequest((Message.user("Weather in Oslo?"), resp.message(), Message.tool("toolu_1", "12 C")))
@@ -196,8 +196,8 @@ def test_anthropic_stream_thinking_redacted_and_tool_use_round_trip() -> None:
 
 
 def test_anthropic_unsigned_reasoning_is_not_sent() -> None:
-    # reasoning from another provider has no signature: the API would reject it as a thinking block
-    m = Message.assistant("a", reasoning=[ReasoningBlock("from deepseek")])
+    # reasoning from another provider has no signature, or one the API would refuse: neither is sent
+    m = Message.assistant("a", reasoning=[ReasoningBlock("from deepseek"), ReasoningBlock("g", "CiQB", None, "gemini")])
     sent = anthropic.build_chat(ChatRequest((Message.user("q"), m, Message.user("q2"))), "c", False).json
     assert sent["messages"][1] == {"role": "assistant", "content": "a"}
 

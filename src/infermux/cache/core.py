@@ -138,7 +138,7 @@ def _dump(resp: ChatResponse, deltas: Sequence[str] | None) -> dict[str, Any]:
         "deltas": list(deltas) if deltas else None,
         # reasoning blocks (text, signature, redacted): kept, so a hit can go back to Anthropic in a tool loop
         **(
-            {"reasoning": [[b.text, b.signature, b.redacted] for b in resp.reasoning_blocks]}
+            {"reasoning": [[b.text, b.signature, b.redacted, b.protocol] for b in resp.reasoning_blocks]}
             if resp.reasoning_blocks
             else {}
         ),
@@ -147,7 +147,7 @@ def _dump(resp: ChatResponse, deltas: Sequence[str] | None) -> dict[str, Any]:
 
 def _load(data: dict[str, Any], request_id: str, kind: Literal["exact", "semantic"]) -> ChatResponse:
     u = data.get("usage")
-    blocks = tuple(ReasoningBlock(str(t), sig, red) for t, sig, red in data.get("reasoning") or ())
+    blocks = tuple(ReasoningBlock(str(b[0]), *b[1:4]) for b in data.get("reasoning") or ())
     return ChatResponse(
         text=data.get("text") or "",
         finish_reason=data.get("finish_reason"),
@@ -170,7 +170,7 @@ async def replay(resp: ChatResponse, deltas: Sequence[str] | None) -> AsyncGener
     (the original pieces when the answer was streamed), usage, finish."""
     yield StreamStart(response_id=resp.response_id, model=resp.model)
     for i, b in enumerate(resp.reasoning_blocks):
-        yield ReasoningDelta(b.text, i, b.signature, b.redacted)
+        yield ReasoningDelta(b.text, i, b.signature, b.redacted, b.protocol)
     for piece in deltas if deltas else ([resp.text] if resp.text else []):
         yield TextDelta(piece)
     if resp.usage is not None:

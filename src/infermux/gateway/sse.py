@@ -240,6 +240,8 @@ class AnthropicSSE(StreamRenderer):
         """A thinking block per reasoning index (``thinking_delta`` text, ``signature_delta``), or a whole
         ``redacted_thinking`` block."""
         out = b""
+        if ev.protocol not in (None, "anthropic"):  # another protocol's signature: the text only
+            ev = ReasoningDelta(ev.text, ev.index)
         if ev.redacted is not None:
             self._thinking = None
             out += self._open_block("redacted_thinking", {"type": "redacted_thinking", "data": ev.redacted})

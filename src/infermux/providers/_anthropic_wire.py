@@ -110,7 +110,10 @@ def _assistant_message(content: Any) -> Message:
                 raise _bad_wire(f"{b.get('type')} block needs string fields: {str(dict(b))[:120]!r}")
             if b.get("type") == "redacted_thinking" and data is None:
                 raise _bad_wire("redacted_thinking block needs 'data'")
-            reasoning.append(ReasoningBlock("" if data is not None else text, sig or None, data))
+            signed = sig or data is not None
+            reasoning.append(
+                ReasoningBlock("" if data is not None else text, sig or None, data, "anthropic" if signed else None)
+            )
         elif isinstance(b, Mapping) and b.get("type") == "tool_use":
             _check_block_keys(b)
             inp = b.get("input")

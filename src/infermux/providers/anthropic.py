@@ -140,10 +140,12 @@ def _part_blocks(parts: Sequence[Part]) -> list[dict[str, Any]]:
 
 
 def reasoning_blocks_to_wire(blocks: Sequence[ReasoningBlock]) -> list[dict[str, Any]]:
-    """Signed ``thinking`` / ``redacted_thinking`` blocks for an assistant turn (unsigned ones are left out:
-    the API rejects a thinking block without its signature)."""
+    """Signed ``thinking`` / ``redacted_thinking`` blocks for an assistant turn (unsigned ones, and those signed
+    by another protocol, are left out: the API rejects a thinking block without its own signature)."""
     out: list[dict[str, Any]] = []
     for b in blocks:
+        if b.protocol not in (None, NAME):
+            continue
         if b.redacted is not None:
             out.append({"type": "redacted_thinking", "data": b.redacted})
         elif b.signature is not None:
@@ -363,11 +365,11 @@ def _reasoning_block(b: Mapping[str, Any]) -> ReasoningBlock:
     if b.get("type") == "redacted_thinking":
         if not isinstance(b.get("data"), str):
             raise _malformed("redacted_thinking block without a string 'data'", b)
-        return ReasoningBlock("", redacted=b["data"])
+        return ReasoningBlock("", redacted=b["data"], protocol=NAME)
     text, sig = b.get("thinking", ""), b.get("signature")
     if not isinstance(text, str) or not isinstance(sig, (str, type(None))):
         raise _malformed("thinking block needs a string 'thinking' (and 'signature')", b)
-    return ReasoningBlock(text, signature=sig or None)
+    return ReasoningBlock(text, signature=sig or None, protocol=NAME if sig else None)
 
 
 # --------------------------------------------------------------------------- streaming
@@ -426,7 +428,7 @@ class AnthropicStreamParser(StreamParserBase):
         elif block.get("type") in ("thinking", "redacted_thinking"):
             rb = _reasoning_block(block)
             ordinal = self._reasoning[idx] = len(self._reasoning)
-            out.append(ReasoningDelta(rb.text, ordinal, rb.signature, rb.redacted))
+            out.append(ReasoningDelta(rb.text, ordinal, rb.signature, rb.redacted, rb.protocol))
 
     def _block_delta(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx, delta = data.get("index"), data.get("delta")
@@ -453,7 +455,10 @@ class AnthropicStreamParser(StreamParserBase):
             piece = delta.get(key)
             if ordinal is None or not isinstance(piece, str):
                 raise _malformed(f"{dtype} without a thinking block start or a string {key!r}", data)
-            out.append(ReasoningDelta(piece, ordinal) if key == "thinking" else ReasoningDelta("", ordinal, piece))
+            if key == "thinking":
+                out.append(ReasoningDelta(piece, ordinal))
+            else:
+                out.append(ReasoningDelta("", ordinal, piece, protocol=NAME))
         # citations_delta: not text
 
     def _block_stop(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:

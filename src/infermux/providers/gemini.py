@@ -442,7 +442,9 @@ def parse_chat(body: bytes, headers: Mapping[str, str]) -> ChatResponse:
         response_id=as_str(data.get("responseId")),
         raw=data,
         reasoning="".join(thoughts),
-        reasoning_blocks=(ReasoningBlock("".join(thoughts), signature),) if thoughts else (),
+        reasoning_blocks=(ReasoningBlock("".join(thoughts), signature, None, NAME if signature else None),)
+        if thoughts
+        else (),
     )
 
 
@@ -482,7 +484,7 @@ class GeminiStreamParser(StreamParserBase):
                     self._whole_call(_function_call(part, self._calls, data), out)
                 elif part.get("thought"):  # a thought summary (includeThoughts): reasoning, not answer text
                     sig = as_str(part.get("thoughtSignature")) or None
-                    out.append(ReasoningDelta(as_str(part.get("text")) or "", 0, sig))
+                    out.append(ReasoningDelta(as_str(part.get("text")) or "", 0, sig, None, NAME if sig else None))
                 else:
                     self._text_delta(part.get("text"), out)
             reason = cand.get("finishReason")
