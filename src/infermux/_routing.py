@@ -10,7 +10,7 @@ final error (or a kept refusal) once nothing is left.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -119,10 +119,10 @@ class Routing:
     def route(self) -> tuple[RouteHop, ...]:
         return tuple(RouteHop(*h) for h in self.hops)
 
-    def __aiter__(self) -> AsyncIterator[tuple[Endpoint, Any]]:
+    def __aiter__(self) -> AsyncGenerator[tuple[Endpoint, Any], None]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[tuple[Endpoint, Any]]:
+    async def _iterate(self) -> AsyncGenerator[tuple[Endpoint, Any], None]:
         router, budget = self.router, self.budget
         target: Target | None = self.root
         while target is not None:
