@@ -91,3 +91,21 @@ def test_iter_feed_gives_what_feed_gives(size: int) -> None:
     by_feed = [ev for p in pieces for ev in a.feed(p)] + a.close()
     by_iter = [ev for p in pieces for ev in b.iter_feed(p)] + b.close()
     assert by_iter == by_feed and len(by_feed) >= 4
+
+
+def test_evolve_is_replace_for_the_response_types() -> None:
+    import dataclasses
+
+    from infermux.types import ChatResponse, EmbedResponse, RouteHop, Usage, evolve
+
+    chat = ChatResponse(text="hi", usage=Usage(1, 2), model="m", raw={"id": "x"})
+    stamp = {"model": "m2", "provider": "openai", "endpoint": "a", "latency_s": 0.5, "attempts": 2}
+    assert evolve(chat, **stamp) == dataclasses.replace(chat, **stamp)
+    route = (RouteHop("a", None, "ok", None, 1),)
+    assert evolve(chat, route=route).route == route and chat.route == ()
+    emb = EmbedResponse(vectors=((1.0, 2.0),), model="e")
+    assert evolve(emb, endpoint="b") == dataclasses.replace(emb, endpoint="b")
+    with pytest.raises(TypeError, match="no field"):
+        evolve(chat, nope=1)
+    usage = Usage(1, 2)  # another dataclass: replaced as dataclasses.replace does
+    assert evolve(usage, input_tokens=3) == dataclasses.replace(usage, input_tokens=3)

@@ -26,7 +26,7 @@ from .errors import (
 from .fleet import GroupConfig
 from .resilience.health import HealthState
 from .strategies import Strategy, make_strategy
-from .types import Priority, RouteHop
+from .types import Priority, RouteHop, evolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import Endpoint
@@ -260,7 +260,7 @@ class Routing:
 
     def with_route(self, result: Any) -> Any:
         if dataclasses.is_dataclass(result) and not isinstance(result, type) and hasattr(result, "route"):
-            return dataclasses.replace(result, route=self.route())
+            return evolve(result, route=self.route())
         return result
 
     def outcome(self) -> Any:

@@ -55,6 +55,7 @@ from .types import (
     StreamEvent,
     StreamFinish,
     StreamResumed,
+    evolve,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -315,7 +316,7 @@ class Endpoint(EngineCore):
         """Count a parsed response's usage and put this call's context on it (model, endpoint, IDs, latency,
         attempts), the same for chat and embeddings."""
         self.counters.add_usage(resp.usage)
-        return replace(
+        return evolve(
             resp,
             model=resp.model or model,
             provider=self.provider.name,
