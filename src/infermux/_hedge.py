@@ -192,36 +192,37 @@ async def routed_stream(
         infos[e.name] = StreamInfo(request_id=rid)
         return open_leg(e, s, infos[e.name], req)  # hedged: only while nothing was delivered
 
-    async for ep, st in routing:
-        at, leg_info = ep, info
-        info.attempts = 0
-        try:
+    async with aclosing(routing.__aiter__()) as steps:  # closed at once when the call ends (see Router.run)
+        async for ep, st in steps:
+            at, leg_info = ep, info
+            info.attempts = 0
             try:
-                if plan is not None:
-                    hedged, plan = plan, None
-                    won = await race(routing, hedged, ep, st, start, discard=close_leg)
-                    if won is None:
-                        continue
-                    at, (gen, first) = won
-                    leg_info = infos[at.name]
-                else:
-                    gen, first = await open_leg(ep, st, info, call.request(ep, req))
-                async with aclosing(gen) as events:
-                    if first is not _END:
-                        _copy_info(leg_info, info)
-                        for out in call.feed(first):
-                            yield out
-                        async for ev in events:
-                            for out in call.feed(ev):
+                try:
+                    if plan is not None:
+                        hedged, plan = plan, None
+                        won = await race(routing, hedged, ep, st, start, discard=close_leg)
+                        if won is None:
+                            continue
+                        at, (gen, first) = won
+                        leg_info = infos[at.name]
+                    else:
+                        gen, first = await open_leg(ep, st, info, call.request(ep, req))
+                    async with aclosing(gen) as events:
+                        if first is not _END:
+                            _copy_info(leg_info, info)
+                            for out in call.feed(first):
                                 yield out
-            finally:
-                if leg_info is not info:
-                    _copy_info(leg_info, info)
-                here = call.ended(info)
-        except InfermuxError as e:
-            if call.failed(at, e):
-                continue
-            raise
-        call.succeeded(at, info, here)
-        return
+                            async for ev in events:
+                                for out in call.feed(ev):
+                                    yield out
+                finally:
+                    if leg_info is not info:
+                        _copy_info(leg_info, info)
+                    here = call.ended(info)
+            except InfermuxError as e:
+                if call.failed(at, e):
+                    continue
+                raise
+            call.succeeded(at, info, here)
+            return
     routing.outcome()  # raises the final error

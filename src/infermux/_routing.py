@@ -10,7 +10,7 @@ final error (or a kept refusal) once nothing is left.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from .errors import (
 from .fleet import GroupConfig
 from .resilience.health import HealthState
 from .strategies import Strategy, make_strategy
-from .types import Priority, RouteHop
+from .types import Priority, RouteHop, evolve
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import Endpoint
@@ -119,10 +119,10 @@ class Routing:
     def route(self) -> tuple[RouteHop, ...]:
         return tuple(RouteHop(*h) for h in self.hops)
 
-    def __aiter__(self) -> AsyncIterator[tuple[Endpoint, Any]]:
+    def __aiter__(self) -> AsyncGenerator[tuple[Endpoint, Any], None]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[tuple[Endpoint, Any]]:
+    async def _iterate(self) -> AsyncGenerator[tuple[Endpoint, Any], None]:
         router, budget = self.router, self.budget
         target: Target | None = self.root
         while target is not None:
@@ -260,7 +260,7 @@ class Routing:
 
     def with_route(self, result: Any) -> Any:
         if dataclasses.is_dataclass(result) and not isinstance(result, type) and hasattr(result, "route"):
-            return dataclasses.replace(result, route=self.route())
+            return evolve(result, route=self.route())
         return result
 
     def outcome(self) -> Any:

@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -55,6 +55,7 @@ from .types import (
     StreamEvent,
     StreamFinish,
     StreamResumed,
+    evolve,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -315,7 +316,7 @@ class Endpoint(EngineCore):
         """Count a parsed response's usage and put this call's context on it (model, endpoint, IDs, latency,
         attempts), the same for chat and embeddings."""
         self.counters.add_usage(resp.usage)
-        return replace(
+        return evolve(
             resp,
             model=resp.model or model,
             provider=self.provider.name,
@@ -533,6 +534,9 @@ class Endpoint(EngineCore):
 
         try:
             parser = self.provider.new_stream_parser()
+            # one message's events at a time where the parser can (the first event is not held back while the
+            # rest of a network read that holds many is parsed)
+            feed: Callable[[bytes], Iterable[StreamEvent]] = getattr(parser, "iter_feed", parser.feed)
             chunks = resp.iter_chunks().__aiter__()
             while True:
                 try:
@@ -540,7 +544,7 @@ class Endpoint(EngineCore):
                 except StopAsyncIteration:
                     break
                 self.counters.progressed(self.clock.now())
-                for ev in parser.feed(chunk):
+                for ev in feed(chunk):
                     self._check_stream_event(ev, acc)
                     if cap is None and idle is not None and is_content(ev):
                         cap = idle

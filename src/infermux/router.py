@@ -43,6 +43,7 @@ import asyncio
 import dataclasses
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -371,23 +372,26 @@ class Router:
         With ``hedge`` (:meth:`hedging`), the first endpoint is hedged (see :mod:`infermux._hedge`).
         The result (a response dataclass with a ``route`` field) and the error carry the route."""
         routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
-        async for ep, step in routing:
-            at = ep
-            try:
-                if hedge is not None:
-                    plan, hedge = hedge, None
-                    won = await race(routing, plan, ep, step, fn)
-                    if won is None:
-                        continue
-                    at, result = won
-                else:
-                    result = await fn(ep, step)
-            except InfermuxError as e:
-                routing.failed(at, e)
-                continue
-            if refused is not None and refused(result) and routing.refusal(at, result):
-                continue
-            return routing.succeeded(at, result)  # type: ignore[no-any-return]
+        # closed here when the call returns early: left to the garbage collector, an unfinished async generator
+        # is closed through the loop's finalizer hook (a thread-safe wake-up of the loop, a task: per call)
+        async with aclosing(routing.__aiter__()) as steps:
+            async for ep, step in steps:
+                at = ep
+                try:
+                    if hedge is not None:
+                        plan, hedge = hedge, None
+                        won = await race(routing, plan, ep, step, fn)
+                        if won is None:
+                            continue
+                        at, result = won
+                    else:
+                        result = await fn(ep, step)
+                except InfermuxError as e:
+                    routing.failed(at, e)
+                    continue
+                if refused is not None and refused(result) and routing.refusal(at, result):
+                    continue
+                return routing.succeeded(at, result)  # type: ignore[no-any-return]
         return routing.outcome()  # type: ignore[no-any-return]
 
     @staticmethod

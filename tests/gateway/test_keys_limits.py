@@ -238,3 +238,43 @@ async def test_a_caller_that_stops_reading_is_dropped() -> None:
                 await writer.wait_closed()
         finally:
             await rig.close()
+
+
+async def test_local_state_settles_inline_and_an_overridden_settle_is_still_awaited() -> None:
+    """The local state is settled at once (no task per request); a subclass that overrides ``settle`` (a store
+    of its own) keeps being awaited through it."""
+    import infermux
+    from infermux.gateway import Gateway, GatewayServer, GatewaySettings, LocalState
+    from infermux.gateway.limits import Admission
+
+    from .conftest import endpoints
+
+    class Recording(LocalState):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            self.settled: list[int | None] = []
+
+        async def settle(self, adm: Admission, used_tokens: int | None, cost: float | None) -> None:
+            await asyncio.sleep(0)  # a store that waits
+            self.settled.append(used_tokens)
+            await super().settle(adm, used_tokens, cost)
+
+    async with Sandbox(host="127.0.0.1", port=0) as sb:
+        for state_cls in (LocalState, Recording):
+            clock = FakeClock()
+            state = state_cls(KeyStore(), clock=clock, wall_clock=lambda: 1_900_000_000.0)
+            client = infermux.AsyncClient(endpoints(sb), trust_env=False)
+            gw = Gateway(client, GatewaySettings(port=0, master_key=MASTER), state=state, clock=clock)
+            srv = GatewayServer(gw)
+            await srv.start()
+            rig = Rig(sb, gw, srv, clock, [1_900_000_000.0])
+            try:
+                secret, kid = await new_key(rig, tpm=1000)
+                for _ in range(2):
+                    assert (await call(rig, "POST", "/v1/chat/completions", secret, CHAT))[0] == 200
+                assert not gw._settling  # nothing left in flight
+                assert state._reserved.get(kid, 0.0) == 0.0
+                if isinstance(state, Recording):
+                    assert len(state.settled) == 2 and all(t is not None and t > 0 for t in state.settled)
+            finally:
+                await rig.close()

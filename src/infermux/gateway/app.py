@@ -291,8 +291,9 @@ class Gateway:
 
     async def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
         """Settle a request's reservation in a task of its own, so that a cancelled handler (the caller went
-        away, the drain deadline) still settles; waited for here, and by :meth:`aclose` (bounded)."""
-        if adm is None:
+        away, the drain deadline) still settles; waited for here, and by :meth:`aclose` (bounded). The local
+        state settles at once (nothing is awaited there, so nothing can be cancelled half-way)."""
+        if adm is None or self.policy.settle_local(adm, model, usage):  # local: at once, nothing waits
             return
         task = asyncio.ensure_future(self.policy.settle(adm, model, usage))
         self._settling.add(task)

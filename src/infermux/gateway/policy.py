@@ -5,6 +5,7 @@ replica). Every refusal is a :class:`GatewayError` the caller gets in its own pr
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -15,10 +16,10 @@ from aiohttp import web
 
 from ..types import ChatRequest, Usage
 from .errors import GatewayError, Protocol
-from .keys import VirtualKey, secret_equal
+from .keys import VirtualKey, hash_key
 from .limits import Admission, estimate_tokens, prompt_token_bound
 from .settings import MASTER_KEY_ENV, GatewaySettings
-from .state import GatewayState, Refusal
+from .state import GatewayState, LocalState, Refusal
 
 __all__ = ["GatewayCounters", "Policy", "Principal", "RequestContext"]
 
@@ -90,6 +91,7 @@ class Policy:
         self.counters = counters
         self.models = models
         self.wall_clock = wall_clock
+        self._master_hash: tuple[str, str] | None = None  # (master key, its hash): hashed once
 
     @staticmethod
     def _token(request: web.Request, protocol: Protocol) -> str | None:
@@ -108,7 +110,9 @@ class Policy:
         if not token:
             self.counters.auth_failures += 1
             raise GatewayError(401, f"missing API key: send the gateway key as {where}")
-        if secret_equal(token, master):
+        if self._master_hash is None or self._master_hash[0] != master:
+            self._master_hash = (master, hash_key(master))
+        if hmac.compare_digest(hash_key(token), self._master_hash[1]):  # constant time, as secret_equal
             return Principal(master=True)
         key = await self.state.lookup(token)
         if key is None:
@@ -188,17 +192,28 @@ class Policy:
             )
         return got
 
+    def _used(self, model: str | None, usage: Usage | None) -> tuple[int | None, float | None]:
+        """The tokens and cost to charge (``None``: unknown, the estimate is charged)."""
+        if usage is None:
+            return None, None
+        price = self.settings.price(model)
+        return usage.total_tokens, price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
+
+    def settle_local(self, adm: Admission, model: str | None, usage: Usage | None) -> bool:
+        """:meth:`settle` at once when the state is this process's own (no wait: nothing to cancel, no task);
+        ``False`` when the state is shared (settle with :meth:`settle`)."""
+        state = self.state
+        if not isinstance(state, LocalState) or type(state).settle is not LocalState.settle:
+            return False
+        state.settle_now(adm, *self._used(model, usage))
+        return True
+
     async def settle(self, adm: Admission | None, model: str | None, usage: Usage | None) -> None:
         """Charge what the request used (its estimate when the usage is unknown) and give unused TPM back."""
         if adm is None:
             return
-        price = self.settings.price(model)
-        if usage is None:
-            cost = None
-        else:
-            cost = price.cost(usage.input_tokens, usage.output_tokens) if price is not None else 0.0
         try:
-            await self.state.settle(adm, usage.total_tokens if usage is not None else None, cost)
+            await self.state.settle(adm, *self._used(model, usage))
         except GatewayError as e:  # the store is unreachable (already logged): the reservation expires
             self.counters.settle_failures += 1
             _log.debug("gateway: settlement of key %s failed: %s", adm.key_id, e)

@@ -104,6 +104,10 @@ class LocalState:
         return got
 
     async def settle(self, adm: Admission, used_tokens: int | None, cost: float | None) -> None:
+        self.settle_now(adm, used_tokens, cost)
+
+    def settle_now(self, adm: Admission, used_tokens: int | None, cost: float | None) -> None:
+        """:meth:`settle` without a wait (nothing here waits: the gateway settles inline, no task needed)."""
         self._reserved[adm.key_id] = max(0.0, self._reserved.get(adm.key_id, 0.0) - adm.cost)
         self.limiter.settle(adm, used_tokens)
         charged = cost if cost is not None else adm.cost  # unknown usage: the estimate is charged

@@ -9,7 +9,7 @@ before the body ended (``_finish_seen``: :meth:`close` then emits the :class:`St
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ..errors import IncompleteStreamError
@@ -72,14 +72,27 @@ class StreamParserBase:
         out.append(StreamFinish(self._finish))
         return out
 
+    def iter_feed(self, chunk: bytes) -> Iterator[StreamEvent]:
+        """:meth:`feed`, one message at a time: a message's events are out before the next message is parsed
+        (a network read that holds a whole stream does not delay its first event by the parsing of the rest)."""
+        out: list[StreamEvent] = []
+        for item in self._decoder.feed(chunk):
+            self._one(item, out)
+            if out:
+                yield from out
+                out.clear()
+
     def _handle(self, items: list[SSEMessage] | list[str]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
         for item in items:
-            msg = item if isinstance(item, SSEMessage) else SSEMessage(None, item)
-            data = msg.data.strip()
-            if data and not self._done:
-                self._data(data, msg, out)
+            self._one(item, out)
         return out
+
+    def _one(self, item: SSEMessage | str, out: list[StreamEvent]) -> None:
+        msg = item if isinstance(item, SSEMessage) else SSEMessage(None, item)
+        data = msg.data.strip()
+        if data and not self._done:
+            self._data(data, msg, out)
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         """One non-blank message (``data`` is its stripped text) -> events appended to ``out``."""

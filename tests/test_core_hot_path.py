@@ -1,0 +1,111 @@
+"""The per-call hot path's promises: a call leaves nothing to the garbage collector's async-generator
+finalizer (the router's routing generator is closed when the call ends, not later through the loop's
+thread-safe wake-up and an extra task per call), and a stream parser hands out a message's events before it
+parses the next message of the same network read."""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from typing import Any
+
+import pytest
+
+import infermux
+from infermux.endpoint import Endpoint, EndpointConfig
+from infermux.errors import MalformedResponseError
+from infermux.providers import openai as oa
+from infermux.resilience.clock import FakeClock
+from infermux.transport import MockResponse, MockTransport
+from infermux.types import StreamStart, TextDelta
+
+pytestmark = [pytest.mark.timeout(20)]
+
+JSON = {"content-type": "application/json"}
+SSE = {"content-type": "text/event-stream"}
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {"id": "c", "object": "chat.completion.chunk", "model": "m"}
+    body["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+STREAM = chunk({"role": "assistant", "content": ""}) + chunk({"content": "he"}) + chunk({"content": "llo"})
+STREAM += chunk({}, "stop") + b"data: [DONE]\n\n"
+
+
+def handler(req: Any) -> MockResponse:
+    if json.loads(req.body or b"{}").get("stream"):
+        return MockResponse(200, SSE, STREAM)
+    body = {
+        "id": "c",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    }
+    return MockResponse(200, JSON, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_leaves_no_async_generator_to_the_finalizer(stream: bool) -> None:
+    clock = FakeClock()
+    config = EndpointConfig(name="a", provider="openai", base_url="http://mock/v1", model="m")
+    endpoint = Endpoint(config, transport=MockTransport(handler), clock=clock)
+    finalized: list[str] = []
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+    assert finalizer is not None
+
+    def spy(agen: Any) -> None:
+        finalized.append(agen.ag_code.co_qualname if hasattr(agen.ag_code, "co_qualname") else agen.__name__)
+        finalizer(agen)
+
+    async with infermux.AsyncClient([endpoint], clock=clock) as client:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=spy)
+        try:
+            for _ in range(3):
+                if stream:
+                    async with client.stream("hi") as s:
+                        text = "".join([ev.text async for ev in s if isinstance(ev, TextDelta)])
+                    assert text == "hello"
+                else:
+                    assert (await client.chat("hi")).text == "ok"
+            gc.collect()
+        finally:
+            sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+    assert finalized == []
+
+
+def test_iter_feed_gives_a_messages_events_before_parsing_the_next() -> None:
+    parser = oa.ChatStreamParser()
+    events = parser.iter_feed(chunk({"role": "assistant", "content": "hi"}) + b"data: {not json\n\n")
+    assert isinstance(next(events), StreamStart)
+    assert next(events) == TextDelta("hi")  # out before the broken message after it is parsed
+    with pytest.raises(MalformedResponseError):
+        next(events)
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, len(STREAM)])
+def test_iter_feed_gives_what_feed_gives(size: int) -> None:
+    a, b = oa.ChatStreamParser(), oa.ChatStreamParser()
+    pieces = [STREAM[i : i + size] for i in range(0, len(STREAM), size)]
+    by_feed = [ev for p in pieces for ev in a.feed(p)] + a.close()
+    by_iter = [ev for p in pieces for ev in b.iter_feed(p)] + b.close()
+    assert by_iter == by_feed and len(by_feed) >= 4
+
+
+def test_evolve_is_replace_for_the_response_types() -> None:
+    import dataclasses
+
+    from infermux.types import ChatResponse, EmbedResponse, RouteHop, Usage, evolve
+
+    chat = ChatResponse(text="hi", usage=Usage(1, 2), model="m", raw={"id": "x"})
+    stamp = {"model": "m2", "provider": "openai", "endpoint": "a", "latency_s": 0.5, "attempts": 2}
+    assert evolve(chat, **stamp) == dataclasses.replace(chat, **stamp)
+    route = (RouteHop("a", None, "ok", None, 1),)
+    assert evolve(chat, route=route).route == route and chat.route == ()
+    emb = EmbedResponse(vectors=((1.0, 2.0),), model="e")
+    assert evolve(emb, endpoint="b") == dataclasses.replace(emb, endpoint="b")
+    with pytest.raises(TypeError, match="no field"):
+        evolve(chat, nope=1)
+    usage = Usage(1, 2)  # another dataclass: replaced as dataclasses.replace does
+    assert evolve(usage, input_tokens=3) == dataclasses.replace(usage, input_tokens=3)
