@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
@@ -122,8 +123,8 @@ async def upload_stream(
         up = _StreamUpload(kit, bucket, key, WriteResult(key, wanted=len(kit.endpoints) if everyone else 1), progress)
         try:
             await up.start(everyone=everyone)
-            size, leaves = await up.send_all(first, parts)
-            digest = Digest.from_leaves(size, None, part_size, leaves)
+            size, leaves, sha = await up.send_all(first, parts)
+            digest = Digest.from_leaves(size, sha, part_size, leaves, kit.part_hash)
             await up.finish_all(digest, {**metadata, **digest.to_metadata()}, content_type)
         finally:
             await asyncio.gather(*(up.abort(t) for t in up.targets if t.upload_id))
@@ -206,10 +207,19 @@ class _StreamUpload:
             entry[f"Checksum{check}"] = p[f"Checksum{check}"]
         t.parts[n] = entry
 
-    async def send_all(self, first: bytes, parts: AsyncIterator[bytes]) -> tuple[int, list[bytes]]:
+    async def send_all(self, first: bytes, parts: AsyncIterator[bytes]) -> tuple[int, list[bytes], str | None]:
         """Send every part to every live target, at most ``concurrency`` parts in flight (so at most that
-        many buffers, plus the one filling); return the size and the leaf hashes."""
+        many buffers, plus the one filling); return the size, the leaf hashes and, with the kit's
+        ``file_sha256``, the whole stream's SHA-256 (fed each part in order, in the same thread pass)."""
         slots = asyncio.Semaphore(self.kit.transfers.concurrency)
+        algo = self.kit.part_hash
+        whole = hashlib.sha256() if self.kit.file_sha256 else None
+
+        def hash_leaf(data: bytes) -> bytes:
+            if whole is not None:
+                whole.update(data)
+            return bytes.fromhex(hash_part(algo, data))
+
         leaves: list[bytes] = []
         tasks: list[asyncio.Task[None]] = []
         size = 0
@@ -225,7 +235,7 @@ class _StreamUpload:
         n, data = 1, first
         try:
             while True:
-                leaves.append(bytes.fromhex(await asyncio.to_thread(hash_part, "blake3", data)))
+                leaves.append(await asyncio.to_thread(hash_leaf, data))
                 size += len(data)
                 await slots.acquire()
                 for task in tasks:  # a part that failed in a way no endpoint can absorb stops the stream
@@ -247,7 +257,7 @@ class _StreamUpload:
         errors = [t.error for t in self.targets if t.error is not None]
         if len(errors) == len(self.targets):
             raise self.kit.combine(f"stream upload of {self.key!r}", errors)
-        return size, leaves
+        return size, leaves, None if whole is None else whole.hexdigest()
 
     async def finish_all(self, digest: Digest, meta: dict[str, str], content_type: str | None) -> None:
         live = [t for t in self.targets if t.error is None]

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import APIConnectionError, ConfigurationError, InfermuxError, MalformedResponseError
 from ._upload import Progress, Uploads
-from .digest import MIN_PART, Digest, PartHasher, choose_part_size, hash_part, new_part_hasher, part_ranges
+from .digest import (
+    MIN_PART,
+    Digest,
+    PartHasher,
+    choose_part_size,
+    hash_part,
+    new_part_hasher,
+    part_ranges,
+    sha256_file,
+)
 from .errors import ChecksumMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,12 +53,17 @@ _PARTIAL = ".infermux-partial"
 @dataclass(slots=True)
 class TransferReport:
     """What a download did: bytes and parts per endpoint, parts resumed from a byte offset, parts refetched
-    after a failed SHA-256 check, parts reused from an earlier interrupted run, endpoints given up on."""
+    after a failed part check, parts reused from an earlier interrupted run, endpoints given up on.
+
+    ``sha256``: the whole-file SHA-256 recorded with the object (``None`` when none was); ``verified``: every
+    part matched its hash; ``sha256_verified``: the SHA-256 was also recomputed over the file and matched
+    (``verify_sha256=True``)."""
 
     key: str
     size: int = 0
     sha256: str | None = None
     verified: bool = False
+    sha256_verified: bool = False
     bytes_by_endpoint: dict[str, int] = field(default_factory=dict)
     parts_by_endpoint: dict[str, int] = field(default_factory=dict)
     resumed_parts: int = 0
@@ -293,13 +307,21 @@ class Transfers(Uploads):
         parallel_endpoints: bool,
         expected: Digest | None,
         verify: bool,
+        verify_sha256: bool = False,
         progress: Progress | None,
     ) -> TransferReport:
         t0 = time.perf_counter()
         report = TransferReport(key)
         now, later, info = await self.sources(bucket, key, expected, everyone=parallel_endpoints)
-        digest, parts = self._plan(key, info, expected, verify)
+        digest, parts = self._plan(key, info, expected, verify or verify_sha256)
         report.size, report.sha256 = info.size, digest.sha256 if digest else None
+        if verify_sha256 and report.sha256 is None:
+            raise ConfigurationError(
+                f"S3 download of {key!r} with verify_sha256: the object (on {now[0].name}) has no whole-file"
+                " SHA-256 recorded; upload it with file_sha256=True, or download without verify_sha256",
+                provider="s3",
+                endpoint=now[0].name,
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + _PARTIAL)
         state = dest.with_name(dest.name + _PARTIAL + ".json")
@@ -337,6 +359,23 @@ class Transfers(Uploads):
         # every part matched its hash as it arrived (the whole-file SHA-256, when the digest has one, was
         # computed by the uploader from the same bytes as the part hashes; it is not recomputed here)
         report.verified = digest is not None
+        if verify_sha256 and report.sha256 is not None:
+            actual = await asyncio.to_thread(sha256_file, tmp)
+            if actual != report.sha256:  # every part matched: the recorded SHA-256 or the local disk is wrong
+                tmp.unlink(missing_ok=True)
+                state.unlink(missing_ok=True)
+                served = ", ".join(sorted(report.parts_by_endpoint)) or now[0].name
+                raise ChecksumMismatchError(
+                    f"S3 download of {key!r}: every part matched its {digest.algo if digest else ''} hash but the"
+                    f" file's SHA-256 is {actual}, not the recorded {report.sha256} (parts from {served});"
+                    " the object's digest is inconsistent, or the local copy changed; dropped",
+                    expected=report.sha256,
+                    actual=actual,
+                    provider="s3",
+                    endpoint=served,
+                    retryable=False,
+                )
+            report.sha256_verified = True
         os.replace(tmp, dest)
         state.unlink(missing_ok=True)
         report.seconds = time.perf_counter() - t0

@@ -137,13 +137,16 @@ class Uploads:
         mirror: bool | None,
         strict: bool,
         digest: Digest | None,
+        file_sha256: bool,
         progress: Progress | None,
     ) -> WriteResult:
         if not await asyncio.to_thread(src.is_file):
             raise ConfigurationError(f"upload source {src} is not a file")
-        if digest is None:  # the part hashes only (fast): no whole-file SHA-256 pass before the upload starts
+        if digest is None:  # the part hashes (parallel), and the whole-file SHA-256 beside them if asked for
             size = (await asyncio.to_thread(src.stat)).st_size
-            digest = await asyncio.to_thread(hash_file_parts, src, self.part_size_for(size), whole=False)
+            digest = await asyncio.to_thread(
+                hash_file_parts, src, self.part_size_for(size), whole=file_sha256, algo=self.kit.part_hash
+            )
         meta = {**metadata, **digest.to_metadata()}
         d = digest
 

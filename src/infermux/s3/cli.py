@@ -2,7 +2,8 @@
 
 Credentials come from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_DEFAULT_REGION`` or from
 ``--s3-config FILE`` (TOML/JSON: ``[[endpoints]]`` tables with ``name``, ``endpoint_url``, ``region``,
-``access_key_id``, ``secret_access_key``, ``checksums``...). Long transfers show tqdm progress bars on a
+``access_key_id``, ``secret_access_key``, ``checksums``..., and at the top level ``part_hash = "blake3" | "sha256"``,
+the hash of each part of what is pushed; ``--part-hash`` overrides it). Long transfers show tqdm progress bars on a
 terminal; any failure is one line on stderr and exit status 2 (3 for a push that reached only some endpoints).
 """
 
@@ -17,8 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import InfermuxError
+from ..errors import ConfigurationError, InfermuxError
 from .config import S3EndpointConfig, parse_store_url
+from .digest import ALGOS
 
 __all__ = ["main"]
 
@@ -45,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("push", help="push a GGUF file or a model folder as NAME:VERSION")
     p.add_argument("src")
     p.add_argument("ref", metavar="NAME:VERSION")
+    p.add_argument(
+        "--part-hash",
+        choices=ALGOS,
+        default=None,
+        help="hash of each part (default blake3, or part_hash in --s3-config; pulls check either)",
+    )
     common(p)
     p = sub.add_parser("pull", help="pull NAME:VERSION into a folder (verified, resumable)")
     p.add_argument("ref", metavar="NAME:VERSION")
@@ -59,14 +67,31 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _config_file(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.s3_config:
+        return {}
+    from ..config import _read_file
+
+    data = _read_file(Path(args.s3_config))
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{args.s3_config}: must hold a table with an 'endpoints' list")
+    return data
+
+
+def kit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Kit settings from ``--s3-config`` (top-level ``part_hash``) and the flags (which win)."""
+    part_hash = getattr(args, "part_hash", None) or _config_file(args).get("part_hash", "blake3")
+    if part_hash not in ALGOS:
+        raise ConfigurationError(f"{args.s3_config}: part_hash must be one of {ALGOS}, got {part_hash!r}")
+    return {"part_hash": part_hash}
+
+
 def endpoint_configs(args: argparse.Namespace) -> list[S3EndpointConfig]:
     """Endpoints from ``--s3-config`` and/or ``--endpoint-url`` (credentials from the AWS_* variables)."""
     out: list[S3EndpointConfig] = []
     if args.s3_config:
-        from ..config import _read_file
-
-        data = _read_file(Path(args.s3_config))
-        items = data.get("endpoints") if isinstance(data, dict) else None
+        data = _config_file(args)
+        items = data.get("endpoints")
         if not isinstance(items, list) or not items:
             raise InfermuxError(f"{args.s3_config}: needs a non-empty 'endpoints' list")
         out.extend(S3EndpointConfig.from_dict(d) for d in items)
@@ -77,8 +102,6 @@ def endpoint_configs(args: argparse.Namespace) -> list[S3EndpointConfig]:
 
         out = [replace(c, checksums=args.checksums) for c in out]
     if not out:
-        from ..errors import ConfigurationError
-
         raise ConfigurationError("give at least one --endpoint-url (or --s3-config)")
     return out
 
@@ -121,7 +144,7 @@ async def _run(args: argparse.Namespace) -> int:
         ModelRef.parse(args.ref)  # a bad reference fails before anything is sent
     bucket, prefix = parse_store_url(args.store)
     cfgs = endpoint_configs(args)
-    async with S3Kit(cfgs, bucket=bucket, mirror=True) as kit:
+    async with S3Kit(cfgs, bucket=bucket, mirror=True, **kit_options(args)) as kit:
         reg = Registry(kit, bucket, prefix)
         await reg.check_bucket()
         with _bars(not args.no_progress) as bars:

@@ -4,12 +4,13 @@ An object written by the kit carries its :class:`Digest` in its user metadata (`
 written atomically with the object, so every download can check every part it receives, whichever
 endpoint or byte range it came from. The registry keeps the same digest in its manifests.
 
-Parts are hashed with BLAKE3 (``algo="blake3"``; 256-bit, a cryptographic hash like SHA-256, and about 3.5x
-faster per core here, so checking every byte of a download costs little next to receiving it). Objects
-written before BLAKE3 carry SHA-256 part hashes (``algo="sha256"``) and are checked with SHA-256. The
-SHA-256 of the whole file (``sha256``) is kept where it was computed (the registry's content address, sync);
-a plain upload does not read the file twice for it, and a download does not recompute it: every part
-matching its hash is the same bytes.
+Parts are hashed with BLAKE3 by default (``algo="blake3"``; 256-bit, a cryptographic hash like SHA-256, and
+about 3.5x faster per core here, so checking every byte of a download costs little next to receiving it), or
+with SHA-256 (``algo="sha256"``: the kit's ``part_hash="sha256"``; objects written before BLAKE3, with no
+algorithm recorded, are SHA-256 too). The algorithm is recorded with the digest, so a download checks
+whichever one an object was written with. The SHA-256 of the whole file (``sha256``) is recorded by ``put``,
+the registry (its content address) and, with the kit's ``file_sha256``, by plain uploads and sync; a download
+recomputes it only when asked (``verify_sha256``): every part matching its hash is the same bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from ..errors import ConfigurationError
 
 __all__ = [
+    "ALGOS",
     "MIN_PART",
     "Digest",
     "PartHasher",

@@ -22,7 +22,7 @@ from ..resilience.clock import SYSTEM_CLOCK, Clock
 from ._transfer import Progress, TransferReport, Transfers
 from ._upload import store_checksum
 from .config import S3EndpointConfig
-from .digest import Digest, digest_bytes
+from .digest import ALGOS, Digest, digest_bytes
 from .endpoint import S3Endpoint
 from .errors import NoSuchKeyError, PartialWriteError
 
@@ -87,6 +87,12 @@ class S3Kit:
     ``strategy`` orders endpoints for reads and single writes; ``mirror=True`` makes every write go to
     every endpoint. ``part_size`` (>= 5 MiB) and ``concurrency`` (parts in flight per endpoint) shape
     transfers; ``state_dir`` keeps what a resumed upload needs (default ``~/.cache/infermux/s3``).
+
+    Integrity settings of what the kit writes: ``part_hash`` (``"blake3"``, the fast default, or ``"sha256"``)
+    hashes each part for the object's digest; ``file_sha256`` also records the whole file's SHA-256 on a
+    plain :meth:`upload_file`, :meth:`upload_stream` or sync (one more hash pass over the file, run beside
+    the part hashes before the upload starts; :meth:`put` and the registry always record it). Downloads
+    check whichever part hash an object was written with.
     """
 
     def __init__(
@@ -98,6 +104,8 @@ class S3Kit:
         mirror: bool = False,
         part_size: int | None = None,
         concurrency: int = 8,
+        part_hash: str = "blake3",
+        file_sha256: bool = False,
         state_dir: str | os.PathLike[str] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
@@ -108,6 +116,10 @@ class S3Kit:
             raise ConfigurationError(f"S3Kit strategy must be one of {_STRATEGIES}, got {strategy!r}")
         if concurrency < 1:
             raise ConfigurationError("S3Kit concurrency must be >= 1")
+        if part_hash not in ALGOS:
+            raise ConfigurationError(f"S3Kit part_hash must be one of {ALGOS}, got {part_hash!r}")
+        self.part_hash = part_hash
+        self.file_sha256 = file_sha256
         self.endpoints: list[S3Endpoint] = [
             e if isinstance(e, S3Endpoint) else S3Endpoint(e, clock=clock, on_breaker_change=on_breaker_change)
             for e in endpoints
@@ -242,7 +254,7 @@ class S3Kit:
     ) -> WriteResult:
         """Store ``data`` (held in memory; use :meth:`upload_file` for big files) with its SHA-256 digest."""
         b = self._bucket(bucket)
-        digest = digest_bytes(data, self.transfers.part_size_for(len(data)))
+        digest = digest_bytes(data, self.transfers.part_size_for(len(data)), algo=self.part_hash)
         meta = {**(metadata or {}), **digest.to_metadata()}
 
         async def one(ep: S3Endpoint) -> ObjectInfo:
@@ -306,10 +318,15 @@ class S3Kit:
         parallel_endpoints: bool = False,
         expected: Digest | None = None,
         verify: bool = True,
+        verify_sha256: bool = False,
         progress: Progress | None = None,
     ) -> TransferReport:
         """Download to ``dest`` with parallel ranged GETs (from every endpoint holding the object when
-        ``parallel_endpoints``), verified part by part, resumable (``dest`` appears only when complete)."""
+        ``parallel_endpoints``), verified part by part, resumable (``dest`` appears only when complete).
+
+        ``verify_sha256`` also recomputes the whole file's SHA-256 once every part is in (one more pass over
+        the file, from the page cache) and checks it against the one recorded with the object; an object
+        with none recorded is a :class:`ConfigurationError` before anything is fetched."""
         return await self.transfers.download(
             self._bucket(bucket),
             key,
@@ -317,6 +334,7 @@ class S3Kit:
             parallel_endpoints=parallel_endpoints,
             expected=expected,
             verify=verify,
+            verify_sha256=verify_sha256,
             progress=progress,
         )
 
@@ -330,10 +348,12 @@ class S3Kit:
         mirror: bool | None = None,
         strict: bool = False,
         digest: Digest | None = None,
+        file_sha256: bool | None = None,
         progress: Progress | None = None,
     ) -> WriteResult:
         """Upload a file (multipart with parallel parts above one part size; streamed from disk), resuming an
-        upload an earlier run left unfinished."""
+        upload an earlier run left unfinished. ``file_sha256`` (default: the kit's setting) records the
+        whole file's SHA-256 in the object's digest too."""
         return await self.transfers.upload(
             self._bucket(bucket),
             key,
@@ -342,6 +362,7 @@ class S3Kit:
             mirror=mirror,
             strict=strict,
             digest=digest,
+            file_sha256=self.file_sha256 if file_sha256 is None else file_sha256,
             progress=progress,
         )
 

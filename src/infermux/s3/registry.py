@@ -149,7 +149,9 @@ class Registry:
         holders = {ep.name for ep in self.kit.endpoints}
         for rel, path in files:
             size = path.stat().st_size
-            digest = await asyncio.to_thread(hash_file_parts, path, self.kit.transfers.part_size_for(size))
+            digest = await asyncio.to_thread(
+                hash_file_parts, path, self.kit.transfers.part_size_for(size), algo=self.kit.part_hash
+            )
             res.bytes += size
             entries.append({"path": rel, **digest.to_json()})
             key = _blob_key(self.prefix, _sha(digest))

@@ -62,7 +62,9 @@ async def sync_up(
     files = await asyncio.to_thread(_local_files, root)
     for rel, path in files:
         size = (await asyncio.to_thread(path.stat)).st_size
-        digest = await asyncio.to_thread(hash_file_parts, path, kit.transfers.part_size_for(size), whole=False)
+        digest = await asyncio.to_thread(
+            hash_file_parts, path, kit.transfers.part_size_for(size), whole=kit.file_sha256, algo=kit.part_hash
+        )
         key = _key(prefix, rel)
         same = True
         for ep in kit.endpoints if kit.mirror else kit.ordered()[:1]:
