@@ -165,3 +165,22 @@ def test_models_push_part_hash_flag_and_config_key(
 def test_kit_rejects_an_unknown_part_hash() -> None:
     with pytest.raises(ConfigurationError, match="part_hash"):
         S3Kit([S3EndpointConfig("x", "http://127.0.0.1:9")], part_hash="md5")
+
+
+async def test_sync_up_after_switching_part_hash_sends_nothing_unchanged(
+    servers: Servers, bucket: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    _file(folder, "one", 6 * MIB, seed=25)
+    _file(folder, "two", 1000, seed=26)
+    cfgs = servers.configs(names=("a",))
+    async with S3Kit(cfgs, bucket=bucket, part_size=5 * MIB, state_dir=tmp_path) as kit:
+        await kit.create_bucket()
+        assert (await sync_up(kit, folder, "p")).transferred == ["one", "two"]
+    async with S3Kit(cfgs, bucket=bucket, part_size=5 * MIB, state_dir=tmp_path, part_hash="sha256") as kit:
+        res = await sync_up(kit, folder, "p")  # stored with BLAKE3 parts, compared after hashing that way
+        assert res.transferred == [] and res.unchanged == ["one", "two"]
+        _file(folder, "one", 6 * MIB, seed=27)  # changed content, same size: sent, now with SHA-256 parts
+        assert (await sync_up(kit, folder, "p")).transferred == ["one"]
+        assert (await kit.head("p/one")).digest.algo == "sha256"  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import hashlib
 import json
 import os
 import threading
@@ -36,7 +37,6 @@ from .digest import (
     hash_part,
     new_part_hasher,
     part_ranges,
-    sha256_file,
 )
 from .errors import ChecksumMismatchError
 
@@ -332,6 +332,10 @@ class Transfers(Uploads):
         todo = [p for p in parts if p.index not in done and p.length > 0]
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
         log = None
+        # with verify_sha256: a thread hashes the file in order, each part as soon as it is in (from the page
+        # cache, overlapping the transfer), so only the tail is left to hash once the last part arrives
+        whole = _InOrderSha256(tmp, parts, done) if verify_sha256 and report.sha256 is not None else None
+        hashing = asyncio.get_running_loop().run_in_executor(self.readers, whole.run) if whole else None
         try:
             os.ftruncate(fd, info.size)
             log = _StateLog(state, digest, keep=bool(done)) if digest is not None else None
@@ -339,6 +343,8 @@ class Transfers(Uploads):
             async def sink(part: _Part) -> None:  # the reader thread wrote and checked it already
                 if log is not None:
                     log.add(part.index)
+                if whole is not None:
+                    whole.ready(part.index)
 
             await self._fetch_parts(
                 parts=todo,
@@ -352,15 +358,20 @@ class Transfers(Uploads):
                 sink=sink,
                 fd=fd,
             )
+            actual = await hashing if hashing is not None else None
         finally:
+            if whole is not None and hashing is not None:
+                whole.stop()  # when the fetch failed: the thread stops before its next part
+                await asyncio.wait([hashing])
+                if not hashing.cancelled():
+                    hashing.exception()  # retrieved (raised above when the fetch succeeded)
             os.close(fd)
             if log is not None:
                 log.close()
         # every part matched its hash as it arrived (the whole-file SHA-256, when the digest has one, was
-        # computed by the uploader from the same bytes as the part hashes; it is not recomputed here)
+        # computed by the uploader from the same bytes as the part hashes; it is rechecked with verify_sha256)
         report.verified = digest is not None
-        if verify_sha256 and report.sha256 is not None:
-            actual = await asyncio.to_thread(sha256_file, tmp)
+        if whole is not None:
             if actual != report.sha256:  # every part matched: the recorded SHA-256 or the local disk is wrong
                 tmp.unlink(missing_ok=True)
                 state.unlink(missing_ok=True)
@@ -369,8 +380,8 @@ class Transfers(Uploads):
                     f"S3 download of {key!r}: every part matched its {digest.algo if digest else ''} hash but the"
                     f" file's SHA-256 is {actual}, not the recorded {report.sha256} (parts from {served});"
                     " the object's digest is inconsistent, or the local copy changed; dropped",
-                    expected=report.sha256,
-                    actual=actual,
+                    expected=report.sha256 or "",
+                    actual=actual or "",
                     provider="s3",
                     endpoint=served,
                     retryable=False,
@@ -488,6 +499,50 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while data:
         n = os.pwrite(fd, data, offset)
         data, offset = data[n:], offset + n
+
+
+class _InOrderSha256:
+    """The SHA-256 of a file being downloaded, computed in file order by one thread that reads each part
+    back (with its own descriptor) once :meth:`ready` says it has been written and checked."""
+
+    def __init__(self, path: Path, parts: list[_Part], done: set[int]) -> None:
+        self._path, self._parts = path, parts
+        self._ready = set(done) | {p.index for p in parts if p.length == 0}
+        self._cond = threading.Condition()
+        self._stopped = False
+
+    def ready(self, index: int) -> None:
+        with self._cond:
+            self._ready.add(index)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def run(self) -> str | None:
+        """In a thread: the hex SHA-256, or ``None`` when stopped first."""
+        h = hashlib.sha256()
+        buf = memoryview(bytearray(_CHUNK))
+        fd = os.open(self._path, os.O_RDONLY)
+        try:
+            for p in self._parts:
+                with self._cond:
+                    while p.index not in self._ready and not self._stopped:
+                        self._cond.wait()
+                    if self._stopped:
+                        return None
+                off = p.start
+                while off < p.end:
+                    n = os.preadv(fd, [buf[: min(_CHUNK, p.end - off)]], off)
+                    if not n:
+                        raise ConfigurationError(f"{self._path} shrank while its SHA-256 was computed")
+                    h.update(buf[:n])
+                    off += n
+        finally:
+            os.close(fd)
+        return h.hexdigest()
 
 
 class _StateLog:

@@ -1,8 +1,9 @@
 """Folder sync: a local folder to an S3 prefix and back, moving only files whose content changed.
 
 "Changed" is decided by content, not timestamps: a file is skipped when the other side has the same size
-and the same SHA-256 (the digest the kit stores with every object). Uploads are mirrored when the kit
-mirrors, and a file is re-sent if any endpoint lacks it or holds other content.
+and the same content by the digest the kit stores with every object (the same whole-file SHA-256, or the
+same part hashes; a file hashed with another ``part_hash`` or part size is rehashed the stored way). Uploads
+are mirrored when the kit mirrors, and a file is re-sent if any endpoint lacks it or holds other content.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigurationError
 from ._transfer import Progress
-from .digest import file_matches, hash_file_parts
+from .digest import Digest, file_matches, hash_file_parts
 from .errors import NoSuchKeyError
 from .kit import S3Kit
 
@@ -41,6 +42,19 @@ def _local_files(folder: Path) -> list[tuple[str, Path]]:
         for p in folder.rglob("*")
         if p.is_file() and not p.name.endswith(_SKIP_SUFFIXES)
     )
+
+
+async def _same(path: Path, stored: Digest, local: Digest) -> bool:
+    """Whether the object whose digest is ``stored`` holds the bytes of ``path`` (hashed as ``local``): when
+    the two were hashed differently (another ``part_hash``, part size, or a SHA-256 on one side only), the
+    file is hashed again the stored way rather than sent again."""
+    if stored.same_content(local):
+        return True
+    if stored.sha256 is not None and local.sha256 is not None:
+        return False  # both whole-file SHA-256s known, and they differ
+    if (stored.algo, stored.part_size, stored.leaf) == (local.algo, local.part_size, local.leaf):
+        return False  # same layout, different part hashes
+    return await asyncio.to_thread(file_matches, path, stored)
 
 
 async def sync_up(
@@ -73,7 +87,7 @@ async def sync_up(
             except NoSuchKeyError:
                 same = False
                 break
-            if info.size != size or info.digest is None or not info.digest.same_content(digest):
+            if info.size != size or info.digest is None or not await _same(path, info.digest, digest):
                 same = False
                 break
         if same:
