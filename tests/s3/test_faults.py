@@ -148,15 +148,18 @@ async def test_download_resumes_after_an_interruption(servers: Servers, bucket: 
     cfgs = servers.configs(names=("a",))
     async with S3Kit(cfgs, bucket=bucket, part_size=5 * MIB, concurrency=1) as kit:
         await kit.create_bucket()
-        await kit.upload_file(src, "d/obj")
-        with pytest.raises(InfermuxError):
-            await kit.download_file("d/obj", tmp_path / "out", progress=_killer(servers.a, 11 * MIB))
+        await kit.upload_file(src, "d/obj", file_sha256=True)
+        with pytest.raises(InfermuxError):  # the in-order SHA-256 thread stops with the failed download
+            await kit.download_file(
+                "d/obj", tmp_path / "out", verify_sha256=True, progress=_killer(servers.a, 11 * MIB)
+            )
     assert not (tmp_path / "out").exists() and (tmp_path / "out.infermux-partial").exists()
     servers.wait_serving(servers.a)
     cfgs = servers.configs(names=("a",), retry=PATIENT_RETRY)
     async with S3Kit(cfgs, bucket=bucket, part_size=5 * MIB, concurrency=1) as kit:
-        rep = await kit.download_file("d/obj", tmp_path / "out")
+        rep = await kit.download_file("d/obj", tmp_path / "out", verify_sha256=True)  # reused parts hashed too
     assert rep.reused_parts >= 2 and rep.verified and _sha(tmp_path / "out") == _sha(src)
+    assert rep.sha256_verified and rep.sha256 == _sha(src)
     assert rep.bytes_by_endpoint["a"] <= src.stat().st_size - 10 * MIB
     assert not (tmp_path / "out.infermux-partial").exists()
 
