@@ -18,7 +18,6 @@ result says which endpoints hold the object.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -26,7 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterab
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, InfermuxError
-from ._upload import Progress, store_checksum
+from ._upload import Progress, abort_multipart_quietly, complete_multipart, store_checksum
 from .digest import Digest, hash_part
 from .errors import ChecksumMismatchError, PartialWriteError
 
@@ -272,14 +271,7 @@ class _StreamUpload:
     async def _finish(self, t: _Target, digest: Digest, meta: dict[str, str], content_type: str | None) -> ObjectInfo:
         """Complete the temporary object, copy it to ``key`` with its digest, delete it, check what is stored."""
         ep, bucket, tmp, key = t.ep, self.bucket, self.tmp, self.key
-        await ep.call(
-            f"complete_multipart_upload {tmp!r}",
-            "complete_multipart_upload",
-            Bucket=bucket,
-            Key=tmp,
-            UploadId=t.upload_id,
-            MultipartUpload={"Parts": [t.parts[n] for n in sorted(t.parts)]},
-        )
+        await complete_multipart(ep, bucket, tmp, t.upload_id, [t.parts[n] for n in sorted(t.parts)])
         t.upload_id = ""  # completed: nothing to abort
         try:
             extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
@@ -331,19 +323,9 @@ class _StreamUpload:
                     CopySourceRange=f"bytes={start}-{min(start + COPY_PART, size) - 1}",
                 )
                 parts.append({"PartNumber": n, "ETag": out["CopyPartResult"]["ETag"]})
-            await ep.call(
-                f"complete_multipart_upload {key!r}",
-                "complete_multipart_upload",
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            await complete_multipart(ep, bucket, key, upload_id, parts)
         except BaseException:
-            with contextlib.suppress(Exception):  # best effort, as in abort(); the error that stopped it is raised
-                await asyncio.wait_for(
-                    ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id), 5.0
-                )
+            await abort_multipart_quietly(ep, bucket, key, upload_id)  # the error that stopped it is raised
             raise
 
     async def abort(self, t: _Target) -> None:
@@ -351,8 +333,5 @@ class _StreamUpload:
         expire abandoned uploads)."""
         if not t.upload_id:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                t.ep.client.abort_multipart_upload(Bucket=self.bucket, Key=self.tmp, UploadId=t.upload_id), 5.0
-            )
+        await abort_multipart_quietly(t.ep, self.bucket, self.tmp, t.upload_id)
         t.upload_id = ""

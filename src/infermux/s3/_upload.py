@@ -94,6 +94,27 @@ def _store_check(ep: S3Endpoint) -> str | None:
     return ep.config.checksum_algorithm if ep.config.checksums == "when_supported" else None
 
 
+async def complete_multipart(
+    ep: S3Endpoint, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]]
+) -> None:
+    """Complete a multipart upload with its parts (in part-number order), through the endpoint's engine."""
+    await ep.call(
+        f"complete_multipart_upload {key!r}",
+        "complete_multipart_upload",
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},
+    )
+
+
+async def abort_multipart_quietly(ep: S3Endpoint, bucket: str, key: str, upload_id: str) -> None:
+    """Abort a multipart upload, best effort and bounded (5 s): the endpoint may be down, and S3 lifecycle rules
+    expire abandoned uploads. Never raises, so the error that stopped the upload is the one the caller sees."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id), 5.0)
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -164,11 +185,7 @@ class Uploads:
         st = _read_json(path)
         path.unlink(missing_ok=True)
         if st and st.get("upload_id"):
-            # best effort: the endpoint may be down (S3 lifecycle rules expire abandoned uploads)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    ep.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=st["upload_id"]), 5.0
-                )
+            await abort_multipart_quietly(ep, bucket, key, st["upload_id"])
 
     async def _upload_to(
         self,
@@ -220,15 +237,7 @@ class Uploads:
                 progress(length)
 
         await _bounded([n for n in range(1, len(ranges) + 1) if n not in done], send, self.concurrency)
-        parts = [done[n] for n in sorted(done)]
-        await ep.call(
-            f"complete_multipart_upload {key!r}",
-            "complete_multipart_upload",
-            Bucket=bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": parts},
-        )
+        await complete_multipart(ep, bucket, key, upload_id, [done[n] for n in sorted(done)])
         state_path.unlink(missing_ok=True)
         info = await self.kit.head_on(ep, bucket, key)
         if info.size != digest.size or (info.digest is not None and not info.digest.same_content(digest)):
