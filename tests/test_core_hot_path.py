@@ -96,7 +96,8 @@ def test_iter_feed_gives_what_feed_gives(size: int) -> None:
 def test_evolve_is_replace_for_the_response_types() -> None:
     import dataclasses
 
-    from infermux.types import ChatResponse, EmbedResponse, RouteHop, Usage, evolve
+    from infermux._evolve import evolve
+    from infermux.types import ChatResponse, EmbedResponse, RouteHop, Usage
 
     chat = ChatResponse(text="hi", usage=Usage(1, 2), model="m", raw={"id": "x"})
     stamp = {"model": "m2", "provider": "openai", "endpoint": "a", "latency_s": 0.5, "attempts": 2}

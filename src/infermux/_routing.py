@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._evolve import evolve
 from .errors import (
     CircuitOpenError,
     DeadlineExceededError,
@@ -26,7 +27,7 @@ from .errors import (
 from .fleet import GroupConfig
 from .resilience.health import HealthState
 from .strategies import Strategy, make_strategy
-from .types import Priority, RouteHop, evolve
+from .types import Priority, RouteHop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .endpoint import Endpoint

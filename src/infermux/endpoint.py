@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._engine import Attempt, Call, EngineCore
+from ._evolve import evolve
 from ._redact import secrets_of
 from ._resume import StreamSplice, is_content, resumed_request
 from ._stats import EndpointCounters
@@ -55,7 +56,6 @@ from .types import (
     StreamEvent,
     StreamFinish,
     StreamResumed,
-    evolve,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

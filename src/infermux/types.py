@@ -11,8 +11,8 @@ import base64
 import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Literal
 
 from ._validate import check_fields, check_str_tuple
 from .errors import ConfigurationError, MalformedResponseError
@@ -567,30 +567,6 @@ class EmbedResponse:
     def to_dict(self, *, raw: bool = True) -> dict[str, Any]:
         """The response as plain JSON-ready data; ``raw=False`` leaves out the provider's payload."""
         return plain_fields(self, skip=() if raw else ("raw",))
-
-
-_R = TypeVar("_R")
-#: the response types :func:`evolve` copies field by field (frozen, no ``__post_init__``: nothing to re-check)
-_EVOLVE: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {
-    cls: (names, frozenset(names))
-    for cls in (ChatResponse, EmbedResponse)
-    for names in [tuple(f.name for f in fields(cls))]
-}
-
-
-def evolve(obj: _R, **changes: Any) -> _R:
-    """``dataclasses.replace(obj, **changes)``, without the call of ``__init__`` for the response types (the
-    engine stamps every response twice, endpoint then route: half the cost); other types are replaced."""
-    spec = _EVOLVE.get(type(obj))
-    if spec is None:
-        return replace(obj, **changes)  # type: ignore[type-var]
-    names, known = spec
-    if not changes.keys() <= known:
-        raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(changes.keys() - known)}")
-    new = object.__new__(type(obj))
-    for name in names:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
-    return new
 
 
 def plain_fields(obj: Any, *, skip: Sequence[str] = ()) -> dict[str, Any]:
