@@ -229,7 +229,7 @@ class Client:
         endpoints: Sequence[EndpointConfig | Endpoint] | None = None,
         *,
         config: str | Path | None = None,
-        transport: Transport | None = None,
+        transport: Transport | str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         trust_env: bool = True,
         groups: Sequence[GroupConfig] | None = None,

@@ -214,6 +214,9 @@ class AsyncClient:
     (:class:`~infermux.resilience.health.HealthConfig`: active probes, forward progress) and skip those that
     are down; ``on_health_change(endpoint, old, new, reason)`` is called on every change (given alone, it
     turns on passive health: breaker and forward progress, without probes).
+
+    ``transport``: how the endpoints speak HTTP: a :class:`~infermux.transport.Transport` shared by all, or a
+    name, one transport per endpoint: ``"h1"`` (the default, infermux's own HTTP/1.1 client) or ``"aiohttp"``.
     """
 
     def __init__(
@@ -221,7 +224,7 @@ class AsyncClient:
         endpoints: Sequence[EndpointConfig | Endpoint] | None = None,
         *,
         config: str | Path | None = None,
-        transport: Transport | None = None,
+        transport: Transport | str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         trust_env: bool = True,
         groups: Sequence[GroupConfig] | None = None,

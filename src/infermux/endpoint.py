@@ -44,7 +44,7 @@ from .resilience.deadline import Deadline
 from .resilience.keypool import KeyPool
 from .resilience.queue import PriorityGate
 from .resilience.retry import RetryPolicy, is_retryable
-from .transport import AiohttpTransport, HTTPRequest, HTTPResponse, Limits, Timeouts, Transport, safe_url
+from .transport import HTTPRequest, HTTPResponse, Limits, Timeouts, Transport, make_transport, safe_url
 from .types import (
     ChatRequest,
     ChatResponse,
@@ -146,7 +146,7 @@ class Endpoint(EngineCore):
         self,
         config: EndpointConfig,
         *,
-        transport: Transport | None = None,
+        transport: Transport | str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rand: Callable[[], float] = random.random,
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
@@ -162,8 +162,12 @@ class Endpoint(EngineCore):
         )
         self.clock = clock
         self._rand = rand
-        self._owns_transport = transport is None
-        self.transport: Transport = transport or AiohttpTransport(max_connections=max(config.max_concurrency, 1) * 2)
+        self._owns_transport = transport is None or isinstance(transport, str)
+        self.transport: Transport = (
+            make_transport(transport or "h1", max_connections=max(config.max_concurrency, 1) * 2)
+            if transport is None or isinstance(transport, str)
+            else transport
+        )
         keys = config.resolved_keys()
         self.keys = KeyPool(keys, strategy=config.key_strategy, clock=clock, name=config.name)
         self._changed: asyncio.Event | None = None
@@ -624,7 +628,10 @@ def transient_break(err: InfermuxError) -> bool:
 
 
 def build_endpoints(
-    configs: Sequence[EndpointConfig | Endpoint], *, transport: Transport | None = None, clock: Clock = SYSTEM_CLOCK
+    configs: Sequence[EndpointConfig | Endpoint],
+    *,
+    transport: Transport | str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[Endpoint]:
     out: list[Endpoint] = []
     seen: set[str] = set()

@@ -1,7 +1,9 @@
 """The HTTP seam: everything above it sees :class:`HTTPRequest` / :class:`HTTPResponse` only.
 
-The default :class:`AiohttpTransport` uses aiohttp (chosen by measurement, see ``bench/``), imported
-on first use so that ``import infermux`` stays light. :class:`MockTransport` answers from a Python
+The default :class:`H1Transport` is infermux's own HTTP/1.1 client on asyncio's Protocol API
+(``_h1.py``, ``_h1pool.py``; chosen by measurement, see ``bench/transport.py``). :class:`AiohttpTransport`
+(aiohttp, imported on first use so that ``import infermux`` stays light) remains available by name
+(``transport="aiohttp"``) or as an instance. :class:`MockTransport` answers from a Python
 function for unit tests. Transports raise only :class:`~infermux.errors.APIConnectionError` and
 :class:`~infermux.errors.APITimeoutError`; the endpoint adds the context (provider, request ID...).
 """
@@ -21,13 +23,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import aiohttp
 
 __all__ = [
+    "TRANSPORTS",
     "AiohttpTransport",
+    "H1Transport",
     "HTTPRequest",
     "HTTPResponse",
     "Limits",
     "MockTransport",
     "Timeouts",
     "Transport",
+    "make_transport",
     "safe_url",
 ]
 
@@ -327,3 +332,20 @@ class MockTransport:
 
     async def aclose(self) -> None:
         return None
+
+
+# --------------------------------------------------------------------------- by name
+
+from ._h1pool import H1Transport  # noqa: E402 - it imports this module's helpers where it uses them
+
+#: the transports that can be named (``AsyncClient(transport="aiohttp")``); "h1" is the default
+TRANSPORTS = ("h1", "aiohttp")
+
+
+def make_transport(name: str = "h1", *, max_connections: int = 256) -> Transport:
+    """A new transport by name: ``"h1"`` (:class:`H1Transport`, the default) or ``"aiohttp"``."""
+    if name == "h1":
+        return H1Transport(max_connections=max_connections)
+    if name == "aiohttp":
+        return AiohttpTransport(max_connections=max_connections)
+    raise ConfigurationError(f"unknown transport {name!r}: choose one of {', '.join(TRANSPORTS)}")
