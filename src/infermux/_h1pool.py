@@ -6,10 +6,12 @@ over the bound waits for a free one within ``Timeouts.connect``. A connection go
 a whole body arrived on it and the server did not say ``Connection: close``; it leaves the pool when the server
 closes it, when it idled longer than ``keepalive_timeout``, or at :meth:`H1Transport.aclose`.
 
-A request sent on a pooled connection that the server had closed meanwhile (it fails before one byte of the
-answer arrives) is sent once more on a fresh connection: a stale keep-alive connection never surfaces as a
-failed request. This applies to every method (POST included): the server closed without reading an answer's
-worth, and the engine's retry layer would resend the same request for the same error anyway.
+A pooled connection the server closed while it idled leaves the pool as soon as the close is seen (the
+protocol's ``connection_lost``), so it is not used. If the close crosses a request (it fails before one byte of
+the answer arrives), an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) is sent once more on a
+fresh connection, as aiohttp does; a POST is not (the server may have acted on it): it fails with a retryable
+:class:`~infermux.errors.APIConnectionError`, and the engine's retry layer decides, counting it as an attempt
+(``tests/test_chaos.py`` checks that no attempt reaches a server twice).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = ["H1Transport"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te"})
 _EMPTY_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _LOWER: dict[str, str] = {}  # header name -> lower-cased, for names already checked to be tokens
 _BIG_BODY = 64 * 1024  # written apart from the head instead of copied onto it
 _default_ssl: Any = None
@@ -195,7 +198,7 @@ class H1Transport:
             except ServerDisconnected as e:
                 conn.close()
                 self._release(conn)
-                if reused and not retried and conn.received == 0:
+                if reused and not retried and conn.received == 0 and request.method in _IDEMPOTENT:
                     retried = True  # a pooled connection the server had closed: once more on a fresh one
                     continue
                 raise APIConnectionError(f"could not get an answer from {self._shown(target)}: {e}") from None
