@@ -1,5 +1,6 @@
-"""AiohttpTransport and the endpoint against a raw TCP server on 127.0.0.1 that answers broken HTTP on purpose:
-every failure is typed, says whether a retry helps, and never carries the API key in its text."""
+"""The transports (H1Transport, the default, and AiohttpTransport) and the endpoint against a raw TCP server on
+127.0.0.1 that answers broken HTTP on purpose: every failure is typed, says whether a retry helps, and never
+carries the API key in its text."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from infermux.errors import (
 )
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.retry import RetryPolicy
-from infermux.transport import AiohttpTransport, HTTPRequest, Timeouts
+from infermux.transport import AiohttpTransport, H1Transport, HTTPRequest, Timeouts, Transport
 from infermux.types import ChatRequest, Message
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.filterwarnings("error::ResourceWarning")]
@@ -97,6 +98,11 @@ async def raw() -> AsyncIterator[RawServer]:
         yield srv
 
 
+@pytest.fixture(params=["h1", "aiohttp"])
+def make(request: pytest.FixtureRequest) -> Callable[[], Transport]:
+    return H1Transport if request.param == "h1" else AiohttpTransport
+
+
 def endpoint(srv: RawServer, path: str = "", **kw: Any) -> Endpoint:
     cfg = EndpointConfig(
         name="raw",
@@ -143,9 +149,9 @@ async def test_broken_http_is_a_typed_error_without_the_key(raw: RawServer, answ
         await ep.aclose()
 
 
-async def test_transport_error_text_has_no_headers_or_query(raw: RawServer) -> None:
+async def test_transport_error_text_has_no_headers_or_query(raw: RawServer, make: Callable[[], Transport]) -> None:
     raw.routes["/x?key=" + SECRET] = (b"HTTP/1.1 abc\r\n\r\n", 0.0)
-    t = AiohttpTransport()
+    t = make()
     try:
         with pytest.raises(APIConnectionError) as ei:
             await t.send(HTTPRequest("GET", raw.url("/x?key=" + SECRET), {"authorization": f"Bearer {SECRET}"}))
@@ -238,8 +244,8 @@ def test_invalid_base_url_is_a_configuration_error(base_url: str) -> None:
         Endpoint(EndpointConfig(name="x", provider="openai", base_url=base_url, model="m"))
 
 
-async def test_invalid_url_at_send_is_a_configuration_error_not_retried() -> None:
-    t = AiohttpTransport()
+async def test_invalid_url_at_send_is_a_configuration_error_not_retried(make: Callable[[], Transport]) -> None:
+    t = make()
     try:
         with pytest.raises(ConfigurationError):
             await t.send(HTTPRequest("GET", "http://127.0.0.1:99999/x", {}))
@@ -254,8 +260,8 @@ def test_key_that_cannot_be_a_header_is_refused_at_configuration(key: str) -> No
     assert key.strip() not in str(ei.value)
 
 
-async def test_header_injection_at_send_is_a_configuration_error(raw: RawServer) -> None:
-    t = AiohttpTransport()
+async def test_header_injection_at_send_is_a_configuration_error(raw: RawServer, make: Callable[[], Transport]) -> None:
+    t = make()
     try:
         with pytest.raises(ConfigurationError) as ei:
             await t.send(HTTPRequest("GET", raw.url("/x"), {"authorization": f"Bearer {SECRET}\r\nx: y"}))

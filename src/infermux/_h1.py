@@ -13,6 +13,8 @@ are imported where they are used, on error paths.
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import re
 import zlib
 from collections import deque
@@ -247,23 +249,11 @@ class H1Conn(asyncio.Protocol):
                 return
             lines = bytes(buf[:end]).split(b"\r\n")
             del buf[: end + 4]
-            line = lines[0]
-            code = line[9:12]
-            if not line.startswith(b"HTTP/1.") or len(line) < 12 or line[12:13] not in (b"", b" "):
-                self._fail(f"bad status line {line[:40]!r}")
+            try:
+                status, headers = _parse_lines(lines)
+            except ProtocolError as e:
+                self._fail(str(e))
                 return
-            if not code.isdigit():
-                self._fail(f"bad status line {line[:40]!r}")
-                return
-            status = int(code)
-            headers: dict[str, str] = {}
-            for raw in lines[1:]:
-                name, sep, value = raw.partition(b":")
-                if not sep or not name or name[-1:] in b" \t" or raw[:1] in b" \t":
-                    self._fail(f"bad header line {raw[:40]!r}")
-                    return
-                # repeated names: the last wins (as the aiohttp transport's dict conversion does)
-                headers[name.decode("latin-1").lower()] = value.strip(b" \t").decode("latin-1")
             if 100 <= status < 200 and status != 101:
                 continue  # 100 Continue, 103 Early Hints...: the real answer follows
             self.status = status
@@ -273,7 +263,7 @@ class H1Conn(asyncio.Protocol):
                 conn = conn.lower()
                 if "close" in conn:
                     self.keep_alive = False
-            if line[7:8] == b"0" and (conn is None or "keep-alive" not in conn):
+            if lines[0][7:8] == b"0" and (conn is None or "keep-alive" not in conn):
                 self.keep_alive = False  # HTTP/1.0 closes unless told otherwise
             if not self._framing(status, headers):
                 return
@@ -352,46 +342,65 @@ class H1Conn(asyncio.Protocol):
                     return
                 del buf[:2]
                 self._cstate = _SIZE
-            else:  # a size line or a trailer line
-                i = buf.find(b"\r\n")
-                if i < 0:
-                    if len(buf) > _MAX_CHUNK_LINE:
-                        self._fail("chunk-size or trailer line too long")
-                    return
-                line = bytes(buf[:i])
-                del buf[: i + 2]
-                if cs == _TRAILER:
-                    if not line:
-                        self._finish()
-                        return
-                    continue  # trailers are ignored
-                size = line.split(b";", 1)[0].strip()
-                if _HEX.fullmatch(size) is None:
-                    self._fail(f"bad chunk size {line[:40]!r}")
-                    return
-                n = int(size, 16)
-                if n == 0:
-                    self._cstate = _TRAILER
-                else:
-                    self._chunk_left, self._cstate = n, _DATA
+            elif not self._chunk_line(buf, cs):
+                return
+
+    def _chunk_line(self, buf: bytearray, cs: int) -> bool:
+        """A chunk-size line or a trailer line; False when it is incomplete, bad, or ends the body."""
+        i = buf.find(b"\r\n")
+        if i < 0:
+            if len(buf) > _MAX_CHUNK_LINE:
+                self._fail("chunk-size or trailer line too long")
+            return False
+        line = bytes(buf[:i])
+        del buf[: i + 2]
+        if cs == _TRAILER:
+            if not line:
+                self._finish()
+                return False
+            return True  # trailers are ignored
+        size = line.split(b";", 1)[0].strip()
+        if _HEX.fullmatch(size) is None:
+            self._fail(f"bad chunk size {line[:40]!r}")
+            return False
+        n = int(size, 16)
+        if n == 0:
+            self._cstate = _TRAILER
+        else:
+            self._chunk_left, self._cstate = n, _DATA
+        return True
+
+
+def _parse_lines(lines: list[bytes]) -> tuple[int, dict[str, str]]:
+    """Status code and headers (names lower-cased) of a response head, split in lines."""
+    line = lines[0]
+    code = line[9:12]
+    if not line.startswith(b"HTTP/1.") or len(line) < 12 or line[12:13] not in (b"", b" ") or not code.isdigit():
+        raise ProtocolError(f"bad status line {line[:40]!r}")
+    headers: dict[str, str] = {}
+    for raw in lines[1:]:
+        name, sep, value = raw.partition(b":")
+        if not sep or not name or name[-1:] in b" \t" or raw[:1] in b" \t":
+            raise ProtocolError(f"bad header line {raw[:40]!r}")
+        # repeated names: the last wins (as the aiohttp transport's dict conversion does)
+        headers[name.decode("latin-1").lower()] = value.strip(b" \t").decode("latin-1")
+    return int(code), headers
 
 
 # --------------------------------------------------------------------------- content decoding
 
-_brotli: Any = None
-_zstd: Any = None
+
+@functools.cache
+def _brotli() -> Any:
+    try:
+        return importlib.import_module("brotli")
+    except ImportError:
+        return None
 
 
 def accept_encoding() -> str:
     """What we ask for: gzip and deflate always; br when a brotli module is installed (as aiohttp does)."""
-    global _brotli
-    try:
-        import brotli
-
-        _brotli = brotli
-        return "gzip, deflate, br"
-    except ImportError:
-        return "gzip, deflate"
+    return "gzip, deflate" if _brotli() is None else "gzip, deflate, br"
 
 
 class Decoder:
@@ -407,9 +416,10 @@ class Decoder:
         elif name == "deflate":
             self._obj = zlib.decompressobj(zlib.MAX_WBITS)
         elif name == "br":
-            if _brotli is None:
+            brotli = _brotli()
+            if brotli is None:
                 raise ProtocolError("cannot decode Content-Encoding br: install the brotli module")
-            self._obj = _brotli.Decompressor()
+            self._obj = brotli.Decompressor()
         else:  # zstd: aiohttp needs backports.zstd for it, which is not installed here either
             raise ProtocolError(f"cannot decode Content-Encoding {name[:40]!r}")
 
@@ -495,49 +505,54 @@ class H1Response:
 
         return APIConnectionError(f"connection broke while reading the {what} from {safe_url(self._url)}: {e}")
 
+    def _too_large(self, what: str, limit: int) -> Exception:
+        from .transport import too_large
+
+        return too_large(what, limit, self._url)
+
+    async def _pull(self, conn: H1Conn, timed_out: str) -> bytes | None:
+        """The body bytes received since the last pull (waiting for some, bounded); None at the end."""
+        while True:
+            if conn.queued:
+                return conn.take()
+            if conn.done:
+                return None
+            if conn.error is not None:
+                raise conn.error
+            if not await conn.wait(self._read_timeout):
+                raise APITimeoutError(timed_out)
+
     async def read(self) -> bytes:
         conn = self._conn
         if conn is None:
             return b""
         limit = self._limits.max_body_bytes
         try:
-            if conn.done and not conn.queued:
-                return b""
             if conn._mode == _LENGTH and conn._remaining + conn.queued > limit:
                 # the declared length (the compressed size when encoded: so is the decoded body) is over the limit
-                from .transport import too_large
-
-                declared = self.headers.get("content-length", "?")
-                raise too_large(f"the declared body ({declared} bytes)", limit, self._url)
+                raise self._too_large(f"the declared body ({self.headers.get('content-length')} bytes)", limit)
             decoder = decoder_for(self.headers)
+            if conn.done and decoder is None:  # the whole body came with the head: the common case
+                whole = conn.take() if conn.queued else b""
+                if len(whole) > limit:
+                    raise self._too_large("the response body", limit)
+                return whole
             parts: list[bytes] = []
             total = 0
-            while True:
-                if conn.queued:
-                    data = conn.take()
-                    if decoder is not None:
-                        data = decoder.feed(data, limit - total)
-                    total += len(data)
-                    if total > limit:
-                        from .transport import too_large
-
-                        raise too_large("the response body", limit, self._url)
-                    parts.append(data)
-                elif conn.done:
-                    break
-                elif conn.error is not None:
-                    raise conn.error
-                elif not await conn.wait(self._read_timeout):
-                    raise APITimeoutError("timed out reading the response body")
+            while (data := await self._pull(conn, "timed out reading the response body")) is not None:
+                if decoder is not None:
+                    data = decoder.feed(data, limit - total)
+                total += len(data)
+                if total > limit:
+                    raise self._too_large("the response body", limit)
+                parts.append(data)
             if decoder is not None:
                 tail = decoder.flush()
                 total += len(tail)
                 if total > limit:
-                    from .transport import too_large
-
-                    raise too_large("the response body", limit, self._url)
+                    raise self._too_large("the response body", limit)
                 parts.append(tail)
-            return parts[0] if len(parts) == 1 else b"".join(parts)
+            return b"".join(parts)
         except (ProtocolError, ServerDisconnected) as e:
             conn.close()
             raise self._error(e, "body") from None
@@ -555,33 +570,18 @@ class H1Response:
         total = 0
         try:
             decoder = decoder_for(self.headers)
-            while True:
-                if conn.queued:
-                    data = conn.take()
-                    if decoder is not None:
-                        data = decoder.feed(data, limit - total)
-                    total += len(data)
-                    if total > limit:
-                        from .transport import too_large
-
-                        raise too_large("the stream", limit, self._url)
-                    if data:
-                        yield data
-                elif conn.done:
-                    break
-                elif conn.error is not None:
-                    raise conn.error
-                elif not await conn.wait(self._read_timeout):
-                    raise APITimeoutError("timed out waiting for the next stream chunk")
-            if decoder is not None:
-                tail = decoder.flush()
-                if tail:
-                    total += len(tail)
-                    if total > limit:
-                        from .transport import too_large
-
-                        raise too_large("the stream", limit, self._url)
-                    yield tail
+            while (data := await self._pull(conn, "timed out waiting for the next stream chunk")) is not None:
+                if decoder is not None:
+                    data = decoder.feed(data, limit - total)
+                total += len(data)
+                if total > limit:
+                    raise self._too_large("the stream", limit)
+                if data:
+                    yield data
+            if decoder is not None and (data := decoder.flush()):
+                if total + len(data) > limit:
+                    raise self._too_large("the stream", limit)
+                yield data
         except (ProtocolError, ServerDisconnected) as e:
             conn.close()
             raise self._error(e, "stream") from None

@@ -17,6 +17,8 @@ fresh connection, as aiohttp does; a POST is not (the server may have acted on i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import re
 import urllib.parse
 from collections import deque
@@ -38,16 +40,13 @@ _EMPTY_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _LOWER: dict[str, str] = {}  # header name -> lower-cased, for names already checked to be tokens
 _BIG_BODY = 64 * 1024  # written apart from the head instead of copied onto it
-_default_ssl: Any = None
 
 
+@functools.cache
 def _ssl_default() -> Any:
-    global _default_ssl
-    if _default_ssl is None:
-        import ssl
+    import ssl
 
-        _default_ssl = ssl.create_default_context()
-    return _default_ssl
+    return ssl.create_default_context()
 
 
 class _Target:
@@ -82,6 +81,36 @@ class _Target:
         if not path.isascii() or any(c in path for c in " \t\r\n\x00"):
             path = urllib.parse.quote(path, safe="!#$%&'()*+,/:;=?@[]~")
         self.prefix = f" {path} HTTP/1.1\r\nHost: {shown}\r\n"
+
+
+def _bad_header(target: _Target) -> ConfigurationError:
+    from .transport import safe_url
+
+    return ConfigurationError(
+        f"invalid request to {safe_url(target.url)}: a header name or value that cannot be sent"
+        " (check API keys and headers)"
+    )
+
+
+def _header_lines(headers: dict[str, str], target: _Target) -> dict[str, str]:
+    """The caller's headers as lines, by lower-cased name (one line per name: the last wins); those we set
+    ourselves (Host, Content-Length, Connection...) are left out; CR, LF or NUL in a value, or a name that is
+    not a token, is a :class:`ConfigurationError` (header injection)."""
+    out: dict[str, str] = {}
+    for k, v in headers.items():
+        lk = _LOWER.get(k)
+        if lk is None:
+            if _TOKEN.fullmatch(k) is None:
+                raise _bad_header(target)
+            lk = k.lower()
+            if len(_LOWER) < 4096:
+                _LOWER[k] = lk
+        if lk in _OURS:
+            continue
+        if "\r" in v or "\n" in v or "\x00" in v:
+            raise _bad_header(target)
+        out[lk] = f"{k}: {v}\r\n"
+    return out
 
 
 class _HostPool:
@@ -123,20 +152,7 @@ class H1Transport:
 
     def _encode(self, request: HTTPRequest, target: _Target) -> tuple[bytes, bytes | None]:
         method = request.method
-        out: dict[str, str] = {}
-        for k, v in request.headers.items():
-            lk = _LOWER.get(k)
-            if lk is None:
-                if _TOKEN.fullmatch(k) is None:
-                    raise self._bad_header(target)
-                lk = k.lower()
-                if len(_LOWER) < 4096:
-                    _LOWER[k] = lk
-            if lk in _OURS:
-                continue
-            if "\r" in v or "\n" in v or "\x00" in v:
-                raise self._bad_header(target)
-            out[lk] = f"{k}: {v}\r\n"
+        out = _header_lines(request.headers, target)
         body = request.body
         if body is not None:
             out["content-length"] = f"Content-Length: {len(body)}\r\n"
@@ -149,21 +165,12 @@ class H1Transport:
         try:
             head = f"{method}{target.prefix}{''.join(out.values())}\r\n".encode()
         except UnicodeEncodeError:
-            raise self._bad_header(target) from None
+            raise _bad_header(target) from None
         if not body:
             return head, None
         if len(body) > _BIG_BODY:
             return head, body
         return head + body, None
-
-    @staticmethod
-    def _bad_header(target: _Target) -> ConfigurationError:
-        from .transport import safe_url
-
-        return ConfigurationError(
-            f"invalid request to {safe_url(target.url)}: a header name or value that cannot be sent"
-            " (check API keys and headers)"
-        )
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -272,10 +279,8 @@ class H1Transport:
             raise
         finally:
             handle.cancel()
-            try:
+            with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
-            except ValueError:
-                pass
 
     def _wake(self) -> None:
         waiters = self._waiters
@@ -335,10 +340,8 @@ class H1Transport:
     def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
         """A new event loop: the connections of the old one cannot be used from it (dropped, closed if possible)."""
         for conn in list(self._conns):
-            try:
+            with contextlib.suppress(RuntimeError):  # the old loop is closed: its transports went with it
                 conn.abort()
-            except RuntimeError:  # the old loop is closed: its transports went with it
-                pass
         self._conns.clear()
         self._pools.clear()
         self._waiters.clear()
