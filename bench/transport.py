@@ -3,7 +3,9 @@
     python bench/transport.py [--seq 500] [--conc 2000] [--rounds 3] [--concurrency 50]
 
 Candidates: aiohttp, httpx.AsyncClient, httpx2.AsyncClient (the httpx fork the openai SDK now uses; skipped
-if not installed) and a raw asyncio-socket floor (prebuilt HTTP/1.1, one keep-alive connection per worker).
+if not installed), infermux's two transports through the seam (``H1Transport``, the default, and
+``AiohttpTransport``: HTTPRequest in, ``read()`` out) and a raw asyncio-socket floor (prebuilt HTTP/1.1, one
+keep-alive connection per worker). ``--loop uvloop`` runs them all on uvloop (as ``infermux serve`` does).
 Each client POSTs a JSON chat body (json.dumps per request) and json.loads the answer, against a fixed fast
 server in a SUBPROCESS (bench/_server.py), so the CPU measured here is client CPU only.
 
@@ -94,6 +96,36 @@ class HttpxClient(Client):
 class Httpx2Client(HttpxClient):
     name = "httpx2"
     module = "httpx2"
+
+
+class SeamClient(Client):
+    """An infermux transport through the seam (what the endpoint does per call, without the engine)."""
+
+    name = "infermux h1"
+    kind = "h1"
+
+    async def open(self, base: str, concurrency: int) -> None:
+        from infermux.transport import make_transport
+
+        self._t = make_transport(self.kind, max_connections=concurrency * 2)
+        self._url = base + PATH
+
+    async def send(self) -> dict[str, Any]:
+        from infermux.transport import HTTPRequest
+
+        resp = await self._t.send(HTTPRequest("POST", self._url, dict(HEADERS), json.dumps(BODY).encode()))
+        data = await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}")
+        return json.loads(data)  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self._t.aclose()
+
+
+class SeamAiohttpClient(SeamClient):
+    name = "infermux aiohttp"
+    kind = "aiohttp"
 
 
 class RawClient(Client):
@@ -192,7 +224,7 @@ def candidates() -> list[Client]:
         out.append(Httpx2Client())
     else:
         print("httpx2: not installed, skipped (pip install httpx2)")
-    out.append(RawClient())
+    out += [SeamClient(), SeamAiohttpClient(), RawClient()]
     return out
 
 
@@ -202,21 +234,33 @@ def main() -> None:
     ap.add_argument("--conc", type=int, default=2000, help="requests per client per round at --concurrency")
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    ap.add_argument("--only", default="", help="comma-separated client names to run (default: all)")
     args = ap.parse_args()
+    run: Any = asyncio.run
+    if args.loop == "uvloop":
+        import uvloop
+
+        run = uvloop.run
 
     clients = candidates()
+    if args.only:
+        keep = {n.strip() for n in args.only.split(",")} | {"aiohttp"}
+        clients = [c for c in clients if c.name in keep]
     results = {c.name: Result() for c in clients}
     started = time.perf_counter()
     with BenchServer() as server:
         for _ in range(args.rounds):
             for c in clients:
-                asyncio.run(measure(c, server.url, args, results[c.name]))
+                run(measure(c, server.url, args, results[c.name]))
     elapsed = time.perf_counter() - started
     total = args.rounds * len(clients) * (50 + args.seq + args.conc)
 
     med = {name: {k: statistics.median(v) for k, v in vars(r).items()} for name, r in results.items()}
     ref = med["aiohttp"]
-    print(f"\n{cpu_count_line()}; {total} requests in {elapsed:.1f} s; median of {args.rounds} rounds")
+    print(
+        f"\n{cpu_count_line()}; {total} requests in {elapsed:.1f} s; median of {args.rounds} rounds; loop {args.loop}"
+    )
     print(f"sequential: {args.seq} req/round; concurrency {args.concurrency}: {args.conc} req/round; ratios vs aiohttp")
     cols = [
         ("CPU/req seq µs", "seq_cpu_us"),
@@ -227,14 +271,14 @@ def main() -> None:
         (f"p50 c={args.concurrency} ms", "conc_p50_ms"),
         (f"p99 c={args.concurrency} ms", "conc_p99_ms"),
     ]
-    print(f"{'client':<12}" + "".join(f"{h:>22}" for h, _ in cols))
+    print(f"{'client':<17}" + "".join(f"{h:>22}" for h, _ in cols))
     for name, m in med.items():
         cells = []
         for _, key in cols:
             value, ratio = m[key], m[key] / ref[key] if ref[key] else float("nan")
             fmt = ".0f" if key == "conc_rps" else ".1f" if key.endswith("_us") else ".3f"
             cells.append(f"{value:>12{fmt}} ({ratio:4.2f}x)")
-        print(f"{name:<12}" + "".join(f"{c:>22}" for c in cells))
+        print(f"{name:<17}" + "".join(f"{c:>22}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class H1Conn(asyncio.Protocol):
         "buf",
         "chunks",
         "closed",
+        "deadline",
         "done",
         "error",
         "headers",
@@ -75,6 +76,8 @@ class H1Conn(asyncio.Protocol):
         "received",
         "state",
         "status",
+        "timeout",
+        "timer",
         "transport",
         "waiter",
     )
@@ -89,6 +92,9 @@ class H1Conn(asyncio.Protocol):
         self.queued = 0
         self.state = IDLE
         self.waiter: asyncio.Future[bool] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.timeout = 0.0
         self.error: BaseException | None = None
         self.closed = False
         self.paused = False
@@ -128,6 +134,9 @@ class H1Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         state = self.state
         if state == BODY and self._mode == _CLOSE and exc is None:
             self._finish()  # the close delimits this body
@@ -180,26 +189,41 @@ class H1Conn(asyncio.Protocol):
         if w is not None and not w.done():
             w.set_result(True)
 
-    def _expire(self, fut: asyncio.Future[bool], timeout: float) -> None:
-        if fut.done():
+    def _check(self) -> None:
+        """The connection's one timer: expire the current wait if its deadline passed, else sleep until it.
+
+        A wait only moves ``deadline``; the timer is re-armed when it fires early, so a request that gets
+        its answer in time costs no timer of its own (most of them)."""
+        self.timer = None
+        fut = self.waiter
+        if fut is None or fut.done() or self.closed:
             return
+        loop = self.loop
         t = self.transport
-        if t is not None and not self.closed and t.get_write_buffer_size() > 0:
+        if t is not None and t.get_write_buffer_size() > 0:
             # still sending the request body: the read timeout starts once it has left
-            self.loop.call_at(self.loop.time() + timeout, self._expire, fut, timeout)
-            return
-        fut.set_result(False)
+            self.deadline = loop.time() + self.timeout
+        if loop.time() >= self.deadline:
+            fut.set_result(False)
+        else:
+            self.timer = loop.call_at(self.deadline, self._check)
 
     async def wait(self, timeout: float) -> bool:
         """Wait for news (bytes, the end, an error) for at most ``timeout`` s; False when it timed out."""
         loop = self.loop
         fut: asyncio.Future[bool] = loop.create_future()
         self.waiter = fut
-        handle = loop.call_at(loop.time() + timeout, self._expire, fut, timeout)
+        self.timeout = timeout
+        self.deadline = deadline = loop.time() + timeout
+        timer = self.timer
+        if timer is None:
+            self.timer = loop.call_at(deadline, self._check)
+        elif timer.when() > deadline:  # a shorter timeout than the armed one
+            timer.cancel()
+            self.timer = loop.call_at(deadline, self._check)
         try:
             return await fut
         finally:
-            handle.cancel()
             self.waiter = None
 
     # ------------------------------------------------------------------ response side
@@ -247,7 +271,7 @@ class H1Conn(asyncio.Protocol):
                 if len(buf) > _MAX_HEAD:
                     self._fail(f"response head over {_MAX_HEAD} bytes")
                 return
-            lines = bytes(buf[:end]).split(b"\r\n")
+            lines = buf[:end].decode("latin-1").split("\r\n")
             del buf[: end + 4]
             try:
                 status, headers = _parse_lines(lines)
@@ -263,7 +287,7 @@ class H1Conn(asyncio.Protocol):
                 conn = conn.lower()
                 if "close" in conn:
                     self.keep_alive = False
-            if lines[0][7:8] == b"0" and (conn is None or "keep-alive" not in conn):
+            if lines[0][7:8] == "0" and (conn is None or "keep-alive" not in conn):
                 self.keep_alive = False  # HTTP/1.0 closes unless told otherwise
             if not self._framing(status, headers):
                 return
@@ -371,19 +395,19 @@ class H1Conn(asyncio.Protocol):
         return True
 
 
-def _parse_lines(lines: list[bytes]) -> tuple[int, dict[str, str]]:
-    """Status code and headers (names lower-cased) of a response head, split in lines."""
+def _parse_lines(lines: list[str]) -> tuple[int, dict[str, str]]:
+    """Status code and headers (names lower-cased) of a response head (decoded as latin-1), split in lines."""
     line = lines[0]
     code = line[9:12]
-    if not line.startswith(b"HTTP/1.") or len(line) < 12 or line[12:13] not in (b"", b" ") or not code.isdigit():
+    if not line.startswith("HTTP/1.") or len(line) < 12 or line[12:13] not in ("", " ") or not code.isdigit():
         raise ProtocolError(f"bad status line {line[:40]!r}")
     headers: dict[str, str] = {}
     for raw in lines[1:]:
-        name, sep, value = raw.partition(b":")
-        if not sep or not name or name[-1:] in b" \t" or raw[:1] in b" \t":
+        name, sep, value = raw.partition(":")
+        if not sep or not name or name[-1] in " \t" or raw[0] in " \t":
             raise ProtocolError(f"bad header line {raw[:40]!r}")
         # repeated names: the last wins (as the aiohttp transport's dict conversion does)
-        headers[name.decode("latin-1").lower()] = value.strip(b" \t").decode("latin-1")
+        headers[name.lower()] = value.strip(" \t")
     return int(code), headers
 
 
