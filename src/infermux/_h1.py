@@ -13,6 +13,7 @@ are imported where they are used, on error paths.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import re
@@ -515,7 +516,8 @@ class H1Response:
         conn = self._conn
         if conn is not None:
             self._conn = None
-            conn.abort()
+            with contextlib.suppress(RuntimeError):  # its loop is closed already: the socket went with it
+                conn.abort()
             self._release(conn)
 
     def _done(self) -> None:
