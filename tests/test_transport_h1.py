@@ -189,6 +189,22 @@ async def test_waiting_for_a_free_connection_is_bounded_by_the_connect_timeout()
         await t.aclose()
 
 
+async def test_waiting_requests_are_served_first_come_first_served() -> None:
+    """A request that frees a connection and at once sends again does not jump the queue of waiting ones."""
+    t = H1Transport(max_connections=1)
+    try:
+        async with Server() as srv:
+            held = await t.send(HTTPRequest("GET", srv.url("/x"), {}, timeouts=FAST))
+            waiting = asyncio.create_task(get(t, srv.url("/waiter")))
+            await asyncio.sleep(0.02)  # it waits for the one connection
+            await held.read()  # frees it ...
+            assert await get(t, srv.url("/again")) == (200, b"ok")  # ... and asks again before the waiter ran
+            assert await waiting == (200, b"ok")
+            assert [r.target for r in srv.requests] == ["/x", "/waiter", "/again"]
+    finally:
+        await t.aclose()
+
+
 async def test_connection_close_and_http10_are_not_reused(transport: H1Transport) -> None:
     async with Server(fixed(resp(headers={"Connection": "close"}, body=b"ok"), keep=True)) as srv:
         for _ in range(3):

@@ -146,6 +146,7 @@ class H1Transport:
         self._conns: set[H1Conn] = set()
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self._active = 0
+        self._woken = 0  # waiters woken for a free connection that have not run yet
         self._accept_encoding = accept_encoding()
 
     # ------------------------------------------------------------------ the request
@@ -191,7 +192,13 @@ class H1Transport:
         timeouts = request.timeouts
         retried = False
         while True:
-            conn, reused = await self._acquire(target, timeouts.connect, retried)
+            pool = self._pools.get(target.key)
+            # the common case, without a wait (not ahead of requests already waiting for a connection)
+            conn = None if retried or pool is None or self._waiters or self._woken else self._take_idle(pool)
+            if conn is not None:
+                reused = True
+            else:
+                conn, reused = await self._acquire(target, timeouts.connect, retried)
             try:
                 conn.start(head, head_only)
                 if big is not None:
@@ -227,6 +234,21 @@ class H1Transport:
 
     # ------------------------------------------------------------------ the pool
 
+    def _take_idle(self, pool: _HostPool) -> H1Conn | None:
+        """The most recently returned idle connection that is still fit (counted in use), or None."""
+        idle = pool.idle
+        while idle:
+            conn = idle.pop()
+            if conn.closed:
+                continue
+            if conn.loop.time() - conn.idle_since > self._keepalive:
+                conn.close()
+                continue
+            pool.active += 1
+            self._active += 1
+            return conn
+        return None
+
     async def _acquire(self, target: _Target, connect_timeout: float, fresh: bool) -> tuple[H1Conn, bool]:
         pool = self._pools.get(target.key)
         if pool is None:
@@ -234,21 +256,16 @@ class H1Transport:
         loop = self._loop
         assert loop is not None
         deadline = 0.0
+        # first come, first served: a newcomer queues behind the requests already waiting (under one bound for
+        # all hosts; with per-host bounds the first waiter may be blocked by its host alone)
+        queue = bool(self._waiters or self._woken) and self._limit_per_host >= 1 << 30
         while True:
-            if not fresh:
-                idle = pool.idle
-                while idle:
-                    conn = idle.pop()
-                    if conn.closed:
-                        continue
-                    if loop.time() - conn.idle_since > self._keepalive:
-                        conn.close()
-                        continue
-                    pool.active += 1
-                    self._active += 1
+            if not queue:
+                if not fresh and (conn := self._take_idle(pool)) is not None:
                     return conn, True
-            if self._active < self._limit and pool.active < self._limit_per_host:
-                break
+                if self._active < self._limit and pool.active < self._limit_per_host:
+                    break
+            queue = False
             if not deadline:
                 deadline = loop.time() + connect_timeout
             if not await self._wait_slot(loop, deadline):
@@ -272,23 +289,30 @@ class H1Transport:
         self._waiters.append(fut)
         handle = loop.call_at(deadline, _expire, fut)
         try:
-            return await fut
+            ok = await fut
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.result():
+                self._woken -= 1
                 self._wake()  # we were handed a slot we will not use: pass it on
             raise
         finally:
             handle.cancel()
             with contextlib.suppress(ValueError):
                 self._waiters.remove(fut)
+        if ok:
+            self._woken -= 1
+        return ok
 
     def _wake(self) -> None:
+        """A connection came free: wake the first waiter (every waiter under per-host bounds). Until it runs,
+        it counts in ``_woken``, so that no newcomer takes what it was woken for."""
         waiters = self._waiters
         every = self._limit_per_host < 1 << 30  # per-host bounds: the first waiter may not be the one that can go
         while waiters:
             fut = waiters.popleft()
             if not fut.done():
                 fut.set_result(True)
+                self._woken += 1
                 if not every:
                     return
 
@@ -346,6 +370,7 @@ class H1Transport:
         self._pools.clear()
         self._waiters.clear()
         self._active = 0
+        self._woken = 0
         self._loop = loop
 
     async def aclose(self) -> None:
