@@ -123,8 +123,7 @@ class H1Conn(asyncio.Protocol):
             self._feed_body(data)
         elif state == HEAD:
             self.received += len(data)
-            self.buf += data
-            self._parse_head()
+            self._parse_head(data)
         else:  # bytes nobody asked for (an idle connection, or after the body): it cannot be reused
             self.keep_alive = False
             if state == IDLE:
@@ -264,16 +263,22 @@ class H1Conn(asyncio.Protocol):
             self.buf.clear()
         self._wake()
 
-    def _parse_head(self) -> None:
+    def _parse_head(self, data: bytes) -> None:
         buf = self.buf
+        if buf:  # the head came in pieces
+            buf += data
+            data = bytes(buf)
+            buf.clear()
         while True:
-            end = buf.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n")
             if end < 0:
-                if len(buf) > _MAX_HEAD:
+                if len(data) > _MAX_HEAD:
                     self._fail(f"response head over {_MAX_HEAD} bytes")
+                else:
+                    buf += data
                 return
-            lines = buf[:end].decode("latin-1").split("\r\n")
-            del buf[: end + 4]
+            lines = data[:end].decode("latin-1").split("\r\n")
+            data = data[end + 4 :]
             try:
                 status, headers = _parse_lines(lines)
             except ProtocolError as e:
@@ -283,26 +288,27 @@ class H1Conn(asyncio.Protocol):
                 continue  # 100 Continue, 103 Early Hints...: the real answer follows
             self.status = status
             self.headers = headers
-            conn = headers.get("connection")
-            if conn is not None:
-                conn = conn.lower()
-                if "close" in conn:
-                    self.keep_alive = False
-            if lines[0][7:8] == "0" and (conn is None or "keep-alive" not in conn):
-                self.keep_alive = False  # HTTP/1.0 closes unless told otherwise
-            if not self._framing(status, headers):
+            if not self._framing(status, headers, lines[0][7:8] == "0"):
                 return
             self.state = BODY
             self._wake()
             if self._mode == _NONE:
+                if data:
+                    buf += data  # bytes after a body-less answer: _finish marks the connection unusable
                 self._finish()
-            elif buf:
-                data = bytes(buf)
-                buf.clear()
+            elif data:
                 self._feed_body(data)
             return
 
-    def _framing(self, status: int, headers: dict[str, str]) -> bool:
+    def _framing(self, status: int, headers: dict[str, str], http10: bool) -> bool:
+        """Keep-alive and how the body is delimited; False (after failing) on a bad Content-Length."""
+        conn = headers.get("connection")
+        if conn is not None:
+            conn = conn.lower()
+            if "close" in conn:
+                self.keep_alive = False
+        if http10 and (conn is None or "keep-alive" not in conn):
+            self.keep_alive = False  # HTTP/1.0 closes unless told otherwise
         if self._head_only or status in (204, 304) or status < 200:
             self._mode = _NONE
             if status == 101:
