@@ -390,6 +390,13 @@ async def test_header_injection_is_a_configuration_error(transport: H1Transport,
         assert SECRET not in str(ei.value) and not srv.requests
 
 
+async def test_a_method_that_is_not_a_token_is_a_configuration_error(transport: H1Transport) -> None:
+    async with Server() as srv:
+        with pytest.raises(ConfigurationError):
+            await get(transport, srv.url(), "GET /evil HTTP/1.1\r\nX:")
+        assert not srv.requests
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x", "ftp://127.0.0.1/x", "http:///x"])
 async def test_invalid_url_is_a_configuration_error(transport: H1Transport, url: str) -> None:
     with pytest.raises(ConfigurationError):

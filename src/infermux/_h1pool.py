@@ -37,6 +37,7 @@ __all__ = ["H1Transport"]
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _OURS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te"})
 _EMPTY_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _LOWER: dict[str, str] = {}  # header name -> lower-cased, for names already checked to be tokens
 _BIG_BODY = 64 * 1024  # written apart from the head instead of copied onto it
@@ -153,6 +154,8 @@ class H1Transport:
 
     def _encode(self, request: HTTPRequest, target: _Target) -> tuple[bytes, bytes | None]:
         method = request.method
+        if method not in _METHODS and _TOKEN.fullmatch(method) is None:
+            raise _bad_header(target)
         out = _header_lines(request.headers, target)
         body = request.body
         if body is not None:
