@@ -346,45 +346,60 @@ class H1Conn(asyncio.Protocol):
             self._push(data)
             self._finish()
         elif mode == _CHUNKED:
-            self.buf += data
-            self._parse_chunked()
+            self._parse_chunked(data)
         elif mode == _CLOSE:
             self._push(data)
         else:
             self.keep_alive = False
 
-    def _parse_chunked(self) -> None:
+    def _parse_chunked(self, data: bytes) -> None:
+        """Chunked framing, parsed in place on the bytes that arrived (a piece left incomplete waits in buf)."""
         buf = self.buf
-        while buf:
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        pos, end = 0, len(data)
+        while pos < end:
             cs = self._cstate
             if cs == _DATA:
-                take = min(self._chunk_left, len(buf))
-                self._push(bytes(buf[:take]))
-                del buf[:take]
-                self._chunk_left -= take
-                if self._chunk_left:
+                stop = pos + self._chunk_left
+                if stop > end:  # the chunk goes on in the next read
+                    self._chunk_left = stop - end
+                    self._push(data[pos:] if pos else data)
                     return
+                self._push(data[pos:stop])
+                pos = stop
                 self._cstate = _DATA_END
             elif cs == _DATA_END:
-                if len(buf) < 2:
+                if end - pos < 2:
+                    buf += data[pos:]
                     return
-                if buf[:2] != b"\r\n":
+                if data[pos : pos + 2] != b"\r\n":
                     self._fail("chunk not followed by CRLF")
                     return
-                del buf[:2]
+                pos += 2
                 self._cstate = _SIZE
-            elif not self._chunk_line(buf, cs):
-                return
+            else:  # a chunk-size line or a trailer line
+                i = data.find(b"\r\n", pos)
+                if i < 0:
+                    self._keep_line(data[pos:])
+                    return
+                line, pos = data[pos:i], i + 2
+                if not self._chunk_line(line, cs):
+                    if pos < end and self.state == DONE:
+                        self.keep_alive = False  # bytes after the body: not an answer we asked for
+                    return
 
-    def _chunk_line(self, buf: bytearray, cs: int) -> bool:
-        """A chunk-size line or a trailer line; False when it is incomplete, bad, or ends the body."""
-        i = buf.find(b"\r\n")
-        if i < 0:
-            if len(buf) > _MAX_CHUNK_LINE:
-                self._fail("chunk-size or trailer line too long")
-            return False
-        line = bytes(buf[:i])
-        del buf[: i + 2]
+    def _keep_line(self, piece: bytes) -> None:
+        """The start of a size or trailer line: kept for the next read, bounded."""
+        if len(piece) > _MAX_CHUNK_LINE:
+            self._fail("chunk-size or trailer line too long")
+        else:
+            self.buf += piece
+
+    def _chunk_line(self, line: bytes, cs: int) -> bool:
+        """A chunk-size line or a trailer line; False when it ends the body or is bad."""
         if cs == _TRAILER:
             if not line:
                 self._finish()
