@@ -708,3 +708,37 @@ async def test_default_is_h1_and_aiohttp_stays_available_by_name() -> None:
                 await client.aclose()
         with pytest.raises(ConfigurationError, match="unknown transport"):
             AsyncClient([cfg], transport="curl")
+
+
+async def test_connect_timeout_is_typed_and_bounded(transport: H1Transport) -> None:
+    """A listener whose accept queue is full drops further SYNs: the connect hangs until Timeouts.connect."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(4):  # fill the accept queue (never accepted)
+            s = socket.socket()
+            s.setblocking(False)
+            fillers.append(s)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        try:
+            await get(transport, f"http://127.0.0.1:{port}/x", timeouts=Timeouts(connect=0.2, read=0.2))
+        except APITimeoutError as e:
+            assert "timed out connecting" in str(e), str(e)
+            assert loop.time() - t0 < 1.5
+            return
+        except APIConnectionError:
+            pytest.skip("this kernel refuses instead of dropping SYNs on a full accept queue")
+        pytest.skip("this kernel accepted the connection")
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
