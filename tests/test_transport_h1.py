@@ -5,6 +5,7 @@ servers, cancellation, stale connections, TLS with SNI, IPv6, event-loop changes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
@@ -722,10 +723,8 @@ async def test_connect_timeout_is_typed_and_bounded(transport: H1Transport) -> N
             s = socket.socket()
             s.setblocking(False)
             fillers.append(s)
-            try:
+            with contextlib.suppress(BlockingIOError):
                 s.connect(("127.0.0.1", port))
-            except BlockingIOError:
-                pass
         await asyncio.sleep(0.05)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
