@@ -49,6 +49,8 @@ __all__ = [
     "ToolCallStart",
     "Usage",
     "UsageEvent",
+    "Wire",
+    "WireEvent",
     "coerce_messages",
 ]
 
@@ -590,210 +592,20 @@ def to_plain(value: Any) -> Any:
     return str(value)
 
 
-# --------------------------------------------------------------------------- stream events
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStart:
-    """First event of a stream: the provider's response id and model, when it sends them."""
-
-    response_id: str | None = None
-    model: str | None = None
-    type: Literal["start"] = "start"
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-    type: Literal["text_delta"] = "text_delta"
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    """A piece of the model's reasoning, apart from the answer text (``ChatStream.text()`` never yields it).
-    ``index``: the 0-based ordinal of the reasoning block (Anthropic can send several). ``signature``, ``redacted``
-    and ``protocol`` as in :class:`ReasoningBlock`; the opaque ones arrive whole, usually with ``text == ''``."""
-
-    text: str
-    index: int = 0
-    signature: str | None = None
-    redacted: str | None = None
-    protocol: str | None = None
-    type: Literal["reasoning_delta"] = "reasoning_delta"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallStart:
-    index: int
-    id: str
-    name: str
-    type: Literal["tool_call_start"] = "tool_call_start"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    index: int
-    arguments_delta: str
-    type: Literal["tool_call_delta"] = "tool_call_delta"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallEnd:
-    index: int
-    call: ToolCall
-    type: Literal["tool_call_end"] = "tool_call_end"
-
-
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
-    """Token usage reported in the stream; ``raw`` is the provider's usage object when it carries more
-    (e.g. Groq's timing fields), for ``Provider.response_metrics``."""
-
-    usage: Usage
-    type: Literal["usage"] = "usage"
-    raw: Any = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFinish:
-    """The protocol's terminal marker was seen. Every complete stream ends with exactly one."""
-
-    reason: FinishReason | None
-    type: Literal["finish"] = "finish"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamError:
-    """An error the provider reported inside the stream (e.g. Anthropic ``event: error``)."""
-
-    error_type: str | None
-    message: str
-    status_code: int | None = None
-    type: Literal["error"] = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamResumed:
-    """The stream broke after content reached the caller and was resumed: the request was sent again (with the
-    delivered text as a partial assistant turn where the provider supports prefill) and the new stream continues
-    this one with no text repeated. ``from_endpoint``/``to_endpoint`` name where it broke and where it goes on
-    (another endpoint of the group: mid-stream failover). ``tool_calls_restarted``: tool calls streamed before
-    the break are void (one was cut mid-arguments, or the new endpoint cannot continue them); the new stream
-    sends its tool calls again from index 0 (:class:`StreamAccumulator` drops the old ones)."""
-
-    from_endpoint: str | None
-    to_endpoint: str | None
-    attempt: int
-    delivered_chars: int
-    reason: str = ""
-    type: Literal["resumed"] = "resumed"
-    tool_calls_restarted: bool = False
-
-
-StreamEvent = (
-    StreamStart
-    | TextDelta
-    | ReasoningDelta
-    | ToolCallStart
-    | ToolCallDelta
-    | ToolCallEnd
-    | UsageEvent
-    | StreamFinish
-    | StreamError
-    | StreamResumed
+# the stream events live in ._events (re-exported here; imported last: they use the types above)
+from ._events import (  # noqa: E402
+    ReasoningDelta,
+    StreamAccumulator,
+    StreamError,
+    StreamEvent,
+    StreamFinish,
+    StreamResumed,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageEvent,
+    Wire,
+    WireEvent,
 )
-
-
-class StreamAccumulator:
-    """Folds stream events into the same :class:`ChatResponse` a non-stream call returns.
-
-    Tool calls are assembled from start/delta events; a ``ToolCallEnd`` replaces the assembled
-    call with the provider's final one.
-    """
-
-    __slots__ = (
-        "_calls",
-        "_reasoning",
-        "_texts",
-        "finish_reason",
-        "finished",
-        "model",
-        "response_id",
-        "usage",
-        "usage_raw",
-    )
-
-    def __init__(self) -> None:
-        self._texts: list[str] = []
-        self._calls: dict[int, list[Any]] = {}
-        self._reasoning: dict[int, list[Any]] = {}  # block index -> [text pieces, signature, redacted]
-        self.finish_reason: FinishReason | None = None
-        self.finished = False
-        self.usage: Usage | None = None
-        self.usage_raw: Any = None
-        self.model: str | None = None
-        self.response_id: str | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(self._texts)
-
-    def add(self, ev: StreamEvent) -> None:
-        if isinstance(ev, TextDelta):
-            self._texts.append(ev.text)
-        elif isinstance(ev, ReasoningDelta):
-            slot = self._reasoning.setdefault(ev.index, [[], None, None, None])
-            slot[0].append(ev.text)
-            slot[3] = ev.protocol or slot[3]
-            if ev.signature is not None:
-                slot[1] = (slot[1] or "") + ev.signature
-            if ev.redacted is not None:
-                slot[2] = (slot[2] or "") + ev.redacted
-        elif isinstance(ev, ToolCallStart):
-            self._calls[ev.index] = [ev.id, ev.name, [], None]
-        elif isinstance(ev, ToolCallDelta):
-            slot = self._calls.setdefault(ev.index, ["", "", [], None])
-            slot[2].append(ev.arguments_delta)
-        elif isinstance(ev, ToolCallEnd):
-            slot = self._calls.setdefault(ev.index, [ev.call.id, ev.call.name, [], None])
-            slot[3] = ev.call
-        elif isinstance(ev, UsageEvent):
-            self.usage = ev.usage
-            self.usage_raw = ev.raw
-        elif isinstance(ev, StreamFinish):
-            self.finished = True
-            if ev.reason is not None:
-                self.finish_reason = ev.reason
-        elif isinstance(ev, StreamStart):
-            self.response_id = ev.response_id or self.response_id
-            self.model = ev.model or self.model
-        elif isinstance(ev, StreamResumed) and ev.tool_calls_restarted:
-            self._calls.clear()
-
-    @property
-    def reasoning(self) -> str:
-        return "".join("".join(slot[0]) for _, slot in sorted(self._reasoning.items()))
-
-    def reasoning_blocks(self) -> tuple[ReasoningBlock, ...]:
-        return tuple(
-            ReasoningBlock("".join(p), sig, red, pr) for _, (p, sig, red, pr) in sorted(self._reasoning.items())
-        )
-
-    def tool_calls(self) -> tuple[ToolCall, ...]:
-        out = []
-        for _, (cid, name, parts, final) in sorted(self._calls.items()):
-            out.append(final if final is not None else ToolCall.from_raw(cid, name, "".join(parts)))
-        return tuple(out)
-
-    def response(self, **fields: Any) -> ChatResponse:
-        return ChatResponse(
-            text=self.text,
-            tool_calls=self.tool_calls(),
-            finish_reason=self.finish_reason,
-            usage=self.usage,
-            model=fields.pop("model", None) or self.model,
-            response_id=self.response_id,
-            reasoning=self.reasoning,
-            reasoning_blocks=self.reasoning_blocks(),
-            **fields,
-        )

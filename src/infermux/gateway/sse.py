@@ -24,6 +24,8 @@ from ..types import (
     ToolCallStart,
     Usage,
     UsageEvent,
+    Wire,
+    WireEvent,
 )
 from .render import (
     anthropic_stop_reason,
@@ -48,6 +50,14 @@ def data_frame(obj: Any) -> bytes:
 
 def event_frame(name: str, obj: Any) -> bytes:
     return f"event: {name}\ndata: {dumps(obj)}\n\n".encode()
+
+
+def wire_frame(wire: Wire, data: str | None = None) -> bytes:
+    """An upstream message as it came (``data``: its text with a field changed, for a renumbered block)."""
+    text = wire[2] if data is None else data
+    if "\n" in text:  # a multi-line data field: each line is a data line
+        text = text.replace("\n", "\ndata: ")
+    return f"event: {wire[1]}\ndata: {text}\n\n".encode() if wire[1] else f"data: {text}\n\n".encode()
 
 
 class StreamRenderer:
@@ -87,6 +97,8 @@ class ChatSSE(StreamRenderer):
     empty ``choices`` when the caller asked for it (``stream_options.include_usage``)."""
 
     OBJECT = "chat.completion.chunk"
+    #: the wire protocol whose chunks are relayed as they came (see :mod:`infermux._events`); None: none
+    WIRE: str | None = "openai_chat"
 
     def __init__(self, request_id: str, model: str, *, include_usage: bool = False) -> None:
         super().__init__(request_id, model)
@@ -94,6 +106,20 @@ class ChatSSE(StreamRenderer):
         self._started = False
         self._args_sent: set[int] = set()
         self._calls_started: set[int] = set()
+        self._relayed: Wire | None = None  # the upstream chunk last relayed (its other events are in it)
+        self._relaying = False  # the last content went out as upstream chunks (so did their finish chunk)
+        self._usage_sent = False
+
+    def feed(self, ev: StreamEvent) -> bytes:
+        w = ev.wire
+        if w is not None and type(ev) is UsageEvent and w[0] == self.WIRE and not self.done:
+            self.acc.add(ev)
+            self.usage = ev.usage
+            if not self.include_usage or w is self._relayed:
+                return b""
+            self._relayed, self._usage_sent = w, True  # the upstream's usage chunk
+            return wire_frame(w)
+        return super().feed(ev)
 
     def _chunk(self, choice: Mapping[str, Any] | None, **extra: Any) -> bytes:
         obj: dict[str, Any] = {
@@ -124,7 +150,32 @@ class ChatSSE(StreamRenderer):
         self._args_sent.add(index)
         return self._delta({"tool_calls": [{"index": index, "function": {"arguments": text}}]})
 
+    def _relay(self, w: Wire) -> bytes:
+        """A same-protocol backend's chunk, as it came (once: its other events are in it)."""
+        if w is self._relayed:
+            return b""
+        self._relayed = w
+        self._relaying = self._started = True
+        return wire_frame(w)
+
+    def _end(self, ev: StreamFinish) -> bytes:
+        self.done = True
+        out = b""
+        if not self._relaying:  # else the upstream's finish chunk went out with its chunks
+            out = self._start() + self._finish(openai_finish_reason(ev.reason or self.acc.finish_reason))
+        if self.include_usage and self.usage is not None and not self._usage_sent:
+            out += self._chunk(None, usage=openai_usage(self.usage))
+        return out + b"data: [DONE]\n\n"
+
     def _event(self, ev: StreamEvent) -> bytes:
+        w = ev.wire
+        if w is not None and w[0] == self.WIRE:
+            return self._relay(w)
+        if isinstance(ev, WireEvent):
+            return b""
+        if isinstance(ev, StreamFinish):
+            return self._end(ev)
+        self._relaying = False
         if isinstance(ev, StreamStart):
             return self._start()
         head = self._start()
@@ -143,12 +194,6 @@ class ChatSSE(StreamRenderer):
             if ev.index not in self._args_sent:
                 out += self._args(ev.index, ev.call.raw_arguments or "{}")
             return out
-        if isinstance(ev, StreamFinish):
-            self.done = True
-            out = head + self._finish(openai_finish_reason(ev.reason or self.acc.finish_reason))
-            if self.include_usage and self.usage is not None:
-                out += self._chunk(None, usage=openai_usage(self.usage))
-            return out + b"data: [DONE]\n\n"
         return head  # StreamResumed: the seam is invisible to an OpenAI client
 
     def _text(self, text: str) -> bytes:
@@ -171,6 +216,7 @@ class CompletionSSE(ChatSSE):
     """Legacy ``text_completion`` chunks (``choices[].text``), ``data: [DONE]`` at the end."""
 
     OBJECT = "text_completion"
+    WIRE = None  # the prompt went as a chat turn: its chunks are not completions
 
     def _start(self) -> bytes:
         self._started = True
@@ -198,6 +244,45 @@ class AnthropicSSE(StreamRenderer):
         self._tool_blocks: dict[int, int] = {}  # tool ordinal -> content block index
         self._tool_args: set[int] = set()
         self._thinking: int | None = None  # ReasoningDelta.index of the open thinking block
+        self._wire_blocks: dict[int, int] = {}  # upstream index -> index here, of blocks relayed as they came
+        self._final: Wire | None = None  # the upstream's message_delta (its usage details, stop_details...)
+
+    def feed(self, ev: StreamEvent) -> bytes:
+        if type(ev) is UsageEvent:
+            w = ev.wire
+            self._final = w if w is not None and w[0] == "anthropic" else None
+        return super().feed(ev)
+
+    def _relay(self, w: Wire) -> bytes:
+        """An upstream Anthropic message as it came; a block's index renumbered where this stream's differs."""
+        kind = w[1]
+        if kind == "message_start":
+            if self._started:
+                return b""  # a later part's (resumed or failed over): the caller has its message
+            self._started = True
+            return wire_frame(w)
+        if kind not in ("content_block_start", "content_block_delta", "content_block_stop"):
+            return self._start() + wire_frame(w)
+        obj = json.loads(w[2])
+        up = obj.get("index")
+        out = self._start()
+        if kind == "content_block_start":
+            out += self._close_block()
+            self._block += 1
+            block = obj.get("content_block")
+            self._block_kind = "text" if isinstance(block, Mapping) and block.get("type") == "text" else "wire"
+            self._wire_blocks[up] = at = self._block
+        else:
+            at = self._wire_blocks.get(up, self._block if self._block_kind is not None else -1)
+            if at < 0 or (kind == "content_block_stop" and (up not in self._wire_blocks or at != self._block)):
+                return out  # its block was not relayed (a resumed part's), or is already closed
+            if kind == "content_block_stop":
+                del self._wire_blocks[up]
+                self._block_kind = None
+        if at == up:
+            return out + wire_frame(w)
+        obj["index"] = at
+        return out + wire_frame(w, dumps(obj))
 
     def _start(self) -> bytes:
         if self._started:
@@ -256,6 +341,20 @@ class AnthropicSSE(StreamRenderer):
         return out
 
     def _event(self, ev: StreamEvent) -> bytes:
+        if ev.wire is not None or isinstance(ev, WireEvent):
+            return self._wire(ev)
+        return self._neutral(ev)
+
+    def _wire(self, ev: StreamEvent) -> bytes:
+        """An event with the upstream message: relayed when it is Anthropic's and says what the neutral event
+        does not (a message_start, a block no neutral event stands for)."""
+        w = ev.wire
+        assert w is not None
+        if w[0] == "anthropic" and (isinstance(ev, WireEvent) or not self._started):
+            return self._relay(w)
+        return b"" if isinstance(ev, WireEvent) else self._neutral(ev)
+
+    def _neutral(self, ev: StreamEvent) -> bytes:
         out = self._start()
         if isinstance(ev, ReasoningDelta):
             return out + self._reasoning(ev)
@@ -282,8 +381,12 @@ class AnthropicSSE(StreamRenderer):
             self.done = True
             out += self._close_block()
             usage = anthropic_usage(self.usage)
-            delta = {"stop_reason": anthropic_stop_reason(ev.reason or self.acc.finish_reason), "stop_sequence": None}
-            out += event_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+            if self._final is not None:  # the upstream's own (same protocol): its usage details, stop_details...
+                out += wire_frame(self._final)
+            else:
+                stop = anthropic_stop_reason(ev.reason or self.acc.finish_reason)
+                delta = {"stop_reason": stop, "stop_sequence": None}
+                out += event_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
             return out + event_frame("message_stop", {"type": "message_stop"})
         return out
 
@@ -361,6 +464,8 @@ class ResponsesSSE(StreamRenderer):
         return out + self._ev({"type": "response.output_item.done", "output_index": self._n, "item": item})
 
     def _event(self, ev: StreamEvent) -> bytes:
+        if isinstance(ev, WireEvent):
+            return b""
         out = self._start()
         if isinstance(ev, TextDelta):
             if self._open != "message":

@@ -37,6 +37,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._events import WireEvent, set_wire
 from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
 from ..types import (
     ChatRequest,
@@ -385,7 +386,7 @@ class AnthropicStreamParser(StreamParserBase):
 
     INCOMPLETE = "{provider} stream ended without message_stop (after {chars} characters of text)"
 
-    __slots__ = ("_blocks", "_input_usage", "_reasoning", "_stop")
+    __slots__ = ("_blocks", "_input_usage", "_reasoning", "_stop", "_wire_blocks")
 
     PROVIDER = NAME
 
@@ -396,13 +397,19 @@ class AnthropicStreamParser(StreamParserBase):
         self._input_usage: Usage | None = None
         self._stop: str | None = None
         self._reasoning: dict[int, int] = {}  # content-block index -> reasoning block ordinal
+        self._wire_blocks: set[int] = set()  # indexes of blocks no neutral event stands for (see _block_start)
 
     def _data(self, data: str, msg: SSEMessage, out: list[StreamEvent]) -> None:
         obj = self._json(data)
         kind = msg.event or obj.get("type")
         handler = _HANDLERS.get(str(kind))
         if handler is not None:
+            n = len(out)
             handler(self, obj, out)
+            if n < len(out) and out[n] is _WIRE_MARK:  # a message no neutral event stands for: as it came
+                out[n] = WireEvent((NAME, str(kind), data))
+            elif kind in _RELAYED and n < len(out):  # its vendor fields (usage details, stop_details...)
+                set_wire(out[n], (NAME, str(kind), data))
 
     def _message_start(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         m = data.get("message")
@@ -416,9 +423,19 @@ class AnthropicStreamParser(StreamParserBase):
         idx, block = data.get("index"), data.get("content_block")
         if not isinstance(idx, int) or not isinstance(block, Mapping):
             raise _malformed("content_block_start needs index and content_block", data)
-        if block.get("type") == "text":
+        btype = block.get("type")
+        if not isinstance(btype, str):
+            raise _malformed("content_block_start: content_block needs a string 'type'", data)
+        if (btype == "text" and len(block) > 2) or btype not in _MODELLED_BLOCKS:
+            # citations, server tools (server_tool_use, web_search_tool_result...), unknown blocks: the same
+            # protocol's renderer relays them, with their deltas and stop (the text of a text block is neutral)
+            self._wire_blocks.add(idx)
+            out.append(_WIRE_MARK)
+            if btype == "text" and isinstance(block.get("text"), str) and block["text"]:
+                self._text_delta(block["text"], out)
+        elif btype == "text":
             self._text_delta(block.get("text"), out)
-        elif block.get("type") == "tool_use":
+        elif btype == "tool_use":
             cid, name = block.get("id"), block.get("name")
             if not isinstance(cid, str) or not isinstance(name, str):
                 raise _malformed("tool_use block start needs id and name", data)
@@ -443,8 +460,9 @@ class AnthropicStreamParser(StreamParserBase):
         elif dtype == "input_json_delta":
             slot = self._blocks.get(idx) if isinstance(idx, int) else None
             piece = delta.get("partial_json")
-            if slot is None:
-                return  # a server tool's input (web search...): not a call for the caller
+            if slot is None:  # a server tool's input (web search...): not a call for the caller
+                out.append(_WIRE_MARK)
+                return
             if not isinstance(piece, str):
                 raise _malformed("input_json_delta without partial_json", data)
             slot[3].append(piece)
@@ -459,10 +477,15 @@ class AnthropicStreamParser(StreamParserBase):
                 out.append(ReasoningDelta(piece, ordinal))
             else:
                 out.append(ReasoningDelta("", ordinal, piece, protocol=NAME))
-        # citations_delta: not text
+        else:  # citations_delta, or a delta type infermux does not know
+            out.append(_WIRE_MARK)
 
     def _block_stop(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         idx = data.get("index")
+        if isinstance(idx, int) and idx in self._wire_blocks:
+            self._wire_blocks.discard(idx)
+            out.append(_WIRE_MARK)
+            return
         slot = self._blocks.pop(idx, None) if isinstance(idx, int) else None
         if slot is None:
             return
@@ -498,6 +521,12 @@ class AnthropicStreamParser(StreamParserBase):
         etype = etype if isinstance(etype, str) else None
         self._stream_error(out, etype, message if isinstance(message, str) else json.dumps(data)[:300])
 
+
+#: the messages whose neutral event carries the message as it came (``wire``): vendor fields at message level
+_RELAYED = frozenset(("message_start", "message_delta"))
+_MODELLED_BLOCKS = frozenset(("text", "tool_use", "thinking", "redacted_thinking"))
+#: placeholder a handler appends for a message no neutral event stands for (replaced in ``_data``)
+_WIRE_MARK = WireEvent((NAME, None, ""))
 
 _HANDLERS = {
     "message_start": AnthropicStreamParser._message_start,

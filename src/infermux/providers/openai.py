@@ -14,6 +14,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._events import WireEvent, set_wire
 from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
 from ..types import (
     ChatRequest,
@@ -80,6 +81,8 @@ __all__ = [
 ]
 
 NAME = "openai"
+#: the wire protocol tag of this module's chunks on stream events (:data:`infermux.types.Wire`)
+WIRE = "openai_chat"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id")
 
@@ -317,8 +320,17 @@ class ChatStreamParser(StreamParserBase):
         if data == "[DONE]":
             self._done = True
             out.append(StreamFinish(self._finish))
-        else:
-            self._chunk(self._json(data), out)
+            return
+        n = len(out)
+        self._chunk(self._json(data), out)
+        # the chunk as it came, on each of its events (a gateway's OpenAI chat renderer relays it once: vendor
+        # fields, annotations, logprobs, obfuscation... reach an OpenAI caller unchanged); a chunk with no event
+        # of its own (a finish_reason or vendor-only chunk) is a WireEvent
+        wire = (WIRE, None, data)
+        if len(out) == n:
+            out.append(WireEvent(wire))
+        for i in range(n, len(out)):
+            set_wire(out[i], wire)
 
     def close(self) -> list[StreamEvent]:
         """The body ended: see the termination rule in the class docstring."""

@@ -231,13 +231,81 @@ def _usage(gen: Generation, thinking: int = 0) -> dict[str, Any]:
     }
 
 
-def _content(gen: Generation) -> list[dict[str, Any]]:
+def _content(gen: Generation, cite: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     if gen.tool_calls:
         return [
             {"type": "tool_use", "id": f"toolu_01{c.id}", "name": c.name, "input": json.loads(c.arguments)}
             for c in gen.tool_calls
         ]
+    if cite:  # the answer cites what it was given (a document with citations on, web search results)
+        return [{"type": "text", "text": gen.text, "citations": cite}]
     return [{"type": "text", "text": gen.text}]
+
+
+def _documents(messages: list[Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The ``document`` blocks of the request, numbered as the API does (document_index: in order of appearance)."""
+    docs = [
+        b
+        for m in messages
+        if isinstance(m, dict) and isinstance(m.get("content"), list)
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "document"
+    ]
+    return list(enumerate(docs))
+
+
+def _citations(body: dict[str, Any], ctx: Ctx) -> list[dict[str, Any]]:
+    """As the real API: a plain-text document sent with ``citations: {"enabled": true}`` is cited by character
+    range (its first sentence here); documents must all have citations on or all off."""
+    docs = _documents(body["messages"])
+    enabled = [isinstance(d.get("citations"), dict) and d["citations"].get("enabled") is True for _, d in docs]
+    if any(enabled) and not all(enabled):
+        raise ctx.error(400, "Citations must be enabled for all documents or none of them.")
+    out: list[dict[str, Any]] = []
+    for i, doc in docs:
+        src = doc.get("source")
+        if not enabled[i] or not isinstance(src, dict) or src.get("type") != "text":
+            continue
+        data = str(src.get("data", ""))
+        end = data.find(".") + 1 or len(data)
+        out.append(
+            {
+                "type": "char_location",
+                "cited_text": data[:end],
+                "document_index": i,
+                "document_title": doc.get("title"),
+                "start_char_index": 0,
+                "end_char_index": end,
+            }
+        )
+    return out
+
+
+def _web_search(body: dict[str, Any], conv: Conversation) -> list[dict[str, Any]] | None:
+    """With the ``web_search`` server tool, the real API searches first: a ``server_tool_use`` block, its
+    ``web_search_tool_result``, then an answer citing the results (``web_search_result_location``)."""
+    tools = body.get("tools") or []
+    if not any(isinstance(t, dict) and str(t.get("type", "")).startswith("web_search_") for t in tools):
+        return None
+    tid = _anthropic_id("srvtoolu_01")
+    digest = hashlib.sha256(conv.last_user_text.encode()).hexdigest()
+    url = f"https://example.org/{digest[:12]}"
+    return [
+        {"type": "server_tool_use", "id": tid, "name": "web_search", "input": {"query": conv.last_user_text[:80]}},
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": tid,
+            "content": [
+                {
+                    "type": "web_search_result",
+                    "title": "Example result",
+                    "url": url,
+                    "encrypted_content": _sign(url),
+                    "page_age": "April 30, 2025",
+                }
+            ],
+        },
+    ]
 
 
 def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, dict[str, Any]]]:
@@ -252,14 +320,17 @@ def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, 
             text = block["thinking"]
             deltas = [{"type": "thinking_delta", "thinking": text[i : i + 16]} for i in range(0, len(text), 16)]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
-        elif block["type"] == "tool_use":
+        elif block["type"] in ("tool_use", "server_tool_use"):
             head = {**block, "input": {}}
             args = json.dumps(block["input"])
             pieces = [""] + [args[i : i + 8] for i in range(0, len(args), 8)]
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
-        else:
+        elif block["type"] != "text":  # web_search_tool_result: whole in its start
+            head, deltas = block, []
+        else:  # as the real API: the block starts empty, citations come as citations_delta events
             head = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": p} for p in gen.pieces]
+            deltas += [{"type": "citations_delta", "citation": c} for c in block.get("citations") or ()]
         events.append(("content_block_start", {"type": "content_block_start", "index": n, "content_block": head}))
         if n == 0:
             events.append(("ping", {"type": "ping"}))
@@ -272,6 +343,8 @@ def _stream_events(message: dict[str, Any], gen: Generation) -> list[tuple[str, 
         "cache_read_input_tokens": 0,
         "output_tokens": message["usage"]["output_tokens"],
     }
+    if "server_tool_use" in message["usage"]:
+        usage["server_tool_use"] = message["usage"]["server_tool_use"]
     events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
     events.append(("message_stop", {"type": "message_stop"}))
     return events
@@ -283,9 +356,22 @@ def create_message(body: Any, ctx: Ctx) -> Reply:
     budget = _thinking_budget(body, ctx)
     if budget is not None:
         _check_thinking_turns(body["messages"], ctx)
+    cite = _citations(body, ctx)
     gen = generate(conv, ctx.responder)
     thinking = _thinking_block(conv) if budget is not None else None
-    content = ([thinking] if thinking else []) + _content(gen)
+    search = _web_search(body, conv) if not gen.tool_calls else None
+    if search is not None:
+        result = search[1]["content"][0]
+        cite.append(
+            {
+                "type": "web_search_result_location",
+                "cited_text": gen.text[:40],
+                "url": result["url"],
+                "title": result["title"],
+                "encrypted_index": _sign(result["url"])[:24],
+            }
+        )
+    content = ([thinking] if thinking else []) + (search or []) + _content(gen, cite)
     spent = len(thinking["thinking"].split()) if thinking else 0
     message = {
         "model": conv.model,
@@ -298,6 +384,8 @@ def create_message(body: Any, ctx: Ctx) -> Reply:
         "stop_details": None,
         "usage": _usage(gen, spent),
     }
+    if search is not None:
+        message["usage"]["server_tool_use"] = {"web_search_requests": 1}
     if not body.get("stream"):
         return ctx.json(message)
     reply = ctx.stream([(name, dumps(data)) for name, data in _stream_events(message, gen)])

@@ -1,0 +1,214 @@
+"""Same-protocol streams through the gateway are faithful: what infermux does not model (Anthropic citations,
+server-tool blocks, usage details, stop_details; OpenAI chunks' system_fingerprint, service_tier, obfuscation,
+logprobs...) reaches the caller as the backend sent it. Checked byte for byte on the wire (ids and random padding
+normalised) and event for event with the official SDKs, against a direct call to the emulator."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+
+from infermux.gateway.sse import AnthropicSSE, ChatSSE, ResponsesSSE
+from infermux.providers import anthropic as anthropic_provider
+from infermux.providers import openai as openai_provider
+from infermux.types import StreamEvent, StreamResumed, TextDelta, WireEvent
+
+from .conftest import MASTER, Rig
+
+CLAUDE = "claude-sonnet-4-20250514"
+DOC: Any = {
+    "type": "document",
+    "source": {"type": "text", "media_type": "text/plain", "data": "The grass is green. The sky is blue."},
+    "title": "Colours",
+    "citations": {"enabled": True},
+}
+ASK: Any = [{"role": "user", "content": [DOC, {"type": "text", "text": "What colour is the grass?"}]}]
+VERSION = {"anthropic-version": "2023-06-01"}
+SEARCH: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
+
+_IDS = re.compile(r'"(id|tool_use_id|obfuscation)":"[^"]*"')
+
+
+def _norm(body: bytes) -> bytes:
+    """The wire body with per-call random values (ids, obfuscation padding) blanked, pings left out."""
+    body = _IDS.sub(lambda m: f'"{m.group(1)}":"-"', body.decode()).encode()
+    return b"".join(f for f in body.split(b"\n\n") if f and not f.startswith(b"event: ping"))
+
+
+def _dump(obj: Any) -> Any:
+    """An SDK event as plain data, ids and padding blanked."""
+    if isinstance(obj, dict):
+        return {k: "-" if k in ("id", "tool_use_id", "obfuscation") else _dump(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_dump(v) for v in obj]
+    return obj
+
+
+async def _post(url: str, path: str, body: Any, headers: dict[str, str]) -> bytes:
+    async with httpx.AsyncClient(timeout=20) as c:
+        r = await c.post(url + path, json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.content
+
+
+# ------------------------------------------------------------------ Anthropic
+
+
+async def test_anthropic_stream_with_citations_and_web_search_is_byte_faithful(rig: Rig) -> None:
+    body = {"model": CLAUDE, "max_tokens": 256, "messages": ASK, "tools": SEARCH, "stream": True}
+    direct = await _post(rig.sb.anthropic_base_url, "/v1/messages", body, {"x-api-key": "k", **VERSION})
+    via = await _post(rig.url, "/v1/messages", body, {"x-api-key": MASTER, **VERSION})
+    for kind in (b"citations_delta", b"server_tool_use", b"web_search_tool_result", b"stop_details"):
+        assert kind in direct  # the emulator sends them, as the real API does
+    assert b"web_search_requests" in direct and b"service_tier" in direct
+    assert _norm(via) == _norm(direct)
+
+
+async def test_anthropic_sdk_sees_the_same_events_and_message_as_direct(rig: Rig) -> None:
+    direct = anthropic.AsyncAnthropic(base_url=rig.sb.anthropic_base_url, api_key="k", max_retries=0, timeout=20)
+    via = anthropic.AsyncAnthropic(base_url=rig.url, api_key=MASTER, max_retries=0, timeout=20)
+    rig.clients += [direct, via]
+    got: list[Any] = []
+    for client in (direct, via):
+        async with client.messages.stream(model=CLAUDE, max_tokens=256, messages=ASK, tools=SEARCH) as s:
+            events = [_dump(ev.model_dump()) async for ev in s]
+            final = _dump((await s.get_final_message()).model_dump())
+        got.append((events, final))
+    (events, final), (events_via, final_via) = got
+    assert events_via == events and final_via == final
+    assert [b["type"] for b in final["content"]] == ["server_tool_use", "web_search_tool_result", "text"]
+    cites = final["content"][2]["citations"]
+    assert [c["type"] for c in cites] == ["char_location", "web_search_result_location"]
+    assert cites[0]["cited_text"] == "The grass is green."
+    assert final["usage"]["server_tool_use"]["web_search_requests"] == 1
+    # non-stream: the backend's own body (as before), the same again
+    plain = await via.messages.create(model=CLAUDE, max_tokens=256, messages=ASK, tools=SEARCH)
+    assert _dump(plain.model_dump())["content"] == final["content"]
+
+
+async def test_anthropic_caller_of_an_openai_backend_gets_no_foreign_wire(rig: Rig) -> None:
+    # the gateway's Anthropic renderer in front of an OpenAI backend: the chunks' vendor fields stay out
+    body = {"model": "gpt-4o-mini", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    via = await _post(rig.url, "/v1/messages", body, {"x-api-key": MASTER, **VERSION})
+    assert b"event: message_start" in via and b"message_stop" in via
+    assert b"obfuscation" not in via and b"system_fingerprint" not in via and b"chat.completion" not in via
+
+
+# ------------------------------------------------------------------ OpenAI
+
+
+async def test_openai_stream_is_byte_faithful(rig: Rig) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "tell me about colours"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    direct = await _post(rig.sb.openai_base_url, "/chat/completions", body, {"authorization": "Bearer k"})
+    via = await _post(rig.openai_url, "/chat/completions", body, {"authorization": f"Bearer {MASTER}"})
+    for field in (b"system_fingerprint", b"service_tier", b"obfuscation", b"refusal"):
+        assert field in direct
+    assert _norm(via) == _norm(direct)
+
+
+async def test_openai_sdk_sees_the_same_chunks_as_direct(rig: Rig) -> None:
+    direct = openai.AsyncOpenAI(base_url=rig.sb.openai_base_url, api_key="k", max_retries=0, timeout=20)
+    via = openai.AsyncOpenAI(base_url=rig.openai_url, api_key=MASTER, max_retries=0, timeout=20)
+    rig.clients += [direct, via]
+    msgs: Any = [{"role": "user", "content": "call get_weather for Paris"}]
+    tools: Any = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    got = []
+    for client in (direct, via):
+        s = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=msgs, tools=tools, stream=True, stream_options={"include_usage": True}
+        )
+        got.append([_dump(c.model_dump()) async for c in s])
+    assert got[1] == got[0]
+    assert got[0][0]["system_fingerprint"] == "fp_sandbox" and got[0][-1]["usage"]["total_tokens"] > 0
+    assert any(c["choices"] and c["choices"][0]["delta"].get("tool_calls") for c in got[0])
+
+
+# ------------------------------------------------------------------ renderers (no network)
+
+
+def _feed(renderer: Any, events: list[StreamEvent]) -> bytes:
+    return b"".join(renderer.feed(ev) for ev in events) + renderer.close()
+
+
+def _anthropic_events(wire: bytes) -> list[StreamEvent]:
+    p = anthropic_provider.AnthropicStreamParser()
+    return p.feed(wire) + p.close()
+
+
+UPSTREAM = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":'
+    b'"assistant","model":"c","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,'
+    b'"output_tokens":1,"service_tier":"standard"}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text",'
+    b'"text":"","citations":[]}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta",'
+    b'"text":"Green."}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"citations_delta",'
+    b'"citation":{"type":"char_location","cited_text":"g","document_index":0,"start_char_index":0,'
+    b'"end_char_index":1}}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":1,"content_block":'
+    b'{"type":"mystery_block","x":1}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":1,"delta":{"type":"mystery_delta"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":1}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null,'
+    b'"stop_details":null},"usage":{"output_tokens":2}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+
+
+def test_anthropic_renderer_relays_unknown_blocks_and_a_text_block_with_citations() -> None:
+    events = _anthropic_events(UPSTREAM)
+    # the text block with citations (start, citations_delta, stop) and the unknown block (start, delta, stop)
+    assert sum(isinstance(e, WireEvent) for e in events) == 6
+    assert _feed(AnthropicSSE("r", "c"), events) == UPSTREAM
+
+
+def test_anthropic_renderer_renumbers_relayed_blocks_after_a_resume() -> None:
+    # a resumed part: the caller already has block 0 (text); the new part's blocks go on from index 1
+    r = AnthropicSSE("r", "c")
+    head = r.feed(TextDelta("Hi. "))
+    events = _anthropic_events(UPSTREAM)
+    out = head + b"".join(r.feed(e) for e in [StreamResumed("a", "b", 1, 4), *events[1:]])
+    assert b'"index":1,"content_block":{"type":"text","text":"","citations":[]}' in out
+    assert b'"index":1,"delta":{"type":"citations_delta"' in out
+    assert b'"index":2,"content_block":{"type":"mystery_block","x":1}' in out
+    assert out.count(b"event: message_start") == 1
+
+
+def test_other_protocols_renderers_ignore_wire_events() -> None:
+    events = _anthropic_events(UPSTREAM)
+    chat = _feed(ChatSSE("r", "m"), events)
+    assert b"citations" not in chat and b"mystery" not in chat and b'"content":"Green."' in chat
+    resp = _feed(ResponsesSSE("r", "m", {}), events)
+    assert b"citations" not in resp and b"mystery" not in resp and b"Green." in resp
+    p = openai_provider.ChatStreamParser()
+    chunk = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"x"}}],"x_groq":{"id":"q"}}\n\n'
+    ant = _feed(AnthropicSSE("r", "m"), p.feed(chunk + b"data: [DONE]\n\n") + p.close())
+    assert b"x_groq" not in ant and b'"text":"x"' in ant
+
+
+def test_openai_renderer_relays_each_chunk_once_and_its_vendor_fields() -> None:
+    chunks = [
+        b'{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant",'
+        b'"content":"","reasoning_content":"hm"},"logprobs":null,"finish_reason":null}],"system_fingerprint":"fp"}',
+        b'{"id":"c","choices":[{"index":0,"delta":{"content":"Hi","annotations":[{"type":"url_citation"}]},'
+        b'"logprobs":{"content":[{"token":"Hi","logprob":-0.1}]}}],"timings":{"predicted_ms":3}}',
+        b'{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"q"}}',
+        b'{"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',
+    ]
+    wire = b"".join(b"data: " + c + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    p = openai_provider.ChatStreamParser()
+    events = p.feed(wire) + p.close()
+    assert _feed(ChatSSE("r", "m", include_usage=True), events) == wire
+    # without include_usage the usage chunk stays out (infermux asked the backend for it, the caller did not)
+    assert _feed(ChatSSE("r", "m"), events) == wire.replace(b"data: " + chunks[3] + b"\n\n", b"")
