@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..types import ChatResponse, EmbedResponse, FinishReason, ToolCall, Usage
+from ..types import ChatResponse, EmbedResponse, FinishReason, ReasoningBlock, ToolCall, Usage
 
 __all__ = [
     "ANTHROPIC_FAMILY",
@@ -187,13 +187,21 @@ def responses_usage(u: Usage | None) -> dict[str, Any] | None:
         "input_tokens": u.input_tokens,
         "input_tokens_details": {"cached_tokens": u.cached_tokens},
         "output_tokens": u.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.total_tokens,
     }
 
 
-def responses_items(text: str, calls: tuple[ToolCall, ...], rid: str, status: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def reasoning_item(rid: str, index: int, text: str) -> dict[str, Any]:
+    """A ``reasoning`` output item whose summary is the readable reasoning (as the real API with
+    ``reasoning.summary``; the opaque parts of another protocol, signatures and redacted blocks, stay out)."""
+    return {"id": f"rs_{rid}_{index}", "type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}
+
+
+def responses_items(
+    text: str, calls: tuple[ToolCall, ...], rid: str, status: str, reasoning: tuple[ReasoningBlock, ...] = ()
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = [reasoning_item(rid, i, b.text) for i, b in enumerate(reasoning) if b.text]
     if text or not calls:
         part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
         items.append({"id": f"msg_{rid}", "type": "message", "status": status, "role": "assistant", "content": [part]})
@@ -211,6 +219,12 @@ def responses_items(text: str, calls: tuple[ToolCall, ...], rid: str, status: st
     return items
 
 
+def _reasoning_blocks(resp: ChatResponse) -> tuple[ReasoningBlock, ...]:
+    if resp.reasoning_blocks or not resp.reasoning:
+        return resp.reasoning_blocks
+    return (ReasoningBlock(resp.reasoning),)
+
+
 def responses_object(resp: ChatResponse, model: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     incomplete = resp.finish_reason == "length"
     status = "incomplete" if incomplete else "completed"
@@ -225,7 +239,7 @@ def responses_object(resp: ChatResponse, model: str | None, body: Mapping[str, A
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "model": model or resp.model or "",
-        "output": responses_items(resp.text, resp.tool_calls, rid, status),
+        "output": responses_items(resp.text, resp.tool_calls, rid, status, _reasoning_blocks(resp)),
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": None,
         "temperature": body.get("temperature"),

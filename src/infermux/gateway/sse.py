@@ -32,6 +32,7 @@ from .render import (
     anthropic_usage,
     openai_finish_reason,
     openai_usage,
+    reasoning_item,
     responses_items,
     responses_object,
     tool_input,
@@ -406,8 +407,9 @@ class ResponsesSSE(StreamRenderer):
         self._seq = 0
         self._started = False
         self._n = -1  # output index of the open item
-        self._open: str | None = None  # "message" / "function_call"
+        self._open: str | None = None  # "message" / "function_call" / "reasoning"
         self._text: list[str] = []
+        self._reasoning = -1  # ReasoningDelta.index of the open reasoning item
         self._calls: dict[int, list[str]] = {}  # tool ordinal -> [call_id, name, args...]
 
     def _ev(self, obj: dict[str, Any]) -> bytes:
@@ -424,6 +426,7 @@ class ResponsesSSE(StreamRenderer):
             finish_reason=self.acc.finish_reason,
             usage=self.usage,
             request_id=self.request_id,
+            reasoning_blocks=self.acc.reasoning_blocks(),
         )
         obj = responses_object(resp, self.model, self.body)
         obj["id"] = f"resp_{self.request_id}"
@@ -441,14 +444,45 @@ class ResponsesSSE(StreamRenderer):
         )
 
     def _item_id(self) -> str:
+        if self._open == "reasoning":
+            return f"rs_{self.request_id}_{self._reasoning}"
         return f"msg_{self.request_id}" if self._open == "message" else f"fc_{self.request_id}_{self._n}"
+
+    def _reasoning_delta(self, ev: ReasoningDelta) -> bytes:
+        """A reasoning item per reasoning block, its text as the summary (``reasoning_summary_part`` and
+        ``reasoning_summary_text`` events, as the real API streams a summary); text-less pieces (another
+        protocol's signature, a redacted block) have no form here."""
+        out = b""
+        if self._open != "reasoning" or self._reasoning != ev.index:
+            if not ev.text:
+                return out
+            out += self._close()
+            self._n += 1
+            self._open, self._reasoning, self._text = "reasoning", ev.index, []
+            item = {"id": self._item_id(), "type": "reasoning", "summary": []}
+            out += self._ev({"type": "response.output_item.added", "output_index": self._n, "item": item})
+            ids = {"item_id": self._item_id(), "output_index": self._n, "summary_index": 0}
+            part = {"type": "summary_text", "text": ""}
+            out += self._ev({"type": "response.reasoning_summary_part.added", **ids, "part": part})
+        if ev.text:
+            self._text.append(ev.text)
+            ids = {"item_id": self._item_id(), "output_index": self._n, "summary_index": 0}
+            out += self._ev({"type": "response.reasoning_summary_text.delta", **ids, "delta": ev.text})
+        return out
 
     def _close(self) -> bytes:
         if self._open is None:
             return b""
         out = b""
         ids = {"item_id": self._item_id(), "output_index": self._n}
-        if self._open == "message":
+        if self._open == "reasoning":
+            text = "".join(self._text)
+            ids = {**ids, "summary_index": 0}
+            out += self._ev({"type": "response.reasoning_summary_text.done", **ids, "text": text})
+            part = {"type": "summary_text", "text": text}
+            out += self._ev({"type": "response.reasoning_summary_part.done", **ids, "part": part})
+            item = reasoning_item(self.request_id, self._reasoning, text)
+        elif self._open == "message":
             text = "".join(self._text)
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
             out += self._ev({"type": "response.output_text.done", **ids, "content_index": 0, "text": text})
@@ -467,6 +501,8 @@ class ResponsesSSE(StreamRenderer):
         if isinstance(ev, WireEvent):
             return b""
         out = self._start()
+        if isinstance(ev, ReasoningDelta):
+            return out + self._reasoning_delta(ev)
         if isinstance(ev, TextDelta):
             if self._open != "message":
                 out += self._close()
