@@ -477,10 +477,10 @@ class ResponsesSSE(StreamRenderer):
         ids = {"item_id": self._item_id(), "output_index": self._n}
         if self._open == "reasoning":
             text = "".join(self._text)
-            ids = {**ids, "summary_index": 0}
-            out += self._ev({"type": "response.reasoning_summary_text.done", **ids, "text": text})
-            part = {"type": "summary_text", "text": text}
-            out += self._ev({"type": "response.reasoning_summary_part.done", **ids, "part": part})
+            at = {**ids, "summary_index": 0}
+            out += self._ev({"type": "response.reasoning_summary_text.done", **at, "text": text})
+            summary = {"type": "summary_text", "text": text}
+            out += self._ev({"type": "response.reasoning_summary_part.done", **at, "part": summary})
             item = reasoning_item(self.request_id, self._reasoning, text)
         elif self._open == "message":
             text = "".join(self._text)

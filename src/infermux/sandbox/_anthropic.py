@@ -373,7 +373,10 @@ def create_message(body: Any, ctx: Ctx) -> Reply:
         )
     content = ([thinking] if thinking else []) + (search or []) + _content(gen, cite)
     spent = len(thinking["thinking"].split()) if thinking else 0
-    message = {
+    usage = _usage(gen, spent)
+    if search is not None:
+        usage["server_tool_use"] = {"web_search_requests": 1}
+    message: dict[str, Any] = {
         "model": conv.model,
         "id": _anthropic_id("msg_01"),
         "type": "message",
@@ -382,10 +385,8 @@ def create_message(body: Any, ctx: Ctx) -> Reply:
         "stop_reason": _STOP[gen.finish],
         "stop_sequence": gen.stop_sequence,
         "stop_details": None,
-        "usage": _usage(gen, spent),
+        "usage": usage,
     }
-    if search is not None:
-        message["usage"]["server_tool_use"] = {"web_search_requests": 1}
     if not body.get("stream"):
         return ctx.json(message)
     reply = ctx.stream([(name, dumps(data)) for name, data in _stream_events(message, gen)])
