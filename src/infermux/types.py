@@ -148,12 +148,16 @@ class Tool:
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """A call the model asked for. ``arguments`` is the parsed JSON (``None`` if it did not parse);
-    ``raw_arguments`` the exact string the provider sent."""
+    ``raw_arguments`` the exact string the provider sent. ``signature``: Gemini's ``thoughtSignature`` of the
+    ``functionCall`` part (2.5 / 3 thinking models), sent back on the same part in the next turn (Gemini 3
+    refuses a tool loop without it; keep the call on the assistant :class:`Message`, see
+    :meth:`ChatResponse.message`); other protocols ignore it."""
 
     id: str
     name: str
     arguments: Any
     raw_arguments: str
+    signature: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_raw(cls, id: str, name: str, raw_arguments: object) -> ToolCall:

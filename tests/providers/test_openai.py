@@ -46,6 +46,7 @@ from infermux.types import (
     ToolCallEnd,
     ToolCallStart,
     UsageEvent,
+    WireEvent,
 )
 
 JSON = {"content-type": "application/json"}
@@ -316,8 +317,14 @@ STREAM = _sse(
 
 
 def test_stream_events_byte_by_byte_equal_one_chunk() -> None:
-    one = _run(oa.ChatStreamParser(), STREAM, len(STREAM))
-    assert one == _run(oa.ChatStreamParser(), STREAM, 1)
+    every = _run(oa.ChatStreamParser(), STREAM, len(STREAM))
+    assert every == _run(oa.ChatStreamParser(), STREAM, 1)
+    # the chunks with no event of their own (Azure's verdicts, the finish_reason chunk) are WireEvents, for a
+    # gateway's same-protocol renderer; every other event carries its chunk
+    wires = [e for e in every if isinstance(e, WireEvent)]
+    assert [json.loads(w.wire[2]).get("prompt_filter_results") is not None for w in wires] == [True, False]
+    one = [e for e in every if not isinstance(e, WireEvent)]
+    assert all(e.wire is not None for e in one[:-1]) and one[-1].wire is None  # [DONE]: no chunk
     assert one == [
         StreamStart("c1", "m"),
         TextDelta("Hel"),

@@ -25,9 +25,12 @@ Mapping notes (infermux -> Gemini):
 
 Gemini -> infermux:
 
-- Text parts are joined (``thought: true`` parts are thinking summaries, not answer text: they stay in
-  ``raw``). ``finishReason``: STOP -> stop (tool_calls when the answer holds function calls), MAX_TOKENS ->
-  length, SAFETY/RECITATION/BLOCKLIST/PROHIBITED_CONTENT/SPII/IMAGE_SAFETY -> content_filter, others -> other.
+- Text parts are joined (``thought: true`` parts are thinking summaries, not answer text: they are the
+  ``reasoning``, their ``thoughtSignature`` on the :class:`ReasoningBlock`). A ``functionCall`` part's
+  ``thoughtSignature`` is the call's :attr:`ToolCall.signature`; both go back on the same parts of the
+  assistant turn (Gemini 3 refuses a function-call turn of the current tool loop without it).
+  ``finishReason``: STOP -> stop (tool_calls when the answer holds function calls), MAX_TOKENS -> length,
+  SAFETY/RECITATION/BLOCKLIST/PROHIBITED_CONTENT/SPII/IMAGE_SAFETY -> content_filter, others -> other.
 - A blocked prompt (``promptFeedback.blockReason``, no candidates) is NOT an error: it is an empty
   :class:`ChatResponse` with ``finish_reason="content_filter"`` (the block reason is in ``raw``), the same
   outcome a filtered answer has. The request is valid; the content was refused.
@@ -198,10 +201,21 @@ def _contents(messages: Sequence[Message]) -> list[dict[str, Any]]:
         if m.role == "tool":
             role, parts = "user", [_function_response(m, names)]
         elif m.role == "assistant":
-            role, parts = "model", _parts(m.content)
+            # signed thoughts and calls go back on the parts they came on (Gemini 3 refuses a function-call
+            # turn of the current tool loop without its thoughtSignature)
+            role = "model"
+            parts = [
+                {"text": b.text, "thought": True, "thoughtSignature": b.signature}
+                for b in m.reasoning
+                if b.protocol == NAME and b.signature
+            ]
+            parts += _parts(m.content)
             for c in m.tool_calls:
                 names[c.id] = c.name
-                parts.append({"functionCall": {"name": c.name, "args": tool_arguments(c, NAME)}})
+                part: dict[str, Any] = {"functionCall": {"name": c.name, "args": tool_arguments(c, NAME)}}
+                if c.signature:
+                    part["thoughtSignature"] = c.signature
+                parts.append(part)
         else:
             role, parts = "user", _parts(m.content)
         if not parts:
@@ -394,7 +408,8 @@ def _function_call(part: Mapping[str, Any], n: int, data: Any) -> ToolCall:
     if not isinstance(args, Mapping):
         raise malformed(NAME, f"functionCall {name!r} args is not an object", data)
     cid = as_str(fc.get("id")) or f"call_{n}"
-    return ToolCall(cid, name, dict(args), json.dumps(args, ensure_ascii=False))
+    sig = as_str(part.get("thoughtSignature")) or None
+    return ToolCall(cid, name, dict(args), json.dumps(args, ensure_ascii=False), sig)
 
 
 def _error_in_body(data: Any, headers: Mapping[str, str], body: bytes) -> None:

@@ -12,6 +12,8 @@ sends none). ``streamGenerateContent?alt=sse`` (what every SDK sends) answers da
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import secrets
@@ -276,6 +278,62 @@ def _tools(body: dict[str, Any], conv: Conversation, ctx: Ctx) -> None:
             conv.tool_choice_name = allowed[0]
 
 
+#: the thinking models that sign their function calls (``thoughtSignature``), and those that enforce it
+_SIGNING = ("gemini-2.5", "gemini-3")
+_ENFORCING = ("gemini-3",)
+#: the value Google documents for a call that has no signature (history from another model)
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+
+
+def thought_signature(name: str, args: Any) -> str:
+    """The emulator's (deterministic, opaque) signature of a function call."""
+    digest = hashlib.sha256(f"{name}:{json.dumps(args, sort_keys=True)}".encode()).digest()
+    return base64.b64encode(digest * 2).decode()
+
+
+def _check_signatures(contents: list[Any], model: str, ctx: Ctx) -> None:
+    """As Gemini 3: in the current turn (the model turns after the last user text), each step's first
+    ``functionCall`` part must carry the ``thoughtSignature`` it was given (parallel calls: only the first is
+    signed); a missing one is a 400, one it did not give out is "Corrupted"."""
+    if not model.startswith(_ENFORCING):
+        return
+    start = 0
+    for i, c in enumerate(contents):
+        parts = c.get("parts") if isinstance(c, dict) else None
+        if (c.get("role") or "user") == "user" and any(isinstance(p, dict) and "text" in p for p in parts or ()):
+            start = i + 1
+    for c in contents[start:]:
+        if c.get("role") != "model":
+            continue
+        calls = [(j, p) for j, p in enumerate(c["parts"]) if isinstance(_get(p, "functionCall"), dict)]
+        if not calls:
+            continue
+        j, part = calls[0]
+        fc = _get(part, "functionCall")
+        sig = _get(part, "thoughtSignature")
+        if not sig:
+            raise ctx.error(
+                400,
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to"
+                " work correctly, and missing thought_signature may lead to degraded model performance. Additional"
+                f" data, function call `default_api:{fc.get('name')}` , position {j + 1}. Please refer to"
+                " https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+            )
+        if sig != SKIP_SIGNATURE and _bytes(sig) != _bytes(
+            thought_signature(str(fc.get("name")), fc.get("args") or {})
+        ):
+            raise ctx.error(400, "Corrupted thought signature.")
+
+
+def _bytes(sig: Any) -> bytes | None:
+    """A bytes field's value as proto JSON reads it (standard or URL-safe base64, as SDKs send it)."""
+    try:
+        text = str(sig).replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        return None
+
+
 def parse_request(body: Any, ctx: Ctx) -> Conversation:
     """Validate a GenerateContentRequest as the real API does and build the neutral conversation."""
     if not isinstance(body, dict):
@@ -294,6 +352,7 @@ def parse_request(body: Any, ctx: Ctx) -> Conversation:
         conv.messages.append((role, text if result is None else f"{text} {result}".strip()))
         if i == len(contents) - 1 and role != "model":
             conv.last_user_text, conv.images, conv.tool_result = text, images, result
+    _check_signatures(contents, conv.model, ctx)
     _generation_config(body, conv, ctx)
     _tools(body, conv, ctx)
     return conv
@@ -312,9 +371,15 @@ def _usage(gen: Generation, *, final: bool = True) -> dict[str, Any]:
     return usage
 
 
-def _parts(gen: Generation) -> list[dict[str, Any]]:
+def _parts(gen: Generation, model: str = "") -> list[dict[str, Any]]:
     if gen.tool_calls:
-        return [{"functionCall": {"name": c.name, "args": json.loads(c.arguments)}} for c in gen.tool_calls]
+        parts: list[dict[str, Any]] = [
+            {"functionCall": {"name": c.name, "args": json.loads(c.arguments)}} for c in gen.tool_calls
+        ]
+        if model.startswith(_SIGNING):  # a thinking model signs the first call of a step (as the real API)
+            fc = parts[0]["functionCall"]
+            parts[0]["thoughtSignature"] = thought_signature(fc["name"], fc["args"])
+        return parts
     return [{"text": gen.text}]
 
 
@@ -335,7 +400,8 @@ def generate_content(body: Any, ctx: Ctx) -> Reply:
     """POST /v1beta/models/{model}:generateContent."""
     conv = parse_request(body, ctx)
     gen = generate(conv, ctx.responder)
-    cand = {"content": {"parts": _parts(gen), "role": "model"}, "finishReason": _FINISH[gen.finish], "index": 0}
+    parts = _parts(gen, conv.model)
+    cand = {"content": {"parts": parts, "role": "model"}, "finishReason": _FINISH[gen.finish], "index": 0}
     return ctx.json(
         {"candidates": [cand], "usageMetadata": _usage(gen), "modelVersion": conv.model, "responseId": ctx.request_id}
     )
@@ -351,7 +417,7 @@ def stream_generate_content(body: Any, ctx: Ctx) -> Reply:
     conv = parse_request(body, ctx)
     gen = generate(conv, ctx.responder)
     if gen.tool_calls:
-        chunks = [_chunk(conv, ctx, _parts(gen), gen, True)]
+        chunks = [_chunk(conv, ctx, _parts(gen, conv.model), gen, True)]
     else:
         pieces = gen.pieces or [""]
         chunks = [_chunk(conv, ctx, [{"text": p}], gen, i == len(pieces) - 1) for i, p in enumerate(pieces)]
