@@ -60,7 +60,10 @@ async def test_gateway_relays_llamacpp_reasoning_to_the_openai_sdk(thinking_serv
     try:
         async with openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key="mk-test-master-0001", max_retries=0) as oc:
             msgs: Any = [{"role": "user", "content": Q}]
-            stream = await oc.chat.completions.create(model="smollm2", messages=msgs, max_tokens=24, stream=True)
+            opts: Any = {"include_usage": True}
+            stream = await oc.chat.completions.create(
+                model="smollm2", messages=msgs, max_tokens=24, stream=True, stream_options=opts
+            )
             chunks = [ch async for ch in stream]
             plain = await oc.chat.completions.create(model="smollm2", messages=msgs, max_tokens=24)
     finally:
@@ -68,3 +71,5 @@ async def test_gateway_relays_llamacpp_reasoning_to_the_openai_sdk(thinking_serv
     got = "".join((ch.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for ch in chunks if ch.choices)
     want = (plain.choices[0].message.model_extra or {}).get("reasoning_content")  # llama.cpp's own body, passed on
     assert "Paris" in got and got == want
+    # the stream is llama.cpp's own chunks: its vendor fields (``timings``, on its usage chunk) reach the SDK too
+    assert chunks[-1].usage is not None and "prompt_ms" in (chunks[-1].model_extra or {})["timings"]

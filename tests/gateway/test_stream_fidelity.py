@@ -12,9 +12,13 @@ import anthropic
 import httpx
 import openai
 
+import infermux
+from infermux.fleet import GroupConfig
+from infermux.gateway import Gateway, GatewayServer, GatewaySettings
 from infermux.gateway.sse import AnthropicSSE, ChatSSE, ResponsesSSE
 from infermux.providers import anthropic as anthropic_provider
 from infermux.providers import openai as openai_provider
+from infermux.sandbox import Fault, Sandbox
 from infermux.types import StreamEvent, StreamResumed, TextDelta, WireEvent
 
 from .conftest import MASTER, Rig
@@ -212,3 +216,36 @@ def test_openai_renderer_relays_each_chunk_once_and_its_vendor_fields() -> None:
     assert _feed(ChatSSE("r", "m", include_usage=True), events) == wire
     # without include_usage the usage chunk stays out (infermux asked the backend for it, the caller did not)
     assert _feed(ChatSSE("r", "m"), events) == wire.replace(b"data: " + chunks[3] + b"\n\n", b"")
+
+
+async def test_relayed_openai_stream_fails_over_mid_stream() -> None:
+    # a group of two OpenAI emulators, the first cut mid-stream: the SDK gets the backend's chunks as they came
+    # (vendor fields kept), the text once, and one finish chunk
+    full = "one two three four five six seven"
+    async with Sandbox(responder=lambda conv: full) as a, Sandbox(responder=lambda conv: full) as b:
+        eps = [
+            infermux.EndpointConfig(
+                name=n,
+                provider="openai",
+                base_url=sb.openai_base_url,
+                model="gpt-4o-mini",
+                api_keys=("sk-up",),
+                retry=infermux.RetryPolicy(max_retries=0),
+            )
+            for n, sb in (("a", a), ("b", b))
+        ]
+        client = infermux.AsyncClient(eps, groups=[GroupConfig("g", ("a", "b"))], trust_env=False)
+        srv = GatewayServer(Gateway(client, GatewaySettings(port=0, master_key=MASTER)))
+        await srv.start()
+        a.faults.set_default(Fault.stream_cut(4))
+        try:
+            async with openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key=MASTER, max_retries=0, timeout=20) as c:
+                msgs: Any = [{"role": "user", "content": "count to seven"}]
+                chunks = [ch async for ch in await c.chat.completions.create(model="g", messages=msgs, stream=True)]
+        finally:
+            await srv.stop(timeout=2)
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == full  # b answers it all again: the repeat of what was delivered is dropped
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == ["stop"]
+    assert chunks[0].system_fingerprint == "fp_sandbox" and chunks[-1].system_fingerprint == "fp_sandbox"
+    assert len({ch.id for ch in chunks}) >= 2  # the chunks of both backends, each as it came
