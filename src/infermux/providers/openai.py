@@ -327,10 +327,14 @@ class ChatStreamParser(StreamParserBase):
         # fields, annotations, logprobs, obfuscation... reach an OpenAI caller unchanged); a chunk with no event
         # of its own (a finish_reason or vendor-only chunk) is a WireEvent
         wire = (WIRE, None, data)
-        if len(out) == n:
+        k = len(out) - n
+        if k == 1:  # the common case: one event per chunk
+            set_wire(out[n], wire)
+        elif k == 0:
             out.append(WireEvent(wire))
-        for i in range(n, len(out)):
-            set_wire(out[i], wire)
+        else:
+            for i in range(n, len(out)):
+                set_wire(out[i], wire)
 
     def close(self) -> list[StreamEvent]:
         """The body ended: see the termination rule in the class docstring."""
