@@ -35,18 +35,20 @@ VERSION = {"anthropic-version": "2023-06-01"}
 SEARCH: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
 
 _IDS = re.compile(r'"(id|tool_use_id|obfuscation)":"[^"]*"')
+_CREATED = re.compile(rb'"created":\d+')
 
 
 def _norm(body: bytes) -> bytes:
-    """The wire body with per-call random values (ids, obfuscation padding) blanked, pings left out."""
-    body = _IDS.sub(lambda m: f'"{m.group(1)}":"-"', body.decode()).encode()
+    """The wire body with per-call values (ids, obfuscation padding, the second it was made) blanked, pings left
+    out."""
+    body = _CREATED.sub(b'"created":0', _IDS.sub(lambda m: f'"{m.group(1)}":"-"', body.decode()).encode())
     return b"".join(f for f in body.split(b"\n\n") if f and not f.startswith(b"event: ping"))
 
 
 def _dump(obj: Any) -> Any:
     """An SDK event as plain data, ids and padding blanked."""
     if isinstance(obj, dict):
-        return {k: "-" if k in ("id", "tool_use_id", "obfuscation") else _dump(v) for k, v in obj.items()}
+        return {k: "-" if k in ("id", "tool_use_id", "obfuscation", "created") else _dump(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_dump(v) for v in obj]
     return obj
@@ -117,6 +119,33 @@ async def test_openai_stream_is_byte_faithful(rig: Rig) -> None:
     for field in (b"system_fingerprint", b"service_tier", b"obfuscation", b"refusal"):
         assert field in direct
     assert _norm(via) == _norm(direct)
+
+
+async def test_openai_search_annotations_reach_the_sdk_as_sent() -> None:
+    # web_search_options on a search model: the emulator (as the real API) streams a url_citation annotation in
+    # a delta of its own; the gateway relays it (and passes the request field through: one protocol)
+    model = "gpt-4o-mini-search-preview"
+    async with Sandbox() as sb:
+        cfg = infermux.EndpointConfig("s", "openai", base_url=sb.openai_base_url, model=model, api_keys=("k",))
+        srv = GatewayServer(
+            Gateway(infermux.AsyncClient([cfg], trust_env=False), GatewaySettings(port=0, master_key=MASTER))
+        )
+        await srv.start()
+        try:
+            body: Any = {"model": model, "messages": [{"role": "user", "content": "news?"}], "web_search_options": {}}
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+            direct = await _post(sb.openai_base_url, "/chat/completions", body, {"authorization": "Bearer k"})
+            via = await _post(srv.url + "/v1", "/chat/completions", body, {"authorization": f"Bearer {MASTER}"})
+            async with openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key=MASTER, max_retries=0, timeout=20) as c:
+                kw: Any = {k: v for k, v in body.items() if k not in ("model", "messages", "stream")}
+                stream = await c.chat.completions.create(model=model, messages=body["messages"], stream=True, **kw)
+                chunks = [ch async for ch in stream]
+        finally:
+            await srv.stop(timeout=2)
+    assert b'"annotations":[{"type":"url_citation"' in direct
+    assert _norm(via) == _norm(direct)
+    notes = [a for ch in chunks if ch.choices for a in (ch.choices[0].delta.model_extra or {}).get("annotations", [])]
+    assert [n["url_citation"]["title"] for n in notes] == ["Example result"]
 
 
 async def test_openai_sdk_sees_the_same_chunks_as_direct(rig: Rig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
 
@@ -163,12 +164,12 @@ def usage(gen: Generation, reasoning: int = 0) -> dict[str, Any]:
     }
 
 
-def _message(gen: Generation) -> dict[str, Any]:
+def _message(gen: Generation, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     msg: dict[str, Any] = {
         "role": "assistant",
         "content": None if gen.tool_calls else gen.text,
         "refusal": None,
-        "annotations": [],
+        "annotations": annotations or [],
     }
     if gen.tool_calls:
         msg["tool_calls"] = [
@@ -187,7 +188,21 @@ def _arg_pieces(arguments: str, size: int = 8) -> list[str]:
     return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
 
 
-def _chunks(gen: Generation, base: dict[str, Any]) -> list[dict[str, Any]]:
+def _web_search(body: dict[str, Any], conv: Conversation, gen: Generation, ctx: Ctx) -> list[dict[str, Any]] | None:
+    """``web_search_options`` (search models only, as the real API): the answer cites a result with a
+    ``url_citation`` annotation (in the message; streamed as a delta of its own before the finish chunk)."""
+    if body.get("web_search_options") is None:
+        return None
+    if "search" not in conv.model:
+        raise ctx.error(400, "Web search options not supported with this model.", param="web_search_options")
+    url = "https://example.org/" + hashlib.sha256(conv.last_user_text.encode()).hexdigest()[:12]
+    cite = {"end_index": len(gen.text), "start_index": 0, "title": "Example result", "url": url}
+    return [{"type": "url_citation", "url_citation": cite}]
+
+
+def _chunks(
+    gen: Generation, base: dict[str, Any], annotations: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
@@ -208,6 +223,8 @@ def _chunks(gen: Generation, base: dict[str, Any]) -> list[dict[str, Any]]:
     else:
         out.append(chunk({"role": "assistant", "content": "", "refusal": None}))
         out.extend(chunk({"content": piece}) for piece in gen.pieces)
+        if annotations:
+            out.append(chunk({"annotations": annotations}))
     out.append(chunk({}, _FINISH[gen.finish]))
     return out
 
@@ -234,6 +251,7 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     conv = parse_chat(body, ctx)
     check_sampling(body, ctx, body.get("reasoning_effort"))  # api.openai.com's per-model rules
     gen = generate(conv, ctx.responder)
+    cites = _web_search(body, conv, gen, ctx)
     spent = reasoning_tokens(conv.model, body.get("reasoning_effort"))
     mode = content_filter_mode(ctx)
     base: dict[str, Any] = {
@@ -247,7 +265,7 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     if not body.get("stream"):
         choice: dict[str, Any] = {
             "index": 0,
-            "message": _message(gen),
+            "message": _message(gen, cites),
             "logprobs": None,
             "finish_reason": _FINISH[gen.finish],
         }
@@ -264,7 +282,7 @@ def chat_completions(body: Any, ctx: Ctx) -> Reply:
     include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
     if include_usage:
         base["usage"] = None
-    chunks = _chunks(gen, base)
+    chunks = _chunks(gen, base, cites)
     if mode is not None:
         chunks = _filtered(chunks, base, mode)
     if include_usage:
