@@ -206,6 +206,13 @@ def test_anthropic_renderer_relays_unknown_blocks_and_a_text_block_with_citation
     assert _feed(AnthropicSSE("r", "c"), events) == UPSTREAM
 
 
+def test_anthropic_relayed_text_block_that_starts_with_text_is_not_doubled() -> None:
+    wire = UPSTREAM.replace(b'"text":"","citations":[]', b'"text":"Gr","citations":[]')
+    events = _anthropic_events(wire)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "GrGreen."  # the neutral text
+    assert _feed(AnthropicSSE("r", "c"), events) == wire  # the caller's: as it came, "Gr" once
+
+
 def test_anthropic_renderer_renumbers_relayed_blocks_after_a_resume() -> None:
     # a resumed part: the caller already has block 0 (text); the new part's blocks go on from index 1
     r = AnthropicSSE("r", "c")

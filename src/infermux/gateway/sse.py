@@ -247,6 +247,7 @@ class AnthropicSSE(StreamRenderer):
         self._thinking: int | None = None  # ReasoningDelta.index of the open thinking block
         self._wire_blocks: dict[int, int] = {}  # upstream index -> index here, of blocks relayed as they came
         self._final: Wire | None = None  # the upstream's message_delta (its usage details, stop_details...)
+        self._relayed: Wire | None = None  # the upstream message last relayed
 
     def feed(self, ev: StreamEvent) -> bytes:
         if type(ev) is UsageEvent:
@@ -351,7 +352,10 @@ class AnthropicSSE(StreamRenderer):
         does not (a message_start, a block no neutral event stands for)."""
         w = ev.wire
         assert w is not None
+        if w is self._relayed:  # in the message just relayed (the text a relayed block starts with)
+            return b""
         if w[0] == "anthropic" and (isinstance(ev, WireEvent) or not self._started):
+            self._relayed = w
             return self._relay(w)
         return b"" if isinstance(ev, WireEvent) else self._neutral(ev)
 

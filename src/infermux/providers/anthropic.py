@@ -407,7 +407,9 @@ class AnthropicStreamParser(StreamParserBase):
             n = len(out)
             handler(self, obj, out)
             if n < len(out) and out[n] is _WIRE_MARK:  # a message no neutral event stands for: as it came
-                out[n] = WireEvent((NAME, str(kind), data))
+                wire = out[n] = WireEvent((NAME, str(kind), data))
+                for ev in out[n + 1 :]:  # the text it starts with: in the relayed message already
+                    set_wire(ev, wire.wire)
             elif kind in _RELAYED and n < len(out):  # its vendor fields (usage details, stop_details...)
                 set_wire(out[n], (NAME, str(kind), data))
 
