@@ -34,21 +34,22 @@ ASK: Any = [{"role": "user", "content": [DOC, {"type": "text", "text": "What col
 VERSION = {"anthropic-version": "2023-06-01"}
 SEARCH: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
 
-_IDS = re.compile(r'"(id|tool_use_id|obfuscation)":"[^"]*"')
-_CREATED = re.compile(rb'"created":\d+')
+_IDS = re.compile(r'"(id|tool_use_id|obfuscation|item_id)":"[^"]*"')
+_CREATED = re.compile(rb'"(created|created_at|completed_at)":\d+(\.\d+)?')
 
 
 def _norm(body: bytes) -> bytes:
     """The wire body with per-call values (ids, obfuscation padding, the second it was made) blanked, pings left
     out."""
-    body = _CREATED.sub(b'"created":0', _IDS.sub(lambda m: f'"{m.group(1)}":"-"', body.decode()).encode())
+    body = _CREATED.sub(rb'"\1":0', _IDS.sub(lambda m: f'"{m.group(1)}":"-"', body.decode()).encode())
     return b"".join(f for f in body.split(b"\n\n") if f and not f.startswith(b"event: ping"))
 
 
 def _dump(obj: Any) -> Any:
     """An SDK event as plain data, ids and padding blanked."""
     if isinstance(obj, dict):
-        return {k: "-" if k in ("id", "tool_use_id", "obfuscation", "created") else _dump(v) for k, v in obj.items()}
+        blank = ("id", "tool_use_id", "obfuscation", "created", "created_at", "completed_at", "item_id")
+        return {k: "-" if k in blank else _dump(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_dump(v) for v in obj]
     return obj
@@ -285,3 +286,36 @@ async def test_relayed_openai_stream_fails_over_mid_stream() -> None:
     assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == ["stop"]
     assert chunks[0].system_fingerprint == "fp_sandbox" and chunks[-1].system_fingerprint == "fp_sandbox"
     assert len({ch.id for ch in chunks}) >= 2  # the chunks of both backends, each as it came
+
+
+# ------------------------------------------------------------------ Responses
+
+
+async def test_responses_stream_is_relayed_as_it_came() -> None:
+    # an openai_responses backend behind /v1/responses: the events as the backend sent them (the emulator's
+    # reasoning item with encrypted_content, logprobs, annotations...), to the byte and to the SDK
+    model = "o4-mini"
+    async with Sandbox() as sb:
+        cfg = infermux.EndpointConfig(
+            "r", "openai_responses", base_url=sb.openai_base_url, model=model, api_keys=("k",)
+        )
+        gw = Gateway(infermux.AsyncClient([cfg], trust_env=False), GatewaySettings(port=0, master_key=MASTER))
+        srv = GatewayServer(gw)
+        await srv.start()
+        try:
+            body: Any = {"model": model, "input": "hello there", "stream": True}
+            direct = await _post(sb.openai_base_url, "/responses", body, {"authorization": "Bearer k"})
+            via = await _post(srv.url + "/v1", "/responses", body, {"authorization": f"Bearer {MASTER}"})
+            got = []
+            for url, key in ((sb.openai_base_url, "k"), (srv.url + "/v1", MASTER)):
+                c = openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0, timeout=20)
+                async with c, c.responses.stream(model=model, input="hello there") as s:
+                    events = [_dump(ev.model_dump(warnings=False)) async for ev in s]
+                    final = _dump((await s.get_final_response()).model_dump(warnings=False))
+                got.append((events, final))
+        finally:
+            await srv.stop(timeout=2)
+    assert b"encrypted_content" in direct and b"response.in_progress" in direct
+    assert _norm(via) == _norm(direct)
+    assert got[1] == got[0]
+    assert [o["type"] for o in got[0][1]["output"]] == ["reasoning", "message"]

@@ -414,7 +414,29 @@ class ResponsesSSE(StreamRenderer):
         self._open: str | None = None  # "message" / "function_call" / "reasoning"
         self._text: list[str] = []
         self._reasoning = -1  # ReasoningDelta.index of the open reasoning item
+        self._relayed: Wire | None = None  # the upstream event last relayed (its other events are in it)
         self._calls: dict[int, list[str]] = {}  # tool ordinal -> [call_id, name, args...]
+
+    def feed(self, ev: StreamEvent) -> bytes:
+        """A same-protocol backend's events are relayed as they came (its own ``response.completed`` too);
+        after a seam to another backend the stream goes on rendered (new items, numbered after the relayed ones)."""
+        w = ev.wire
+        if w is not None and w[0] == "responses":
+            if self.done:
+                return b""
+            self.acc.add(ev)
+            if type(ev) is UsageEvent:
+                self.usage = ev.usage
+            elif type(ev) is StreamFinish:
+                self.done = True
+            if w is self._relayed:
+                return b""
+            self._relayed, self._started = w, True
+            self._seq += 1  # what this stream renders after a seam is numbered after the relayed events
+            if w[1] == "response.output_item.added":
+                self._n += 1
+            return wire_frame(w)
+        return super().feed(ev)
 
     def _ev(self, obj: dict[str, Any]) -> bytes:
         obj["sequence_number"] = self._seq

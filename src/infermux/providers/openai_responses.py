@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from .._events import WireEvent, set_wire
 from ..errors import ConfigurationError
 from ..types import (
     ChatRequest,
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 NAME = "openai_responses"
+#: the wire protocol tag of this module's events on stream events (:data:`infermux.types.Wire`)
+WIRE = "responses"
 
 
 # --------------------------------------------------------------------------- request building
@@ -372,8 +375,18 @@ class ResponsesStreamParser(StreamParserBase):
         obj = self._json(data)
         kind = obj.get("type") or msg.event
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        n = len(out)
         if handler is not None:
             handler(self, obj, out)
+        # the event as it came, on its events (a gateway's Responses renderer relays it once: annotations,
+        # logprobs, encrypted reasoning, output items infermux does not model...); an event with no neutral
+        # counterpart (response.in_progress, content_part.added...) is a WireEvent
+        wire = (WIRE, msg.event, data)
+        if len(out) == n:
+            out.append(WireEvent(wire))
+        else:
+            for ev in out[n:]:
+                set_wire(ev, wire)
 
     def _created(self, obj: Mapping[str, Any], out: list[StreamEvent]) -> None:
         resp = obj.get("response")
