@@ -77,10 +77,14 @@ class StreamRenderer:
         self.acc.add(ev)
         if isinstance(ev, UsageEvent):
             self.usage = ev.usage
-            return b""
+            return self._usage(ev)
         if self.done:
             return b""
         return self._event(ev)
+
+    def _usage(self, ev: UsageEvent) -> bytes:
+        """A usage event (held for the end: nothing to write now, unless overridden)."""
+        return b""
 
     def _event(self, ev: StreamEvent) -> bytes:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -111,16 +115,12 @@ class ChatSSE(StreamRenderer):
         self._relaying = False  # the last content went out as upstream chunks (so did their finish chunk)
         self._usage_sent = False
 
-    def feed(self, ev: StreamEvent) -> bytes:
+    def _usage(self, ev: UsageEvent) -> bytes:
         w = ev.wire
-        if w is not None and type(ev) is UsageEvent and w[0] == self.WIRE and not self.done:
-            self.acc.add(ev)
-            self.usage = ev.usage
-            if not self.include_usage or w is self._relayed:
-                return b""
-            self._relayed, self._usage_sent = w, True  # the upstream's usage chunk
-            return wire_frame(w)
-        return super().feed(ev)
+        if w is None or w[0] != self.WIRE or self.done or not self.include_usage or w is self._relayed:
+            return b""
+        self._relayed, self._usage_sent = w, True  # the upstream's usage chunk, as it came
+        return wire_frame(w)
 
     def _chunk(self, choice: Mapping[str, Any] | None, **extra: Any) -> bytes:
         obj: dict[str, Any] = {
@@ -249,11 +249,10 @@ class AnthropicSSE(StreamRenderer):
         self._final: Wire | None = None  # the upstream's message_delta (its usage details, stop_details...)
         self._relayed: Wire | None = None  # the upstream message last relayed
 
-    def feed(self, ev: StreamEvent) -> bytes:
-        if type(ev) is UsageEvent:
-            w = ev.wire
-            self._final = w if w is not None and w[0] == "anthropic" else None
-        return super().feed(ev)
+    def _usage(self, ev: UsageEvent) -> bytes:
+        w = ev.wire
+        self._final = w if w is not None and w[0] == "anthropic" else None
+        return b""
 
     def _relay(self, w: Wire) -> bytes:
         """An upstream Anthropic message as it came; a block's index renumbered where this stream's differs."""
@@ -343,23 +342,17 @@ class AnthropicSSE(StreamRenderer):
         return out
 
     def _event(self, ev: StreamEvent) -> bytes:
-        if ev.wire is not None or isinstance(ev, WireEvent):
-            return self._wire(ev)
-        return self._neutral(ev)
-
-    def _wire(self, ev: StreamEvent) -> bytes:
-        """An event with the upstream message: relayed when it is Anthropic's and says what the neutral event
-        does not (a message_start, a block no neutral event stands for)."""
         w = ev.wire
-        assert w is not None
-        if w is self._relayed:  # in the message just relayed (the text a relayed block starts with)
-            return b""
-        if w[0] == "anthropic" and (isinstance(ev, WireEvent) or not self._started):
-            self._relayed = w
-            return self._relay(w)
-        return b"" if isinstance(ev, WireEvent) else self._neutral(ev)
-
-    def _neutral(self, ev: StreamEvent) -> bytes:
+        if w is not None and (w[0] == "anthropic" or type(ev) is WireEvent):
+            # the upstream message: relayed when it is Anthropic's and says what no neutral event does (a
+            # message_start, a block infermux does not model); once (the text a relayed block starts with)
+            if w is self._relayed:
+                return b""
+            if type(ev) is WireEvent or not self._started:
+                if w[0] != "anthropic":
+                    return b""
+                self._relayed = w
+                return self._relay(w)
         out = self._start()
         if isinstance(ev, ReasoningDelta):
             return out + self._reasoning(ev)
@@ -375,25 +368,33 @@ class AnthropicSSE(StreamRenderer):
                 self._tool_blocks[ev.index], {"type": "input_json_delta", "partial_json": ev.arguments_delta}
             )
         if isinstance(ev, ToolCallEnd):
-            if ev.index not in self._tool_blocks:
-                out += self._tool_open(ev.index, ev.call.id, ev.call.name)
-            if ev.index not in self._tool_args:
-                self._tool_args.add(ev.index)
-                js = dumps(tool_input(ev.call))
-                out += self._delta(self._tool_blocks[ev.index], {"type": "input_json_delta", "partial_json": js})
-            return out
+            return out + self._tool_end(ev)
         if isinstance(ev, StreamFinish):
-            self.done = True
-            out += self._close_block()
-            usage = anthropic_usage(self.usage)
-            if self._final is not None:  # the upstream's own (same protocol): its usage details, stop_details...
-                out += wire_frame(self._final)
-            else:
-                stop = anthropic_stop_reason(ev.reason or self.acc.finish_reason)
-                delta = {"stop_reason": stop, "stop_sequence": None}
-                out += event_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
-            return out + event_frame("message_stop", {"type": "message_stop"})
+            return out + self._end(ev)
         return out
+
+    def _tool_end(self, ev: ToolCallEnd) -> bytes:
+        """A provider that sends whole calls: the block and its input at once."""
+        out = b""
+        if ev.index not in self._tool_blocks:
+            out += self._tool_open(ev.index, ev.call.id, ev.call.name)
+        if ev.index not in self._tool_args:
+            self._tool_args.add(ev.index)
+            js = dumps(tool_input(ev.call))
+            out += self._delta(self._tool_blocks[ev.index], {"type": "input_json_delta", "partial_json": js})
+        return out
+
+    def _end(self, ev: StreamFinish) -> bytes:
+        self.done = True
+        out = self._close_block()
+        if self._final is not None:  # the upstream's own (same protocol): its usage details, stop_details...
+            out += wire_frame(self._final)
+        else:
+            stop = anthropic_stop_reason(ev.reason or self.acc.finish_reason)
+            delta = {"stop_reason": stop, "stop_sequence": None}
+            usage = anthropic_usage(self.usage)
+            out += event_frame("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+        return out + event_frame("message_stop", {"type": "message_stop"})
 
     def error(self, status: int, error_type: str, message: str) -> bytes:
         self.done = True

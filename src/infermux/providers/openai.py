@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._events import WireEvent, set_wire
+from .._events import WireEvent
 from ..errors import APIStatusError, ConfigurationError, IncompleteStreamError
 from ..types import (
     ChatRequest,
@@ -83,6 +83,9 @@ __all__ = [
 NAME = "openai"
 #: the wire protocol tag of this module's chunks on stream events (:data:`infermux.types.Wire`)
 WIRE = "openai_chat"
+#: tags an event the parser has just built with its chunk (``wire``: a frozen field, set once, before anyone
+#: sees the event; :func:`infermux._events.set_wire` without the Python call on the hot path)
+_setattr = object.__setattr__
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id")
 
@@ -329,12 +332,12 @@ class ChatStreamParser(StreamParserBase):
         wire = (WIRE, None, data)
         k = len(out) - n
         if k == 1:  # the common case: one event per chunk
-            set_wire(out[n], wire)
+            _setattr(out[n], "wire", wire)
         elif k == 0:
             out.append(WireEvent(wire))
         else:
             for i in range(n, len(out)):
-                set_wire(out[i], wire)
+                _setattr(out[i], "wire", wire)
 
     def close(self) -> list[StreamEvent]:
         """The body ended: see the termination rule in the class docstring."""
