@@ -238,6 +238,19 @@ def test_other_protocols_renderers_ignore_wire_events() -> None:
     assert b"x_groq" not in ant and b'"text":"x"' in ant
 
 
+def test_a_finish_chunk_that_carries_usage_is_relayed_once_with_or_without_include_usage() -> None:
+    # Groq: usage in x_groq on the finish_reason chunk (no usage-only chunk after it)
+    chunks = [
+        b'{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}]}',
+        b'{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"q","usage":'
+        b'{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}',
+    ]
+    wire = b"".join(b"data: " + c + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+    for include_usage in (False, True):
+        p = openai_provider.ChatStreamParser("groq")
+        assert _feed(ChatSSE("r", "m", include_usage=include_usage), p.feed(wire) + p.close()) == wire
+
+
 def test_openai_renderer_relays_each_chunk_once_and_its_vendor_fields() -> None:
     chunks = [
         b'{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant",'

@@ -325,7 +325,8 @@ class ChatStreamParser(StreamParserBase):
             out.append(StreamFinish(self._finish))
             return
         n = len(out)
-        self._chunk(self._json(data), out)
+        obj = self._json(data)
+        self._chunk(obj, out)
         # the chunk as it came, on each of its events (a gateway's OpenAI chat renderer relays it once: vendor
         # fields, annotations, logprobs, obfuscation... reach an OpenAI caller unchanged); a chunk with no event
         # of its own (a finish_reason or vendor-only chunk) is a WireEvent
@@ -333,6 +334,10 @@ class ChatStreamParser(StreamParserBase):
         k = len(out) - n
         if k == 1:  # the common case: one event per chunk
             _setattr(out[n], "wire", wire)
+            if type(out[n]) is UsageEvent and obj.get("choices"):
+                # usage on a chunk that says more (Groq's x_groq on the finish chunk): relayed even to a caller
+                # who did not ask for usage chunks
+                out.append(WireEvent(wire))
         elif k == 0:
             out.append(WireEvent(wire))
         else:
