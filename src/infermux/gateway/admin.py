@@ -27,7 +27,7 @@ __all__ = ["add_routes"]
 _CREATE_FIELDS = frozenset(("name", "models", "rpm", "tpm", "budget", "expires_at", "expires_in"))
 
 
-async def create_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
+async def create_key(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
     body = ctx.body
     unknown = sorted(set(body) - _CREATE_FIELDS)
@@ -59,23 +59,23 @@ async def create_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
     return gw.json_response({**key.public(), "key": secret}, ctx.request_id, status=201)
 
 
-async def list_keys(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
+async def list_keys(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
     revoked = request.query.get("include_revoked", "").lower() in ("1", "true", "yes")
     keys = [k.public() for k in await gw.state.list_keys(include_revoked=revoked)]
     return gw.json_response({"data": keys}, ctx.request_id)
 
 
-async def revoke_key(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
+async def revoke_key(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
-    key_id = request.match_info["key_id"]
+    key_id = ctx.params["key_id"]
     key = await gw.state.revoke(key_id, actor=ctx.principal.label)
     if key is None:
         raise GatewayError(404, f"no live key with ID {key_id!r}")
     return gw.json_response(key.public(), ctx.request_id)
 
 
-async def audit(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
+async def audit(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
     try:
         limit = int(request.query.get("limit", "100"))
@@ -86,7 +86,7 @@ async def audit(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.R
     return gw.json_response({"data": await gw.state.audit_log(limit)}, ctx.request_id)
 
 
-async def stats(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.Response:
+async def stats(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.Response:
     gw.policy.require_admin(ctx)
     body: dict[str, Any] = {"gateway": gw.counters.snapshot(), "endpoints": gw.client.stats()}
     body["ready"] = gw.readiness()[1]

@@ -19,9 +19,10 @@ import contextlib
 import json
 import logging
 import os
+import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +49,41 @@ _OPEN_PATHS = frozenset(("/health", "/ready"))
 _JSON = "application/json; charset=utf-8"
 #: where the request ID is kept on the request (a typed key where aiohttp has them, 3.12+)
 RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
+
+
+#: request IDs: 128 bits from a PRNG seeded from the OS (no system call per request, as ``os.urandom`` costs; an
+#: ID is no secret), reseeded in a forked child so that two processes never share a sequence
+_rng = random.Random(os.urandom(32))
+_random_bits = _rng.getrandbits
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
+
+
+class _Route:
+    """A handler in the dispatch table; ``with_context``: it gets the authenticated :class:`RequestContext`;
+    ``param``: the name of a trailing path segment's value (``ctx.params``)."""
+
+    __slots__ = ("handler", "param", "with_context")
+
+    def __init__(self, handler: Callable[..., Awaitable[web.StreamResponse]], with_context: bool) -> None:
+        self.handler = handler
+        self.with_context = with_context
+        self.param = ""
+
+
+async def _no_expect(request: web.Request) -> None:
+    """The Application's own ``Expect`` handling is off: :meth:`Gateway.handle` does it (for both servers)."""
+
+
+async def _expect(request: web.BaseRequest) -> None:
+    """``Expect: 100-continue`` (HTTP/1.1): the interim response, so the caller sends the body; any other
+    expectation is refused (417), as aiohttp's router does."""
+    expect = request.headers.get("expect", "")
+    if request.version >= (1, 1):
+        if expect.lower() != "100-continue":
+            raise GatewayError(417, f"unknown Expect: {expect}")
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
 
 
 class _GuardedWriter:
@@ -123,7 +159,12 @@ class Gateway:
         self.draining = False
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.app = web.Application(middlewares=[self._middleware], client_max_size=self.settings.max_body_bytes)
+        #: the dispatch table: (method, path) -> (handler, whether it gets a RequestContext); paths that end in
+        #: ``/{name}`` (one segment) are looked up by their prefix in ``_prefixed``
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._prefixed: dict[tuple[str, str], _Route] = {}
+        self._methods: dict[str, list[str]] = {}  # path (or prefix + "/{}") -> its methods, for 405's Allow
+        self._app: web.Application | None = None
         from . import admin, routes
 
         routes.add_routes(self)
@@ -131,63 +172,138 @@ class Gateway:
 
     # ------------------------------------------------------------------ plumbing
 
-    def route(self, method: str, path: str, handler: Callable[[web.Request, RequestContext], Any]) -> None:
-        """Register a handler that gets the authenticated :class:`RequestContext` (body read for POST)."""
+    def route(
+        self,
+        method: str,
+        path: str,
+        handler: Callable[[web.BaseRequest, RequestContext], Awaitable[web.StreamResponse]],
+    ) -> None:
+        """Register a handler that gets the authenticated :class:`RequestContext` (body read for POST). A path
+        may end in one ``/{name}`` segment (e.g. ``/admin/keys/{key_id}``): its value is ``ctx.params[name]``."""
+        self._add(method, path, _Route(handler, True))
 
-        async def wrapped(request: web.Request) -> web.StreamResponse:
-            ctx = await self.context(request)
-            result: web.StreamResponse = await handler(request, ctx)
-            return result
+    def route_open(
+        self, method: str, path: str, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+    ) -> None:
+        """Register a handler that authenticates (or not) by itself: ``/health``, ``/ready``, ``/status``.
+        A GET route answers HEAD too."""
+        self._add(method, path, _Route(handler, False))
+        if method == "GET":
+            self._add("HEAD", path, _Route(handler, False))
 
-        self.app.router.add_route(method, path, wrapped)
+    def _add(self, method: str, path: str, route: _Route) -> None:
+        head, sep, last = path.rpartition("/")
+        if sep and last.startswith("{") and last.endswith("}"):
+            route.param = last[1:-1]
+            self._prefixed[(method, head + "/")] = route
+            self._methods.setdefault(head + "/{}", []).append(method)
+        else:
+            self._routes[(method, path)] = route
+            self._methods.setdefault(path, []).append(method)
+
+    def _resolve(self, method: str, path: str) -> tuple[_Route, str]:
+        """The route of a path with a parameter, and the parameter's value; else 405 (the path is served with
+        other methods) or 404."""
+        prefix, _, last = path.rpartition("/")
+        route = self._prefixed.get((method, prefix + "/")) if last else None
+        if route is not None:
+            return route, last
+        allowed = self._methods.get(path) or (self._methods.get(prefix + "/{}") if last else None)
+        if allowed:
+            raise GatewayError(
+                405, f"{method} {path}: Method Not Allowed", headers={"allow": ",".join(sorted(set(allowed)))}
+            )
+        raise GatewayError(404, f"{method} {path}: Not Found")
+
+    def make_server(self, **kwargs: Any) -> web.Server:
+        """aiohttp's low-level server (no Application, router or middleware chain: :meth:`handle` dispatches on
+        its own table), with the request body limit and the cancellation of a handler whose caller left."""
+        limit = self.settings.max_body_bytes
+        loop = asyncio.get_running_loop()
+
+        def request(
+            message: Any, payload: Any, protocol: Any, writer: Any, task: asyncio.Task[None]
+        ) -> web.BaseRequest:
+            return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=limit)
+
+        kwargs.setdefault("handler_cancellation", True)
+        kwargs.setdefault("access_log", None)
+        return web.Server(self.handle, request_factory=request, **kwargs)
+
+    @property
+    def app(self) -> web.Application:
+        """The gateway as an aiohttp :class:`~aiohttp.web.Application` (one catch-all route to :meth:`handle`),
+        to mount or run with aiohttp's own runners; ``infermux serve`` runs :meth:`make_server` instead."""
+        if self._app is None:
+            app = web.Application(client_max_size=self.settings.max_body_bytes)
+            app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=_no_expect)
+            self._app = app
+        return self._app
 
     @staticmethod
-    def protocol_of(request: web.Request) -> Protocol:
-        if request.path.startswith("/v1/messages") or (
-            request.path == "/v1/models" and "anthropic-version" in request.headers
-        ):
+    def protocol_of(request: web.BaseRequest) -> Protocol:
+        path = request.path
+        if path.startswith("/v1/messages") or (path == "/v1/models" and "anthropic-version" in request.headers):
             return "anthropic"
         return "openai"
 
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Every request: its ID, the drain check, the route, ``Expect: 100-continue``, the handler (with the
+        authenticated context), and any error answered in the caller's protocol."""
         given = request.headers.get("x-request-id", "")
-        rid = given if given and _RID.match(given) else os.urandom(16).hex()
+        rid = given if given and _RID.match(given) else f"{_random_bits(128):032x}"
         request[RID_KEY] = rid
+        path = request.path
         protocol = self.protocol_of(request)
-        if self.draining and request.path not in _OPEN_PATHS:
+        if self.draining and path not in _OPEN_PATHS:
             err = GatewayError(503, "the gateway is shutting down: send the request again", retryable=True)
             return self.error_response(protocol, rid, err, extra_headers={"connection": "close"})
         task = asyncio.current_task()
         if task is not None:
             self.tasks.add(task)
-        self.counters.requests += 1
-        self.counters.in_flight += 1
+        counters = self.counters
+        counters.requests += 1
+        counters.in_flight += 1
         try:
-            resp: web.StreamResponse = await handler(request)
-        except InfermuxError as e:
-            resp = self.error_response(protocol, rid, e)
-        except web.HTTPException as e:
-            status = e.status
-            if status == 413:
-                msg = f"request body over the gateway's limit of {self.settings.max_body_bytes} bytes"
+            method = request.method
+            route = self._routes.get((method, path))
+            param = None
+            if route is None:
+                route, param = self._resolve(method, path)
+            if "expect" in request.headers:
+                await _expect(request)
+            if route.with_context:
+                ctx = await self.context(request, rid, protocol)
+                if param is not None:
+                    ctx.params = {route.param: param}
+                resp: web.StreamResponse = await route.handler(request, ctx)
             else:
-                msg = f"{request.method} {request.path}: {e.reason}"
-            resp = self.error_response(protocol, rid, GatewayError(status, msg), extra_headers=dict(e.headers))
+                resp = await route.handler(request)
         except asyncio.CancelledError:
-            self.counters.disconnects += 0 if self.stopping else 1
+            counters.disconnects += 0 if self.stopping else 1
             raise
-        except Exception as e:  # noqa: BLE001 - a bug: logged, and answered as a 500 in the caller's protocol
-            _log.exception("gateway: unexpected error in %s %s (request %s)", request.method, request.path, rid)
-            err = GatewayError(500, f"internal gateway error ({type(e).__name__}); request ID {rid}", retryable=True)
-            resp = self.error_response(protocol, rid, err)
+        except Exception as e:  # noqa: BLE001 - answered in the caller's protocol (a bug: logged, a 500)
+            resp = self._error_of(request, protocol, rid, e)
         finally:
-            self.counters.in_flight -= 1
+            counters.in_flight -= 1
             if task is not None:
                 self.tasks.discard(task)
         if not resp.prepared:
             resp.headers.setdefault("x-request-id", rid)
         return resp
+
+    def _error_of(self, request: web.BaseRequest, protocol: Protocol, rid: str, e: Exception) -> web.Response:
+        if isinstance(e, InfermuxError):
+            return self.error_response(protocol, rid, e)
+        if isinstance(e, web.HTTPException):
+            if e.status == 413:
+                msg = f"request body over the gateway's limit of {self.settings.max_body_bytes} bytes"
+            else:
+                msg = f"{request.method} {request.path}: {e.reason}"
+            return self.error_response(protocol, rid, GatewayError(e.status, msg), extra_headers=dict(e.headers))
+        _log.exception("gateway: unexpected error in %s %s (request %s)", request.method, request.path, rid)
+        err = GatewayError(500, f"internal gateway error ({type(e).__name__}); request ID {rid}", retryable=True)
+        return self.error_response(protocol, rid, err)
 
     def error_response(
         self, protocol: Protocol, rid: str, err: InfermuxError, *, extra_headers: Mapping[str, str] | None = None
@@ -213,7 +329,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ auth and input
 
-    async def read_json(self, request: web.Request) -> dict[str, Any]:
+    async def read_json(self, request: web.BaseRequest) -> dict[str, Any]:
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise GatewayError(413, f"request body of {request.content_length} bytes is over the limit of {limit}")
@@ -229,11 +345,10 @@ class Gateway:
             raise GatewayError(400, f"request body must be a JSON object, got {type(body).__name__}")
         return body
 
-    async def context(self, request: web.Request) -> RequestContext:
-        protocol = self.protocol_of(request)
+    async def context(self, request: web.BaseRequest, rid: str, protocol: Protocol) -> RequestContext:
         principal = await self.policy.authenticate(request, protocol)
         body = await self.read_json(request) if request.method == "POST" and request.can_read_body else {}
-        return RequestContext(request[RID_KEY], protocol, principal, body)
+        return RequestContext(rid, protocol, principal, body)
 
     # ------------------------------------------------------------------ models and limits
 
@@ -266,7 +381,7 @@ class Gateway:
 
     async def serve_chat(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         ctx: RequestContext,
         req: ChatRequest,
         *,
@@ -301,7 +416,7 @@ class Gateway:
         await asyncio.shield(task)
 
     async def relay(
-        self, request: web.Request, ctx: RequestContext, req: ChatRequest, renderer: StreamRenderer
+        self, request: web.BaseRequest, ctx: RequestContext, req: ChatRequest, renderer: StreamRenderer
     ) -> tuple[web.StreamResponse, Usage | None]:
         """Relay one stream. The first event is awaited before the headers are sent, so a failure before any
         content (429, 5xx, auth...) reaches the caller as an HTTP error with its status and retry-after. A call

@@ -9,7 +9,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -44,6 +44,8 @@ class RequestContext:
     protocol: Protocol
     principal: Principal
     body: dict[str, Any]
+    #: the value of a route's trailing path parameter (``/admin/keys/{key_id}``: ``{"key_id": ...}``)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 class GatewayCounters:
@@ -94,14 +96,14 @@ class Policy:
         self._master_hash: tuple[str, str] | None = None  # (master key, its hash): hashed once
 
     @staticmethod
-    def _token(request: web.Request, protocol: Protocol) -> str | None:
+    def _token(request: web.BaseRequest, protocol: Protocol) -> str | None:
         auth = request.headers.get("authorization", "")
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         api_key = request.headers.get("x-api-key")
         first, second = (api_key, bearer) if protocol == "anthropic" else (bearer, api_key)
         return first or second or None
 
-    async def authenticate(self, request: web.Request, protocol: Protocol) -> Principal:
+    async def authenticate(self, request: web.BaseRequest, protocol: Protocol) -> Principal:
         master = self.settings.master_key
         if master is None:
             return Principal()

@@ -47,7 +47,7 @@ def _include_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(opts, Mapping) and opts.get("include_usage") is True
 
 
-async def chat_completions(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def chat_completions(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     stream = _stream_flag(body)
     req = openai_wire.chat_request_from_wire(body)
@@ -65,7 +65,7 @@ async def chat_completions(gw: Gateway, request: web.Request, ctx: RequestContex
     )
 
 
-async def completions(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def completions(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     stream = _stream_flag(body)
     prompt = body.get("prompt")
@@ -102,7 +102,7 @@ async def completions(gw: Gateway, request: web.Request, ctx: RequestContext) ->
     )
 
 
-async def responses(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def responses(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     stream = _stream_flag(body)
     req = responses_wire.responses_request_from_wire(body)
@@ -118,7 +118,7 @@ async def responses(gw: Gateway, request: web.Request, ctx: RequestContext) -> w
     )
 
 
-async def messages(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def messages(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     stream = _stream_flag(body)
     if not isinstance(body.get("max_tokens"), int):
@@ -136,7 +136,7 @@ async def messages(gw: Gateway, request: web.Request, ctx: RequestContext) -> we
     )
 
 
-async def count_tokens(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def count_tokens(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     """An Anthropic backend counts (``/v1/messages/count_tokens`` upstream); for other backends the
     gateway's estimate (about 4 characters per token) is returned."""
     req = anthropic_wire.chat_request_from_wire(ctx.body)
@@ -160,7 +160,7 @@ async def count_tokens(gw: Gateway, request: web.Request, ctx: RequestContext) -
     return gw.json_response({"input_tokens": n}, ctx.request_id)
 
 
-async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def embeddings(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     body = ctx.body
     raw = body.get("input")
     inputs = [raw] if isinstance(raw, str) else raw
@@ -198,7 +198,7 @@ async def embeddings(gw: Gateway, request: web.Request, ctx: RequestContext) -> 
     return gw.json_response(render.openai_embeddings(out, model, encoding), ctx.request_id, endpoint=out.endpoint)
 
 
-async def models(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def models(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     await gw.policy.check_live(ctx)
     key = ctx.principal.key
     names = [m for m in gw.models() if key is None or key.allows(m)]
@@ -214,11 +214,11 @@ async def models(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.
     return gw.json_response(body, ctx.request_id)
 
 
-async def health(gw: Gateway, request: web.Request) -> web.Response:
+async def health(gw: Gateway, request: web.BaseRequest) -> web.Response:
     return web.json_response({"status": "ok"}, headers={"x-request-id": request[RID_KEY]})
 
 
-async def ready(gw: Gateway, request: web.Request) -> web.Response:
+async def ready(gw: Gateway, request: web.BaseRequest) -> web.Response:
     ok, detail = gw.readiness()
     return web.json_response(detail, status=200 if ok else 503, headers={"x-request-id": request[RID_KEY]})
 
@@ -243,7 +243,7 @@ def _gateway_series(gw: Gateway) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-async def metrics(gw: Gateway, request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+async def metrics(gw: Gateway, request: web.BaseRequest, ctx: RequestContext) -> web.StreamResponse:
     """Prometheus exposition: every endpoint's series (:func:`infermux.metrics.exposition`) and the gateway's.
     Needs the master key when one is set (Prometheus: ``authorization: {credentials: ...}``)."""
     if gw.settings.master_key is not None:
@@ -267,6 +267,6 @@ def add_routes(gw: Gateway) -> None:
     gw.route("POST", "/v1/messages", functools.partial(messages, gw))
     gw.route("POST", "/v1/messages/count_tokens", functools.partial(count_tokens, gw))
     gw.route("GET", "/metrics", functools.partial(metrics, gw))
-    gw.app.router.add_get("/health", functools.partial(health, gw))
-    gw.app.router.add_get("/ready", functools.partial(ready, gw))
-    gw.app.router.add_get("/status", functools.partial(status.status_page, gw))
+    gw.route_open("GET", "/health", functools.partial(health, gw))
+    gw.route_open("GET", "/ready", functools.partial(ready, gw))
+    gw.route_open("GET", "/status", functools.partial(status.status_page, gw))

@@ -54,7 +54,7 @@ class GatewayServer:
                 f"refusing to serve on {self.host} without a master key: set {MASTER_KEY_ENV}, or allow_open = true"
                 " in [gateway] to serve without authentication"
             )
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
 
     @property
@@ -62,7 +62,7 @@ class GatewayServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.gateway.app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+        runner = web.ServerRunner(self.gateway.make_server(), shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:

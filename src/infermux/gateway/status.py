@@ -178,7 +178,7 @@ def render_status(gw: Gateway, virtual_keys: Sequence[VirtualKey] | str, *, now:
     return "\n".join(parts)
 
 
-def _authorized(gw: Gateway, request: web.Request) -> bool:
+def _authorized(gw: Gateway, request: web.BaseRequest) -> bool:
     master = gw.settings.master_key
     if master is None:  # no master key: the gateway serves without auth (loopback only, or allow_open)
         return True
@@ -195,7 +195,7 @@ def _authorized(gw: Gateway, request: web.Request) -> bool:
     return bool(token) and secret_equal(token, master)
 
 
-async def status_page(gw: Gateway, request: web.Request) -> web.Response:
+async def status_page(gw: Gateway, request: web.BaseRequest) -> web.Response:
     mode = gw.settings.status_page
     if mode == "off":
         raise GatewayError(404, 'the status page is off (status_page = "off" in [gateway])')
