@@ -47,6 +47,8 @@ _log = logging.getLogger("infermux.gateway")
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPEN_PATHS = frozenset(("/health", "/ready"))
 _JSON = "application/json; charset=utf-8"
+#: one encoder for every body (``json.dumps`` with options builds an encoder per call), compact
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: where the request ID is kept on the request (a typed key where aiohttp has them, 3.12+)
 RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
 
@@ -324,8 +326,7 @@ class Gateway:
         headers = {"x-request-id": rid, "content-type": _JSON}
         if endpoint:
             headers["x-infermux-endpoint"] = endpoint
-        data = json.dumps(body, ensure_ascii=False).encode()
-        return web.Response(status=status, body=data, headers=headers)
+        return web.Response(status=status, body=_encode(body).encode(), headers=headers)
 
     # ------------------------------------------------------------------ auth and input
 

@@ -9,6 +9,7 @@ secret. One process owns the file; several replicas share keys through Redis ins
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -51,7 +52,11 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+@functools.lru_cache(maxsize=4096)
 def hash_key(secret: str) -> str:
+    """The SHA-256 (hex) a key is stored and looked up by. The last 4,096 secrets presented are remembered with
+    their hash (a request hashes its key twice: against the master key's hash and for the key index): only the
+    hash is cached, never whether a key is live, so a revocation is seen by the next request as before."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
