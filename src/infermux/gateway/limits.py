@@ -125,20 +125,18 @@ class KeyLimiter:
 
     def admit(self, key_id: str, rpm: int | None, tpm: int | None, tokens: int) -> Admission | float:
         """Reserve one request and ``tokens`` for ``key_id``; or the seconds to wait when a limit is reached."""
-        waits = []
         rb = self._bucket(self._rpm, key_id, rpm) if rpm else None
         tb = self._bucket(self._tpm, key_id, tpm) if tpm else None
-        if rb is not None:
-            waits.append(rb.wait_for(1))
+        wait = rb.wait_for(1) if rb is not None else 0.0
         if tb is not None:
-            waits.append(tb.wait_for(tokens))
-        wait = max(waits, default=0.0)
+            wait = max(wait, tb.wait_for(tokens))
         if wait > 0:
             return wait
+        # both buckets were refilled just now (wait_for): take without reading the clock again
         if rb is not None:
-            rb.take(1)
+            rb._level -= 1
         if tb is not None:
-            tb.take(tokens)
+            tb._level -= tokens
         return Admission(key_id, tokens if tb is not None else 0)
 
     def settle(self, admission: Admission, used_tokens: int | None) -> None:
