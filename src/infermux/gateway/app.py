@@ -38,7 +38,7 @@ from .keys import KeyStore
 from .limits import Admission
 from .policy import GatewayCounters, Policy, Principal, RequestContext
 from .settings import GatewaySettings
-from .sse import StreamRenderer
+from .sse import StreamRenderer, dumps
 from .state import GatewayState, LocalState
 
 __all__ = ["Gateway", "Principal", "RequestContext"]
@@ -48,7 +48,7 @@ _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPEN_PATHS = frozenset(("/health", "/ready"))
 _JSON = "application/json; charset=utf-8"
 #: one encoder for every body (``json.dumps`` with options builds an encoder per call), compact
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = dumps
 #: where the request ID is kept on the request (a typed key where aiohttp has them, 3.12+)
 RID_KEY: Any = web.RequestKey("infermux_rid", str) if hasattr(web, "RequestKey") else "infermux_rid"
 
@@ -90,10 +90,11 @@ async def _expect(request: web.BaseRequest) -> None:
 
 class _GuardedWriter:
     """Writes to a stream response, cancelling the handler when one write waits more than ``timeout`` seconds for
-    the caller to read (a caller that stops reading must not hold an upstream slot forever). A timer handle per
-    write, not a task: cheap on the per-chunk path."""
+    the caller to read (a caller that stops reading must not hold an upstream slot forever). One watchdog timer
+    per stream, not one per write: a write notes when it began; the watchdog, when due, cancels the handler if
+    the write in progress began ``timeout`` ago, else waits for when it would be (or for the next write)."""
 
-    __slots__ = ("loop", "resp", "stalled", "task", "timeout")
+    __slots__ = ("loop", "resp", "since", "stalled", "task", "timeout", "timer")
 
     def __init__(self, resp: web.StreamResponse, timeout: float) -> None:
         self.resp = resp
@@ -101,18 +102,35 @@ class _GuardedWriter:
         self.task = asyncio.current_task()
         self.loop = asyncio.get_running_loop()
         self.stalled = False
+        self.since: float | None = None  # when the write in progress began
+        self.timer: asyncio.TimerHandle | None = None
 
     def _fire(self) -> None:
+        self.timer = None
+        if self.since is None:  # no write waits: the next write arms the watchdog again
+            return
+        due = self.since + self.timeout
+        if self.loop.time() < due:  # a later write (or the loop's clock resolution): not yet
+            self.timer = self.loop.call_at(due, self._fire)
+            return
         self.stalled = True
         if self.task is not None:
             self.task.cancel()
 
     async def write(self, data: bytes) -> None:
-        timer = self.loop.call_later(self.timeout, self._fire)
+        self.since = now = self.loop.time()
+        if self.timer is None:
+            self.timer = self.loop.call_at(now + self.timeout, self._fire)
         try:
             await self.resp.write(data)
         finally:
-            timer.cancel()
+            self.since = None
+
+    def close(self) -> None:
+        """The stream ended: the watchdog is not needed any more."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def uncancel(self) -> None:
         """Forget our own cancellation (Python 3.11+ counts them) so the handler can finish normally."""
@@ -440,28 +458,31 @@ class Gateway:
             self.counters.streams += 1
             out = _GuardedWriter(resp, self.settings.stream_write_timeout)
             try:
-                if first is not None:
-                    await out.write(renderer.feed(first))
-                async for ev in events:
-                    chunk = renderer.feed(ev)
-                    if chunk:
-                        await out.write(chunk)
-                tail = renderer.close()
-            except InfermuxError as e:
-                status, etype, message, _, _ = from_exception(e, ctx.protocol)
-                tail = renderer.error(status, etype, message)
-            except asyncio.CancelledError:
-                if out.stalled:  # the caller stopped reading: treated as gone (the upstream is closed below)
-                    out.uncancel()
+                try:
+                    if first is not None:
+                        await out.write(renderer.feed(first))
+                    async for ev in events:
+                        chunk = renderer.feed(ev)
+                        if chunk:
+                            await out.write(chunk)
+                    tail = renderer.close()
+                except InfermuxError as e:
+                    status, etype, message, _, _ = from_exception(e, ctx.protocol)
+                    tail = renderer.error(status, etype, message)
+                except asyncio.CancelledError:
+                    if out.stalled:  # the caller stopped reading: treated as gone (the upstream is closed below)
+                        out.uncancel()
+                        self.counters.disconnects += 1
+                        return resp, renderer.usage
+                    if self.stopping:  # drain deadline: say so in-band, briefly, then stop
+                        await self._try_write(resp, renderer.error(503, "overloaded_error", "the gateway shut down"))
+                    raise
+                except ConnectionError:  # the caller went away between our writes
                     self.counters.disconnects += 1
                     return resp, renderer.usage
-                if self.stopping:  # drain deadline: say so in-band, briefly, then stop
-                    await self._try_write(resp, renderer.error(503, "overloaded_error", "the gateway shut down"))
-                raise
-            except ConnectionError:  # the caller went away between our writes
-                self.counters.disconnects += 1
-                return resp, renderer.usage
-            await self._finish(out, tail)
+                await self._finish(out, tail)
+            finally:
+                out.close()
         return resp, renderer.usage
 
     async def _finish(self, out: _GuardedWriter, tail: bytes) -> None:

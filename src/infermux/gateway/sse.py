@@ -41,8 +41,8 @@ from .render import (
 __all__ = ["AnthropicSSE", "ChatSSE", "CompletionSSE", "ResponsesSSE", "StreamRenderer", "dumps"]
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+#: one encoder for every frame (``json.dumps`` with options builds an encoder per call)
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def data_frame(obj: Any) -> bytes:
