@@ -1,6 +1,7 @@
 """The gateway's own dispatch on aiohttp's low-level server: 404 and 405 (with ``Allow``) in the caller's
 protocol, HEAD on the open GET routes, ``Expect: 100-continue`` (and 417 for other expectations), the
-``/admin/keys/{id}`` parameter, the Application wrapper (``Gateway.app``), and the stream watchdog."""
+``/admin/keys/{id}`` parameter, the Application wrapper (``Gateway.app``), the stream watchdog, and the SSE
+text frames made from a template."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from infermux.gateway.app import _GuardedWriter
+from infermux.gateway.sse import ChatSSE, CompletionSSE
 
 from .conftest import MASTER, Rig
 
@@ -170,3 +172,16 @@ async def test_stream_watchdog_fires_only_for_a_write_that_waited_the_timeout() 
         await task
     out.close()
     assert out.timer is None
+
+
+@pytest.mark.parametrize("cls", [ChatSSE, CompletionSSE])
+def test_text_frames_from_the_template_are_the_rendered_frames(cls: type[ChatSSE]) -> None:
+    """A text delta's frame comes from a template made once per stream: byte for byte the frame rendered from
+    the chunk's dict, whatever the text or the model name (even one holding the template's marker)."""
+    r = cls("rid-1", 'm"odel \x00infermux-text\x00 é')
+    for text in ["hi", 'é "q" \n\\ \U0001f600 \u2028', "", "\x00infermux-text\x00", "</script>"]:
+        assert r._text(text) == r._text_frame(text)
+        frame = json.loads(r._text(text)[len(b"data: ") :])
+        assert frame["model"] == 'm"odel \x00infermux-text\x00 é'
+        choice = frame["choices"][0]
+        assert (choice["delta"]["content"] if cls is ChatSSE else choice["text"]) == text

@@ -45,6 +45,11 @@ __all__ = ["AnthropicSSE", "ChatSSE", "CompletionSSE", "ResponsesSSE", "StreamRe
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+#: a text no model sends, rendered where a text delta's text goes to make the stream's text frame template
+_MARK = "\x00infermux-text\x00"
+_MARK_JSON = dumps(_MARK).encode()
+
+
 def data_frame(obj: Any) -> bytes:
     return f"data: {dumps(obj)}\n\n".encode()
 
@@ -114,6 +119,7 @@ class ChatSSE(StreamRenderer):
         self._relayed: Wire | None = None  # the upstream chunk last relayed (its other events are in it)
         self._relaying = False  # the last content went out as upstream chunks (so did their finish chunk)
         self._usage_sent = False
+        self._text_parts: tuple[bytes, bytes] | None = None  # a text frame's bytes before and after the text
 
     def _usage(self, ev: UsageEvent) -> bytes:
         w = ev.wire
@@ -198,6 +204,15 @@ class ChatSSE(StreamRenderer):
         return head  # StreamResumed: the seam is invisible to an OpenAI client
 
     def _text(self, text: str) -> bytes:
+        """A text delta's frame: the stream's frame template (rendered once, by :meth:`_text_frame`, around a
+        marker) with the text's JSON in it; byte for byte what :meth:`_text_frame` renders for ``text``."""
+        parts = self._text_parts
+        if parts is None:
+            head, _, tail = self._text_frame(_MARK).rpartition(_MARK_JSON)
+            parts = self._text_parts = (head, tail)
+        return parts[0] + dumps(text).encode() + parts[1]
+
+    def _text_frame(self, text: str) -> bytes:
         return self._delta({"content": text})
 
     def _reasoning(self, ev: ReasoningDelta) -> bytes:
@@ -223,7 +238,7 @@ class CompletionSSE(ChatSSE):
         self._started = True
         return b""
 
-    def _text(self, text: str) -> bytes:
+    def _text_frame(self, text: str) -> bytes:
         return self._chunk({"index": 0, "text": text, "logprobs": None, "finish_reason": None})
 
     def _reasoning(self, ev: ReasoningDelta) -> bytes:
