@@ -7,6 +7,7 @@ CPU time is noise:
 - ``--tool strace``: system calls per request (``strace -c`` attached for ``--requests`` requests).
 
     python bench/gateway_count.py [--src PATH] [--tool callgrind|strace] [--requests 400] [--base 100] [--stream]
+                                  [--anthropic]
 
 Needs ``valgrind`` / ``strace`` (Debian packages). Slow under valgrind (~1 min per run of 400 requests).
 """
@@ -40,6 +41,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _call(args: argparse.Namespace, key: str) -> tuple[str, str, dict[str, str]]:
+    """The path, body and headers of the request counted."""
+    chat: dict[str, object] = {"model": "m", "messages": [{"role": "user", "content": "Say hello."}]}
+    chat["max_tokens"] = 16
+    if args.stream:
+        chat["stream"] = True
+    if args.anthropic:  # the caller speaks Anthropic's Messages (the upstream stays OpenAI's)
+        headers = {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
+        return "/v1/messages", json.dumps(chat), headers
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    return "/v1/chat/completions", json.dumps(chat), headers
+
+
 def run(args: argparse.Namespace, n: int, tmp: Path) -> str:
     """One gateway process, ``n`` sequential requests; the tool's summary."""
     with BenchServer(chunks=20) as up:
@@ -70,22 +84,17 @@ def run(args: argparse.Namespace, n: int, tmp: Path) -> str:
             req = urllib.request.Request(base + "/admin/keys", data=body, headers=headers)
             with urllib.request.urlopen(req, timeout=60) as r:
                 key = json.loads(r.read())["key"]
-            chat: dict[str, object] = {"model": "m", "messages": [{"role": "user", "content": "Say hello."}]}
-            chat["max_tokens"] = 16
-            if args.stream:
-                chat["stream"] = True
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            send = json.dumps(chat)
-            headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+            path, send, headers = _call(args, key)
             for _ in range(3):  # warm-up (first connection upstream)
-                conn.request("POST", "/v1/chat/completions", send, headers)
+                conn.request("POST", path, send, headers)
                 conn.getresponse().read()
             if args.tool == "strace":
                 out = tmp / "strace.txt"
                 tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(proc.pid), "-o", str(out)])
                 time.sleep(1.0)
             for _ in range(n):
-                conn.request("POST", "/v1/chat/completions", send, headers)
+                conn.request("POST", path, send, headers)
                 resp = conn.getresponse()
                 resp.read()
                 if resp.status != 200:
@@ -108,9 +117,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--base", type=int, default=100)
     ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--anthropic", action="store_true", help="call /v1/messages (Anthropic's protocol) instead")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gwcount-"))
-    what = "stream" if args.stream else "json"
+    what = ("anthropic " if args.anthropic else "") + ("stream" if args.stream else "json")
     if args.tool == "strace":
         text = run(args, args.requests, tmp)
         print(f"{args.src} ({what}): system calls per request over {args.requests} requests")

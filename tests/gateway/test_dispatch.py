@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from infermux.gateway.app import _GuardedWriter
-from infermux.gateway.sse import ChatSSE, CompletionSSE
+from infermux.gateway.sse import AnthropicSSE, ChatSSE, CompletionSSE
 
 from .conftest import MASTER, Rig
 
@@ -185,3 +185,13 @@ def test_text_frames_from_the_template_are_the_rendered_frames(cls: type[ChatSSE
         assert frame["model"] == 'm"odel \x00infermux-text\x00 é'
         choice = frame["choices"][0]
         assert (choice["delta"]["content"] if cls is ChatSSE else choice["text"]) == text
+
+
+def test_anthropic_text_delta_frames_from_the_template_are_the_rendered_frames() -> None:
+    r = AnthropicSSE("rid-1", "claude")
+    for index in (0, 3, 12):
+        for text in ["hi", 'é "q" \n\\ \U0001f600', "", "\x00infermux-text\x00"]:
+            frame = r._text_delta(index, text)
+            assert frame == r._delta(index, {"type": "text_delta", "text": text})
+            data = json.loads(frame.split(b"data: ", 1)[1])
+            assert data["index"] == index and data["delta"]["text"] == text

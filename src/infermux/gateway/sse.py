@@ -263,6 +263,7 @@ class AnthropicSSE(StreamRenderer):
         self._wire_blocks: dict[int, int] = {}  # upstream index -> index here, of blocks relayed as they came
         self._final: Wire | None = None  # the upstream's message_delta (its usage details, stop_details...)
         self._relayed: Wire | None = None  # the upstream message last relayed
+        self._text_parts: dict[int, tuple[bytes, bytes]] = {}  # block index -> its text frame around the text
 
     def _usage(self, ev: UsageEvent) -> bytes:
         w = ev.wire
@@ -332,6 +333,16 @@ class AnthropicSSE(StreamRenderer):
     def _delta(self, index: int, delta: Mapping[str, Any]) -> bytes:
         return event_frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
+    def _text_delta(self, index: int, text: str) -> bytes:
+        """A ``text_delta`` frame from the block's template (rendered once around a marker), byte for byte the
+        frame :meth:`_delta` renders."""
+        parts = self._text_parts.get(index)
+        if parts is None:
+            frame = self._delta(index, {"type": "text_delta", "text": _MARK})
+            head, _, tail = frame.rpartition(_MARK_JSON)
+            parts = self._text_parts[index] = (head, tail)
+        return parts[0] + dumps(text).encode() + parts[1]
+
     def _tool_open(self, ordinal: int, call_id: str, name: str) -> bytes:
         out = self._open_block("tool_use", {"type": "tool_use", "id": call_id, "name": name, "input": {}})
         self._tool_blocks[ordinal] = self._block
@@ -374,7 +385,7 @@ class AnthropicSSE(StreamRenderer):
         if isinstance(ev, TextDelta):
             if self._block_kind != "text":
                 out += self._open_block("text", {"type": "text", "text": ""})
-            return out + self._delta(self._block, {"type": "text_delta", "text": ev.text})
+            return out + self._text_delta(self._block, ev.text)
         if isinstance(ev, ToolCallStart):
             return out + self._tool_open(ev.index, ev.id, ev.name)
         if isinstance(ev, ToolCallDelta) and ev.index in self._tool_blocks:
