@@ -1,4 +1,6 @@
-"""The gateway core: an aiohttp application in front of one :class:`infermux.AsyncClient`.
+"""The gateway core: one request handler (:meth:`Gateway.handle`) in front of one :class:`infermux.AsyncClient`,
+served by aiohttp's low-level server (:meth:`Gateway.make_server`: no Application, router or middleware chain; the
+gateway dispatches on its own ``(method, path)`` table), or mounted as an aiohttp Application (:attr:`Gateway.app`).
 
 Every request: request ID (the caller's ``x-request-id`` when it is a sane token, else a new one; sent upstream
 on every attempt) -> refused with 503 while draining -> authentication (master key or a virtual key) -> body
@@ -8,7 +10,7 @@ caller's protocol. Errors at any step are answered in the caller's protocol (see
 
 Streams are relayed event by event: each upstream event is rendered and written before the next is read, and
 ``write`` waits while the caller's socket buffer is full (backpressure; nothing is buffered whole). The
-runner cancels a handler whose client disconnected (``handler_cancellation``), which closes the upstream
+server cancels a handler whose client disconnected (``handler_cancellation``), which closes the upstream
 stream and frees its slot.
 """
 
@@ -140,7 +142,8 @@ class _GuardedWriter:
 
 
 class Gateway:
-    """Serves OpenAI- and Anthropic-protocol routes over ``client``; :attr:`app` is the aiohttp application."""
+    """Serves OpenAI- and Anthropic-protocol routes over ``client``: :meth:`handle` answers every request;
+    :meth:`make_server` is aiohttp's low-level server over it, :attr:`app` an aiohttp Application over it."""
 
     def __init__(
         self,
