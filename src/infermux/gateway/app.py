@@ -119,10 +119,15 @@ class _GuardedWriter:
         if self.task is not None:
             self.task.cancel()
 
-    async def write(self, data: bytes) -> None:
+    def begin(self) -> None:
+        """A write begins (the relay's per-event path: ``begin()``, ``await resp.write(...)``, ``since = None``,
+        with no coroutine of ours around aiohttp's)."""
         self.since = now = self.loop.time()
         if self.timer is None:
             self.timer = self.loop.call_at(now + self.timeout, self._fire)
+
+    async def write(self, data: bytes) -> None:
+        self.begin()
         try:
             await self.resp.write(data)
         finally:
@@ -467,12 +472,15 @@ class Gateway:
                     async for ev in events:
                         chunk = renderer.feed(ev)
                         if chunk:
-                            await out.write(chunk)
+                            out.begin()
+                            await resp.write(chunk)
+                            out.since = None  # (a write that raised: the stream ends, the watchdog with it)
                     tail = renderer.close()
                 except InfermuxError as e:
                     status, etype, message, _, _ = from_exception(e, ctx.protocol)
                     tail = renderer.error(status, etype, message)
                 except asyncio.CancelledError:
+                    out.since = None  # no write waits any more: the watchdog stays quiet from here
                     if out.stalled:  # the caller stopped reading: treated as gone (the upstream is closed below)
                         out.uncancel()
                         self.counters.disconnects += 1
