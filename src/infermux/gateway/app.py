@@ -260,8 +260,9 @@ class Gateway:
 
     @property
     def app(self) -> web.Application:
-        """The gateway as an aiohttp :class:`~aiohttp.web.Application` (one catch-all route to :meth:`handle`),
-        to mount or run with aiohttp's own runners; ``infermux serve`` runs :meth:`make_server` instead."""
+        """The gateway as an aiohttp :class:`~aiohttp.web.Application` (one catch-all route to :meth:`handle`,
+        which dispatches on the full path: serve it at the root), to run with aiohttp's own runners (give
+        ``handler_cancellation=True`` to the runner); ``infermux serve`` runs :meth:`make_server` instead."""
         if self._app is None:
             app = web.Application(client_max_size=self.settings.max_body_bytes)
             app.router.add_route("*", "/{tail:.*}", self.handle, expect_handler=_no_expect)
