@@ -7,7 +7,7 @@ CPU time is noise:
 - ``--tool strace``: system calls per request (``strace -c`` attached for ``--requests`` requests).
 
     python bench/gateway_count.py [--src PATH] [--tool callgrind|strace] [--requests 400] [--base 100] [--stream]
-                                  [--anthropic]
+                                  [--anthropic | --responses]
 
 Needs ``valgrind`` / ``strace`` (Debian packages). Slow under valgrind (~1 min per run of 400 requests).
 """
@@ -47,6 +47,11 @@ def _call(args: argparse.Namespace, key: str) -> tuple[str, str, dict[str, str]]
     chat["max_tokens"] = 16
     if args.stream:
         chat["stream"] = True
+    if args.responses:  # OpenAI's Responses API (the upstream stays chat completions)
+        body: dict[str, object] = {"model": "m", "input": "Say hello.", "max_output_tokens": 16}
+        if args.stream:
+            body["stream"] = True
+        return "/v1/responses", json.dumps(body), {"authorization": f"Bearer {key}", "content-type": "application/json"}
     if args.anthropic:  # the caller speaks Anthropic's Messages (the upstream stays OpenAI's)
         headers = {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
         return "/v1/messages", json.dumps(chat), headers
@@ -118,9 +123,12 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=100)
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--anthropic", action="store_true", help="call /v1/messages (Anthropic's protocol) instead")
+    ap.add_argument("--responses", action="store_true", help="call /v1/responses (OpenAI's Responses API) instead")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gwcount-"))
-    what = ("anthropic " if args.anthropic else "") + ("stream" if args.stream else "json")
+    what = ("anthropic " if args.anthropic else "responses " if args.responses else "") + (
+        "stream" if args.stream else "json"
+    )
     if args.tool == "strace":
         text = run(args, args.requests, tmp)
         print(f"{args.src} ({what}): system calls per request over {args.requests} requests")

@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 
 from infermux.gateway.app import _GuardedWriter
-from infermux.gateway.sse import AnthropicSSE, ChatSSE, CompletionSSE
+from infermux.gateway.sse import AnthropicSSE, ChatSSE, CompletionSSE, ResponsesSSE
+from infermux.types import StreamStart, TextDelta, ToolCallDelta, ToolCallStart
 
 from .conftest import MASTER, Rig
 
@@ -195,3 +196,15 @@ def test_anthropic_text_delta_frames_from_the_template_are_the_rendered_frames()
             assert frame == r._delta(index, {"type": "text_delta", "text": text})
             data = json.loads(frame.split(b"data: ", 1)[1])
             assert data["index"] == index and data["delta"]["text"] == text
+
+
+def test_responses_text_delta_frames_from_the_template_are_the_rendered_frames() -> None:
+    """Responses frames carry a sequence number and the open item's index: the template's frames equal the
+    rendered ones across items (text, a tool call, text again)."""
+    fast, slow = ResponsesSSE("rid-1", "m", {}), ResponsesSSE("rid-1", "m", {})
+    slow._text_delta = slow._text_delta_frame  # type: ignore[method-assign]
+    events = [StreamStart(), TextDelta("hi"), TextDelta('é "q" \n'), TextDelta("")]
+    events += [ToolCallStart(0, "call_1", "f"), ToolCallDelta(0, '{"a":1}'), TextDelta("after"), TextDelta("more")]
+    frames = [(fast.feed(ev), slow.feed(ev)) for ev in events]
+    assert all(a == b for a, b in frames)
+    assert b'"delta":"after"' in frames[6][0] and b'"output_index":2' in frames[6][0]

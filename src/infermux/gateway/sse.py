@@ -48,6 +48,7 @@ dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 #: a text no model sends, rendered where a text delta's text goes to make the stream's text frame template
 _MARK = "\x00infermux-text\x00"
 _MARK_JSON = dumps(_MARK).encode()
+_SEQ_END = b"0}\n\n"  # a Responses frame's end when its sequence_number (its last field) is 0
 
 
 def data_frame(obj: Any) -> bytes:
@@ -443,6 +444,7 @@ class ResponsesSSE(StreamRenderer):
         self._reasoning = -1  # ReasoningDelta.index of the open reasoning item
         self._relayed: Wire | None = None  # the upstream event last relayed (its other events are in it)
         self._calls: dict[int, list[str]] = {}  # tool ordinal -> [call_id, name, args...]
+        self._delta_parts: tuple[int, bytes, bytes] | None = None  # (item's output index, text frame parts)
 
     def feed(self, ev: StreamEvent) -> bytes:
         """A same-protocol backend's events are relayed as they came (its own ``response.completed`` too);
@@ -469,6 +471,28 @@ class ResponsesSSE(StreamRenderer):
         obj["sequence_number"] = self._seq
         self._seq += 1
         return event_frame(str(obj["type"]), obj)
+
+    def _text_delta(self, text: str) -> bytes:
+        """An ``output_text.delta`` frame from the open item's template (rendered once around a marker, with
+        ``sequence_number`` last), byte for byte what :meth:`_text_delta_frame` renders."""
+        parts = self._delta_parts
+        if parts is None or parts[0] != self._n:
+            frame = event_frame("response.output_text.delta", self._text_delta_obj(_MARK, 0))
+            head, _, rest = frame.rpartition(_MARK_JSON)
+            parts = self._delta_parts = (self._n, head, rest[: -len(_SEQ_END)])
+        seq = self._seq
+        self._seq += 1
+        return parts[1] + dumps(text).encode() + parts[2] + str(seq).encode() + _SEQ_END[1:]
+
+    def _text_delta_frame(self, text: str) -> bytes:
+        return self._ev(self._text_delta_obj(text, None))
+
+    def _text_delta_obj(self, text: str, seq: int | None) -> dict[str, Any]:
+        obj = {"type": "response.output_text.delta", "item_id": self._item_id(), "output_index": self._n}
+        obj.update(content_index=0, delta=text, logprobs=[])
+        if seq is not None:
+            obj["sequence_number"] = seq
+        return obj
 
     def _snapshot(self, status: str) -> dict[str, Any]:
         from ..types import ChatResponse
@@ -569,8 +593,7 @@ class ResponsesSSE(StreamRenderer):
                 ids = {"item_id": self._item_id(), "output_index": self._n, "content_index": 0}
                 out += self._ev({"type": "response.content_part.added", **ids, "part": part})
             self._text.append(ev.text)
-            ids = {"item_id": self._item_id(), "output_index": self._n, "content_index": 0}
-            return out + self._ev({"type": "response.output_text.delta", **ids, "delta": ev.text, "logprobs": []})
+            return out + self._text_delta(ev.text)
         if isinstance(ev, (ToolCallStart, ToolCallEnd)) and ev.index not in self._calls:
             out += self._close()
             call_id, name = (ev.id, ev.name) if isinstance(ev, ToolCallStart) else (ev.call.id, ev.call.name)
