@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from infermux.gateway.app import _GuardedWriter
-from infermux.gateway.sse import AnthropicSSE, ChatSSE, CompletionSSE, ResponsesSSE
+from infermux.gateway.sse import AnthropicSSE, ChatSSE, CompletionSSE, ResponsesSSE, dumps
 from infermux.types import StreamStart, TextDelta, ToolCallDelta, ToolCallStart
 
 from .conftest import MASTER, Rig
@@ -208,3 +208,22 @@ def test_responses_text_delta_frames_from_the_template_are_the_rendered_frames()
     frames = [(fast.feed(ev), slow.feed(ev)) for ev in events]
     assert all(a == b for a, b in frames)
     assert b'"delta":"after"' in frames[6][0] and b'"output_index":2' in frames[6][0]
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"a": 1, "b": [1.5, None, True, False, 'é"\n\u2028 \U0001f600'], 3: "int key", "n": float("nan")},
+        {"inf": float("inf"), "neg": -0.0, "big": 10**30, "tiny": 1e-300, "t": (1, 2), "nested": {"x": [{}, []]}},
+        "just a string é",
+        [],
+    ],
+)
+def test_the_gateways_encoder_is_compact_json(obj: Any) -> None:
+    """One C encoder kept for every body and frame: the same text as ``json.dumps`` with the same options."""
+    assert dumps(obj) == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_the_gateways_encoder_refuses_what_json_cannot_encode() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dumps({"x": object()})
