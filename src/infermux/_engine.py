@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
 
+from ._ids import new_request_id
 from ._logs import fields
 from ._ratelimit import quota_block_seconds
 from ._redact import redact_error
@@ -241,7 +241,7 @@ class EngineCore:
         self.counters.requests += 1
         w = not self.config.fail_fast if wait is None else bool(wait)
         return Call(
-            request_id or uuid.uuid4().hex,
+            request_id or new_request_id(),
             model,
             pol,
             deadline,

@@ -4,18 +4,28 @@ route)."""
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from .types import ChatResponse, EmbedResponse
 
 _R = TypeVar("_R")
-#: the response types :func:`evolve` copies field by field: only while they have no ``__post_init__`` (one added
+
+
+def _spec(cls: type) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """For a slotted dataclass: a getter of every field's value (in order), each field's slot setter, and the
+    setters by name."""
+    names = tuple(f.name for f in fields(cls))
+    setters = tuple(cls.__dict__[n].__set__ for n in names)  # the slots' member descriptors
+    return attrgetter(*names), setters, dict(zip(names, setters, strict=True))
+
+
+#: the response types :func:`evolve` copies slot by slot: only while they have no ``__post_init__`` (one added
 #: later is honoured: that type falls back to ``replace``)
-_EVOLVE: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {
-    cls: (names, frozenset(names))
+_EVOLVE: dict[type, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {
+    cls: _spec(cls)
     for cls in (ChatResponse, EmbedResponse)
-    if not hasattr(cls, "__post_init__")
-    for names in [tuple(f.name for f in fields(cls))]
+    if not hasattr(cls, "__post_init__") and "__slots__" in cls.__dict__
 }
 
 
@@ -25,10 +35,12 @@ def evolve(obj: _R, **changes: Any) -> _R:
     spec = _EVOLVE.get(type(obj))
     if spec is None:
         return replace(obj, **changes)  # type: ignore[type-var]
-    names, known = spec
-    if not changes.keys() <= known:
-        raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(changes.keys() - known)}")
+    values, setters, by_name = spec
+    if not changes.keys() <= by_name.keys():
+        raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(changes.keys() - by_name.keys())}")
     new = object.__new__(type(obj))
-    for name in names:
-        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
+    for put, value in zip(setters, values(obj), strict=True):
+        put(new, value)
+    for name, value in changes.items():
+        by_name[name](new, value)
     return new

@@ -159,6 +159,12 @@ class Routing:
                 return
             target = self._next_target()
 
+    def hand_out(self, ep: Endpoint) -> None:
+        """Note ``ep`` as a candidate handed out (the bookkeeping of :meth:`_iterate`, for the router's one-step
+        path: a call to one endpoint outside a group, not hedged)."""
+        self._seen[ep.name] = ep
+        self._yielded.add(ep.name)
+
     def may_continue(self, ep: Endpoint) -> bool:
         """Whether another endpoint may be tried after ``ep``: one of the current target not handed out yet, or
         a fallback group not tried yet."""

@@ -277,10 +277,14 @@ def _bad_char_path(value: Any, path: str) -> tuple[str, int] | None:
     return None
 
 
+#: ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` without building an encoder per request body
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json_body(data: Any) -> bytes:
     """Compact UTF-8 JSON of ``data``; a lone surrogate (or other unencodable text) is a ConfigurationError
     naming the field, e.g. ``messages[0].content``."""
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    text = _ENCODER.encode(data)
     try:
         return text.encode()
     except UnicodeEncodeError:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._chatstream import ChatStream
 from ._hedge import HedgePlan, routed_stream
+from ._ids import new_request_id
 from .endpoint import Endpoint, EndpointConfig, StreamInfo, build_endpoints
 from .errors import ConfigurationError, InfermuxError
 from .fleet import GroupConfig
@@ -342,7 +342,7 @@ class AsyncClient:
         _check_params("AsyncClient.chat", params)
         self._bind_loop()
         asked = build_chat_request(messages, **params)
-        rid = request_id or uuid.uuid4().hex
+        rid = request_id or new_request_id()
         target, req = self._target(asked, endpoint, endpoints, strategy)
         budget = Budget(self._clock, timeout)
         plan: CachePlan | None = None
@@ -430,7 +430,7 @@ class AsyncClient:
         is replayed as the same events, and a stream that completes fills the cache."""
         _check_params("AsyncClient.stream", params)
         asked = build_chat_request(messages, **params)
-        rid = request_id or uuid.uuid4().hex
+        rid = request_id or new_request_id()
         target, req = self._target(asked, endpoint, endpoints, strategy)
         budget = Budget(self._clock, timeout)
         stream = ChatStream(rid, on_start=self._bind_loop)
@@ -541,7 +541,7 @@ class AsyncClient:
                 extra_headers=dict(extra_headers or {}),
                 max_retries=max_retries,
             )
-        rid = request_id or uuid.uuid4().hex
+        rid = request_id or new_request_id()
         target = self.router.target(
             model=req.model,
             endpoint=endpoint,
@@ -601,7 +601,7 @@ class AsyncClient:
 
         self._bind_loop()
         call = InferCall(model, tuple(inputs), tuple(outputs), version)
-        rid = request_id or uuid.uuid4().hex
+        rid = request_id or new_request_id()
         cands = self.router.candidates(endpoint=endpoint)
         if self._batching is not None and self._batching.config.infer:
             return await self._batching.infer(call, cands, priority, timeout, rid)

@@ -372,6 +372,26 @@ class Router:
         With ``hedge`` (:meth:`hedging`), the first endpoint is hedged (see :mod:`infermux._hedge`).
         The result (a response dataclass with a ``route`` field) and the error carry the route."""
         routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
+        root = routing.root
+        if hedge is None and root.group is None and len(root.endpoints) == 1:
+            # one endpoint, no group (no fallbacks), no hedge: the one step of the routing without its async
+            # generator (the same step, route and errors as the loop below; a loop wake-up-free fast path)
+            ep = root.endpoints[0]
+            routing.hand_out(ep)
+            try:
+                timeout, share = budget.share(ep, 1) if budget is not None else (None, False)
+            except DeadlineExceededError as e:  # the budget ran out before the endpoint could be tried
+                routing.errors.append(e)
+                return routing.outcome()  # type: ignore[no-any-return]
+            step = Step(not (fail_fast or ep.config.fail_fast), timeout, share)
+            try:
+                result = await fn(ep, step)
+            except InfermuxError as e:
+                routing.failed(ep, e)
+                return routing.outcome()  # type: ignore[no-any-return]
+            if refused is not None and refused(result) and routing.refusal(ep, result):
+                return routing.outcome()  # type: ignore[no-any-return]
+            return routing.succeeded(ep, result)  # type: ignore[no-any-return]
         # closed here when the call returns early: left to the garbage collector, an unfinished async generator
         # is closed through the loop's finalizer hook (a thread-safe wake-up of the loop, a task: per call)
         async with aclosing(routing.__aiter__()) as steps:

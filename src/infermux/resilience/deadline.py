@@ -15,6 +15,20 @@ __all__ = ["Deadline"]
 T = TypeVar("T")
 
 
+class _Expiry:
+    """The timer callback of :meth:`Deadline.run`: cancels the task once, and remembers that it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
 class Deadline:
     """Runs an awaitable under the remaining time (asyncio timeouts in real time; remaining measured on
     the endpoint's clock) and turns expiry into :class:`DeadlineExceededError`."""
@@ -43,14 +57,34 @@ class Deadline:
                 aw.close()
             raise self.expired_error()
         if sys.version_info >= (3, 11):
-            cm = asyncio.timeout(rem)
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
+            if task is None:  # pragma: no cover - not in a task (asyncio.timeout refuses it the same way)
+                raise RuntimeError("Deadline.run() must be awaited in a task")
+            # asyncio.timeout's protocol (cancel the task at the deadline, then uncancel it and tell our expiry
+            # from any other cancellation by the task's cancel count), without its context manager: one timer
+            # handle, no state object, one look-up of the running loop instead of three
+            expiry = _Expiry(task)
+            handle = loop.call_at(loop.time() + rem, expiry.fire)
+            cancelling = task.cancelling()
             try:
-                async with cm:
-                    return await aw
-            except TimeoutError as e:
-                if cm.expired():  # ours, not a TimeoutError the operation raised itself
-                    raise self.expired_error() from e
+                result = await aw
+            except asyncio.CancelledError as e:
+                handle.cancel()
+                if expiry.fired and task.uncancel() <= cancelling:
+                    timed_out = TimeoutError()  # the chain asyncio.timeout gives: ours <- TimeoutError <- cancel
+                    timed_out.__cause__ = e
+                    raise self.expired_error() from timed_out
                 raise
+            except BaseException:
+                handle.cancel()
+                if expiry.fired:
+                    task.uncancel()
+                raise
+            handle.cancel()
+            if expiry.fired:
+                task.uncancel()
+            return result
         try:  # pragma: no cover - Python 3.10 (an operation's own asyncio.TimeoutError is not told apart here)
             return await asyncio.wait_for(aw, rem)
         except asyncio.TimeoutError as e:  # pragma: no cover

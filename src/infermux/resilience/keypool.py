@@ -207,17 +207,21 @@ class KeyPool:
             st.requests += 1
             st.in_flight += 1
             return KeyLease(None, _KEYLESS_LABEL, -1, now, _pool=id(self))
-        n = len(self._keys)
-        order = [(self._next + i) % n for i in range(n)]
         keys = self._keys
-        usable = [i for i in order if not keys[i].disabled and keys[i].blocked_until <= now]
-        if not usable:
-            raise self._unavailable(now)
-        ready = [i for i in usable if keys[i].cooldown_until <= now]
-        if not ready:  # every usable key is cooling after a 429: the one ready soonest still goes
-            ready = [min(usable, key=lambda i: keys[i].cooldown_until)]
-        # least_loaded: the first minimum in round-robin order; round_robin: the first ready key.
-        pick = min(ready, key=lambda i: self._keys[i].in_flight) if self.strategy == "least_loaded" else ready[0]
+        n = len(keys)
+        first = keys[self._next]
+        if self.strategy == "round_robin" and not first.disabled and first.blocked_until <= now >= first.cooldown_until:
+            pick = self._next  # the next key in turn is ready (the usual case: the loop below would pick it)
+        else:
+            order = [(self._next + i) % n for i in range(n)]
+            usable = [i for i in order if not keys[i].disabled and keys[i].blocked_until <= now]
+            if not usable:
+                raise self._unavailable(now)
+            ready = [i for i in usable if keys[i].cooldown_until <= now]
+            if not ready:  # every usable key is cooling after a 429: the one ready soonest still goes
+                ready = [min(usable, key=lambda i: keys[i].cooldown_until)]
+            # least_loaded: the first minimum in round-robin order; round_robin: the first ready key.
+            pick = min(ready, key=lambda i: keys[i].in_flight) if self.strategy == "least_loaded" else ready[0]
         self._next = (pick + 1) % n
         st = self._keys[pick]
         st.requests += 1
