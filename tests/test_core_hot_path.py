@@ -110,3 +110,74 @@ def test_evolve_is_replace_for_the_response_types() -> None:
         evolve(chat, nope=1)
     usage = Usage(1, 2)  # another dataclass: replaced as dataclasses.replace does
     assert evolve(usage, input_tokens=3) == dataclasses.replace(usage, input_tokens=3)
+
+
+def test_request_ids_are_uuid4_hex() -> None:
+    import uuid
+
+    from infermux._ids import new_request_id
+
+    ids = {new_request_id() for _ in range(200)}
+    assert len(ids) == 200
+    for rid in ids:
+        u = uuid.UUID(hex=rid)
+        assert u.hex == rid and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+def _status(code: int) -> Any:
+    def handle(req: Any) -> MockResponse:
+        if code == 200:
+            return handler(req)
+        return MockResponse(code, JSON, json.dumps({"error": {"message": "no", "type": "x"}}).encode())
+
+    return handle
+
+
+async def _generic_run(router: Any, target: Any, fn: Any, budget: Any) -> Any:
+    """Router.run's general loop (what a call to one endpoint went through before its one-step path)."""
+    routing = router.routing(target, budget)
+    async for ep, step in routing:
+        try:
+            result = await fn(ep, step)
+        except infermux.InfermuxError as e:
+            routing.failed(ep, e)
+            continue
+        return routing.succeeded(ep, result)
+    return routing.outcome()
+
+
+@pytest.mark.parametrize("code", [200, 400, 503])
+@pytest.mark.parametrize("spent", [False, True])
+async def test_one_endpoint_routes_as_the_general_loop_does(code: int, spent: bool) -> None:
+    from infermux.resilience.retry import RetryPolicy
+    from infermux.router import Budget, Router, Target
+    from infermux.types import ChatRequest, Message
+
+    outcomes = []
+    for path in ("fast", "general"):
+        clock = FakeClock()
+        config = EndpointConfig(
+            name="a", provider="openai", base_url="http://mock/v1", model="m", retry=RetryPolicy(max_retries=1)
+        )
+        ep = Endpoint(config, transport=MockTransport(_status(code)), clock=clock)
+        router = Router([ep])
+        req = ChatRequest(messages=(Message("user", "hi"),))
+        steps: list[Any] = []
+
+        async def fn(e: Endpoint, st: Any, steps: list[Any] = steps, req: ChatRequest = req) -> Any:
+            steps.append(st)
+            return await e.chat(req, timeout=st.timeout, wait=st.wait, share=st.share, request_id="r1")
+
+        budget = Budget(clock, 30.0)
+        if spent:
+            clock.advance(31.0)
+        target = Target(None, [ep], None, None)
+        try:
+            if path == "fast":
+                out: Any = await router.run(target, fn, budget)
+            else:
+                out = await _generic_run(router, target, fn, budget)
+            outcomes.append(("ok", out.route, out.attempts, steps, ep.stats()["requests"]))
+        except infermux.InfermuxError as e:
+            outcomes.append((type(e).__name__, e.route, e.attempts, steps, ep.stats()["requests"], str(e)))
+    assert outcomes[0] == outcomes[1]
