@@ -28,6 +28,9 @@ _EVOLVE: dict[type, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {
     if not hasattr(cls, "__post_init__") and "__slots__" in cls.__dict__
 }
 
+#: the types :func:`evolve` copies slot by slot (each has a ``route`` field)
+STAMPED = frozenset(_EVOLVE)
+
 
 def evolve(obj: _R, **changes: Any) -> _R:
     """``dataclasses.replace(obj, **changes)``, without the call of ``__init__`` for the response types (the

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._evolve import evolve
+from ._evolve import STAMPED, evolve
 from .errors import (
     CircuitOpenError,
     DeadlineExceededError,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .health import HealthMonitor
     from .router import Budget, Router, Step
 
-__all__ = ["Group", "Routing", "Target"]
+__all__ = ["Group", "Routing", "Target", "with_route"]
 
 
 @dataclass(slots=True)
@@ -266,9 +266,7 @@ class Routing:
         return self.with_route(result)
 
     def with_route(self, result: Any) -> Any:
-        if dataclasses.is_dataclass(result) and not isinstance(result, type) and hasattr(result, "route"):
-            return evolve(result, route=self.route())
-        return result
+        return with_route(result, self.route())
 
     def outcome(self) -> Any:
         """Nothing answered: the kept refusal (with its route), else raise the final error (with the route)."""
@@ -294,6 +292,15 @@ class Routing:
                 last[e.endpoint] = e
         health = self.router.health
         return [endpoint_status(ep, last.get(name), health) for name, ep in self._seen.items()]
+
+
+def with_route(result: Any, route: tuple[RouteHop, ...]) -> Any:
+    """``result`` with its ``route`` (a response dataclass with a ``route`` field; anything else as it is)."""
+    if type(result) in STAMPED or (
+        dataclasses.is_dataclass(result) and not isinstance(result, type) and hasattr(result, "route")
+    ):
+        return evolve(result, route=route)
+    return result
 
 
 def endpoint_status(ep: Endpoint, err: InfermuxError | None, health: HealthMonitor | None) -> EndpointStatus:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ._hedge import HedgePlan, race
-from ._routing import Group, Routing, Target
+from ._routing import Group, Routing, Target, with_route
 from .endpoint import Endpoint
 from .errors import (
     AllEndpointsFailedError,
@@ -63,7 +63,7 @@ from .fleet import GroupConfig
 from .hedging import HedgeConfig, Hedger
 from .resilience.clock import Clock
 from .strategies import Strategy, make_strategy
-from .types import Priority
+from .types import Priority, RouteHop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .health import HealthMonitor
@@ -371,27 +371,28 @@ class Router:
         filter's refusal (a ``content_policy`` fallback group is tried, the refusal returned if none answers).
         With ``hedge`` (:meth:`hedging`), the first endpoint is hedged (see :mod:`infermux._hedge`).
         The result (a response dataclass with a ``route`` field) and the error carry the route."""
-        routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
-        root = routing.root
-        if hedge is None and root.group is None and len(root.endpoints) == 1:
-            # one endpoint, no group (no fallbacks), no hedge: the one step of the routing without its async
-            # generator (the same step, route and errors as the loop below; a loop wake-up-free fast path)
+        root = target if isinstance(target, Target) else None
+        if hedge is None and root is not None and root.group is None and len(root.endpoints) == 1:
+            # one endpoint, no group (no fallbacks, no content_policy fallback for a refusal), no hedge: its one
+            # step without the routing's async generator; the Routing is made only when the call fails (the
+            # same step, route and errors as the loop below)
             ep = root.endpoints[0]
-            routing.hand_out(ep)
             try:
                 timeout, share = budget.share(ep, 1) if budget is not None else (None, False)
             except DeadlineExceededError as e:  # the budget ran out before the endpoint could be tried
+                routing = self.routing(root, budget, fail_fast=fail_fast, priority=priority)
+                routing.hand_out(ep)
                 routing.errors.append(e)
                 return routing.outcome()  # type: ignore[no-any-return]
-            step = Step(not (fail_fast or ep.config.fail_fast), timeout, share)
             try:
-                result = await fn(ep, step)
+                result = await fn(ep, Step(not (fail_fast or ep.config.fail_fast), timeout, share))
             except InfermuxError as e:
+                routing = self.routing(root, budget, fail_fast=fail_fast, priority=priority)
+                routing.hand_out(ep)
                 routing.failed(ep, e)
                 return routing.outcome()  # type: ignore[no-any-return]
-            if refused is not None and refused(result) and routing.refusal(ep, result):
-                return routing.outcome()  # type: ignore[no-any-return]
-            return routing.succeeded(ep, result)  # type: ignore[no-any-return]
+            return with_route(result, (RouteHop(ep.name, None, "ok", None, getattr(result, "attempts", 0)),))  # type: ignore[no-any-return]
+        routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
         # closed here when the call returns early: left to the garbage collector, an unfinished async generator
         # is closed through the loop's finalizer hook (a thread-safe wake-up of the loop, a task: per call)
         async with aclosing(routing.__aiter__()) as steps:

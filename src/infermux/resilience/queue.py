@@ -133,10 +133,11 @@ class PriorityGate:
     async def acquire(self, priority: Priority = Priority.NORMAL, timeout: float | None = None) -> None:
         """Wait for a slot. Raises QueueFullError, RequestShedError or DeadlineExceededError (``timeout``
         seconds of real time spent waiting in the queue); cancellation leaves no trace."""
-        try:
-            priority = Priority(priority)
-        except ValueError:
-            raise ConfigurationError(f"unknown priority {priority!r}") from None
+        if type(priority) is not Priority:  # a member passes as it is (Priority(member) is a slow identity)
+            try:
+                priority = Priority(priority)
+            except ValueError:
+                raise ConfigurationError(f"unknown priority {priority!r}") from None
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout)
         ):
