@@ -181,3 +181,66 @@ async def test_one_endpoint_routes_as_the_general_loop_does(code: int, spent: bo
         except infermux.InfermuxError as e:
             outcomes.append((type(e).__name__, e.route, e.attempts, steps, ep.stats()["requests"], str(e)))
     assert outcomes[0] == outcomes[1]
+
+
+_BODIES = [
+    b'{"a":1}',
+    b'{"a":1}  \n',
+    b'  {"a":1}',
+    b'{"a":1} x',
+    b'{"a":1}{"b":2}',
+    b"{",
+    b'{"a":',
+    b"",
+    b"[1]",
+    b'{"a": NaN, "b": 1e400, "c": 123456789012345678901234567890}',
+    b'{"a":"\xff"}',
+    b'{"a":"\xed\xa0\x80"}',
+    '{"a":"é"}'.encode(),
+    '{"a":1}'.encode("utf-16-le"),
+    '{"a":1}'.encode("utf-32-be"),
+    b'\xef\xbb\xbf{"a":1}',
+    b'{"a": {"b": [1, 2, {"c": null}]}, "d": true}',
+]
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_the_json_decode_fast_path_is_json_loads(body: bytes) -> None:
+    from infermux.providers._base import _loads
+
+    def outcome(f: Any) -> Any:
+        try:
+            return "ok", json.dumps(f(body))  # NaN-safe comparison
+        except ValueError as e:
+            return type(e).__name__, str(e)
+
+    assert outcome(_loads) == outcome(json.loads)
+
+
+def test_the_json_encode_fast_path_is_json_dumps() -> None:
+    from infermux._validate import _dumps
+
+    class Odd:
+        pass
+
+    circular: dict[str, Any] = {}
+    circular["a"] = circular
+    cases: list[Any] = [
+        {"a": 1},
+        {"a": [1, 2.5, None, True, "é\n\u2028"], "b": {"c": float("nan")}},
+        {"x": "\ud800"},
+        {1: 2, None: 3, 2.5: 1, False: 0},
+        {"t": (1, 2)},
+        {"o": Odd()},
+        circular,
+        [1, {"a": 2}],
+        "text",
+    ]
+    for data in cases:
+        results = []
+        for f in (lambda d: json.dumps(d, separators=(",", ":"), ensure_ascii=False), _dumps):
+            try:
+                results.append(("ok", f(data)))
+            except (TypeError, ValueError) as e:
+                results.append((type(e).__name__, str(e)))
+        assert results[0] == results[1], data

@@ -279,12 +279,26 @@ def _bad_char_path(value: Any, path: str) -> tuple[str, int] | None:
 
 #: ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` without building an encoder per request body
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_STR: Any = getattr(json.encoder, "c_encode_basestring", None)
+
+
+def _dumps(data: Any) -> str:
+    """``_ENCODER.encode(data)``; for a dict, the C encoder that ``JSONEncoder.iterencode`` would make, made
+    here (the same arguments, a fresh circular-reference map) without its two Python frames."""
+    if _C_ENCODER is None or _C_STR is None or type(data) is not dict:
+        return _ENCODER.encode(data)
+    enc = _ENCODER
+    chunks = _C_ENCODER(
+        {}, enc.default, _C_STR, None, enc.key_separator, enc.item_separator, False, False, enc.allow_nan
+    )(data, 0)
+    return "".join(chunks)
 
 
 def encode_json_body(data: Any) -> bytes:
     """Compact UTF-8 JSON of ``data``; a lone surrogate (or other unencodable text) is a ConfigurationError
     naming the field, e.g. ``messages[0].content``."""
-    text = _ENCODER.encode(data)
+    text = _dumps(data)
     try:
         return text.encode()
     except UnicodeEncodeError:

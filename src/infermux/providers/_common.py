@@ -164,6 +164,8 @@ def malformed(provider: str, message: str, body: Any = None) -> MalformedRespons
 
 def as_int(v: object) -> int:
     """A token count from untrusted JSON: ints (and integral floats) pass, anything else is 0."""
+    if type(v) is int:
+        return v
     if isinstance(v, bool):
         return 0
     if isinstance(v, int):
@@ -195,15 +197,17 @@ def token_usage(
     """:class:`Usage` from a usage object with counts under ``input_key``/``output_key``, cached prompt
     tokens under ``details_key.cached_tokens`` and reasoning tokens under
     ``output_details_key.reasoning_tokens``; ``None`` when ``raw`` is not an object."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, (dict, Mapping)):  # a dict is checked first, in C
         return None
     details = raw.get(details_key) if details_key else None
     out_details = raw.get(output_details_key) if output_details_key else None
     return Usage(
         input_tokens=as_int(raw.get(input_key)),
         output_tokens=as_int(raw.get(output_key)),
-        cached_tokens=as_int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0,
-        reasoning_tokens=as_int(out_details.get("reasoning_tokens")) if isinstance(out_details, Mapping) else 0,
+        cached_tokens=as_int(details.get("cached_tokens")) if isinstance(details, (dict, Mapping)) else 0,
+        reasoning_tokens=(
+            as_int(out_details.get("reasoning_tokens")) if isinstance(out_details, (dict, Mapping)) else 0
+        ),
     )
 
 

@@ -93,13 +93,24 @@ REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id")
 # --------------------------------------------------------------------------- request building
 
 
+#: a JSON object: a dict (checked first, in C) or any other Mapping
+_MAP = (dict, Mapping)
 _REASONING_MODEL = re.compile(r"^(?:o\d+(?:$|-)|gpt-5(?!.*-chat))")
 
 
 def is_reasoning_model(model: str) -> bool:
     """OpenAI's reasoning models (``o1``, ``o3-mini``, ``o4-mini``, ``gpt-5``, ``gpt-5.1``...; not the
     ``gpt-5*-chat`` ones): they refuse ``max_tokens`` and a non-default ``temperature``/``top_p``."""
-    return bool(_REASONING_MODEL.match(model.rsplit("/", 1)[-1]))
+    known = _REASONING.get(model)
+    if known is None:
+        known = bool(_REASONING_MODEL.match(model.rsplit("/", 1)[-1]))
+        if len(_REASONING) >= 1024:  # model names come from callers: bounded
+            _REASONING.clear()
+        _REASONING[model] = known
+    return known
+
+
+_REASONING: dict[str, bool] = {}  # is_reasoning_model's answers by model name (the same on every call)
 
 
 def _chat_body(req: ChatRequest, model: str, stream: bool, limit_key: str) -> dict[str, Any]:
@@ -176,7 +187,7 @@ def parse_usage(raw: object) -> Usage | None:
 
 
 def _first_choice(data: Any, provider: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
+    if not isinstance(data, _MAP):
         raise malformed(provider, f"expected a JSON object, got {type(data).__name__}", data)
     if "choices" not in data and data.get("error") is not None:  # e.g. Azure's content filter answers 200 + error body
         etype, msg = extract_error(data, b"")
@@ -186,7 +197,7 @@ def _first_choice(data: Any, provider: str) -> Mapping[str, Any]:
             err.retryable = False
         raise err
     choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], _MAP):
         raise malformed(provider, "response has no 'choices' (expected a non-empty list of objects)", data)
     return choices[0]
 
@@ -196,19 +207,19 @@ def _tool_calls(message: Mapping[str, Any], provider: str) -> tuple[ToolCall, ..
     out: list[ToolCall] = []
     if isinstance(raw, list):
         for c in raw:
-            custom = c.get("custom") if isinstance(c, Mapping) and c.get("type") == "custom" else None
-            if isinstance(custom, Mapping) and isinstance(custom.get("name"), str):  # custom tool: free-form input
+            custom = c.get("custom") if isinstance(c, _MAP) and c.get("type") == "custom" else None
+            if isinstance(custom, _MAP) and isinstance(custom.get("name"), str):  # custom tool: free-form input
                 text = custom.get("input")
                 out.append(
                     ToolCall(as_str(c.get("id")) or "", custom["name"], None, text if isinstance(text, str) else "")
                 )
                 continue
-            fn = c.get("function") if isinstance(c, Mapping) else None
-            if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            fn = c.get("function") if isinstance(c, _MAP) else None
+            if not isinstance(fn, _MAP) or not isinstance(fn.get("name"), str):
                 raise malformed(provider, f"tool call without function name: {c!r}", c)
             out.append(ToolCall.from_raw(as_str(c.get("id")) or "", fn["name"], fn.get("arguments")))
     fc = message.get("function_call")  # legacy "functions" API
-    if not out and isinstance(fc, Mapping) and isinstance(fc.get("name"), str):
+    if not out and isinstance(fc, _MAP) and isinstance(fc.get("name"), str):
         out.append(ToolCall.from_raw("", fc["name"], fc.get("arguments")))
     return tuple(out)
 
@@ -219,7 +230,7 @@ def _content_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # some compatible servers answer with parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str))
+        return "".join(p.get("text", "") for p in content if isinstance(p, _MAP) and isinstance(p.get("text"), str))
     return str(content)
 
 
@@ -271,7 +282,7 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
     if message is None and choice.get("finish_reason") == "content_filter":
         # Azure OpenAI: the output was filtered away; why is in choices[0].content_filter_results
         return _response(data, choice, headers, provider, text="")
-    if not isinstance(message, Mapping):
+    if not isinstance(message, _MAP):
         raise malformed(provider, "choices[0].message is missing or not an object", data)
     text = _content_text(message.get("content"))
     calls = _tool_calls(message, provider)
@@ -281,13 +292,13 @@ def parse_chat(body: bytes, headers: Mapping[str, str], *, provider: str = NAME)
 def content_filter_results(response: ChatResponse) -> dict[str, Any]:
     """Azure OpenAI's content-filter verdicts of a non-stream response: ``{"prompt": [...], "completion":
     {...}}`` (``prompt_filter_results`` and ``choices[0].content_filter_results``; empty when absent)."""
-    raw = response.raw if isinstance(response.raw, Mapping) else {}
+    raw = response.raw if isinstance(response.raw, _MAP) else {}
     out: dict[str, Any] = {}
     if isinstance(raw.get("prompt_filter_results"), list):
         out["prompt"] = raw["prompt_filter_results"]
     choices = raw.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
-    if isinstance(first.get("content_filter_results"), Mapping):
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], _MAP) else {}
+    if isinstance(first.get("content_filter_results"), _MAP):
         out["completion"] = first["content_filter_results"]
     return out
 
@@ -361,7 +372,7 @@ class ChatStreamParser(StreamParserBase):
         if "error" in obj and "choices" not in obj:
             etype, message = extract_error(obj, b"")
             err = obj.get("error")
-            code = err.get("code") if isinstance(err, Mapping) else None
+            code = err.get("code") if isinstance(err, _MAP) else None
             self._stream_error(out, etype, message, code if isinstance(code, int) else None)
             return
         choices = obj.get("choices")
@@ -369,11 +380,11 @@ class ChatStreamParser(StreamParserBase):
             self._start(out, as_str(obj.get("id")) or None, as_str(obj.get("model")) or None)
         if isinstance(choices, list):
             for choice in choices:
-                if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+                if isinstance(choice, _MAP) and choice.get("index", 0) == 0:
                     self._choice(choice, out)
         usage = obj.get("usage")
         x_groq = obj.get("x_groq")
-        if not isinstance(usage, Mapping) and isinstance(x_groq, Mapping):
+        if not isinstance(usage, _MAP) and isinstance(x_groq, _MAP):
             usage = x_groq.get("usage")
         parsed = parse_usage(usage)
         if parsed is not None:
@@ -381,7 +392,7 @@ class ChatStreamParser(StreamParserBase):
 
     def _choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if not isinstance(delta, Mapping):
+        if not isinstance(delta, _MAP):
             delta = {}
         text = delta.get("content")
         if text is None and isinstance(choice.get("text"), str):  # legacy /completions chunk
@@ -393,14 +404,14 @@ class ChatStreamParser(StreamParserBase):
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for call in calls:
-                if isinstance(call, Mapping):
+                if isinstance(call, _MAP):
                     fn = call.get("function")
                     custom = call.get("custom")
-                    if fn is None and isinstance(custom, Mapping):  # custom tool: "input" pieces
+                    if fn is None and isinstance(custom, _MAP):  # custom tool: "input" pieces
                         fn = {"name": custom.get("name"), "arguments": custom.get("input")}
-                    fn = fn if isinstance(fn, Mapping) else {}
+                    fn = fn if isinstance(fn, _MAP) else {}
                     self._tool_delta(self._call_index(call), call.get("id"), fn, out)
-        if isinstance(delta.get("function_call"), Mapping):
+        if isinstance(delta.get("function_call"), _MAP):
             self._tool_delta(0, None, delta["function_call"], out)
         if choice.get("finish_reason") is not None:
             self._set_finish(map_finish_reason(choice["finish_reason"]))
@@ -430,7 +441,7 @@ class ChatStreamParser(StreamParserBase):
             self._tools_started.add(idx)
             out.append(ToolCallStart(idx, as_str(call_id) or "", name if isinstance(name, str) else ""))
         args = fn.get("arguments")
-        if isinstance(args, Mapping):
+        if isinstance(args, _MAP):
             args = json.dumps(args)
         if isinstance(args, str) and args:
             out.append(ToolCallDelta(idx, args))
@@ -466,15 +477,15 @@ def _vector(raw: object, provider: str) -> tuple[float, ...]:
 def parse_embed(body: bytes, headers: Mapping[str, str], *, provider: str = NAME) -> EmbedResponse:
     """Embedding vectors ordered by ``index`` (float lists or base64 little-endian float32)."""
     data = decode_json(body, headers, provider=provider, what="embeddings response")
-    items = data.get("data") if isinstance(data, Mapping) else None
-    if not isinstance(items, list) or not all(isinstance(it, Mapping) for it in items):
+    items = data.get("data") if isinstance(data, _MAP) else None
+    if not isinstance(items, list) or not all(isinstance(it, _MAP) for it in items):
         raise malformed(provider, "embeddings response has no 'data' list of objects", data)
     ordered = sorted(enumerate(items), key=lambda p: (as_int(p[1].get("index", p[0])), p[0]))
     usage = data.get("usage")
     return EmbedResponse(
         vectors=tuple(_vector(it.get("embedding"), provider) for _, it in ordered),
         model=as_str(data.get("model")),
-        usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))) if isinstance(usage, Mapping) else None,
+        usage=Usage(input_tokens=as_int(usage.get("prompt_tokens"))) if isinstance(usage, _MAP) else None,
         provider=provider,
         provider_request_id=first_header(headers, REQUEST_ID_HEADERS),
         raw=data,
