@@ -244,3 +244,34 @@ def test_the_json_encode_fast_path_is_json_dumps() -> None:
             except (TypeError, ValueError) as e:
                 results.append((type(e).__name__, str(e)))
         assert results[0] == results[1], data
+
+
+def test_fast_init_builds_what_the_dataclass_init_builds() -> None:
+    import dataclasses
+
+    from infermux._evolve import fast_init
+    from infermux.router import Step
+    from infermux.types import ChatResponse, Message, RouteHop, Usage
+
+    new_chat, new_usage = fast_init(ChatResponse), fast_init(Usage)
+    assert new_chat is not ChatResponse and new_usage is not Usage
+    kw: dict[str, Any] = {"text": "hi", "finish_reason": "stop", "model": "m", "raw": {"id": "x"}, "reasoning": "r"}
+    made, reference = new_chat(**kw, usage=new_usage(1, 2, cached_tokens=3)), ChatResponse(**kw, usage=Usage(1, 2, 3))
+    assert type(made) is ChatResponse and made == reference and repr(made) == repr(reference)
+    assert hash(made.usage) == hash(reference.usage) and made.route == () and made.attempts == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.text = "changed"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        new_chat(model="m")  # text is required
+    with pytest.raises(TypeError):
+        new_chat(text="x", nope=1)
+    assert fast_init(Step)(True, 1.0, False) == Step(True, 1.0, False)
+    assert fast_init(RouteHop)("a", None, "ok") == RouteHop("a", None, "ok")
+    # a __post_init__ (validation) or a default factory: the class itself, nothing skipped
+    assert fast_init(Message) is Message
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class WithFactory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    assert fast_init(WithFactory) is WithFactory

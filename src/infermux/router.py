@@ -47,6 +47,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from ._evolve import fast_init
 from ._hedge import HedgePlan, race
 from ._routing import Group, Routing, Target, with_route
 from .endpoint import Endpoint
@@ -86,6 +87,10 @@ class Step:
     wait: bool
     timeout: float | None
     share: bool
+
+
+_new_step = fast_init(Step)  # Step(...), faster (one per call)
+_new_hop = fast_init(RouteHop)
 
 
 class Budget:
@@ -385,13 +390,13 @@ class Router:
                 routing.errors.append(e)
                 return routing.outcome()  # type: ignore[no-any-return]
             try:
-                result = await fn(ep, Step(not (fail_fast or ep.config.fail_fast), timeout, share))
+                result = await fn(ep, _new_step(not (fail_fast or ep.config.fail_fast), timeout, share))
             except InfermuxError as e:
                 routing = self.routing(root, budget, fail_fast=fail_fast, priority=priority)
                 routing.hand_out(ep)
                 routing.failed(ep, e)
                 return routing.outcome()  # type: ignore[no-any-return]
-            return with_route(result, (RouteHop(ep.name, None, "ok", None, getattr(result, "attempts", 0)),))  # type: ignore[no-any-return]
+            return with_route(result, (_new_hop(ep.name, None, "ok", None, getattr(result, "attempts", 0)),))  # type: ignore[no-any-return]
         routing = self.routing(target, budget, fail_fast=fail_fast, priority=priority)
         # closed here when the call returns early: left to the garbage collector, an unfinished async generator
         # is closed through the loop's finalizer hook (a thread-safe wake-up of the loop, a task: per call)
