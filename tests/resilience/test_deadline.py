@@ -90,3 +90,22 @@ async def test_no_time_left_refuses_before_starting() -> None:
     with pytest.raises(DeadlineExceededError):
         await d.run(coro)
     assert coro.cr_frame is None  # closed, never left pending
+
+
+async def test_run_capped_tells_the_cap_from_the_deadline() -> None:
+    from infermux.errors import StreamIdleTimeoutError
+
+    def stalled() -> StreamIdleTimeoutError:
+        return StreamIdleTimeoutError("stalled")
+
+    with pytest.raises(StreamIdleTimeoutError, match="stalled") as info:  # the cap runs out first
+        await Deadline(FakeClock(), 5.0).run_capped(asyncio.Event().wait(), 0.01, stalled)
+    assert isinstance(info.value.__cause__, TimeoutError)
+    with pytest.raises(DeadlineExceededError):  # the deadline is nearer than the cap: the deadline's error
+        await Deadline(FakeClock(), 0.01).run_capped(asyncio.Event().wait(), 5.0, stalled)
+
+    async def op() -> str:
+        return "chunk"
+
+    assert await Deadline(FakeClock(), None).run_capped(op(), 0.01, stalled) == "chunk"
+    assert await Deadline(FakeClock(), 5.0).run_capped(op(), None, stalled) == "chunk"
