@@ -217,6 +217,19 @@ def test_the_json_decode_fast_path_is_json_loads(body: bytes) -> None:
     assert outcome(_loads) == outcome(json.loads)
 
 
+@pytest.mark.parametrize("text", [b.decode("utf-8", "replace") for b in _BODIES] + ["\ufeff{}", "{}\ufeff"])
+def test_the_json_text_fast_path_is_json_loads(text: str) -> None:
+    from infermux.providers._base import loads_text
+
+    def outcome(f: Any) -> Any:
+        try:
+            return "ok", json.dumps(f(text))
+        except ValueError as e:
+            return type(e).__name__, str(e)
+
+    assert outcome(loads_text) == outcome(json.loads)
+
+
 def test_the_json_encode_fast_path_is_json_dumps() -> None:
     from infermux._validate import _dumps
 

@@ -116,7 +116,13 @@ def _loads(body: bytes) -> Any:
     for the usual body, UTF-8 text that opens with ``{`` (any other body goes to ``json.loads``)."""
     if body[:1] != b"{" or body[1:2] == b"\x00":  # not an object, or UTF-16/32: json.loads detects the encoding
         return json.loads(body)
-    s = body.decode("utf-8", "surrogatepass")  # what json.loads decodes UTF-8 with
+    return loads_text(body.decode("utf-8", "surrogatepass"))  # what json.loads decodes UTF-8 with
+
+
+def loads_text(s: str) -> Any:
+    """``json.loads(s)`` for text: the same values and errors, without its two Python frames for an object."""
+    if s[:1] != "{":
+        return json.loads(s)
     try:
         obj, end = _scan(s, 0)
     except StopIteration as err:

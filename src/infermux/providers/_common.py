@@ -20,7 +20,7 @@ from .._evolve import fast_init
 from .._ratelimit import parse_retry_after
 from ..errors import APIStatusError, ConfigurationError, MalformedResponseError
 from ..types import ChatRequest, FinishReason, ImagePart, Message, TextPart, Tool, ToolCall, Usage
-from ._base import decode_json, error_from_body, first_header, header
+from ._base import decode_json, error_from_body, first_header, header, loads_text
 
 __all__ = [
     "FINISH_REASONS",
@@ -218,10 +218,10 @@ def token_usage(
 def json_object(text: str, provider: str, what: str = "stream data") -> Mapping[str, Any]:
     """One JSON object of a stream (an SSE data field, an NDJSON line) or :class:`MalformedResponseError`."""
     try:
-        obj = json.loads(text)
+        obj = loads_text(text)
     except ValueError as e:
         raise malformed(provider, f"{what} is not JSON ({e}): {text[:200]!r}", text[:200]) from e
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, (dict, Mapping)):
         raise malformed(provider, f"{what} is not a JSON object: {text[:200]!r}", text[:200])
     return obj
 
