@@ -53,15 +53,42 @@ class _Answer:
         return None
 
 
+class _StreamAnswer(_Answer):
+    """The fake upstream's SSE answer (20 content events, a finish, a usage event, ``[DONE]``), one read each."""
+
+    __slots__ = ()
+    headers = {"content-type": "text/event-stream", "x-request-id": "req-bench"}
+
+    async def iter_chunks(self) -> Any:
+        for event in _EVENTS:
+            yield event
+
+
 class _MockTransport:
     async def send(self, request: Any) -> Any:
-        return _Answer()
+        return _StreamAnswer() if request.headers.get("accept") == "text/event-stream" else _Answer()
 
     async def aclose(self) -> None:
         return None
 
 
 _BODY = json.dumps(CHAT_COMPLETION).encode()
+
+
+def _sse_events(chunks: int = 20) -> list[bytes]:
+    base = {"id": "chatcmpl-bench-0002", "object": "chat.completion.chunk", "created": 1700000000, "model": "m"}
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    events += [
+        {**base, "choices": [{"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}]}
+        for i in range(chunks)
+    ]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events.append({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": chunks}})
+    out = [b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events]
+    return [*out, b"data: [DONE]\n\n"]
+
+
+_EVENTS = _sse_events()
 
 
 async def _drive(url: str, conc: int, calls: int, stream: bool, counts: dict[str, int]) -> float:

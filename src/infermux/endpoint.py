@@ -40,7 +40,7 @@ from .providers import Provider, ProviderRequest, get_provider
 from .resilience.adaptive import AdaptiveLimit
 from .resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from .resilience.clock import SYSTEM_CLOCK, Clock
-from .resilience.deadline import Deadline
+from .resilience.deadline import ChunkTimer, Deadline
 from .resilience.keypool import KeyPool
 from .resilience.queue import PriorityGate
 from .resilience.retry import RetryPolicy, is_retryable
@@ -527,7 +527,6 @@ class Endpoint(EngineCore):
         self, resp: HTTPResponse, deadline: Deadline, acc: StreamAccumulator, idle: float | None = None
     ) -> AsyncGenerator[StreamEvent, None]:
         chunks: Any = None
-        cap: float | None = None  # the idle timeout applies once content has started
 
         def stalled() -> StreamIdleTimeoutError:
             return StreamIdleTimeoutError(
@@ -536,6 +535,7 @@ class Endpoint(EngineCore):
                 partial_text=acc.text,
             )
 
+        timer = ChunkTimer(deadline, stalled)  # timer.cap: the idle timeout, once content has started
         try:
             parser = self.provider.new_stream_parser()
             # one message's events at a time where the parser can (the first event is not held back while the
@@ -544,19 +544,20 @@ class Endpoint(EngineCore):
             chunks = resp.iter_chunks().__aiter__()
             while True:
                 try:
-                    chunk = await deadline.run_capped(chunks.__anext__(), cap, stalled)
+                    chunk = await timer.wait(chunks.__anext__())
                 except StopAsyncIteration:
                     break
                 self.counters.progressed(self.clock.now())
                 for ev in feed(chunk):
                     self._check_stream_event(ev, acc)
-                    if cap is None and idle is not None and is_content(ev):
-                        cap = idle
+                    if timer.cap is None and idle is not None and is_content(ev):
+                        timer.cap = idle
                     yield ev
             for ev in parser.close():
                 self._check_stream_event(ev, acc)
                 yield ev
         finally:
+            timer.close()
             try:
                 aclose = getattr(chunks, "aclose", None)
                 if aclose is not None:

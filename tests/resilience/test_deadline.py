@@ -5,10 +5,11 @@ few milliseconds (a Deadline bounds real waits); no sleeps beyond them."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from infermux.errors import DeadlineExceededError
+from infermux.errors import DeadlineExceededError, InfermuxError
 from infermux.resilience.clock import FakeClock
 from infermux.resilience.deadline import Deadline
 
@@ -109,3 +110,61 @@ async def test_run_capped_tells_the_cap_from_the_deadline() -> None:
 
     assert await Deadline(FakeClock(), None).run_capped(op(), 0.01, stalled) == "chunk"
     assert await Deadline(FakeClock(), 5.0).run_capped(op(), None, stalled) == "chunk"
+
+
+async def _chunks(gaps: list[float]) -> Any:
+    for gap in gaps:
+        if gap:
+            await asyncio.sleep(gap)
+        yield gap
+
+
+def _stalled() -> InfermuxError:
+    from infermux.errors import StreamIdleTimeoutError
+
+    return StreamIdleTimeoutError("stalled")
+
+
+async def test_chunk_timer_bounds_each_wait_with_one_handle() -> None:
+    from infermux.errors import StreamIdleTimeoutError
+    from infermux.resilience.deadline import ChunkTimer
+
+    task = asyncio.current_task()
+    assert task is not None
+    timer = ChunkTimer(Deadline(FakeClock(), 5.0), _stalled)
+    timer.cap = 0.03
+    it = _chunks([0.0, 0.02, 0.02, 0.02]).__aiter__()  # each within the cap; together past it
+    got = [await timer.wait(it.__anext__()) for _ in range(4)]
+    assert got == [0.0, 0.02, 0.02, 0.02] and task.cancelling() == 0  # the first wait's handle was moved on
+    with pytest.raises(StreamIdleTimeoutError, match="stalled") as info:
+        await timer.wait(asyncio.Event().wait())  # nothing comes: the cap
+    assert isinstance(info.value.__cause__, TimeoutError) and task.cancelling() == 0
+    timer.close()
+    await asyncio.sleep(0.05)  # no handle left to cancel anything
+    assert task.cancelling() == 0
+
+
+async def test_chunk_timer_uses_the_deadline_when_it_is_nearer() -> None:
+    from infermux.resilience.deadline import ChunkTimer
+
+    clock = FakeClock()
+    timer = ChunkTimer(Deadline(clock, 10.0), _stalled)
+    it = _chunks([0.0]).__aiter__()
+    assert await timer.wait(it.__anext__()) == 0.0  # a handle 10 s out
+    clock.advance(9.99)  # the deadline's clock moved on: 10 ms left, the handle must follow
+    with pytest.raises(DeadlineExceededError):
+        await asyncio.wait_for(timer.wait(asyncio.Event().wait()), 2.0)
+    timer.close()
+
+
+async def test_chunk_timer_keeps_an_outside_cancellation() -> None:
+    from infermux.resilience.deadline import ChunkTimer
+
+    timer = ChunkTimer(Deadline(FakeClock(), 5.0), _stalled)
+    timer.cap = 5.0
+    t = asyncio.ensure_future(timer.wait(asyncio.Event().wait()))
+    await asyncio.sleep(0)
+    t.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await t
+    timer.close()
