@@ -288,3 +288,31 @@ def test_fast_init_builds_what_the_dataclass_init_builds() -> None:
         items: list[int] = dataclasses.field(default_factory=list)
 
     assert fast_init(WithFactory) is WithFactory
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sse_decoder_gives_the_same_messages_for_any_split_and_line_end(seed: int) -> None:
+    import random
+
+    from infermux.providers._sse import SSEDecoder
+
+    rnd = random.Random(seed)
+    ends = [b"\n", b"\r\n", b"\r"] if seed % 2 else [b"\n"]  # LF only: the split-once path throughout
+    body, expected = b"", []
+    for i in range(40):
+        end = rnd.choice(ends)
+        lines = [b": keep-alive"] if rnd.random() < 0.2 else []
+        event = f"e{i}" if rnd.random() < 0.3 else None
+        if event:
+            lines.append(b"event: " + event.encode())
+        data = [f'{{"n":{i},"t":"é{rnd.randint(0, 9)}"}}' for _ in range(rnd.randint(1, 2))]
+        lines += [b"data: " + d.encode() for d in data]
+        body += end.join(lines) + end + end
+        expected.append((event, "\n".join(data)))
+    for _ in range(5):
+        dec, got = SSEDecoder(), []
+        cuts = sorted(rnd.sample(range(1, len(body)), rnd.randint(1, 60)))
+        for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True):
+            got += dec.feed(body[a:b])
+        got += dec.close()
+        assert [(m.event, m.data) for m in got] == expected
