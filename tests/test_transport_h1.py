@@ -741,3 +741,56 @@ async def test_connect_timeout_is_typed_and_bounded(transport: H1Transport) -> N
         for s in fillers:
             s.close()
         listener.close()
+
+
+# ---------------------------------------------------------------------- review: framing and write stalls
+
+
+async def test_differing_repeated_content_lengths_are_a_protocol_error(transport: H1Transport) -> None:
+    """Two Content-Length values that differ (RFC 9112 6.3: unrecoverable): not "the last wins", which would
+    read a body of another length than a parser that takes the first (response splitting)."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nokabc"
+    async with Server(fixed(answer, keep=False)) as srv:
+        with pytest.raises(APIConnectionError, match="Content-Length"):
+            await get(transport, srv.url())
+    same = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"
+    async with Server(fixed(same)) as srv:
+        assert await get(transport, srv.url()) == (200, b"ok")
+
+
+async def test_content_length_and_chunked_together_is_not_reused(transport: H1Transport) -> None:
+    """Both Transfer-Encoding and Content-Length (RFC 9112 6.3: chunked wins, and the connection must not carry
+    another request: the two framings may disagree on where the answer ends)."""
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    async with Server(fixed(answer)) as srv:
+        assert await get(transport, srv.url()) == (200, b"abc")
+        assert idle(transport) == 0
+        assert await get(transport, srv.url()) == (200, b"abc")
+        assert srv.connections == 2
+
+
+async def test_read_timeout_fires_when_the_server_never_reads_the_request_body() -> None:
+    """A server that accepts and never reads: the request body stays in our write buffer. The read timeout
+    may wait while the body is still leaving, but not forever when nothing leaves."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    t = H1Transport()
+    loop = asyncio.get_running_loop()
+    try:
+        t0 = loop.time()
+        with pytest.raises(APITimeoutError):
+            req = HTTPRequest("POST", f"http://127.0.0.1:{port}/x", {}, b"x" * (64 << 20), Timeouts(1.0, 0.3))
+            await asyncio.wait_for(t.send(req), 5.0)
+        assert loop.time() - t0 < 3.0
+        assert not t._active
+    finally:
+        await t.aclose()
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()

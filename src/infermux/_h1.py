@@ -81,6 +81,7 @@ class H1Conn(asyncio.Protocol):
         "timer",
         "transport",
         "waiter",
+        "wbuf",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, key: Any, on_lost: Callable[[H1Conn], None]) -> None:
@@ -96,6 +97,7 @@ class H1Conn(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0
         self.timeout = 0.0
+        self.wbuf = 0  # the write buffer's size when the timer last looked (a body still leaving moves it)
         self.error: BaseException | None = None
         self.closed = False
         self.paused = False
@@ -156,6 +158,7 @@ class H1Conn(asyncio.Protocol):
         """Send one request (``data``: head and body) and expect its answer."""
         self.state = HEAD
         self.received = 0
+        self.wbuf = 0
         self.done = False
         self.keep_alive = True
         self._head_only = head_only
@@ -200,8 +203,10 @@ class H1Conn(asyncio.Protocol):
             return
         loop = self.loop
         t = self.transport
-        if t is not None and t.get_write_buffer_size() > 0:
-            # still sending the request body: the read timeout starts once it has left
+        if t is not None and (size := t.get_write_buffer_size()) > 0 and size != self.wbuf:
+            # still sending the request body, and it moved since the last look: the read timeout starts once it
+            # has left (a server that reads nothing for a whole timeout times out as one that answers nothing)
+            self.wbuf = size
             self.deadline = loop.time() + self.timeout
         if loop.time() >= self.deadline:
             fut.set_result(False)
@@ -317,6 +322,8 @@ class H1Conn(asyncio.Protocol):
         te = headers.get("transfer-encoding")
         if te is not None and "chunked" in te.lower():
             self._mode, self._cstate = _CHUNKED, _SIZE
+            if "content-length" in headers:  # both framings (RFC 9112 6.3): chunked wins, the connection is not reused
+                self.keep_alive = False
             return True
         cl = headers.get("content-length")
         if cl is not None:
@@ -428,8 +435,13 @@ def _parse_lines(lines: list[str]) -> tuple[int, dict[str, str]]:
         name, sep, value = raw.partition(":")
         if not sep or not name or name[-1] in " \t" or raw[0] in " \t":
             raise ProtocolError(f"bad header line {raw[:40]!r}")
-        # repeated names: the last wins (as the aiohttp transport's dict conversion does)
-        headers[name.lower()] = value.strip(" \t")
+        # repeated names: the last wins (as the aiohttp transport's dict conversion does), except differing
+        # Content-Lengths (RFC 9112 6.3: the body's end is ambiguous, an unrecoverable error)
+        name = name.lower()
+        value = value.strip(" \t")
+        if name == "content-length" and headers.get(name, value) != value:
+            raise ProtocolError(f"differing Content-Length values {value[:20]!r}")
+        headers[name] = value
     return int(code), headers
 
 
