@@ -794,3 +794,11 @@ async def test_read_timeout_fires_when_the_server_never_reads_the_request_body()
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_host_that_cannot_be_encoded_is_a_configuration_error(transport: H1Transport) -> None:
+    """A host name IDNA cannot encode (a label over 63 characters): a typed ConfigurationError, as the aiohttp
+    transport gives (not a raw UnicodeError from the resolver, which no caller expects)."""
+    with pytest.raises(ConfigurationError, match="invalid URL"):
+        await get(transport, "http://" + "a" * 64 + ".example/x?key=" + SECRET)
+    assert not transport._active

@@ -336,6 +336,8 @@ class H1Transport:
             raise APITimeoutError(f"timed out connecting to {self._shown(target)}") from None
         except OSError as e:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise APIConnectionError(f"could not reach {self._shown(target)}: {type(e).__name__}: {e}") from None
+        except UnicodeError:  # a host name IDNA cannot encode (the resolver's): as the aiohttp transport says it
+            raise ConfigurationError(f"invalid URL {self._shown(target)!r}: host name {target.host[:80]!r}") from None
         self._conns.add(conn)
         return conn
 
