@@ -31,6 +31,7 @@ __all__ = ["H1Conn", "H1Response", "ProtocolError", "ServerDisconnected"]
 
 _MAX_HEAD = 64 * 1024  # status line + headers
 _MAX_CHUNK_LINE = 4096  # a chunk-size line (with extensions) or a trailer line
+_MAX_MEMBERS = 64  # gzip members in one body
 _HIGH_WATER = 256 * 1024  # bytes received but not yet taken by the consumer: pause reading above this
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
@@ -464,11 +465,13 @@ def accept_encoding() -> str:
 class Decoder:
     """Incremental decoding of a ``Content-Encoding``; output bounded by the caller's room."""
 
-    __slots__ = ("_deflate_raw", "_obj", "name")
+    __slots__ = ("_br_limit", "_deflate_raw", "_members", "_obj", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._deflate_raw = False
+        self._br_limit = True  # brotli's process() takes an output limit (Brotli 1.2+); False once it did not
+        self._members = 1  # gzip members begun
         if name in ("gzip", "x-gzip"):
             self._obj: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif name == "deflate":
@@ -485,8 +488,16 @@ class Decoder:
         """Decode ``data``; more than ``room`` bytes out means over the limit (returns room + 1 or more)."""
         try:
             if self.name == "br":
+                if self._br_limit:
+                    try:  # the output bounded as zlib's is (a small body may expand to gigabytes)
+                        return bytes(self._obj.process(data, room + 1))
+                    except TypeError:  # a brotli module without output_buffer_limit: unbounded, as before
+                        self._br_limit = False
                 return bytes(self._obj.process(data))
-            out: bytes = self._obj.decompress(data, room + 1)
+            obj = self._obj
+            out: bytes = obj.decompress(data, room + 1)
+            if obj.eof and obj.unused_data and self.name != "deflate":
+                out = self._next_members(out, room)
             return out
         except zlib.error as e:
             if self.name == "deflate" and not self._deflate_raw:  # a raw deflate stream (no zlib header)
@@ -494,8 +505,27 @@ class Decoder:
                 self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self.feed(data, room)
             raise ProtocolError(f"cannot decode the {self.name} body: {e}") from None
+        except ProtocolError:
+            raise
         except Exception as e:  # noqa: BLE001 - brotli's error type depends on the module installed
             raise ProtocolError(f"cannot decode the {self.name} body: {type(e).__name__}") from None
+
+    def _next_members(self, out: bytes, room: int) -> bytes:
+        """A gzip body of several members (RFC 1952 2.2, decoded whole as aiohttp does): each member after the
+        first with a decompressor of its own; at most ``_MAX_MEMBERS`` (each costs a copy of what follows it)."""
+        obj = self._obj
+        parts = [out]
+        total = len(out)
+        while obj.eof and obj.unused_data and total <= room:
+            self._members += 1
+            if self._members > _MAX_MEMBERS:
+                raise ProtocolError(f"cannot decode the {self.name} body: more than {_MAX_MEMBERS} members")
+            rest = obj.unused_data
+            obj = self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            piece: bytes = obj.decompress(rest, room + 1 - total)
+            parts.append(piece)
+            total += len(piece)
+        return b"".join(parts)
 
     def flush(self) -> bytes:
         if self.name == "br":
