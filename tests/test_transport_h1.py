@@ -849,3 +849,22 @@ def test_gzip_members_split_anywhere_across_pieces() -> None:
             d = Decoder("gzip")
             out = d.feed(body[:i], 100) + d.feed(body[i:j], 100) + d.feed(body[j:], 100) + d.flush()
             assert out == b"onetwothree", (i, j)
+
+
+async def test_an_idle_connection_is_not_taken_over_the_bound_of_connections_in_use() -> None:
+    """``max_connections`` bounds the connections in use at once, all hosts: a request to a host with an idle
+    connection waits while the bound is held by another host's request (as aiohttp's connector; the idle
+    connection was handed out over the bound)."""
+    t = H1Transport(max_connections=1)
+    try:
+        async with Server() as x, Server() as y:
+            assert await get(t, x.url()) == (200, b"ok")  # x's connection now idles in the pool
+            held = await t.send(HTTPRequest("GET", y.url(), {}, timeouts=FAST))  # y holds the one slot
+            with pytest.raises(APITimeoutError, match="free connection"):
+                await t.send(HTTPRequest("GET", x.url(), {}, timeouts=Timeouts(connect=0.1, read=1.0)))
+            assert t._active == 1
+            assert await held.read() == b"ok"
+            assert await get(t, x.url()) == (200, b"ok")  # the slot is free: x's idle connection is used again
+            assert x.connections == 1
+    finally:
+        await t.aclose()

@@ -238,8 +238,11 @@ class H1Transport:
     # ------------------------------------------------------------------ the pool
 
     def _take_idle(self, pool: _HostPool) -> H1Conn | None:
-        """The most recently returned idle connection that is still fit (counted in use), or None."""
+        """The most recently returned idle connection that is still fit (counted in use), or None (also when the
+        bounds of connections in use are reached: an idle connection counts once taken, as a new one would)."""
         idle = pool.idle
+        if self._active >= self._limit or pool.active >= self._limit_per_host:
+            return None
         while idle:
             conn = idle.pop()
             if conn.closed:
