@@ -741,3 +741,130 @@ async def test_connect_timeout_is_typed_and_bounded(transport: H1Transport) -> N
         for s in fillers:
             s.close()
         listener.close()
+
+
+# ---------------------------------------------------------------------- review: framing and write stalls
+
+
+async def test_differing_repeated_content_lengths_are_a_protocol_error(transport: H1Transport) -> None:
+    """Two Content-Length values that differ (RFC 9112 6.3: unrecoverable): not "the last wins", which would
+    read a body of another length than a parser that takes the first (response splitting)."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nokabc"
+    async with Server(fixed(answer, keep=False)) as srv:
+        with pytest.raises(APIConnectionError, match="Content-Length"):
+            await get(transport, srv.url())
+    same = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"
+    async with Server(fixed(same)) as srv:
+        assert await get(transport, srv.url()) == (200, b"ok")
+
+
+async def test_content_length_and_chunked_together_is_not_reused(transport: H1Transport) -> None:
+    """Both Transfer-Encoding and Content-Length (RFC 9112 6.3: chunked wins, and the connection must not carry
+    another request: the two framings may disagree on where the answer ends)."""
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    async with Server(fixed(answer)) as srv:
+        assert await get(transport, srv.url()) == (200, b"abc")
+        assert idle(transport) == 0
+        assert await get(transport, srv.url()) == (200, b"abc")
+        assert srv.connections == 2
+
+
+async def test_read_timeout_fires_when_the_server_never_reads_the_request_body() -> None:
+    """A server that accepts and never reads: the request body stays in our write buffer. The read timeout
+    may wait while the body is still leaving, but not forever when nothing leaves."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    t = H1Transport()
+    loop = asyncio.get_running_loop()
+    try:
+        t0 = loop.time()
+        with pytest.raises(APITimeoutError):
+            req = HTTPRequest("POST", f"http://127.0.0.1:{port}/x", {}, b"x" * (64 << 20), Timeouts(1.0, 0.3))
+            await asyncio.wait_for(t.send(req), 5.0)
+        assert loop.time() - t0 < 3.0
+        assert not t._active
+    finally:
+        await t.aclose()
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_host_that_cannot_be_encoded_is_a_configuration_error(transport: H1Transport) -> None:
+    """A host name IDNA cannot encode (a label over 63 characters): a typed ConfigurationError, as the aiohttp
+    transport gives (not a raw UnicodeError from the resolver, which no caller expects)."""
+    with pytest.raises(ConfigurationError, match="invalid URL"):
+        await get(transport, "http://" + "a" * 64 + ".example/x?key=" + SECRET)
+    assert not transport._active
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_gzip_body_of_several_members_is_decoded_whole(transport: H1Transport, stream: bool) -> None:
+    """RFC 1952: a gzip file may hold several members, one after another (aiohttp decodes them all); the second
+    one was dropped without a word."""
+    body = gzip.compress(b"data: one\n\n") + gzip.compress(b"data: two\n\n")
+    async with Server(fixed(resp(headers={"Content-Encoding": "gzip"}, body=body))) as srv:
+        r = await transport.send(HTTPRequest("GET", srv.url(), {}, timeouts=FAST))
+        got = b"".join([c async for c in r.iter_chunks()]) if stream else await r.read()
+        assert got == b"data: one\n\ndata: two\n\n"
+
+
+async def test_a_gzip_body_of_many_empty_members_is_refused() -> None:
+    """Members are bounded (a body of empty members must not cost quadratic time)."""
+    from infermux._h1 import Decoder, ProtocolError
+
+    d = Decoder("gzip")
+    with pytest.raises(ProtocolError, match="members"):
+        d.feed(gzip.compress(b"") * 10_000, 1 << 20)
+
+
+@pytest.mark.parametrize("enc", ["gzip", "deflate", "br"])
+def test_decoded_output_of_one_piece_is_bounded_by_the_room(enc: str) -> None:
+    """A small compressed piece that expands hugely (a decompression bomb) yields about ``room`` bytes, not the
+    whole expansion, before the limit check (gzip and deflate had it; brotli produced all of it at once)."""
+    from infermux._h1 import Decoder
+
+    data = b"\0" * (64 << 20)
+    if enc == "br":
+        brotli = pytest.importorskip("brotli")
+        body = brotli.compress(data)
+    else:
+        body = ENCODINGS[enc](data)
+    out = Decoder(enc).feed(body, 1000)
+    assert 1000 < len(out) <= 64 * 1024  # over the room (so the caller fails it), and bounded
+
+
+def test_gzip_members_split_anywhere_across_pieces() -> None:
+    from infermux._h1 import Decoder
+
+    body = gzip.compress(b"one") + gzip.compress(b"two") + gzip.compress(b"three")
+    for i in range(len(body) + 1):
+        for j in range(i, len(body) + 1, 3):
+            d = Decoder("gzip")
+            out = d.feed(body[:i], 100) + d.feed(body[i:j], 100) + d.feed(body[j:], 100) + d.flush()
+            assert out == b"onetwothree", (i, j)
+
+
+async def test_an_idle_connection_is_not_taken_over_the_bound_of_connections_in_use() -> None:
+    """``max_connections`` bounds the connections in use at once, all hosts: a request to a host with an idle
+    connection waits while the bound is held by another host's request (as aiohttp's connector; the idle
+    connection was handed out over the bound)."""
+    t = H1Transport(max_connections=1)
+    try:
+        async with Server() as x, Server() as y:
+            assert await get(t, x.url()) == (200, b"ok")  # x's connection now idles in the pool
+            held = await t.send(HTTPRequest("GET", y.url(), {}, timeouts=FAST))  # y holds the one slot
+            with pytest.raises(APITimeoutError, match="free connection"):
+                await t.send(HTTPRequest("GET", x.url(), {}, timeouts=Timeouts(connect=0.1, read=1.0)))
+            assert t._active == 1
+            assert await held.read() == b"ok"
+            assert await get(t, x.url()) == (200, b"ok")  # the slot is free: x's idle connection is used again
+            assert x.connections == 1
+    finally:
+        await t.aclose()

@@ -31,6 +31,7 @@ __all__ = ["H1Conn", "H1Response", "ProtocolError", "ServerDisconnected"]
 
 _MAX_HEAD = 64 * 1024  # status line + headers
 _MAX_CHUNK_LINE = 4096  # a chunk-size line (with extensions) or a trailer line
+_MAX_MEMBERS = 64  # gzip members in one body
 _HIGH_WATER = 256 * 1024  # bytes received but not yet taken by the consumer: pause reading above this
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
@@ -81,6 +82,7 @@ class H1Conn(asyncio.Protocol):
         "timer",
         "transport",
         "waiter",
+        "wbuf",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, key: Any, on_lost: Callable[[H1Conn], None]) -> None:
@@ -96,6 +98,7 @@ class H1Conn(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.deadline = 0.0
         self.timeout = 0.0
+        self.wbuf = 0  # the write buffer's size when the timer last looked (a body still leaving moves it)
         self.error: BaseException | None = None
         self.closed = False
         self.paused = False
@@ -156,6 +159,7 @@ class H1Conn(asyncio.Protocol):
         """Send one request (``data``: head and body) and expect its answer."""
         self.state = HEAD
         self.received = 0
+        self.wbuf = 0
         self.done = False
         self.keep_alive = True
         self._head_only = head_only
@@ -200,8 +204,10 @@ class H1Conn(asyncio.Protocol):
             return
         loop = self.loop
         t = self.transport
-        if t is not None and t.get_write_buffer_size() > 0:
-            # still sending the request body: the read timeout starts once it has left
+        if t is not None and (size := t.get_write_buffer_size()) > 0 and size != self.wbuf:
+            # still sending the request body, and it moved since the last look: the read timeout starts once it
+            # has left (a server that reads nothing for a whole timeout times out as one that answers nothing)
+            self.wbuf = size
             self.deadline = loop.time() + self.timeout
         if loop.time() >= self.deadline:
             fut.set_result(False)
@@ -317,6 +323,8 @@ class H1Conn(asyncio.Protocol):
         te = headers.get("transfer-encoding")
         if te is not None and "chunked" in te.lower():
             self._mode, self._cstate = _CHUNKED, _SIZE
+            if "content-length" in headers:  # both framings (RFC 9112 6.3): chunked wins, the connection is not reused
+                self.keep_alive = False
             return True
         cl = headers.get("content-length")
         if cl is not None:
@@ -428,8 +436,13 @@ def _parse_lines(lines: list[str]) -> tuple[int, dict[str, str]]:
         name, sep, value = raw.partition(":")
         if not sep or not name or name[-1] in " \t" or raw[0] in " \t":
             raise ProtocolError(f"bad header line {raw[:40]!r}")
-        # repeated names: the last wins (as the aiohttp transport's dict conversion does)
-        headers[name.lower()] = value.strip(" \t")
+        # repeated names: the last wins (as the aiohttp transport's dict conversion does), except differing
+        # Content-Lengths (RFC 9112 6.3: the body's end is ambiguous, an unrecoverable error)
+        name = name.lower()
+        value = value.strip(" \t")
+        if name == "content-length" and headers.get(name, value) != value:
+            raise ProtocolError(f"differing Content-Length values {value[:20]!r}")
+        headers[name] = value
     return int(code), headers
 
 
@@ -452,11 +465,13 @@ def accept_encoding() -> str:
 class Decoder:
     """Incremental decoding of a ``Content-Encoding``; output bounded by the caller's room."""
 
-    __slots__ = ("_deflate_raw", "_obj", "name")
+    __slots__ = ("_br_limit", "_deflate_raw", "_members", "_obj", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._deflate_raw = False
+        self._br_limit = True  # brotli's process() takes an output limit (Brotli 1.2+); False once it did not
+        self._members = 1  # gzip members begun
         if name in ("gzip", "x-gzip"):
             self._obj: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif name == "deflate":
@@ -473,8 +488,16 @@ class Decoder:
         """Decode ``data``; more than ``room`` bytes out means over the limit (returns room + 1 or more)."""
         try:
             if self.name == "br":
+                if self._br_limit:
+                    try:  # the output bounded as zlib's is (a small body may expand to gigabytes)
+                        return bytes(self._obj.process(data, room + 1))
+                    except TypeError:  # a brotli module without output_buffer_limit: unbounded, as before
+                        self._br_limit = False
                 return bytes(self._obj.process(data))
-            out: bytes = self._obj.decompress(data, room + 1)
+            obj = self._obj
+            out: bytes = obj.decompress(data, room + 1)
+            if obj.eof and obj.unused_data and self.name != "deflate":
+                out = self._next_members(out, room)
             return out
         except zlib.error as e:
             if self.name == "deflate" and not self._deflate_raw:  # a raw deflate stream (no zlib header)
@@ -482,8 +505,27 @@ class Decoder:
                 self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self.feed(data, room)
             raise ProtocolError(f"cannot decode the {self.name} body: {e}") from None
+        except ProtocolError:
+            raise
         except Exception as e:  # noqa: BLE001 - brotli's error type depends on the module installed
             raise ProtocolError(f"cannot decode the {self.name} body: {type(e).__name__}") from None
+
+    def _next_members(self, out: bytes, room: int) -> bytes:
+        """A gzip body of several members (RFC 1952 2.2, decoded whole as aiohttp does): each member after the
+        first with a decompressor of its own; at most ``_MAX_MEMBERS`` (each costs a copy of what follows it)."""
+        obj = self._obj
+        parts = [out]
+        total = len(out)
+        while obj.eof and obj.unused_data and total <= room:
+            self._members += 1
+            if self._members > _MAX_MEMBERS:
+                raise ProtocolError(f"cannot decode the {self.name} body: more than {_MAX_MEMBERS} members")
+            rest = obj.unused_data
+            obj = self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            piece: bytes = obj.decompress(rest, room + 1 - total)
+            parts.append(piece)
+            total += len(piece)
+        return b"".join(parts)
 
     def flush(self) -> bytes:
         if self.name == "br":

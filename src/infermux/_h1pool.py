@@ -238,8 +238,11 @@ class H1Transport:
     # ------------------------------------------------------------------ the pool
 
     def _take_idle(self, pool: _HostPool) -> H1Conn | None:
-        """The most recently returned idle connection that is still fit (counted in use), or None."""
+        """The most recently returned idle connection that is still fit (counted in use), or None (also when the
+        bounds of connections in use are reached: an idle connection counts once taken, as a new one would)."""
         idle = pool.idle
+        if self._active >= self._limit or pool.active >= self._limit_per_host:
+            return None
         while idle:
             conn = idle.pop()
             if conn.closed:
@@ -336,6 +339,8 @@ class H1Transport:
             raise APITimeoutError(f"timed out connecting to {self._shown(target)}") from None
         except OSError as e:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise APIConnectionError(f"could not reach {self._shown(target)}: {type(e).__name__}: {e}") from None
+        except UnicodeError:  # a host name IDNA cannot encode (the resolver's): as the aiohttp transport says it
+            raise ConfigurationError(f"invalid URL {self._shown(target)!r}: host name {target.host[:80]!r}") from None
         self._conns.add(conn)
         return conn
 

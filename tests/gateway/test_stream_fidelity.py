@@ -332,3 +332,54 @@ async def test_responses_stream_is_relayed_as_it_came() -> None:
     assert _norm(via) == _norm(direct)
     assert got[1] == got[0]
     assert [o["type"] for o in got[0][1]["output"]] == ["reasoning", "message"]
+
+
+def _responses_sse(rid: str, text: str, *, complete: bool) -> bytes:
+    def ev(name: str, obj: dict[str, Any]) -> bytes:
+        import json as _json
+
+        return f"event: {name}\ndata: {_json.dumps(obj)}\n\n".encode()
+
+    item: dict[str, Any] = {"id": f"msg_{rid}", "type": "message", "status": "in_progress", "role": "assistant"}
+    resp: dict[str, Any] = {"id": f"resp_{rid}", "object": "response", "status": "in_progress", "model": "m"}
+    out = ev("response.created", {"type": "response.created", "sequence_number": 0, "response": {**resp, "output": []}})
+    out += ev(
+        "response.output_item.added",
+        {
+            "type": "response.output_item.added",
+            "sequence_number": 1,
+            "output_index": 0,
+            "item": {**item, "content": []},
+        },
+    )
+    delta = {"item_id": f"msg_{rid}", "output_index": 0, "content_index": 0}
+    out += ev(
+        "response.output_text.delta",
+        {"type": "response.output_text.delta", "sequence_number": 2, **delta, "delta": text},
+    )
+    if complete:
+        part = {"type": "output_text", "text": text, "annotations": []}
+        done = {**item, "status": "completed", "content": [part]}
+        out += ev(
+            "response.output_item.done",
+            {"type": "response.output_item.done", "sequence_number": 3, "output_index": 0, "item": done},
+        )
+        final = {**resp, "status": "completed", "output": [done]}
+        out += ev("response.completed", {"type": "response.completed", "sequence_number": 4, "response": final})
+    return out
+
+
+def test_responses_relay_after_a_same_protocol_failover_is_one_response() -> None:
+    """A Responses stream that fails over mid-stream to another openai_responses backend: the caller must see one
+    response (one response.created, sequence numbers that go on rising), not the second backend's events as they
+    came (its own response.created and sequence numbers from 0 again, and a response.completed holding only the
+    continuation text)."""
+    from infermux.providers import openai_responses
+
+    a = openai_responses.ResponsesStreamParser().feed(_responses_sse("a", "Hel", complete=False))
+    pb = openai_responses.ResponsesStreamParser()
+    b = pb.feed(_responses_sse("b", "lo", complete=True)) + pb.close()
+    out = _feed(ResponsesSSE("r", "m", {}), [*a, StreamResumed("a", "b", 1, 3), *b]).decode()
+    assert out.count("event: response.created") == 1
+    seqs = [int(s) for s in re.findall(r'"sequence_number": ?(\d+)', out)]
+    assert seqs == sorted(set(seqs)), seqs

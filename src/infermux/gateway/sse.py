@@ -17,6 +17,7 @@ from ..types import (
     StreamAccumulator,
     StreamEvent,
     StreamFinish,
+    StreamResumed,
     StreamStart,
     TextDelta,
     ToolCallDelta,
@@ -469,12 +470,15 @@ class ResponsesSSE(StreamRenderer):
         self._relayed: Wire | None = None  # the upstream event last relayed (its other events are in it)
         self._calls: dict[int, list[str]] = {}  # tool ordinal -> [call_id, name, args...]
         self._delta_parts: tuple[int, bytes, bytes] | None = None  # (item's output index, text frame parts)
+        self._seam = False  # the stream was resumed (failed over): nothing more is relayed as it came
 
     def feed(self, ev: StreamEvent) -> bytes:
         """A same-protocol backend's events are relayed as they came (its own ``response.completed`` too);
         after a seam to another backend the stream goes on rendered (new items, numbered after the relayed ones)."""
         w = ev.wire
-        if w is not None and w[0] == "responses":
+        if type(ev) is StreamResumed:  # a seam: whatever comes next is rendered, even from a Responses backend
+            self._seam = True  # (its events as they came would open a second response, numbered from 0 again)
+        if w is not None and w[0] == "responses" and not self._seam:
             if self.done:
                 return b""
             self.acc.add(ev)
