@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from infermux.gateway.app import _GuardedWriter
+from infermux.gateway.app import Gateway, _GuardedWriter
 from infermux.gateway.sse import AnthropicSSE, ChatSSE, CompletionSSE, ResponsesSSE, dumps
 from infermux.types import StreamStart, TextDelta, ToolCallDelta, ToolCallStart
 
@@ -173,6 +174,40 @@ async def test_stream_watchdog_fires_only_for_a_write_that_waited_the_timeout() 
         await task
     out.close()
     assert out.timer is None
+
+
+class _StalledEof:
+    def __init__(self) -> None:
+        self.eof_started = asyncio.Event()
+
+    async def write(self, data: bytes) -> None:
+        return None
+
+    async def write_eof(self) -> None:
+        self.eof_started.set()
+        await asyncio.Event().wait()  # the caller stopped reading: the buffered tail never drains
+
+
+async def test_a_stream_end_that_waits_on_a_caller_who_stopped_reading_is_bounded_by_the_watchdog() -> None:
+    """The end of the body (``write_eof`` drains what is buffered) is watched like a write: a caller that stops
+    reading just then is treated as gone and the handler finishes (no real sleep: ``_fire`` is called as the
+    loop would)."""
+    resp = _StalledEof()
+    owner = types.SimpleNamespace(counters=types.SimpleNamespace(disconnects=0))
+    out = _GuardedWriter(resp, 60.0)  # type: ignore[arg-type]
+
+    async def handler() -> None:
+        out.task = asyncio.current_task()
+        await Gateway._finish(owner, out, b"data: [DONE]\n\n")  # type: ignore[arg-type]
+
+    task = asyncio.ensure_future(handler())
+    await asyncio.wait_for(resp.eof_started.wait(), 5)
+    assert out.since is not None and out.timer is not None  # the watchdog covers the wait
+    out.since -= 61.0  # as if it had waited longer than the timeout
+    out._fire()
+    await asyncio.wait_for(task, 5)  # finished, not hung, and not an error
+    assert out.stalled and owner.counters.disconnects == 1
+    out.close()
 
 
 @pytest.mark.parametrize("cls", [ChatSSE, CompletionSSE])

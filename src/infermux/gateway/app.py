@@ -133,6 +133,15 @@ class _GuardedWriter:
         finally:
             self.since = None
 
+    async def write_eof(self) -> None:
+        """The end of the body, under the same watchdog: aiohttp's ``write_eof`` waits for the caller to read
+        what is still buffered, and a caller that stops reading there must not hold the handler either."""
+        self.begin()
+        try:
+            await self.resp.write_eof()
+        finally:
+            self.since = None
+
     def close(self) -> None:
         """The stream ended: the watchdog is not needed any more."""
         if self.timer is not None:
@@ -501,7 +510,7 @@ class Gateway:
         """The terminal frames and the end of the body (the caller may be gone or stalled by now)."""
         try:
             await out.write(tail)
-            await out.resp.write_eof()
+            await out.write_eof()
         except ConnectionError:
             self.counters.disconnects += 1
         except asyncio.CancelledError:
