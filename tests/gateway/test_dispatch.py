@@ -262,3 +262,16 @@ def test_the_gateways_encoder_is_compact_json(obj: Any) -> None:
 def test_the_gateways_encoder_refuses_what_json_cannot_encode() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         dumps({"x": object()})
+
+
+def test_the_key_hash_cache_remembers_only_short_secrets() -> None:
+    """The hash of a presented key is remembered (a bounded LRU), but not for an oversized one: 4,096 secrets of
+    header size (8 KB each) would otherwise hold 32 MB of presented, mostly invalid, keys."""
+    from infermux.gateway import keys
+
+    keys._cached_sha256_hex.cache_clear()
+    short, long = "sk-imx-" + "a" * 40, "x" * 5000
+    assert keys.hash_key(short) == keys.hash_key(short) == keys._sha256_hex(short)
+    assert keys.hash_key(long) == keys._sha256_hex(long)
+    info = keys._cached_sha256_hex.cache_info()
+    assert (info.hits, info.currsize) == (1, 1)  # the short one cached and hit; the long one never stored

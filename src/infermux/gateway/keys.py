@@ -52,12 +52,23 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
-@functools.lru_cache(maxsize=4096)
+def _sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_cached_sha256_hex = functools.lru_cache(maxsize=4096)(_sha256_hex)
+#: secrets longer than this are hashed each time, not remembered (bounds the cache: 4,096 x 256 characters)
+_CACHED_KEY_CHARS = 256
+
+
 def hash_key(secret: str) -> str:
-    """The SHA-256 (hex) a key is stored and looked up by. The last 4,096 secrets presented are remembered with
+    """The SHA-256 (hex) a key is stored and looked up by. The last 4,096 secrets presented (of at most 256
+    characters: longer ones are hashed each time, so the cache holds about 1 MB at most) are remembered with
     their hash (a request hashes its key twice: against the master key's hash and for the key index): only the
     hash is cached, never whether a key is live, so a revocation is seen by the next request as before."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+    if len(secret) <= _CACHED_KEY_CHARS:
+        return _cached_sha256_hex(secret)
+    return _sha256_hex(secret)
 
 
 def secret_equal(given: str, expected: str) -> bool:
