@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import ConfigurationError
@@ -277,22 +277,44 @@ def _bad_char_path(value: Any, path: str) -> tuple[str, int] | None:
     return None
 
 
-#: ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` without building an encoder per request body
+#: ``json.dumps(separators=(",", ":"), ensure_ascii=False)`` without building an encoder per call
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
 _C_STR: Any = getattr(json.encoder, "c_encode_basestring", None)
 
 
+def _c_encoder(markers: dict[int, Any] | None) -> Any:
+    """The C encoder that ``_ENCODER.iterencode`` would make (the same arguments), with ``markers`` as its
+    circular-reference map (``None``: no check)."""
+    enc = _ENCODER
+    return _C_ENCODER(markers, enc.default, _C_STR, None, enc.key_separator, enc.item_separator, False, False, True)
+
+
 def _dumps(data: Any) -> str:
-    """``_ENCODER.encode(data)``; for a dict, the C encoder that ``JSONEncoder.iterencode`` would make, made
-    here (the same arguments, a fresh circular-reference map) without its two Python frames."""
+    """``_ENCODER.encode(data)``; for a dict, the C encoder made here with a fresh circular-reference map (a
+    failed encode can leave entries in it), without ``iterencode``'s two Python frames."""
     if _C_ENCODER is None or _C_STR is None or type(data) is not dict:
         return _ENCODER.encode(data)
-    enc = _ENCODER
-    chunks = _C_ENCODER(
-        {}, enc.default, _C_STR, None, enc.key_separator, enc.item_separator, False, False, enc.allow_nan
-    )(data, 0)
-    return "".join(chunks)
+    return "".join(_c_encoder({})(data, 0))
+
+
+def _make_compact_dumps() -> Any:
+    """One C encoder kept for every call, with no circular-reference check: for data that cannot be circular
+    (parsed JSON, dicts built by infermux itself), such as every frame and body the gateway writes."""
+    if _C_ENCODER is None or _C_STR is None:  # pragma: no cover - not CPython
+        return _ENCODER.encode
+    c_encoder, encode_str = _c_encoder(None), _C_STR
+
+    def compact_dumps(obj: Any) -> str:
+        if type(obj) is str:
+            return str(encode_str(obj))
+        return "".join(c_encoder(obj, 0))
+
+    return compact_dumps
+
+
+#: compact JSON, non-ASCII kept, one C encoder for every call, no circular-reference check (see above)
+compact_dumps: Callable[[Any], str] = _make_compact_dumps()
 
 
 def encode_json_body(data: Any) -> bytes:

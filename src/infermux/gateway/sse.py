@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from .._validate import compact_dumps
 from ..types import (
     ReasoningDelta,
     StreamAccumulator,
@@ -42,32 +43,10 @@ from .render import (
 __all__ = ["AnthropicSSE", "ChatSSE", "CompletionSSE", "ResponsesSSE", "StreamRenderer", "dumps"]
 
 
-def _not_serializable(obj: Any) -> Any:
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def _make_dumps() -> Callable[[Any], str]:
-    """Compact JSON, non-ASCII kept, for every frame and body: ``json.dumps`` with options builds an encoder per
-    call, and ``JSONEncoder.encode`` builds its C encoder per call; this keeps one C encoder (CPython's
-    ``json.encoder.c_make_encoder``; without it, one ``JSONEncoder``). No circular-reference check: what is
-    encoded here is parsed JSON or the gateway's own dicts."""
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    encode_str = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or encode_str is None:  # pragma: no cover - not CPython
-        return encoder.encode
-    c_encoder = make(None, _not_serializable, encode_str, None, ":", ",", False, False, True)
-
-    def dumps(obj: Any) -> str:
-        if type(obj) is str:
-            return str(encode_str(obj))
-        return "".join(c_encoder(obj, 0))
-
-    return dumps
-
-
-#: the one encoder (see :func:`_make_dumps`)
-dumps = _make_dumps()
+#: the one encoder of every frame and body: compact, non-ASCII kept, one C encoder kept (``json.dumps`` with
+#: options builds an encoder per call); no circular-reference check, as what it encodes is parsed JSON or the
+#: gateway's own dicts
+dumps = compact_dumps
 
 
 #: a text no model sends, rendered where a text delta's text goes to make the stream's text frame template
