@@ -157,21 +157,11 @@ def reasoning_blocks_to_wire(blocks: Sequence[ReasoningBlock]) -> list[dict[str,
 def _wire_message(m: Message) -> tuple[str, str | list[dict[str, Any]]]:
     """One infermux message as (wire role, content); content stays a string when it is plain text."""
     thinking = reasoning_blocks_to_wire(m.reasoning) if m.role == "assistant" else []
-    if thinking:
-        body: list[dict[str, Any]] = list(thinking)
-        if isinstance(m.content, str):
-            if m.content:
-                body.append({"type": "text", "text": m.content})
-        elif m.content:
-            body.extend(_part_blocks(m.content))
-        for c in m.tool_calls:
-            body.append({"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments(c, NAME)})
-        return "assistant", body
     if m.role == "tool":
         content: Any = m.content if isinstance(m.content, str) else _part_blocks(m.content or ())
         return "user", [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": content}]
-    if m.role == "assistant" and m.tool_calls:
-        blocks: list[dict[str, Any]] = []
+    if thinking or (m.role == "assistant" and m.tool_calls):  # blocks: signed thinking first, text, tool uses
+        blocks: list[dict[str, Any]] = list(thinking)
         if isinstance(m.content, str):
             if m.content:
                 blocks.append({"type": "text", "text": m.content})
