@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from typing import Any
 
 CHAT_COMPLETION: dict[str, Any] = {
@@ -156,6 +157,19 @@ class BenchServer:
                 self.proc.wait(5)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def gateway_bench_key(base: str, master: str, timeout: float = 10) -> str:
+    """A virtual key of ``infermux serve`` at ``base`` with RPM/TPM limits that never bind (the gateway benches
+    measure the whole admission path, not refusals); returns its secret."""
+    req = urllib.request.Request(
+        base + "/admin/keys",
+        data=json.dumps({"name": "bench", "rpm": 100_000_000, "tpm": 10_000_000_000}).encode(),
+        headers={"authorization": f"Bearer {master}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        secret: str = json.loads(r.read())["key"]
+    return secret
 
 
 def cpu_count_line() -> str:

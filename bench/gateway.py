@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _server import BenchServer, cpu_count_line
+from _server import BenchServer, cpu_count_line, gateway_bench_key
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LITELLM_PY = ROOT / ".tmp" / "litellm-venv" / "bin" / "python"
@@ -223,13 +223,7 @@ max_tokens = 4096
     with spawn(argv, tmp / "infermux.log", env) as proc:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/health", 30, proc=proc)
-        req = urllib.request.Request(
-            base + "/admin/keys",
-            data=json.dumps({"name": "bench", "rpm": 100_000_000, "tpm": 10_000_000_000}).encode(),
-            headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as r:
-            key = json.loads(r.read())["key"]
+        key = gateway_bench_key(base, MASTER)
         yield Peer(
             "infermux",
             port,

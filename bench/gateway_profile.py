@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _server import BenchServer
+from _server import BenchServer, gateway_bench_key
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = "mk-bench-master-key-0001"
@@ -122,13 +122,7 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
-            req = urllib.request.Request(
-                base + "/admin/keys",
-                data=json.dumps({"name": "bench", "rpm": 100_000_000, "tpm": 10_000_000_000}).encode(),
-                headers={"authorization": f"Bearer {MASTER}", "content-type": "application/json"},
-            )
-            with urllib.request.urlopen(req, timeout=10) as r:
-                key = json.loads(r.read())["key"]
+            key = gateway_bench_key(base, MASTER)
             wrk(port, key, seconds=1, conc=args.concurrency, stream=args.stream, tmp=tmp)  # warm-up
             if args.profile:
                 os.kill(proc.pid, signal.SIGUSR1)
